@@ -1,0 +1,126 @@
+"""aiohttp pieces both services share: token auth, domain errors as JSON problems, OpenAPI."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+
+from cofre.errors import BadRequest, CofreError, Unauthorized
+
+log = logging.getLogger(__name__)
+
+AUTH_HEADER = "Authorization"  # "Bearer <cluster token>"
+TICKET_HEADER = "X-Cofre-Ticket"
+# Paths served without the token: kubelet probes carry none.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem_response(error: CofreError) -> web.Response:
+    return web.json_response(
+        error.to_problem(), status=error.status, content_type="application/problem+json"
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn domain errors (and stray exceptions) into problem documents."""
+    try:
+        return await handler(request)
+    except CofreError as exc:
+        if exc.status >= 500:
+            log.warning(
+                "request failed method=%s path=%s error=%s",
+                request.method,
+                request.path,
+                exc.detail,
+            )
+        return problem_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        body = {
+            "type": "about:blank",
+            "title": exc.reason,
+            "status": exc.status,
+            "detail": exc.text or exc.reason,
+            "code": "http_" + str(exc.status),
+        }
+        return web.json_response(body, status=exc.status, content_type="application/problem+json")
+    except Exception:
+        log.exception("unhandled error method=%s path=%s", request.method, request.path)
+        return problem_response(CofreError("internal error; see the service log"))
+
+
+def auth_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Require ``Authorization: Bearer <token>`` everywhere but the health probes."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in PUBLIC_PATHS:
+            given = request.headers.get(AUTH_HEADER, "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise Unauthorized("missing or wrong cluster token")
+        return await handler(request)
+
+    return middleware
+
+
+def openapi_route(document: dict[str, Any]) -> web.RouteDef:
+    """GET /v1/openapi.json serving the service's OpenAPI document."""
+
+    async def handler(_: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    return web.get("/v1/openapi.json", handler)
+
+
+def openapi_document(
+    *, title: str, version: str, paths: dict[str, Any], schemas: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An OpenAPI 3.1 document with the shared bearer auth and problem schema."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "code": {"type": "string"},
+                    },
+                },
+                **(schemas or {}),
+            },
+        },
+        "security": [{"token": []}],
+        "paths": paths,
+    }
+
+
+def require_json_object(data: object, *, keys: Iterable[str] = ()) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise BadRequest(f"request body lacks {', '.join(missing)}")
+    return data
+
+
+async def read_json(request: web.Request, *, keys: Iterable[str] = ()) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise BadRequest("request body is not JSON") from exc
+    return require_json_object(data, keys=keys)

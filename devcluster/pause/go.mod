@@ -1,0 +1,3 @@
+module cofre.local/devcluster/pause
+
+go 1.22
