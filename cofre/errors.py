@@ -121,6 +121,21 @@ def _register(cls: type[CofreError]) -> None:
 
 _register(CofreError)
 
+# For problems from peers that send no known code (a proxy, an older version).
+_BY_STATUS: dict[int, type[CofreError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        IntegrityError,
+        InsufficientStorage,
+    )
+}
+
 
 def error_from_problem(problem: dict[str, Any], *, status: int) -> CofreError:
     """Rebuild the exception a peer raised from its problem document."""
@@ -131,8 +146,5 @@ def error_from_problem(problem: dict[str, Any], *, status: int) -> CofreError:
         k: v for k, v in problem.items() if k not in {"type", "title", "status", "detail", "code"}
     }
     if cls is None:
-        cls = next(
-            (c for c in _BY_CODE.values() if c.status == status and c.__base__ is CofreError),
-            Unavailable if status >= 500 else BadRequest,
-        )
+        cls = _BY_STATUS.get(status, Unavailable if status >= 500 else BadRequest)
     return cls(detail, **extra)
