@@ -1,0 +1,40 @@
+# cofre: one entry point for running, checking and testing. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+-include devcluster/devcluster.mk
+
+.PHONY: help setup run lint test test-fast bench
+
+help:
+	@echo "make run        set up and start cofre on this machine (cofre local up)"
+	@echo "make test       set up and run the whole test suite (lint, unit, integration, cluster)"
+	@echo "make test-fast  lint, unit and integration tests only (no Kubernetes)"
+	@echo "make lint       ruff, mypy --strict, import-linter"
+	@echo "make bench      run the benchmark and write docs/benchmarks.md"
+
+# The venv is rebuilt when the dependency pins change.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/cofre local up $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check cofre tests bench
+	$(BIN)/ruff format --check cofre tests bench
+	$(BIN)/mypy cofre
+	$(BIN)/lint-imports
+
+test-fast: lint
+	$(BIN)/pytest -q -m "not cluster" tests
+
+bench: setup
+	$(BIN)/python bench/run.py
