@@ -38,3 +38,6 @@ test-fast: lint
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+# The whole suite. Extended with the Kubernetes tests once the dev cluster runs in CI.
+test: test-fast
