@@ -1,0 +1,107 @@
+"""Background processes of the dev cluster, tracked by pid files so that they outlive the
+command that started them and can be stopped by id later."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from devcluster import config
+
+PID_DIR = config.STATE_DIR / "pids"
+LOG_DIR = config.STATE_DIR / "logs"
+
+
+def start(name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
+    """Start ARGV detached (own session), output to logs/NAME.log; returns its pid."""
+    PID_DIR.mkdir(parents=True, exist_ok=True)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    if (pid := running_pid(name)) is not None:
+        return pid
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    with open(LOG_DIR / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=full_env, close_fds=True,
+        )
+    (PID_DIR / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # A zombie has exited: only its parent's wait is missing.
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def running_pid(name: str) -> int | None:
+    path = PID_DIR / f"{name}.pid"
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def stop(name: str, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """Signal the process NAME, wait up to GRACE seconds, then SIGKILL it."""
+    pid = running_pid(name)
+    if pid is not None:
+        kill_pid(pid, grace, sig)
+    (PID_DIR / f"{name}.pid").unlink(missing_ok=True)
+
+
+def kill_pid(pid: int, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def names() -> list[str]:
+    if not PID_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in PID_DIR.glob("*.pid"))
+
+
+def pids_with_arg(fragment: str) -> list[int]:
+    """Pids whose command line contains FRAGMENT (e.g. one of our socket paths)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if fragment in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+def log_tail(name: str, lines: int = 30) -> str:
+    try:
+        return "\n".join((LOG_DIR / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
