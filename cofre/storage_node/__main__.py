@@ -1,0 +1,50 @@
+"""``python -m cofre.storage_node [flags]``: serve one storage node until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from aiohttp import web
+
+from cofre.config import ConfigError, NodeConfig, add_flags, load
+from cofre.storage_node.app import create_app
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cofre.storage_node",
+        description="Serve a cofre storage node (settings: defaults < COFRE_* env < flags).",
+    )
+    add_flags(parser, NodeConfig)
+    args = parser.parse_args(argv)
+    try:
+        config = load(NodeConfig, args=args)
+    except ConfigError as exc:
+        print(f"cofre storage node: {exc}", file=sys.stderr)
+        return 2
+    level = os.environ.get("COFRE_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=level if level in logging.getLevelNamesMapping() else "INFO",
+        format=LOG_FORMAT,
+        stream=sys.stderr,
+    )
+    # aiohttp's access log is a line per chunk: only at DEBUG.
+    debug = logging.getLogger().level <= logging.DEBUG
+    web.run_app(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        print=None,
+        handle_signals=True,
+        access_log=logging.getLogger("aiohttp.access") if debug else None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The storage node's aiohttp application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import cast
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from cofre.config import NodeConfig
+from cofre.protocol.server import auth_middleware, error_middleware, openapi_route
+from cofre.storage_node import chunk_api, keys, openapi, relay
+from cofre.storage_node.inputs import MAX_BODY_BYTES
+from cofre.storage_node.relay_sessions import SessionRegistry
+from cofre.storage_node.store import ChunkStore
+
+log = logging.getLogger(__name__)
+
+# aiohttp's own backstop; handlers enforce tighter, per-endpoint limits while reading.
+CLIENT_MAX_SIZE = MAX_BODY_BYTES + 1024 * 1024
+
+
+def create_app(config: NodeConfig) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, cast(Middleware, auth_middleware(config.token))],
+        client_max_size=CLIENT_MAX_SIZE,
+    )
+    app[keys.CONFIG] = config
+    app[keys.STORE] = ChunkStore(config.data_dir, reserve_bytes=config.reserve_bytes)
+    app[keys.SESSIONS] = SessionRegistry()
+    app.cleanup_ctx.extend([_store_ctx, relay.http_session, relay.sweeper])
+    app.add_routes(chunk_api.routes)
+    app.add_routes(relay.routes)
+    app.add_routes([openapi_route(openapi.document())])
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[keys.STORE]
+    await store.open()
+    config = app[keys.CONFIG]
+    log.info(
+        "storage node started node_id=%s address=%s:%d data_dir=%s stored_bytes=%d chunks=%d",
+        config.node_id,
+        config.host,
+        config.port,
+        store.root,
+        store.stored_bytes,
+        store.chunk_count,
+    )
+    yield
+    store.close()

@@ -1,0 +1,205 @@
+"""The primary's relay: the client sends each chunk once, the primary fans it out to replicas.
+
+The client only ever sees the primary; replica ids and URLs stay in this node's log and never
+appear in an answer to the client. A relayed chunk is staged in memory only and dropped once
+every replica acked, unless the session says the primary keeps a copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from cofre.chunks import hash_bytes
+from cofre.errors import CofreError, IntegrityError, ReplicaFailed
+from cofre.models import ChunkHash, NodeId
+from cofre.protocol.client import NodeClient, open_session
+from cofre.storage_node import keys
+from cofre.storage_node.inputs import (
+    parse_hash_list,
+    parse_upload_id,
+    path_hash,
+    read_body,
+    read_json_body,
+    verify_ticket,
+)
+from cofre.storage_node.relay_sessions import RelaySession, Replica, SessionRegistry
+
+log = logging.getLogger(__name__)
+
+# seconds between sweeps of expired sessions; a stale entry costs a few hundred bytes.
+SWEEP_INTERVAL_S = 30.0
+
+routes = web.RouteTableDef()
+
+
+def _session_for(request: web.Request) -> RelaySession:
+    """The session named in the path, after checking the client's ticket for it."""
+    config = request.app[keys.CONFIG]
+    upload_id = parse_upload_id(request.match_info["upload_id"])
+    verify_ticket(request, token=config.token, node_id=NodeId(config.node_id), upload_id=upload_id)
+    return request.app[keys.SESSIONS].get(upload_id)
+
+
+def _replica_client(request: web.Request, replica: Replica) -> NodeClient:
+    return NodeClient(request.app[keys.HTTP], replica.url, request.app[keys.CONFIG].token)
+
+
+@routes.post("/v1/sessions")
+async def register_session(request: web.Request) -> web.Response:
+    session = RelaySession.from_json(await read_json_body(request))
+    request.app[keys.SESSIONS].add(session)
+    log.info(
+        "relay session opened upload=%s replicas=%s keep_copy=%s expires=%.0f",
+        session.upload_id,
+        ",".join(r.node_id for r in session.replicas),
+        session.keep_copy,
+        session.expires,
+    )
+    return web.json_response({"upload_id": session.upload_id}, status=201)
+
+
+@routes.delete("/v1/sessions/{upload_id}")
+async def close_session(request: web.Request) -> web.Response:
+    upload_id = parse_upload_id(request.match_info["upload_id"])
+    if request.app[keys.SESSIONS].remove(upload_id):
+        log.info("relay session closed upload=%s", upload_id)
+    return web.Response(status=204)
+
+
+@routes.post("/v1/sessions/{upload_id}/missing")
+async def missing(request: web.Request) -> web.Response:
+    session = _session_for(request)
+    body = await read_json_body(request, keys=("hashes",))
+    hashes = list(dict.fromkeys(parse_hash_list(body["hashes"])))
+    if not hashes:
+        return web.json_response({"missing": []})
+
+    async def lacking_on(replica: Replica) -> set[ChunkHash]:
+        found = await _replica_client(request, replica).check(hashes, touch=True)
+        return set(found.get("missing", [])) | set(found.get("corrupt", []))
+
+    async def lacking_here() -> set[ChunkHash]:
+        found = await request.app[keys.STORE].check(hashes, touch=True)
+        return set(found.missing) | set(found.corrupt)
+
+    timeout = request.app[keys.CONFIG].replica_timeout_s
+    results = await asyncio.gather(
+        *(asyncio.wait_for(lacking_on(r), timeout) for r in session.replicas),
+        return_exceptions=True,
+    )
+    lacking: set[ChunkHash] = set()
+    for replica, result in zip(session.replicas, results, strict=True):
+        if isinstance(result, BaseException):
+            _log_replica_failure("missing-check", session, replica, None, result)
+            raise ReplicaFailed("a copy of this upload could not be checked; retry later")
+        lacking |= result
+    if session.keep_copy:
+        lacking |= await lacking_here()
+    return web.json_response({"missing": [h for h in hashes if h in lacking]})
+
+
+@routes.put("/v1/sessions/{upload_id}/chunks/{hash}")
+async def relay_chunk(request: web.Request) -> web.Response:
+    chunk_hash = path_hash(request)
+    session = _session_for(request)
+    data = await read_body(request)
+    if await asyncio.to_thread(hash_bytes, data) != chunk_hash:
+        raise IntegrityError(f"bytes do not hash to chunk {chunk_hash}", hash=chunk_hash)
+    timeout = request.app[keys.CONFIG].replica_timeout_s
+
+    async def to_replica(replica: Replica) -> None:
+        client = _replica_client(request, replica)
+        await asyncio.wait_for(
+            client.put_chunk(chunk_hash, data, ticket=session.replica_ticket), timeout
+        )
+
+    replica_results = asyncio.gather(
+        *(to_replica(r) for r in session.replicas), return_exceptions=True
+    )
+    if session.keep_copy:
+        local, results = await asyncio.gather(
+            _store_locally(request, chunk_hash, data), replica_results
+        )
+    else:
+        local, results = None, await replica_results
+    failed = False
+    for replica, result in zip(session.replicas, results, strict=True):
+        if isinstance(result, BaseException):
+            failed = True
+            _log_replica_failure("put", session, replica, chunk_hash, result)
+    if failed:
+        # Deliberately vague: the client must not learn where its copies live.
+        raise ReplicaFailed(f"a copy of chunk {chunk_hash} could not be stored; retry it")
+    if local is not None:
+        raise local
+    log.debug(
+        "chunk relayed upload=%s hash=%s length=%d copies=%d",
+        session.upload_id,
+        chunk_hash,
+        len(data),
+        len(session.replicas) + int(session.keep_copy),
+    )
+    return web.json_response({"hash": chunk_hash}, status=201)
+
+
+async def _store_locally(
+    request: web.Request, chunk_hash: ChunkHash, data: bytes
+) -> CofreError | None:
+    try:
+        await request.app[keys.STORE].put(chunk_hash, data)
+    except CofreError as exc:
+        return exc
+    return None
+
+
+def _log_replica_failure(
+    what: str,
+    session: RelaySession,
+    replica: Replica,
+    chunk_hash: ChunkHash | None,
+    exc: BaseException,
+) -> None:
+    reason = (
+        exc.detail
+        if isinstance(exc, CofreError)
+        else "timed out"
+        if isinstance(exc, TimeoutError)
+        else repr(exc)
+    )
+    log.warning(
+        "replica failed op=%s upload=%s hash=%s node=%s url=%s error=%s",
+        what,
+        session.upload_id,
+        chunk_hash or "-",
+        replica.node_id,
+        replica.url,
+        reason,
+    )
+
+
+async def sweeper(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: drop expired sessions in the background."""
+    task = asyncio.create_task(_sweep_loop(app[keys.SESSIONS]), name="relay-session-sweeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _sweep_loop(sessions: SessionRegistry) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        dropped = sessions.sweep()
+        log.debug("relay session sweep dropped=%d open=%d", dropped, len(sessions))
+
+
+async def http_session(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: one pooled client session for all node-to-node traffic."""
+    async with open_session(timeout_s=app[keys.CONFIG].replica_timeout_s) as session:
+        app[keys.HTTP] = session
+        yield

@@ -1,0 +1,384 @@
+"""The chunk store: content-addressed files on the node's volume.
+
+Layout under ``data_dir``: ``chunks/ab/cd/<hash>`` (two fan-out levels keep directories small)
+and ``quarantine/<hash>.<ns>`` for files whose bytes no longer match their name. A write goes
+to a unique temp file in the target directory, is fsynced, renamed into place and the directory
+fsynced, so a chunk is either absent or complete after a crash. Paths are built only from
+validated hashes.
+
+Every blocking call runs in a worker thread; the public coroutine methods wrap them. Operations
+on one hash are serialised by a striped thread lock, so batch calls (check, delete) can run a
+whole batch in one thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cofre.errors import InsufficientStorage, IntegrityError, NotFound
+from cofre.models import ChunkHash, is_chunk_hash
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".tmp-"
+_STRIPES = 256
+_HEX2 = frozenset(f"{i:02x}" for i in range(256))
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryEntry:
+    hash: ChunkHash
+    length: int
+    mtime: float
+
+
+@dataclass(slots=True)
+class CheckResult:
+    present: list[ChunkHash] = field(default_factory=list)
+    missing: list[ChunkHash] = field(default_factory=list)
+    corrupt: list[ChunkHash] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    stored_bytes: int
+    chunk_count: int
+    free_bytes: int
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ChunkStore:
+    """Chunks of one node on its volume. Call :meth:`open` before use."""
+
+    def __init__(self, data_dir: Path, *, reserve_bytes: int = 0) -> None:
+        self.root = Path(data_dir)
+        self.chunks_dir = self.root / "chunks"
+        self.quarantine_dir = self.root / "quarantine"
+        self.reserve_bytes = reserve_bytes
+        self.is_open = False
+        self._stripes = [threading.Lock() for _ in range(_STRIPES)]
+        self._stats_lock = threading.Lock()
+        self._stored_bytes = 0
+        self._chunk_count = 0
+        # Hashes whose file was moved to quarantine and not yet replaced or deleted: reported
+        # as corrupt (not merely missing) so fsck tells rot from loss.
+        self._corrupt: set[ChunkHash] = set()
+
+    # -- paths ------------------------------------------------------------------------------
+
+    def path_of(self, chunk_hash: ChunkHash) -> Path:
+        if not is_chunk_hash(chunk_hash):  # defence in depth: callers parse hashes already
+            raise ValueError("not a chunk hash")
+        return self.chunks_dir / chunk_hash[:2] / chunk_hash[2:4] / chunk_hash
+
+    def _lock(self, chunk_hash: ChunkHash) -> threading.Lock:
+        return self._stripes[int(chunk_hash[:2], 16) % _STRIPES]
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._open_sync)
+
+    def _open_sync(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.chunks_dir.mkdir(exist_ok=True)
+        self.quarantine_dir.mkdir(exist_ok=True)
+        stored = count = stale = 0
+        for directory in self._leaf_dirs():
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name.startswith(TEMP_PREFIX):
+                        # A write that crashed before its rename: never a complete chunk.
+                        try:
+                            os.unlink(entry.path)
+                            stale += 1
+                        except FileNotFoundError:
+                            pass
+                    elif is_chunk_hash(entry.name) and entry.is_file(follow_symlinks=False):
+                        stored += entry.stat(follow_symlinks=False).st_size
+                        count += 1
+        corrupt: set[ChunkHash] = set()
+        with os.scandir(self.quarantine_dir) as entries:
+            for entry in entries:
+                name = entry.name.split(".", 1)[0]
+                if is_chunk_hash(name) and not self.path_of(ChunkHash(name)).exists():
+                    corrupt.add(ChunkHash(name))
+        with self._stats_lock:
+            self._stored_bytes, self._chunk_count = stored, count
+        self._corrupt = corrupt
+        self.is_open = True
+        log.info(
+            "chunk store opened data_dir=%s chunks=%d stored_bytes=%d stale_temp_removed=%d "
+            "quarantined=%d",
+            self.root,
+            count,
+            stored,
+            stale,
+            len(corrupt),
+        )
+
+    def close(self) -> None:
+        self.is_open = False
+
+    def _leaf_dirs(self) -> Iterator[Path]:
+        """chunks/ab/cd directories, skipping anything not named like a fan-out level."""
+        for first in sorted(os.listdir(self.chunks_dir)):
+            if first not in _HEX2 or not (self.chunks_dir / first).is_dir():
+                continue
+            for second in sorted(os.listdir(self.chunks_dir / first)):
+                leaf = self.chunks_dir / first / second
+                if second in _HEX2 and leaf.is_dir():
+                    yield leaf
+
+    # -- stats ------------------------------------------------------------------------------
+
+    @property
+    def stored_bytes(self) -> int:
+        return self._stored_bytes
+
+    @property
+    def chunk_count(self) -> int:
+        return self._chunk_count
+
+    def _account(self, *, bytes_delta: int, count_delta: int) -> None:
+        with self._stats_lock:
+            self._stored_bytes += bytes_delta
+            self._chunk_count += count_delta
+
+    async def stats(self) -> StoreStats:
+        free = await asyncio.to_thread(self._free_bytes)
+        return StoreStats(
+            stored_bytes=self._stored_bytes, chunk_count=self._chunk_count, free_bytes=free
+        )
+
+    def _free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+    async def writable(self) -> bool:
+        """Open and the chunk directory accepts writes (a read-only remount fails this)."""
+        return self.is_open and await asyncio.to_thread(os.access, self.chunks_dir, os.W_OK)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def put(self, chunk_hash: ChunkHash, data: bytes) -> bool:
+        """Store ``data`` durably under its hash; False if it was already held (then touched)."""
+        return await asyncio.to_thread(self._put_sync, chunk_hash, data)
+
+    def _put_sync(self, chunk_hash: ChunkHash, data: bytes) -> bool:
+        if _sha256(data) != chunk_hash:
+            raise IntegrityError(f"bytes do not hash to chunk {chunk_hash}", hash=chunk_hash)
+        path = self.path_of(chunk_hash)
+        if self._touch_if_held(path, len(data)):
+            return False
+        if self._free_bytes() - len(data) < self.reserve_bytes:
+            raise InsufficientStorage(
+                f"storing chunk {chunk_hash} would leave less than {self.reserve_bytes} bytes free"
+            )
+        self._ensure_dirs(path.parent)
+        tmp = path.parent / f"{TEMP_PREFIX}{chunk_hash}-{uuid.uuid4().hex}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with os.fdopen(fd, "wb", closefd=True) as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            with self._lock(chunk_hash):
+                # Re-check under the lock: a concurrent writer of the same chunk may have won.
+                if self._touch_if_held(path, len(data)):
+                    return False
+                old = self._size_or_none(path)
+                os.replace(tmp, path)
+                _fsync_dir(path.parent)
+                self._account(
+                    bytes_delta=len(data) - (old or 0), count_delta=0 if old is not None else 1
+                )
+                self._corrupt.discard(chunk_hash)
+        finally:
+            # Gone after the rename; only a failed or redundant write leaves it behind.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        log.debug("chunk stored hash=%s length=%d", chunk_hash, len(data))
+        return True
+
+    @staticmethod
+    def _size_or_none(path: Path) -> int | None:
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def _touch_if_held(self, path: Path, length: int) -> bool:
+        """True if a file of the right length is there (it is touched); a wrong length is rot."""
+        size = self._size_or_none(path)
+        if size != length:
+            return False
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _ensure_dirs(self, leaf: Path) -> None:
+        for directory in (leaf.parent, leaf):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                continue
+            # The new directory entry must survive a crash as much as the chunk inside it.
+            _fsync_dir(directory.parent)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, chunk_hash: ChunkHash) -> bytes:
+        """The chunk's bytes, verified; NotFound, or IntegrityError (then quarantined)."""
+        return await asyncio.to_thread(self._get_sync, chunk_hash)
+
+    def _get_sync(self, chunk_hash: ChunkHash) -> bytes:
+        path = self.path_of(chunk_hash)
+        try:
+            with open(path, "rb") as fh:
+                ident = os.fstat(fh.fileno()).st_ino
+                data = fh.read()
+        except FileNotFoundError:
+            if chunk_hash in self._corrupt:
+                raise IntegrityError(
+                    f"chunk {chunk_hash} was found corrupt on this node", hash=chunk_hash
+                ) from None
+            raise NotFound(f"chunk {chunk_hash} is not on this node", hash=chunk_hash) from None
+        if _sha256(data) != chunk_hash:
+            self._quarantine(chunk_hash, ident)
+            raise IntegrityError(f"chunk {chunk_hash} is corrupt on this node", hash=chunk_hash)
+        return data
+
+    def _verify_sync(self, chunk_hash: ChunkHash) -> bool | None:
+        """True if intact, False if corrupt (quarantined now), None if absent."""
+        try:
+            self._get_sync(chunk_hash)
+        except NotFound:
+            return None
+        except IntegrityError:
+            return False
+        return True
+
+    def _quarantine(self, chunk_hash: ChunkHash, ident: int) -> None:
+        """Move a corrupt file aside, so a later put or pull can store a good copy."""
+        path = self.path_of(chunk_hash)
+        with self._lock(chunk_hash):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                return
+            if st.st_ino != ident:  # replaced by a good copy meanwhile
+                return
+            target = self.quarantine_dir / f"{chunk_hash}.{time.time_ns()}"
+            os.replace(path, target)
+            self._account(bytes_delta=-st.st_size, count_delta=-1)
+            self._corrupt.add(chunk_hash)
+        log.warning("corrupt chunk quarantined hash=%s moved_to=%s", chunk_hash, target)
+
+    def _exists(self, chunk_hash: ChunkHash) -> bool | None:
+        return True if self.path_of(chunk_hash).is_file() else None
+
+    async def has(self, chunk_hash: ChunkHash) -> bool:
+        return await asyncio.to_thread(self.path_of(chunk_hash).is_file)
+
+    async def touch(self, chunk_hash: ChunkHash) -> bool:
+        """Mark the chunk recently used (GC spares it); False if absent."""
+        return await asyncio.to_thread(self._touch_sync, chunk_hash)
+
+    def _touch_sync(self, chunk_hash: ChunkHash) -> bool:
+        try:
+            os.utime(self.path_of(chunk_hash))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def check(
+        self, hashes: Iterable[ChunkHash], *, verify: bool = False, touch: bool = False
+    ) -> CheckResult:
+        """Sort ``hashes`` into present, missing and corrupt (verify re-reads and re-hashes)."""
+        return await asyncio.to_thread(self._check_sync, list(hashes), verify, touch)
+
+    def _check_sync(self, hashes: list[ChunkHash], verify: bool, touch: bool) -> CheckResult:
+        result = CheckResult()
+        for h in dict.fromkeys(hashes):
+            state = self._verify_sync(h) if verify else self._exists(h)
+            if state is True:
+                if touch:
+                    self._touch_sync(h)
+                result.present.append(h)
+            elif state is False or h in self._corrupt:
+                result.corrupt.append(h)
+            else:
+                result.missing.append(h)
+        return result
+
+    async def inventory(self, *, before: float | None = None) -> list[InventoryEntry]:
+        """Every chunk held, or those last written or touched before ``before`` (unix s)."""
+        return await asyncio.to_thread(lambda: list(self.iter_inventory(before=before)))
+
+    def iter_inventory(self, *, before: float | None = None) -> Iterator[InventoryEntry]:
+        for directory in self._leaf_dirs():
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if not is_chunk_hash(entry.name):
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if before is None or st.st_mtime < before:
+                        yield InventoryEntry(ChunkHash(entry.name), st.st_size, st.st_mtime)
+
+    # -- deletes ----------------------------------------------------------------------------
+
+    async def delete(self, chunk_hash: ChunkHash) -> int:
+        """Remove one chunk; the bytes freed (0 if it was not held)."""
+        _, freed = await self.delete_many([chunk_hash])
+        return freed
+
+    async def delete_many(self, hashes: Iterable[ChunkHash]) -> tuple[int, int]:
+        """Remove chunks; (number deleted, bytes freed)."""
+        return await asyncio.to_thread(self._delete_sync, list(hashes))
+
+    def _delete_sync(self, hashes: list[ChunkHash]) -> tuple[int, int]:
+        deleted = freed = 0
+        for h in dict.fromkeys(hashes):
+            path = self.path_of(h)
+            with self._lock(h):
+                try:
+                    size = path.stat().st_size
+                    os.unlink(path)
+                except FileNotFoundError:
+                    size = None
+                if size is not None:
+                    self._account(bytes_delta=-size, count_delta=-1)
+                    deleted += 1
+                    freed += size
+                if h in self._corrupt:
+                    self._corrupt.discard(h)
+                    for stale in self.quarantine_dir.glob(f"{h}.*"):
+                        stale.unlink(missing_ok=True)
+        return deleted, freed
