@@ -1,0 +1,52 @@
+"""python -m cofre.manager: run the manager service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from aiohttp import web
+
+from cofre.config import ConfigError, ManagerConfig, add_flags, load
+from cofre.manager.app import create_app
+
+log = logging.getLogger("cofre.manager")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cofre.manager",
+        description="The cofre manager: placement, catalog, commit, GC, fsck, drain.",
+    )
+    add_flags(parser, ManagerConfig)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("COFRE_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load(ManagerConfig, args=args)
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"cofre manager: {exc}", file=sys.stderr)
+        return 2
+    log.info(
+        "manager starting address=%s:%d data_dir=%s discovery=%s replication_factor=%d "
+        "primary_keeps_copy=%s",
+        config.host,
+        config.port,
+        config.data_dir,
+        config.discovery.backend,
+        config.placement.replication_factor,
+        config.placement.primary_keeps_copy,
+    )
+    # run_app turns SIGTERM/SIGINT into a graceful shutdown running every cleanup_ctx.
+    web.run_app(app, host=config.host, port=config.port, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The manager's aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from cofre.config import ManagerConfig
+from cofre.manager import drain, gc, openapi, uploads
+from cofre.manager.catalog import Catalog
+from cofre.manager.context import Manager
+from cofre.manager.discovery import NodeDiscovery, make_discovery
+from cofre.manager.keys import CONFIG, MANAGER
+from cofre.manager.probing import probe_loop
+from cofre.manager.registry import Registry
+from cofre.manager.routes import routes
+from cofre.protocol.client import open_session
+from cofre.protocol.server import auth_middleware, error_middleware, openapi_route
+
+log = logging.getLogger(__name__)
+
+CATALOG_FILE = "catalog.sqlite3"
+# Manager requests carry JSON only; a manifest of a 1 TiB file is about 20 MB.
+CLIENT_MAX_SIZE = 64 * 1024 * 1024
+DISCOVERY = web.AppKey("discovery", NodeDiscovery)
+
+
+def create_app(config: ManagerConfig) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, cast(Middleware, auth_middleware(config.token))],
+        client_max_size=CLIENT_MAX_SIZE,
+    )
+    app[CONFIG] = config
+    # Built here so a bad node list fails at start, not in a background task.
+    app[DISCOVERY] = make_discovery(config.discovery)
+    app.cleanup_ctx.extend([_manager_ctx, _background_ctx])
+    app.add_routes(routes)
+    app.add_routes([openapi_route(openapi.document())])
+    return app
+
+
+async def _manager_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    catalog = Catalog(config.data_dir / CATALOG_FILE)
+    await catalog.open()
+    try:
+        async with open_session(timeout_s=60.0) as http:
+            m = Manager(config=config, catalog=catalog, registry=Registry(), http=http)
+            m.registry.draining.update(await catalog.draining())
+            open_uploads = await uploads.restore_reservations(m)
+            app[MANAGER] = m
+            log.info(
+                "catalog open path=%s open_uploads=%d draining=%s",
+                catalog.path,
+                open_uploads,
+                ",".join(sorted(m.registry.draining)) or "-",
+            )
+            yield
+    finally:
+        await catalog.close()
+
+
+async def _discovery_loop(m: Manager, discovery: NodeDiscovery) -> None:
+    async for endpoints in discovery.watch():
+        m.registry.update_endpoints(endpoints)
+
+
+async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    m = app[MANAGER]
+    config = app[CONFIG]
+    loops: dict[str, Callable[[], Awaitable[None]]] = {
+        "discovery": lambda: _discovery_loop(m, app[DISCOVERY]),
+        "probe": lambda: probe_loop(
+            m.registry, session=m.http, token=config.token, config=config.probe
+        ),
+        "gc": lambda: gc.gc_loop(m),
+        "sessions": lambda: uploads.sweeper_loop(m),
+        "drain": lambda: drain.drain_loop(m),
+    }
+    tasks = [
+        asyncio.create_task(_guard(name, fn), name=f"manager-{name}") for name, fn in loops.items()
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _guard(name: str, fn: Callable[[], Awaitable[None]]) -> None:
+    """A background loop that dies is restarted after a pause rather than lost silently."""
+    while True:
+        try:
+            await fn()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background loop crashed loop=%s; restarting in 5 s", name)
+            await asyncio.sleep(5.0)

@@ -1,0 +1,529 @@
+"""The catalog: versions, their chunks, where chunks live, open uploads, drains (SQLite, WAL).
+
+One connection, used only from one worker thread, so the event loop never waits on the disk and
+SQLite never sees two threads. ``synchronous=FULL``: a commit the client was told about survives
+a power cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, UploadId
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    created REAL NOT NULL,
+    manifest_hash TEXT NOT NULL,
+    deleted_at REAL,
+    UNIQUE (name, version)
+);
+CREATE TABLE IF NOT EXISTS version_chunks (
+    version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    length INTEGER NOT NULL,
+    PRIMARY KEY (version_id, seq)
+);
+CREATE INDEX IF NOT EXISTS version_chunks_hash ON version_chunks(hash);
+CREATE TABLE IF NOT EXISTS chunk_lengths (hash TEXT PRIMARY KEY, length INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS locations (
+    hash TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    PRIMARY KEY (hash, node_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS locations_node ON locations(node_id);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    primary_node TEXT NOT NULL,
+    nodes TEXT NOT NULL,
+    keep_copy INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    version INTEGER
+);
+CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
+CREATE TABLE IF NOT EXISTS draining (node_id TEXT PRIMARY KEY, since REAL NOT NULL);
+"""
+
+# The live reference set: data chunks and manifests of versions not deleted.
+_LIVE_HASHES = """
+SELECT vc.hash FROM version_chunks vc JOIN versions v ON v.id = vc.version_id
+WHERE v.deleted_at IS NULL
+UNION SELECT manifest_hash FROM versions WHERE deleted_at IS NULL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    upload_id: UploadId
+    name: str
+    size: int
+    mode: int
+    mtime: float
+    created: float
+    expires: float
+    primary: NodeId
+    nodes: tuple[NodeId, ...]  # every chosen node, the primary first
+    keep_copy: bool
+    state: str = "open"  # open, committed, aborted, expired
+    version: int | None = None
+
+    @property
+    def copy_holders(self) -> tuple[NodeId, ...]:
+        return self.nodes if self.keep_copy else self.nodes[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    name: str
+    version: int
+    size: int
+    mode: int
+    mtime: float
+    created: float
+    manifest_hash: ChunkHash
+    chunk_count: int
+    deleted_at: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "size": self.size,
+            "mode": self.mode,
+            "mtime": self.mtime,
+            "created": self.created,
+            "chunks": self.chunk_count,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChunk:
+    hash: ChunkHash
+    length: int
+    holders: frozenset[NodeId]
+
+
+_VERSION_COLUMNS = (
+    "v.name, v.version, v.size, v.mode, v.mtime, v.created, v.manifest_hash, "
+    "(SELECT COUNT(*) FROM version_chunks vc WHERE vc.version_id = v.id), v.deleted_at"
+)
+
+
+def _version(row: tuple[object, ...]) -> VersionRow:
+    return VersionRow(*row)  # type: ignore[arg-type]
+
+
+def _session(row: tuple[object, ...]) -> SessionRow:
+    (uid, name, size, mode, mtime, created, expires, primary, nodes, keep, state, version) = row
+    return SessionRow(
+        upload_id=UploadId(str(uid)),
+        name=str(name),
+        size=int(size),  # type: ignore[call-overload]
+        mode=int(mode),  # type: ignore[call-overload]
+        mtime=float(mtime),  # type: ignore[arg-type]
+        created=float(created),  # type: ignore[arg-type]
+        expires=float(expires),  # type: ignore[arg-type]
+        primary=NodeId(str(primary)),
+        nodes=tuple(NodeId(n) for n in json.loads(str(nodes))),
+        keep_copy=bool(keep),
+        state=str(state),
+        version=None if version is None else int(version),  # type: ignore[call-overload]
+    )
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+        self._db: sqlite3.Connection | None = None
+
+    # plumbing --------------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._db is None:
+                raise RuntimeError("catalog is closed")
+            return fn(self._db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def open(self) -> None:
+        def do_open() -> None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                db.close()
+                raise RuntimeError(
+                    f"catalog {self.path} has schema {row[0]}, newer than this manager's "
+                    f"{SCHEMA_VERSION}"
+                )
+            self._db = db
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, do_open)
+
+    async def close(self) -> None:
+        def do_close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, do_close)
+        self._executor.shutdown(wait=True)
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    # upload sessions -------------------------------------------------------------------------
+
+    async def add_session(self, s: SessionRow) -> None:
+        def do(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    s.upload_id,
+                    s.name,
+                    s.size,
+                    s.mode,
+                    s.mtime,
+                    s.created,
+                    s.expires,
+                    s.primary,
+                    json.dumps(list(s.nodes)),
+                    int(s.keep_copy),
+                    s.state,
+                    s.version,
+                ),
+            )
+
+        await self._run(do)
+
+    async def session(self, upload_id: UploadId) -> SessionRow | None:
+        def do(db: sqlite3.Connection) -> SessionRow | None:
+            row = db.execute("SELECT * FROM sessions WHERE id = ?", (upload_id,)).fetchone()
+            return None if row is None else _session(row)
+
+        return await self._run(do)
+
+    async def open_sessions(self) -> list[SessionRow]:
+        def do(db: sqlite3.Connection) -> list[SessionRow]:
+            rows = db.execute("SELECT * FROM sessions WHERE state = 'open' ORDER BY created")
+            return [_session(r) for r in rows]
+
+        return await self._run(do)
+
+    async def close_session(self, upload_id: UploadId, *, state: str) -> bool:
+        """Mark an open session closed; False if it was not open."""
+
+        def do(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "UPDATE sessions SET state = ? WHERE id = ? AND state = 'open'",
+                (state, upload_id),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(do)
+
+    async def purge_sessions(self, *, closed_before: float) -> int:
+        """Forget closed sessions whose expiry passed before ``closed_before``."""
+
+        def do(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "DELETE FROM sessions WHERE state != 'open' AND expires < ?", (closed_before,)
+            )
+            return cur.rowcount
+
+        return await self._run(do)
+
+    # versions --------------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        session: SessionRow,
+        manifest: Manifest,
+        *,
+        manifest_hash: ChunkHash,
+        manifest_length: int,
+        holders: Iterable[NodeId],
+        now: float | None = None,
+    ) -> int:
+        """Record a version, its chunks and their locations, and close the session; -> version."""
+        created = time.time() if now is None else now
+        holder_list = list(holders)
+
+        def do(db: sqlite3.Connection) -> int:
+            with _transaction(db):
+                row = db.execute(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
+                    (manifest.name,),
+                ).fetchone()
+                number = int(row[0])
+                cur = db.execute(
+                    "INSERT INTO versions (name, version, size, mode, mtime, created,"
+                    " manifest_hash) VALUES (?,?,?,?,?,?,?)",
+                    (
+                        manifest.name,
+                        number,
+                        manifest.size,
+                        manifest.mode,
+                        manifest.mtime,
+                        created,
+                        manifest_hash,
+                    ),
+                )
+                vid = cur.lastrowid
+                db.executemany(
+                    "INSERT INTO version_chunks VALUES (?,?,?,?)",
+                    [(vid, i, c.hash, c.length) for i, c in enumerate(manifest.chunks)],
+                )
+                lengths = {c.hash: c.length for c in manifest.chunks}
+                lengths[manifest_hash] = manifest_length
+                db.executemany(
+                    "INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)", list(lengths.items())
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO locations VALUES (?,?)",
+                    [(h, n) for h in lengths for n in holder_list],
+                )
+                db.execute(
+                    "UPDATE sessions SET state = 'committed', version = ? WHERE id = ?",
+                    (number, session.upload_id),
+                )
+                return number
+
+        return await self._run(do)
+
+    async def versions(
+        self, *, name: str | None = None, all_versions: bool = True
+    ) -> list[VersionRow]:
+        """Live versions (of ``name``), or only the latest live version per name."""
+
+        def do(db: sqlite3.Connection) -> list[VersionRow]:
+            where = "v.deleted_at IS NULL"
+            params: tuple[object, ...] = ()
+            if name is not None:
+                where += " AND v.name = ?"
+                params = (name,)
+            if not all_versions:
+                where += (
+                    " AND v.version = (SELECT MAX(w.version) FROM versions w"
+                    " WHERE w.name = v.name AND w.deleted_at IS NULL)"
+                )
+            rows = db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM versions v WHERE {where}"
+                " ORDER BY v.name, v.version",
+                params,
+            )
+            return [_version(r) for r in rows]
+
+        return await self._run(do)
+
+    async def version(
+        self, name: str, version: int | None = None
+    ) -> tuple[VersionRow, list[ChunkRef]] | None:
+        """A live version (the latest without ``version``) and its chunks in order."""
+
+        def do(db: sqlite3.Connection) -> tuple[VersionRow, list[ChunkRef]] | None:
+            sql = f"SELECT v.id, {_VERSION_COLUMNS} FROM versions v WHERE v.name = ?"
+            sql += " AND v.deleted_at IS NULL"
+            params: tuple[object, ...] = (name,)
+            if version is not None:
+                sql += " AND v.version = ?"
+                params = (name, version)
+            row = db.execute(sql + " ORDER BY v.version DESC LIMIT 1", params).fetchone()
+            if row is None:
+                return None
+            chunks = [
+                ChunkRef(ChunkHash(h), int(n))
+                for h, n in db.execute(
+                    "SELECT hash, length FROM version_chunks WHERE version_id = ? ORDER BY seq",
+                    (row[0],),
+                )
+            ]
+            return _version(row[1:]), chunks
+
+        return await self._run(do)
+
+    async def delete(self, name: str, version: int | None = None, *, now: float) -> list[int]:
+        """Mark live versions deleted; -> their numbers (empty when none matched)."""
+
+        def do(db: sqlite3.Connection) -> list[int]:
+            sql = "SELECT version FROM versions WHERE name = ? AND deleted_at IS NULL"
+            params: tuple[object, ...] = (name,)
+            if version is not None:
+                sql += " AND version = ?"
+                params = (name, version)
+            with _transaction(db):
+                numbers = [int(r[0]) for r in db.execute(sql + " ORDER BY version", params)]
+                db.executemany(
+                    "UPDATE versions SET deleted_at = ? WHERE name = ? AND version = ?",
+                    [(now, name, n) for n in numbers],
+                )
+            return numbers
+
+        return await self._run(do)
+
+    async def counts(self) -> tuple[int, int]:
+        """-> (names with a live version, live versions)."""
+
+        def do(db: sqlite3.Connection) -> tuple[int, int]:
+            row = db.execute(
+                "SELECT COUNT(DISTINCT name), COUNT(*) FROM versions WHERE deleted_at IS NULL"
+            ).fetchone()
+            return int(row[0]), int(row[1])
+
+        return await self._run(do)
+
+    # chunks and locations --------------------------------------------------------------------
+
+    async def live_hashes(self) -> set[ChunkHash]:
+        def do(db: sqlite3.Connection) -> set[ChunkHash]:
+            return {ChunkHash(r[0]) for r in db.execute(_LIVE_HASHES)}
+
+        return await self._run(do)
+
+    async def live_chunks(self, *, on_nodes: Iterable[NodeId] | None = None) -> list[LiveChunk]:
+        """Live chunks with their lengths and holders (only those held by ``on_nodes``)."""
+        node_filter = None if on_nodes is None else list(on_nodes)
+
+        def do(db: sqlite3.Connection) -> list[LiveChunk]:
+            holders: dict[str, set[NodeId]] = {}
+            for h, n in db.execute(
+                f"SELECT hash, node_id FROM locations WHERE hash IN ({_LIVE_HASHES})"
+            ):
+                holders.setdefault(h, set()).add(NodeId(n))
+            lengths = dict(
+                db.execute(
+                    f"SELECT hash, length FROM chunk_lengths WHERE hash IN ({_LIVE_HASHES})"
+                ).fetchall()
+            )
+            out = []
+            for h, length in sorted(lengths.items()):
+                nodes = frozenset(holders.get(h, set()))
+                if node_filter is not None and not nodes.intersection(node_filter):
+                    continue
+                out.append(LiveChunk(ChunkHash(h), int(length), nodes))
+            return out
+
+        return await self._run(do)
+
+    async def locations(self, hashes: Iterable[ChunkHash]) -> dict[ChunkHash, set[NodeId]]:
+        wanted = list(hashes)
+
+        def do(db: sqlite3.Connection) -> dict[ChunkHash, set[NodeId]]:
+            out: dict[ChunkHash, set[NodeId]] = {h: set() for h in wanted}
+            for start in range(0, len(wanted), 500):
+                batch = wanted[start : start + 500]
+                marks = ",".join("?" * len(batch))
+                for h, n in db.execute(
+                    f"SELECT hash, node_id FROM locations WHERE hash IN ({marks})", batch
+                ):
+                    out[ChunkHash(h)].add(NodeId(n))
+            return out
+
+        return await self._run(do)
+
+    async def lengths(self, hashes: Iterable[ChunkHash]) -> dict[ChunkHash, int]:
+        wanted = list(hashes)
+
+        def do(db: sqlite3.Connection) -> dict[ChunkHash, int]:
+            out: dict[ChunkHash, int] = {}
+            for start in range(0, len(wanted), 500):
+                batch = wanted[start : start + 500]
+                marks = ",".join("?" * len(batch))
+                for h, n in db.execute(
+                    f"SELECT hash, length FROM chunk_lengths WHERE hash IN ({marks})", batch
+                ):
+                    out[ChunkHash(h)] = int(n)
+            return out
+
+        return await self._run(do)
+
+    async def add_location(self, chunk_hash: ChunkHash, node_id: NodeId) -> None:
+        def do(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR IGNORE INTO locations VALUES (?,?)", (chunk_hash, node_id))
+
+        await self._run(do)
+
+    async def remove_locations(self, node_id: NodeId, hashes: Iterable[ChunkHash]) -> None:
+        rows = [(h, node_id) for h in hashes]
+
+        def do(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany("DELETE FROM locations WHERE hash = ? AND node_id = ?", rows)
+
+        await self._run(do)
+
+    async def drop_unreferenced(self) -> int:
+        """Forget locations and lengths of chunks no live version references; -> locations."""
+
+        def do(db: sqlite3.Connection) -> int:
+            with _transaction(db):
+                cur = db.execute(f"DELETE FROM locations WHERE hash NOT IN ({_LIVE_HASHES})")
+                db.execute(f"DELETE FROM chunk_lengths WHERE hash NOT IN ({_LIVE_HASHES})")
+                return cur.rowcount
+
+        return await self._run(do)
+
+    # drains ----------------------------------------------------------------------------------
+
+    async def add_draining(self, node_ids: Iterable[NodeId], *, now: float) -> None:
+        rows = [(n, now) for n in node_ids]
+
+        def do(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany("INSERT OR IGNORE INTO draining VALUES (?,?)", rows)
+
+        await self._run(do)
+
+    async def draining(self) -> set[NodeId]:
+        def do(db: sqlite3.Connection) -> set[NodeId]:
+            return {NodeId(r[0]) for r in db.execute("SELECT node_id FROM draining")}
+
+        return await self._run(do)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

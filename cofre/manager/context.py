@@ -1,0 +1,52 @@
+"""What every manager operation works with: config, catalog, node registry, HTTP session."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from cofre.config import ManagerConfig
+from cofre.errors import Unavailable
+from cofre.manager.catalog import Catalog
+from cofre.manager.placement import Weights
+from cofre.manager.registry import Registry
+from cofre.models import NodeId
+from cofre.protocol.client import NodeClient
+from cofre.tickets import ticket_key
+
+
+@dataclass
+class Manager:
+    config: ManagerConfig
+    catalog: Catalog
+    registry: Registry
+    http: aiohttp.ClientSession
+    # Commit's check+insert and GC's decide+delete must not interleave: GC could otherwise
+    # delete a chunk a commit just confirmed.
+    catalog_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set to wake the drain worker (a drain was requested).
+    drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def weights(self) -> Weights:
+        p = self.config.placement
+        return Weights(latency=p.latency_weight, stored_bytes=p.stored_bytes_weight)
+
+    @property
+    def factor(self) -> int:
+        return self.config.placement.replication_factor
+
+    @property
+    def ticket_key(self) -> bytes:
+        return ticket_key(self.config.token)
+
+    def client(self, url: str) -> NodeClient:
+        return NodeClient(self.http, url, self.config.token)
+
+    def node_client(self, node_id: NodeId) -> NodeClient:
+        url = self.registry.url_of(node_id)
+        if not url:
+            raise Unavailable(f"storage node {node_id} is not known to discovery", node=node_id)
+        return self.client(url)

@@ -1,0 +1,112 @@
+"""Finding the storage nodes.
+
+A ``NodeDiscovery`` is watch-style: ``watch()`` is an async iterator that yields the full list of
+nodes now and again on every change; it runs until cancelled. The manager feeds each snapshot
+into its registry (cofre.manager.registry), which probing then confirms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from cofre import kube
+from cofre.config import ConfigError, DiscoveryConfig
+from cofre.errors import CofreError
+from cofre.models import NodeEndpoint, NodeId, parse_node_id
+
+log = logging.getLogger(__name__)
+
+
+class NodeDiscovery(Protocol):
+    name: str
+
+    def watch(self) -> AsyncIterator[list[NodeEndpoint]]:
+        """Yield every node known now, then again the whole list after each change."""
+        ...
+
+
+def parse_static_nodes(entries: tuple[str, ...]) -> list[NodeEndpoint]:
+    """ "node-id=http://host:port" entries -> endpoints (ConfigError naming the bad entry)."""
+    out: list[NodeEndpoint] = []
+    seen: set[NodeId] = set()
+    for entry in entries:
+        node_id, sep, url = entry.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"COFRE_DISCOVERY_STATIC_NODES: {entry!r} is not node-id=http://host:port"
+            )
+        try:
+            nid = parse_node_id(node_id.strip())
+        except CofreError as exc:
+            raise ConfigError(f"COFRE_DISCOVERY_STATIC_NODES: {exc}") from None
+        if nid in seen:
+            raise ConfigError(f"COFRE_DISCOVERY_STATIC_NODES: node id {nid} given twice")
+        seen.add(nid)
+        out.append(NodeEndpoint(node_id=nid, url=url.strip().rstrip("/"), ready=True))
+    return out
+
+
+class StaticDiscovery:
+    """A fixed list of nodes; probing alone decides which are ready."""
+
+    name = "static"
+
+    def __init__(self, endpoints: list[NodeEndpoint]) -> None:
+        self.endpoints = endpoints
+
+    async def watch(self) -> AsyncIterator[list[NodeEndpoint]]:
+        yield list(self.endpoints)
+        await asyncio.Event().wait()  # never changes
+
+
+class KubernetesDiscovery:
+    """Storage pods matching a label selector; pod name = node id, pod IP:port = URL."""
+
+    name = "kubernetes"
+
+    def __init__(self, *, namespace: str, selector: str, node_port: int) -> None:
+        self.namespace = namespace
+        self.selector = selector
+        self.node_port = node_port
+
+    def endpoints_of(self, pods: list[kube.PodView]) -> list[NodeEndpoint]:
+        out = []
+        for pod in pods:
+            url = f"http://{pod.ip}:{self.node_port}" if pod.ip else ""
+            ready = bool(pod.ip) and pod.ready and not pod.deleting
+            out.append(NodeEndpoint(node_id=NodeId(pod.name), url=url, ready=ready))
+        return out
+
+    async def watch(self) -> AsyncIterator[list[NodeEndpoint]]:
+        namespace = self.namespace or kube.current_namespace()
+        backoff = 1.0
+        while True:
+            try:
+                async for pods in kube.watch_pods(namespace=namespace, selector=self.selector):
+                    backoff = 1.0
+                    yield self.endpoints_of(pods)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "pod watch failed namespace=%s selector=%s error=%s retry_in_s=%.0f",
+                    namespace,
+                    self.selector,
+                    exc,
+                    backoff,
+                )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+
+def make_discovery(config: DiscoveryConfig) -> NodeDiscovery:
+    if config.backend == "static":
+        return StaticDiscovery(parse_static_nodes(config.static_nodes))
+    if config.backend == "kubernetes":
+        return KubernetesDiscovery(
+            namespace=config.namespace, selector=config.selector, node_port=config.node_port
+        )
+    raise ConfigError(f"COFRE_DISCOVERY_BACKEND: unknown backend {config.backend!r}")

@@ -1,0 +1,190 @@
+"""Draining nodes: copy every live chunk off them until F verified copies live elsewhere.
+
+Draining nodes take no new uploads but keep serving reads and serve as copy sources. A node is
+done when every live chunk it holds has F copies on non-draining nodes, each verified on the
+target (check with verify) before the catalog records it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from cofre.errors import BadRequest, CofreError
+from cofre.manager.catalog import LiveChunk
+from cofre.manager.context import Manager
+from cofre.manager.placement import NodeView, Weights, candidates, rank, restore_order
+from cofre.models import NodeId, UploadId, parse_node_id
+from cofre.tickets import Ticket
+
+log = logging.getLogger(__name__)
+
+# Seconds between drain passes while something is draining (and retries after failures).
+PASS_INTERVAL_S = 5.0
+# Chunks copied at once: each pull moves one chunk between two nodes.
+PARALLEL_COPIES = 4
+# Seconds a pull ticket is valid; one chunk copy takes far less.
+PULL_TICKET_TTL_S = 600.0
+
+
+def copies_needed(chunk: LiveChunk, *, draining: set[NodeId], factor: int) -> int:
+    """How many more copies on non-draining nodes this chunk needs."""
+    return max(0, factor - len(chunk.holders - draining))
+
+
+def pick_target(
+    views: Iterable[NodeView],
+    *,
+    holders: Iterable[NodeId],
+    length: int,
+    weights: Weights,
+    min_free_bytes: int,
+) -> NodeView | None:
+    """The best ready, non-draining node with room that does not already hold the chunk."""
+    held = set(holders)
+    pool = [
+        v
+        for v in candidates(views, size=length, min_free_bytes=min_free_bytes)
+        if v.node_id not in held
+    ]
+    ranked = rank(pool, weights)
+    return ranked[0][0] if ranked else None
+
+
+def drain_status(
+    chunks: Sequence[LiveChunk], *, draining: set[NodeId], factor: int
+) -> dict[str, Any]:
+    nodes: dict[str, dict[str, Any]] = {
+        n: {"done": True, "chunks_left": 0, "bytes_left": 0} for n in sorted(draining)
+    }
+    chunks_left = bytes_left = 0
+    for c in chunks:
+        if not copies_needed(c, draining=draining, factor=factor):
+            continue
+        chunks_left += 1
+        bytes_left += c.length
+        for n in c.holders & draining:
+            entry = nodes[n]
+            entry["done"] = False
+            entry["chunks_left"] += 1
+            entry["bytes_left"] += c.length
+    return {
+        "done": chunks_left == 0,
+        "chunks_left": chunks_left,
+        "bytes_left": bytes_left,
+        "nodes": nodes,
+    }
+
+
+async def status(m: Manager) -> dict[str, Any]:
+    draining = set(m.registry.draining)
+    chunks = await m.catalog.live_chunks(on_nodes=draining) if draining else []
+    return drain_status(chunks, draining=draining, factor=m.factor)
+
+
+async def start_drain(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
+    raw = body.get("nodes")
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("nodes must be a non-empty list of node ids")
+    node_ids = [parse_node_id(n) for n in raw]
+    await m.catalog.add_draining(node_ids, now=time.time())
+    new = set(node_ids) - m.registry.draining
+    m.registry.draining.update(node_ids)
+    if new:
+        log.info("drain started nodes=%s", ",".join(sorted(new)))
+    m.drain_wakeup.set()
+    return await status(m)
+
+
+async def copy_chunk(m: Manager, chunk: LiveChunk) -> NodeId | None:
+    """Copy one chunk to the best new node and verify it there; -> the node, None if stuck."""
+    views = m.registry.views()
+    p = m.config.placement
+    target = pick_target(
+        views,
+        holders=chunk.holders,
+        length=chunk.length,
+        weights=m.weights,
+        min_free_bytes=p.min_free_bytes,
+    )
+    if target is None:
+        log.warning("no node to copy chunk to chunk=%s holders=%d", chunk.hash, len(chunk.holders))
+        return None
+    sources = [
+        v.url for v in restore_order([v for v in views if v.node_id in chunk.holders], m.weights)
+    ]
+    if not sources:
+        log.warning("no ready source for chunk chunk=%s", chunk.hash)
+        return None
+    upload_id = UploadId("copy-" + secrets.token_urlsafe(12))
+    ticket = Ticket(upload_id, (target.node_id,), time.time() + PULL_TICKET_TTL_S)
+    client = m.client(target.url)
+    try:
+        await client.pull_chunk(chunk.hash, sources, ticket=ticket.sign(m.ticket_key))
+        async with m.catalog_lock:
+            result = await client.check([chunk.hash], verify=True, touch=True)
+            if chunk.hash not in result["present"] or chunk.hash in result.get("corrupt", []):
+                log.warning(
+                    "copied chunk does not verify chunk=%s node=%s", chunk.hash, target.node_id
+                )
+                return None
+            await m.catalog.add_location(chunk.hash, target.node_id)
+    except CofreError as exc:
+        log.warning(
+            "chunk copy failed chunk=%s node=%s error=%s", chunk.hash, target.node_id, exc.detail
+        )
+        return None
+    log.debug("chunk copied chunk=%s node=%s", chunk.hash, target.node_id)
+    return target.node_id
+
+
+async def drain_pass(m: Manager) -> dict[str, Any]:
+    """Copy what the draining nodes still hold alone; -> the status afterwards."""
+    draining = set(m.registry.draining)
+    if not draining:
+        return drain_status([], draining=draining, factor=m.factor)
+    chunks = await m.catalog.live_chunks(on_nodes=draining)
+    todo = [c for c in chunks if copies_needed(c, draining=draining, factor=m.factor)]
+    limit = asyncio.Semaphore(PARALLEL_COPIES)
+    copied = 0
+
+    async def fill(chunk: LiveChunk) -> None:
+        nonlocal copied
+        holders = set(chunk.holders)
+        async with limit:
+            for _ in range(copies_needed(chunk, draining=draining, factor=m.factor)):
+                node = await copy_chunk(m, LiveChunk(chunk.hash, chunk.length, frozenset(holders)))
+                if node is None:
+                    return
+                holders.add(node)
+                copied += 1
+
+    await asyncio.gather(*(fill(c) for c in todo))
+    result = await status(m)
+    log.log(
+        logging.INFO if todo else logging.DEBUG,
+        "drain pass nodes=%s copied=%d chunks_left=%d bytes_left=%d",
+        ",".join(sorted(draining)),
+        copied,
+        result["chunks_left"],
+        result["bytes_left"],
+    )
+    return result
+
+
+async def drain_loop(m: Manager) -> None:
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(m.drain_wakeup.wait(), timeout=PASS_INTERVAL_S)
+        m.drain_wakeup.clear()
+        if not m.registry.draining:
+            continue
+        try:
+            await drain_pass(m)
+        except Exception:
+            log.exception("drain pass failed")

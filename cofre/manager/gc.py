@@ -1,0 +1,99 @@
+"""Garbage collection: delete from nodes the chunks no live version references.
+
+Only chunks last written or touched before the cutoff go: the grace period covers clock skew and
+slow clients, and the oldest open upload bounds it because that upload's chunks (new or deduped,
+which /missing touches) are not in the catalog until it commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from cofre.errors import CofreError
+from cofre.manager.context import Manager
+from cofre.manager.registry import NodeState
+from cofre.models import ChunkHash
+
+log = logging.getLogger(__name__)
+
+DELETE_BATCH = 1000
+
+
+def gc_cutoff(*, now: float, grace_s: float, oldest_open_upload: float | None) -> float:
+    """Chunks last written or touched before this moment may be collected."""
+    cutoff = now - grace_s
+    if oldest_open_upload is not None:
+        cutoff = min(cutoff, oldest_open_upload)
+    return cutoff
+
+
+def garbage(inventory: Iterable[dict[str, Any]], live: set[ChunkHash]) -> list[ChunkHash]:
+    """Hashes in a node's inventory that no live version references."""
+    return [ChunkHash(c["hash"]) for c in inventory if c["hash"] not in live]
+
+
+async def _collect_node(
+    m: Manager, state: NodeState, *, cutoff: float, live: set[ChunkHash]
+) -> tuple[int, int]:
+    client = m.client(state.url)
+    doomed = garbage(await client.inventory(before=cutoff), live)
+    deleted = freed = 0
+    for start in range(0, len(doomed), DELETE_BATCH):
+        batch = doomed[start : start + DELETE_BATCH]
+        result = await client.delete_chunks(batch)
+        deleted += int(result.get("deleted", 0))
+        freed += int(result.get("freed_bytes", 0))
+        await m.catalog.remove_locations(state.node_id, batch)
+    if doomed:
+        log.info("gc node=%s deleted=%d freed_bytes=%d", state.node_id, deleted, freed)
+    return deleted, freed
+
+
+async def collect(m: Manager, *, grace_s: float | None = None) -> dict[str, int]:
+    """One pass over every ready node; -> {deleted_chunks, freed_bytes}."""
+    grace = m.config.gc.grace_s if grace_s is None else grace_s
+    async with m.catalog_lock:
+        sessions = await m.catalog.open_sessions()
+        cutoff = gc_cutoff(
+            now=time.time(),
+            grace_s=grace,
+            oldest_open_upload=min((s.created for s in sessions), default=None),
+        )
+        live = await m.catalog.live_hashes()
+        nodes = m.registry.ready_nodes()
+        results = await asyncio.gather(
+            *(_collect_node(m, n, cutoff=cutoff, live=live) for n in nodes),
+            return_exceptions=True,
+        )
+        dropped = await m.catalog.drop_unreferenced()
+    deleted = freed = 0
+    for node, result in zip(nodes, results, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, CofreError):
+                raise result
+            log.warning("gc failed node=%s error=%s", node.node_id, result.detail)
+            continue
+        deleted += result[0]
+        freed += result[1]
+    log.info(
+        "gc pass nodes=%d deleted=%d freed_bytes=%d dropped_locations=%d cutoff=%.0f",
+        len(nodes),
+        deleted,
+        freed,
+        dropped,
+        cutoff,
+    )
+    return {"deleted_chunks": deleted, "freed_bytes": freed}
+
+
+async def gc_loop(m: Manager) -> None:
+    while True:
+        await asyncio.sleep(m.config.gc.interval_s)
+        try:
+            await collect(m)
+        except Exception:
+            log.exception("gc pass failed")

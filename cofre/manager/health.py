@@ -1,0 +1,174 @@
+"""fsck (are the copies the catalog promises really there, and intact?) and cluster stats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cofre.errors import CofreError, NotFound
+from cofre.manager.context import Manager
+from cofre.models import ChunkHash, ChunkRef, NodeId
+
+log = logging.getLogger(__name__)
+
+CHECK_BATCH = 1000
+STATUSES = ("ok", "under_replicated", "missing", "corrupt")
+
+
+def classify(*, good: int, corrupt: int, factor: int) -> str:
+    """ok: F good copies; corrupt: a bad copy and fewer than F good; else by good copies."""
+    if good >= factor:
+        return "ok"
+    if corrupt:
+        return "corrupt"
+    return "under_replicated" if good > 0 else "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkHealth:
+    hash: ChunkHash
+    length: int
+    nodes: tuple[NodeId, ...]
+    corrupt_on: tuple[NodeId, ...]
+    status: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash,
+            "length": self.length,
+            "nodes": list(self.nodes),
+            "corrupt_on": list(self.corrupt_on),
+            "status": self.status,
+        }
+
+
+async def _check_node(
+    m: Manager, node_id: NodeId, url: str, hashes: list[ChunkHash], *, verify: bool
+) -> tuple[set[ChunkHash], set[ChunkHash]]:
+    """-> (present and intact, corrupt) on one node."""
+    client = m.client(url)
+    present: set[ChunkHash] = set()
+    corrupt: set[ChunkHash] = set()
+    for start in range(0, len(hashes), CHECK_BATCH):
+        result = await client.check(hashes[start : start + CHECK_BATCH], verify=verify)
+        corrupt.update(result.get("corrupt", []))
+        present.update(result["present"])
+    return present - corrupt, corrupt
+
+
+async def check_copies(
+    m: Manager, hashes: Iterable[ChunkHash], *, verify: bool
+) -> dict[ChunkHash, tuple[set[NodeId], set[NodeId]]]:
+    """Ask every ready node about the chunks the catalog places on it.
+
+    -> per hash (nodes with a good copy, nodes with a corrupt copy). An unreachable node's
+    copies count as absent.
+    """
+    locations = await m.catalog.locations(hashes)
+    by_node: dict[NodeId, list[ChunkHash]] = {}
+    for h, nodes in locations.items():
+        for n in nodes:
+            by_node.setdefault(n, []).append(h)
+    ready = {s.node_id: s.url for s in m.registry.ready_nodes()}
+    asked = [n for n in by_node if n in ready]
+    results = await asyncio.gather(
+        *(_check_node(m, n, ready[n], by_node[n], verify=verify) for n in asked),
+        return_exceptions=True,
+    )
+    out: dict[ChunkHash, tuple[set[NodeId], set[NodeId]]] = {h: (set(), set()) for h in locations}
+    for node_id, result in zip(asked, results, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, CofreError):
+                raise result
+            log.warning("fsck check failed node=%s error=%s", node_id, result.detail)
+            continue
+        good, bad = result
+        for h in good:
+            if h in out:
+                out[h][0].add(node_id)
+        for h in bad:
+            if h in out:
+                out[h][1].add(node_id)
+    return out
+
+
+async def fsck(m: Manager, *, name: str | None, verify: bool) -> dict[str, Any]:
+    versions = await m.catalog.versions(name=name)
+    if name is not None and not versions:
+        raise NotFound(f"no live version of {name!r}")
+    contents: list[tuple[Any, list[ChunkRef]]] = []
+    for row in versions:
+        found = await m.catalog.version(row.name, row.version)
+        if found is not None:
+            contents.append(found)
+    all_hashes: set[ChunkHash] = set()
+    for row, chunks in contents:
+        all_hashes.update(c.hash for c in chunks)
+        all_hashes.add(row.manifest_hash)
+    copies = await check_copies(m, all_hashes, verify=verify)
+    lengths = await m.catalog.lengths([row.manifest_hash for row, _ in contents])
+
+    def health(h: ChunkHash, length: int) -> ChunkHealth:
+        good, bad = copies.get(h, (set(), set()))
+        return ChunkHealth(
+            hash=h,
+            length=length,
+            nodes=tuple(sorted(good)),
+            corrupt_on=tuple(sorted(bad)),
+            status=classify(good=len(good), corrupt=len(bad), factor=m.factor),
+        )
+
+    summary = {
+        "files": len({row.name for row, _ in contents}),
+        "versions": len(contents),
+        "chunks": 0,
+        **{s: 0 for s in STATUSES},
+    }
+    files = []
+    for row, chunks in contents:
+        entries = [health(c.hash, c.length) for c in chunks]
+        manifest = health(row.manifest_hash, lengths.get(row.manifest_hash, 0))
+        for e in entries:
+            summary["chunks"] += 1
+            summary[e.status] += 1
+        healthy = manifest.status == "ok" and all(e.status == "ok" for e in entries)
+        files.append(
+            {
+                "name": row.name,
+                "version": row.version,
+                "healthy": healthy,
+                "manifest": manifest.to_json(),
+                "chunks": [e.to_json() for e in entries],
+            }
+        )
+    healthy_all = all(f["healthy"] for f in files)
+    log.info(
+        "fsck name=%r verify=%s versions=%d healthy=%s %s",
+        name,
+        verify,
+        len(contents),
+        healthy_all,
+        " ".join(f"{s}={summary[s]}" for s in STATUSES),
+    )
+    return {"healthy": healthy_all, "summary": summary, "files": files}
+
+
+async def cluster_stats(m: Manager) -> dict[str, Any]:
+    ready = m.registry.ready_nodes()
+    used = sum(s.stats.stored_bytes for s in ready if s.stats)
+    free = sum(s.stats.free_bytes for s in ready if s.stats)
+    files, versions = await m.catalog.counts()
+    ready_ids = {s.node_id for s in ready}
+    under = sum(1 for c in await m.catalog.live_chunks() if len(c.holders & ready_ids) < m.factor)
+    return {
+        "nodes_ready": len(ready),
+        "nodes_total": len(m.registry.nodes),
+        "used_bytes": used,
+        "capacity_bytes": used + free,
+        "files": files,
+        "versions": versions,
+        "under_replicated_chunks": under,
+    }

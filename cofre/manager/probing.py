@@ -1,0 +1,77 @@
+"""Probing: every node's stats and latency, every ProbeConfig.interval_s, all nodes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import aiohttp
+
+from cofre.config import ProbeConfig
+from cofre.errors import CofreError
+from cofre.manager.registry import NodeState, Registry
+from cofre.protocol.client import NodeClient
+
+log = logging.getLogger(__name__)
+
+
+async def probe_node(
+    state: NodeState, *, session: aiohttp.ClientSession, token: str, config: ProbeConfig
+) -> None:
+    """Probe one node and fold the result into its state (logging readiness changes)."""
+    was_ready = state.ready
+    client = NodeClient(session, state.url, token)
+    started = time.perf_counter()
+    try:
+        stats = await asyncio.wait_for(client.stats(), timeout=config.timeout_s)
+    except (CofreError, TimeoutError, KeyError, TypeError, ValueError) as exc:
+        state.failures += 1
+        if state.failures >= config.failures_before_unready:
+            state.probe_ok = False
+        error = exc.detail if isinstance(exc, CofreError) else type(exc).__name__
+        log.debug("probe failed node=%s failures=%d error=%s", state.node_id, state.failures, error)
+    else:
+        sample = time.perf_counter() - started
+        if state.latency_s is None:
+            state.latency_s = sample
+        else:
+            a = config.smoothing
+            state.latency_s = a * sample + (1.0 - a) * state.latency_s
+        state.failures = 0
+        state.probe_ok = True
+        state.stats = stats
+        if stats.node_id != state.node_id:
+            log.warning("node reports another id node=%s reported=%s", state.node_id, stats.node_id)
+    if state.ready != was_ready:
+        log.info(
+            "node became %s node=%s url=%s",
+            "ready" if state.ready else "unready",
+            state.node_id,
+            state.url,
+        )
+
+
+async def probe_pass(
+    registry: Registry, *, session: aiohttp.ClientSession, token: str, config: ProbeConfig
+) -> None:
+    states = [s for s in registry.nodes.values() if s.url]
+    await asyncio.gather(
+        *(probe_node(s, session=session, token=token, config=config) for s in states)
+    )
+    log.debug("probe pass nodes=%d ready=%d", len(states), sum(1 for s in states if s.ready))
+
+
+async def probe_loop(
+    registry: Registry, *, session: aiohttp.ClientSession, token: str, config: ProbeConfig
+) -> None:
+    """Run forever; a discovery change triggers an immediate pass."""
+    while True:
+        registry.changed.clear()
+        try:
+            await probe_pass(registry, session=session, token=token, config=config)
+        except Exception:
+            log.exception("probe pass failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(registry.changed.wait(), timeout=config.interval_s)

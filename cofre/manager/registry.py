@@ -1,0 +1,123 @@
+"""The manager's live view of the storage nodes: discovery, probe results, reservations, drains."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cofre.manager.placement import NodeView, Weights, candidates, rank
+from cofre.models import NodeEndpoint, NodeId, NodeStats, NodeStatus, UploadId
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class NodeState:
+    node_id: NodeId
+    url: str
+    discovered_ready: bool
+    probe_ok: bool = False
+    failures: int = 0
+    latency_s: float | None = None
+    stats: NodeStats | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.discovered_ready and self.probe_ok and self.latency_s is not None
+
+
+class Registry:
+    """Mutable state shared by the request handlers and the background loops (one event loop)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[NodeId, NodeState] = {}
+        self.draining: set[NodeId] = set()
+        self._reservations: dict[UploadId, tuple[int, tuple[NodeId, ...]]] = {}
+        # Set when discovery changes the node set, so the prober probes new nodes at once.
+        self.changed = asyncio.Event()
+
+    # discovery -------------------------------------------------------------------------------
+
+    def update_endpoints(self, endpoints: Iterable[NodeEndpoint]) -> None:
+        seen: set[NodeId] = set()
+        for ep in endpoints:
+            seen.add(ep.node_id)
+            state = self.nodes.get(ep.node_id)
+            if state is None:
+                self.nodes[ep.node_id] = NodeState(ep.node_id, ep.url, ep.ready)
+                log.info("node discovered node=%s url=%s ready=%s", ep.node_id, ep.url, ep.ready)
+                continue
+            if state.url != ep.url:
+                log.info("node moved node=%s url=%s", ep.node_id, ep.url)
+                state.url = ep.url
+                state.probe_ok = False
+                state.latency_s = None
+            if state.discovered_ready != ep.ready:
+                log.info("node discovery readiness node=%s ready=%s", ep.node_id, ep.ready)
+                state.discovered_ready = ep.ready
+        for gone in set(self.nodes) - seen:
+            log.info("node gone node=%s", gone)
+            del self.nodes[gone]
+        self.changed.set()
+
+    # reservations ----------------------------------------------------------------------------
+
+    def reserve(self, upload_id: UploadId, size: int, nodes: Iterable[NodeId]) -> None:
+        self._reservations[upload_id] = (size, tuple(nodes))
+
+    def release(self, upload_id: UploadId) -> None:
+        self._reservations.pop(upload_id, None)
+
+    def in_flight(self, node_id: NodeId) -> int:
+        return sum(size for size, nodes in self._reservations.values() if node_id in nodes)
+
+    # views -----------------------------------------------------------------------------------
+
+    def view(self, state: NodeState) -> NodeView:
+        stats = state.stats
+        return NodeView(
+            node_id=state.node_id,
+            url=state.url,
+            ready=state.ready,
+            draining=state.node_id in self.draining,
+            latency_s=state.latency_s if state.latency_s is not None else 0.0,
+            stored_bytes=stats.stored_bytes if stats else 0,
+            free_bytes=stats.free_bytes if stats else 0,
+            in_flight_bytes=self.in_flight(state.node_id),
+        )
+
+    def views(self) -> list[NodeView]:
+        return [self.view(s) for s in self.nodes.values()]
+
+    def ready_nodes(self) -> list[NodeState]:
+        return [s for s in self.nodes.values() if s.ready]
+
+    def url_of(self, node_id: NodeId) -> str | None:
+        state = self.nodes.get(node_id)
+        return state.url if state else None
+
+    def statuses(self, weights: Weights, *, min_free_bytes: int) -> list[NodeStatus]:
+        """Every known node; the score is against the current candidates (None if not one)."""
+        views = self.views()
+        pool = candidates(views, size=0, min_free_bytes=min_free_bytes)
+        scores = {v.node_id: score for v, score in rank(pool, weights)}
+        out = []
+        for view in sorted(views, key=lambda v: v.node_id):
+            state = self.nodes[view.node_id]
+            out.append(
+                NodeStatus(
+                    node_id=view.node_id,
+                    url=view.url,
+                    ready=view.ready,
+                    draining=view.draining,
+                    stored_bytes=view.stored_bytes,
+                    free_bytes=view.free_bytes,
+                    in_flight_bytes=view.in_flight_bytes,
+                    latency_ms=None if state.latency_s is None else state.latency_s * 1000.0,
+                    score=scores.get(view.node_id),
+                    chunk_count=state.stats.chunk_count if state.stats else 0,
+                )
+            )
+        return out

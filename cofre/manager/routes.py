@@ -1,0 +1,161 @@
+"""HTTP handlers of the manager's /v1 API (see docs/architecture.md, Manager table)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from cofre.errors import BadRequest, NotFound
+from cofre.manager import drain, gc, health, uploads
+from cofre.manager.keys import MANAGER
+from cofre.manager.placement import restore_order
+from cofre.models import UploadId
+from cofre.protocol.server import read_json
+
+routes = web.RouteTableDef()
+
+
+def _flag(request: web.Request, key: str) -> bool:
+    raw = request.query.get(key, "0").lower()
+    if raw in {"1", "true", "yes"}:
+        return True
+    if raw in {"0", "false", "no", ""}:
+        return False
+    raise BadRequest(f"{key} must be 0 or 1")
+
+
+def _version(request: web.Request) -> int | None:
+    raw = request.query.get("version")
+    if raw is None or raw == "":
+        return None
+    try:
+        number = int(raw)
+    except ValueError:
+        raise BadRequest("version must be an integer") from None
+    if number < 1:
+        raise BadRequest("version must be >= 1")
+    return number
+
+
+def _name(request: web.Request) -> str:
+    name = request.query.get("name")
+    if not name:
+        raise BadRequest("query parameter name is required")
+    return name
+
+
+@routes.get("/healthz")
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    if not request.app[MANAGER].catalog.is_open:
+        return web.json_response({"ok": False, "detail": "catalog not open"}, status=503)
+    return web.json_response({"ok": True})
+
+
+@routes.post("/v1/uploads")
+async def create_upload(request: web.Request) -> web.Response:
+    body = await read_json(request, keys=("name", "size"))
+    return web.json_response(await uploads.create_upload(request.app[MANAGER], body), status=201)
+
+
+@routes.post("/v1/uploads/{upload_id}/commit")
+async def commit_upload(request: web.Request) -> web.Response:
+    body = await read_json(request, keys=("manifest",))
+    upload_id = UploadId(request.match_info["upload_id"])
+    result = await uploads.commit_upload(request.app[MANAGER], upload_id, body)
+    return web.json_response(result, status=201)
+
+
+@routes.delete("/v1/uploads/{upload_id}")
+async def abort_upload(request: web.Request) -> web.Response:
+    await uploads.abort_upload(request.app[MANAGER], UploadId(request.match_info["upload_id"]))
+    return web.Response(status=204)
+
+
+@routes.get("/v1/files")
+async def list_files(request: web.Request) -> web.Response:
+    rows = await request.app[MANAGER].catalog.versions(all_versions=_flag(request, "versions"))
+    return web.json_response({"files": [r.to_json() for r in rows]})
+
+
+@routes.get("/v1/files/manifest")
+async def get_manifest(request: web.Request) -> web.Response:
+    m = request.app[MANAGER]
+    name, version = _name(request), _version(request)
+    found = await m.catalog.version(name, version)
+    if found is None:
+        which = f"version {version} of {name!r}" if version else f"{name!r}"
+        raise NotFound(f"no live {which}")
+    row, chunks = found
+    locations = await m.catalog.locations({c.hash for c in chunks})
+    views = {v.node_id: v for v in m.registry.views()}
+    out = []
+    for c in chunks:
+        holders = [views[n] for n in locations.get(c.hash, set()) if n in views]
+        urls = [v.url for v in restore_order(holders, m.weights)]
+        out.append({"hash": c.hash, "length": c.length, "nodes": urls})
+    return web.json_response({**row.to_json(), "chunks": out})
+
+
+@routes.delete("/v1/files")
+async def delete_files(request: web.Request) -> web.Response:
+    name, version = _name(request), _version(request)
+    deleted = await request.app[MANAGER].catalog.delete(name, version, now=time.time())
+    if not deleted:
+        which = f"version {version} of {name!r}" if version else f"{name!r}"
+        raise NotFound(f"no live {which}")
+    return web.json_response({"deleted": deleted})
+
+
+@routes.get("/v1/nodes")
+async def nodes(request: web.Request) -> web.Response:
+    m = request.app[MANAGER]
+    p = m.config.placement
+    statuses = m.registry.statuses(m.weights, min_free_bytes=p.min_free_bytes)
+    return web.json_response(
+        {
+            "nodes": [s.to_json() for s in statuses],
+            "replication_factor": p.replication_factor,
+            "primary_keeps_copy": p.primary_keeps_copy,
+        }
+    )
+
+
+@routes.get("/v1/fsck")
+async def fsck(request: web.Request) -> web.Response:
+    name = request.query.get("name") or None
+    result = await health.fsck(request.app[MANAGER], name=name, verify=_flag(request, "verify"))
+    return web.json_response(result)
+
+
+@routes.post("/v1/gc")
+async def run_gc(request: web.Request) -> web.Response:
+    body = await read_json(request) if request.can_read_body else {}
+    grace = body.get("grace_s")
+    if grace is not None and (
+        isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0
+    ):
+        raise BadRequest("grace_s must be a non-negative number")
+    result = await gc.collect(request.app[MANAGER], grace_s=None if grace is None else float(grace))
+    return web.json_response(result)
+
+
+@routes.get("/v1/stats")
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(await health.cluster_stats(request.app[MANAGER]))
+
+
+@routes.post("/v1/drain")
+async def start_drain(request: web.Request) -> web.Response:
+    body = await read_json(request, keys=("nodes",))
+    return web.json_response(await drain.start_drain(request.app[MANAGER], body), status=202)
+
+
+@routes.get("/v1/drain")
+async def drain_status(request: web.Request) -> web.Response:
+    return web.json_response(await drain.status(request.app[MANAGER]))
