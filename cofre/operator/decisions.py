@@ -1,0 +1,181 @@
+"""Pure decisions of the operator: how to scale the storage nodes, and what phase the cluster is in.
+
+Scale-down never loses data: the pods that will go (the highest ordinals) are drained by the
+manager first, and the StatefulSet shrinks only once the manager reports every one of them done
+(each chunk they held has its full count of verified copies elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cofre.operator.spec import min_storage_nodes
+
+ScaleState = Literal["steady", "draining", "removing", "refused", "waiting"]
+Phase = Literal["Progressing", "Ready", "Degraded", "ScalingDown"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeDrain:
+    done: bool
+    chunks_left: int
+    bytes_left: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainProgress:
+    """The manager's GET /v1/drain answer."""
+
+    done: bool
+    chunks_left: int
+    bytes_left: int
+    nodes: Mapping[str, NodeDrain] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DrainProgress:
+        nodes = {
+            str(node): NodeDrain(
+                done=bool(info.get("done")),
+                chunks_left=int(info.get("chunks_left", 0)),
+                bytes_left=int(info.get("bytes_left", 0)),
+            )
+            for node, info in (data.get("nodes") or {}).items()
+        }
+        return cls(
+            done=bool(data.get("done")),
+            chunks_left=int(data.get("chunks_left", 0)),
+            bytes_left=int(data.get("bytes_left", 0)),
+            nodes=nodes,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalePlan:
+    # Replicas the storage StatefulSet gets in this pass.
+    replicas: int
+    state: ScaleState
+    # Set: POST /v1/drain with exactly these nodes (an empty tuple ends any drain).
+    send_drain: tuple[str, ...] | None = None
+    # The pods being drained (or refused removal), for status and events.
+    targets: tuple[str, ...] = ()
+    message: str = ""
+
+
+def drain_targets(statefulset: str, *, current: int, desired: int) -> tuple[str, ...]:
+    """Pods a StatefulSet removes going from ``current`` to ``desired``: the highest ordinals."""
+    return tuple(f"{statefulset}-{i}" for i in range(desired, current))
+
+
+def plan_scale(
+    *,
+    statefulset: str,
+    desired: int,
+    current: int | None,
+    replication_factor: int,
+    primary_keeps_copy: bool,
+    drain: DrainProgress | None,
+) -> ScalePlan:
+    """What to do with the storage StatefulSet now.
+
+    ``current`` is its replica count (None: it does not exist yet); ``drain`` is the manager's
+    drain status, None when the manager could not be asked.
+    """
+    if current is None or desired >= current:
+        # Nothing leaves; a drain left over (finished, or cancelled by scaling back up) must
+        # end, or pods reusing those names would get no data.
+        stale = drain is not None and bool(drain.nodes)
+        return ScalePlan(replicas=desired, state="steady", send_drain=() if stale else None)
+    needed = min_storage_nodes(
+        replication_factor=replication_factor, primary_keeps_copy=primary_keeps_copy
+    )
+    targets = drain_targets(statefulset, current=current, desired=desired)
+    if desired < needed:
+        return ScalePlan(
+            replicas=current,
+            state="refused",
+            targets=targets,
+            message=(
+                f"refusing to scale storage nodes from {current} to {desired}: replication factor"
+                f" {replication_factor} needs at least {needed}; nothing was removed"
+            ),
+        )
+    if drain is None:
+        return ScalePlan(
+            replicas=current,
+            state="waiting",
+            targets=targets,
+            message=f"waiting for the manager to drain {', '.join(targets)}",
+        )
+    if set(drain.nodes) != set(targets):
+        return ScalePlan(
+            replicas=current,
+            state="draining",
+            send_drain=targets,
+            targets=targets,
+            message=f"draining {', '.join(targets)}",
+        )
+    if all(drain.nodes[t].done for t in targets):
+        return ScalePlan(
+            replicas=desired,
+            state="removing",
+            targets=targets,
+            message=f"drained {', '.join(targets)}; removing them",
+        )
+    bytes_left = sum(drain.nodes[t].bytes_left for t in targets)
+    chunks_left = sum(drain.nodes[t].chunks_left for t in targets)
+    return ScalePlan(
+        replicas=current,
+        state="draining",
+        targets=targets,
+        message=(f"draining {', '.join(targets)}: {chunks_left} chunks, {bytes_left} bytes left"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Readiness:
+    desired: int
+    # The storage StatefulSet: spec replicas, and what its status reports.
+    replicas: int
+    ready_nodes: int
+    rolling_out: bool
+    manager_ready: bool
+    draining: bool
+    # The cluster was Ready (or Degraded) at this same generation before this pass.
+    was_ready: bool
+
+
+def phase_of(r: Readiness) -> Phase:
+    if r.draining:
+        return "ScalingDown"
+    if (
+        r.manager_ready
+        and r.replicas == r.desired
+        and r.ready_nodes >= r.desired
+        and not r.rolling_out
+    ):
+        return "Ready"
+    # A shortfall after the spec was reached is a fault; before that, work in progress.
+    if r.was_ready and not r.rolling_out and r.replicas == r.desired:
+        return "Degraded"
+    return "Progressing"
+
+
+def statefulset_rolling_out(sts: Mapping[str, Any] | None) -> bool:
+    """Whether a StatefulSet is still converging on its spec (new revision, pods to create)."""
+    if sts is None:
+        return True
+    meta, spec, status = sts.get("metadata") or {}, sts.get("spec") or {}, sts.get("status") or {}
+    replicas = int(spec.get("replicas", 1))
+    return (
+        int(status.get("observedGeneration", 0)) < int(meta.get("generation", 0))
+        or int(status.get("replicas", 0)) != replicas
+        or int(status.get("updatedReplicas", 0)) < replicas
+    )
+
+
+def statefulset_ready(sts: Mapping[str, Any] | None) -> int:
+    if sts is None:
+        return 0
+    return int((sts.get("status") or {}).get("readyReplicas", 0))
