@@ -1,0 +1,147 @@
+"""A manager over real storage node apps on loopback, and a client that backs files up."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from cofre.chunks import iter_chunks
+from cofre.config import (
+    DiscoveryConfig,
+    GCConfig,
+    ManagerConfig,
+    NodeConfig,
+    PlacementConfig,
+    ProbeConfig,
+    UploadConfig,
+)
+from cofre.manager import create_app as create_manager_app
+from cofre.models import ChunkRef, Manifest, UploadId
+from cofre.protocol.client import ManagerClient, NodeClient
+from cofre.storage_node import create_app as create_node_app
+
+TOKEN = "manager-test-token"
+CHUNK_SIZE = 1024
+
+
+class Cluster:
+    def __init__(
+        self,
+        *,
+        nodes: dict[str, TestServer],
+        manager: TestClient[Any, Any],
+        config: ManagerConfig,
+    ) -> None:
+        self.nodes = nodes
+        self.manager = manager
+        self.config = config
+        self.http: aiohttp.ClientSession = manager.session
+        self.api = ManagerClient(self.http, str(manager.make_url("")), TOKEN)
+
+    def url(self, node_id: str) -> str:
+        return str(self.nodes[node_id].make_url("")).rstrip("/")
+
+    def node_id_of(self, url: str) -> str:
+        return next(n for n in self.nodes if self.url(n) == url.rstrip("/"))
+
+    def node(self, node_id: str) -> NodeClient:
+        return NodeClient(self.http, self.url(node_id), TOKEN)
+
+    async def wait_ready(self, count: int | None = None, deadline_s: float = 15.0) -> None:
+        want = len(self.nodes) if count is None else count
+        end = time.monotonic() + deadline_s
+        while True:
+            listed = await self.api.nodes()
+            ready = sum(1 for n in listed["nodes"] if n["ready"])
+            if ready >= want:
+                return
+            if time.monotonic() > end:
+                raise AssertionError(f"only {ready} of {want} nodes became ready: {listed}")
+            await _tick()
+
+    async def send(
+        self, name: str, data: bytes, *, skip: int = 0, commit: bool = True
+    ) -> tuple[dict[str, Any], Manifest, dict[str, Any] | None]:
+        """The CLI's backup flow; ``skip`` leaves out that many data chunks."""
+        up = await self.api.create_upload(name=name, size=len(data), mode=0o640, mtime=1.5)
+        uid = UploadId(up["upload_id"])
+        primary = NodeClient(self.http, up["primary_url"], TOKEN)
+        refs: list[ChunkRef] = []
+        blobs: dict[str, bytes] = {}
+        for ref, blob in iter_chunks(io.BytesIO(data), up["chunk_size"]):
+            refs.append(ref)
+            blobs[ref.hash] = blob
+        manifest = Manifest(
+            name=name,
+            size=len(data),
+            mode=0o640,
+            mtime=1.5,
+            created=time.time(),
+            chunks=tuple(refs),
+        )
+        missing = await primary.missing(uid, list(blobs), ticket=up["ticket"])
+        for h in missing[skip:]:
+            await primary.upload_chunk(uid, h, blobs[h], ticket=up["ticket"])
+        await primary.upload_chunk(uid, manifest.hash, manifest.encode(), ticket=up["ticket"])
+        result = await self.api.commit_upload(uid, manifest) if commit else None
+        return up, manifest, result
+
+
+async def _tick() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.02)
+
+
+ClusterFactory = Callable[..., Awaitable[Cluster]]
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> ClusterFactory:
+    async def make(
+        nodes: int = 3,
+        *,
+        factor: int = 2,
+        keep_copy: bool = False,
+        ready: bool = True,
+        data_dir: Path | None = None,
+        node_servers: dict[str, TestServer] | None = None,
+    ) -> Cluster:
+        servers = dict(node_servers or {})
+        for i in range(len(servers), nodes):
+            node_id = f"node-{i}"
+            node_config = NodeConfig(
+                token=TOKEN, node_id=node_id, data_dir=tmp_path / node_id, reserve_bytes=0
+            )
+            servers[node_id] = await aiohttp_server(create_node_app(node_config), host="127.0.0.1")
+        config = ManagerConfig(
+            token=TOKEN,
+            data_dir=data_dir or tmp_path / "manager",
+            placement=PlacementConfig(
+                replication_factor=factor, primary_keeps_copy=keep_copy, min_free_bytes=0
+            ),
+            probe=ProbeConfig(interval_s=0.05, timeout_s=5.0),
+            discovery=DiscoveryConfig(
+                static_nodes=tuple(
+                    f"{n}={str(s.make_url('')).rstrip('/')}" for n, s in servers.items()
+                )
+            ),
+            upload=UploadConfig(chunk_size=CHUNK_SIZE),
+            gc=GCConfig(interval_s=3600.0),
+        )
+        client = await aiohttp_client(
+            create_manager_app(config), server_kwargs={"host": "127.0.0.1"}
+        )
+        cluster = Cluster(nodes=servers, manager=client, config=config)
+        if ready:
+            await cluster.wait_ready()
+        return cluster
+
+    return make
