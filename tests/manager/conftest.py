@@ -38,7 +38,9 @@ class Cluster:
         nodes: dict[str, TestServer],
         manager: TestClient[Any, Any],
         config: ManagerConfig,
+        root: Path,
     ) -> None:
+        self.root = root
         self.nodes = nodes
         self.manager = manager
         self.config = config
@@ -50,6 +52,11 @@ class Cluster:
 
     def node_id_of(self, url: str) -> str:
         return next(n for n in self.nodes if self.url(n) == url.rstrip("/"))
+
+    def chunk_file(self, node_id: str, chunk_hash: str) -> Path:
+        found = list((self.root / node_id).rglob(chunk_hash))
+        assert len(found) == 1, found
+        return found[0]
 
     def node(self, node_id: str) -> NodeClient:
         return NodeClient(self.http, self.url(node_id), TOKEN)
@@ -139,7 +146,7 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
         client = await aiohttp_client(
             create_manager_app(config), server_kwargs={"host": "127.0.0.1"}
         )
-        cluster = Cluster(nodes=servers, manager=client, config=config)
+        cluster = Cluster(nodes=servers, manager=client, config=config, root=tmp_path)
         if ready:
             await cluster.wait_ready()
         return cluster

@@ -125,7 +125,7 @@ async def test_not_enough_nodes_is_503_with_a_clear_detail(make_cluster: Any) ->
 
 async def test_primary_keeps_copy_uses_f_nodes(make_cluster: Any) -> None:
     cluster = await make_cluster(2, keep_copy=True)
-    up, manifest, result = await cluster.send("k", os.urandom(2500))
+    _, _, result = await cluster.send("k", os.urandom(2500))
     assert result is not None
     got = await cluster.api.get_manifest("k")
     for chunk in got["chunks"]:
