@@ -1,0 +1,238 @@
+"""The relay with three real nodes on loopback: a primary and two replicas."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import aiohttp
+
+PRIMARY, R1, R2 = "node-p", "node-r1", "node-r2"
+
+
+async def register(primary, kit, replicas, *, keep_copy=False, expires=None, upload="up-1"):
+    body = {
+        "upload_id": upload,
+        "replicas": [{"node_id": n, "url": u} for n, u in replicas],
+        "replica_ticket": kit.ticket(*(n for n, _ in replicas), upload_id=upload),
+        "keep_copy": keep_copy,
+        "expires": time.time() + 600 if expires is None else expires,
+    }
+    return await call("POST", primary, "/v1/sessions", kit, ticket_nodes=(), json=body)
+
+
+async def cluster(start_node, kit, **kw):
+    """Start a primary and two replicas, and register upload 'up-1' at the primary."""
+    primary, _ = await start_node(PRIMARY)
+    r1, _ = await start_node(R1)
+    r2, _ = await start_node(R2)
+    replicas = [(R1, str(r1.make_url(""))), (R2, str(r2.make_url("")))]
+    status, _ = await register(primary, kit, replicas, **kw)
+    assert status == 201
+    return primary, r1, r2
+
+
+async def call(method, server, path, kit, *, ticket_nodes=(PRIMARY,), upload="up-1", **kw):
+    headers = {**kit.auth}
+    if ticket_nodes:
+        headers["X-Cofre-Ticket"] = kit.ticket(*ticket_nodes, upload_id=upload)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, server.make_url(path), headers=headers, **kw) as resp,
+    ):
+        raw = await resp.read()
+        return resp.status, json.loads(raw) if raw and resp.content_type.endswith("json") else raw
+
+
+async def missing(primary, kit, hashes, **kw):
+    return await call(
+        "POST", primary, "/v1/sessions/up-1/missing", kit, json={"hashes": hashes}, **kw
+    )
+
+
+async def send(primary, kit, h, data, **kw):
+    return await call("PUT", primary, f"/v1/sessions/up-1/chunks/{h}", kit, data=data, **kw)
+
+
+async def holds(server, kit, h) -> bool:
+    status, _ = await call("GET", server, f"/v1/chunks/{h}", kit, ticket_nodes=())
+    return status == 200
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_relayed_chunk_lands_on_every_replica_and_not_on_the_primary(
+    start_node, kit, tmp_path
+) -> None:
+    primary, r1, r2 = await cluster(start_node, kit)
+    h, data = kit.chunk("relay me", 100_000)
+    assert await missing(primary, kit, [h]) == (200, {"missing": [h]})
+    status, _ = await send(primary, kit, h, data)
+    assert status == 201
+    assert await holds(r1, kit, h) and await holds(r2, kit, h)
+    assert not await holds(primary, kit, h)
+    _, stats = await call("GET", primary, "/v1/stats", kit, ticket_nodes=())
+    assert stats["chunk_count"] == 0 and stats["stored_bytes"] == 0
+    assert kit.files_under(tmp_path / PRIMARY / "chunks") == []
+    assert await missing(primary, kit, [h]) == (200, {"missing": []})
+
+
+async def test_keep_copy_stores_on_the_primary_too(start_node, kit) -> None:
+    primary, r1, r2 = await cluster(start_node, kit, keep_copy=True)
+    h, data = kit.chunk("keep me")
+    status, _ = await send(primary, kit, h, data)
+    assert status == 201
+    assert await holds(primary, kit, h)
+    assert await holds(r1, kit, h) and await holds(r2, kit, h)
+
+
+async def test_missing_lists_only_what_some_copy_lacks(start_node, kit) -> None:
+    primary, r1, r2 = await cluster(start_node, kit)
+    on_both, d_both = kit.chunk("both")
+    on_r1, d_r1 = kit.chunk("only r1")
+    nowhere, _ = kit.chunk("nowhere")
+    for server, node, h, d in ((r1, R1, on_both, d_both), (r2, R2, on_both, d_both)):
+        status, _ = await call("PUT", server, f"/v1/chunks/{h}", kit, ticket_nodes=(node,), data=d)
+        assert status == 201
+    status, _ = await call("PUT", r1, f"/v1/chunks/{on_r1}", kit, ticket_nodes=(R1,), data=d_r1)
+    assert status == 201
+    status, body = await missing(primary, kit, [on_both, on_r1, nowhere])
+    assert status == 200 and body == {"missing": [on_r1, nowhere]}
+
+
+async def test_replica_down_is_502_without_revealing_the_replica(start_node, kit, caplog) -> None:
+    primary, _ = await start_node(PRIMARY)
+    r1, _ = await start_node(R1)
+    dead_port = closed_port()
+    dead_url = f"http://127.0.0.1:{dead_port}"
+    replicas = [(R1, str(r1.make_url(""))), ("node-dead", dead_url)]
+    assert (await register(primary, kit, replicas))[0] == 201
+    h, data = kit.chunk("doomed")
+    status, body = await send(primary, kit, h, data)
+    assert status == 502
+    assert body["code"] == "replica_failed"
+    text = json.dumps(body)
+    for secret in (str(dead_port), "node-dead", R1, str(r1.port), "127.0.0.1"):
+        assert secret not in text
+    # The operator, unlike the client, learns which replica failed.
+    assert any("node-dead" in r.getMessage() and dead_url in r.getMessage() for r in caplog.records)
+    status, body = await missing(primary, kit, [h])
+    assert status == 502
+    assert "node-dead" not in json.dumps(body) and str(dead_port) not in json.dumps(body)
+
+
+async def test_replica_refusing_the_ticket_fails_the_relay(start_node, kit) -> None:
+    primary, _ = await start_node(PRIMARY)
+    r1, _ = await start_node(R1)
+    # The replica ticket names another node than the replica: it must refuse the write.
+    replicas = [("node-elsewhere", str(r1.make_url("")))]
+    assert (await register(primary, kit, replicas))[0] == 201
+    h, data = kit.chunk("refused")
+    status, body = await send(primary, kit, h, data)
+    assert status == 502 and "node-elsewhere" not in json.dumps(body)
+    assert not await holds(r1, kit, h)
+
+
+async def test_session_endpoints_check_ticket_session_and_bytes(start_node, kit) -> None:
+    primary, r1, _ = await cluster(start_node, kit)
+    h, data = kit.chunk("checked")
+    # A ticket for the replica, or for another upload, does not open the primary's session.
+    assert (await send(primary, kit, h, data, ticket_nodes=(R1,)))[0] == 403
+    assert (await send(primary, kit, h, data, upload="up-2"))[0] == 403
+    assert (await send(primary, kit, h, data, ticket_nodes=()))[0] == 403
+    assert (await missing(primary, kit, [h], ticket_nodes=()))[0] == 403
+    # Bytes that do not match the hash never reach a replica.
+    status, body = await send(primary, kit, h, b"tampered")
+    assert status == 422 and body["code"] == "integrity"
+    assert not await holds(r1, kit, h)
+    # Unknown session.
+    status, _ = await call(
+        "PUT", primary, f"/v1/sessions/up-9/chunks/{h}", kit, upload="up-9", data=data
+    )
+    assert status == 404
+    # Closed session.
+    assert (await call("DELETE", primary, "/v1/sessions/up-1", kit, ticket_nodes=()))[0] == 204
+    assert (await send(primary, kit, h, data))[0] == 404
+
+
+async def test_expired_session_is_gone(start_node, kit) -> None:
+    primary, _ = await start_node(PRIMARY)
+    r1, _ = await start_node(R1)
+    replicas = [(R1, str(r1.make_url("")))]
+    assert (await register(primary, kit, replicas, expires=time.time() - 1))[0] == 201
+    h, data = kit.chunk("late")
+    assert (await send(primary, kit, h, data))[0] == 404
+
+
+async def test_session_registration_is_validated(start_node, kit) -> None:
+    primary, _ = await start_node(PRIMARY)
+    bad_bodies = [
+        {},
+        {"upload_id": "../x", "replicas": [], "replica_ticket": "t", "keep_copy": True},
+        {"upload_id": "u", "replicas": [], "replica_ticket": "t", "keep_copy": False, "expires": 1},
+        {
+            "upload_id": "u",
+            "replicas": [{"node_id": "n", "url": "file:///etc/passwd"}],
+            "replica_ticket": "t",
+            "expires": 1,
+        },
+    ]
+    for body in bad_bodies:
+        status, _ = await call("POST", primary, "/v1/sessions", kit, ticket_nodes=(), json=body)
+        assert status == 400, body
+
+
+async def test_pull_fetches_from_the_first_source_that_has_it(start_node, kit) -> None:
+    source, _ = await start_node("node-a")
+    empty, _ = await start_node("node-b")
+    target, _ = await start_node("node-c")
+    h, data = kit.chunk("pull me", 50_000)
+    status, _ = await call(
+        "PUT", source, f"/v1/chunks/{h}", kit, ticket_nodes=("node-a",), data=data
+    )
+    assert status == 201
+    sources = [
+        f"http://127.0.0.1:{closed_port()}",
+        str(empty.make_url("")),
+        str(source.make_url("")),
+    ]
+    status, body = await call(
+        "POST",
+        target,
+        "/v1/chunks/pull",
+        kit,
+        ticket_nodes=("node-c",),
+        json={"hash": h, "sources": sources},
+    )
+    assert status == 201 and body == {"created": True}
+    assert await holds(target, kit, h)
+    status, body = await call(
+        "POST",
+        target,
+        "/v1/chunks/pull",
+        kit,
+        ticket_nodes=("node-c",),
+        json={"hash": h, "sources": sources},
+    )
+    assert status == 200 and body == {"created": False}
+
+
+async def test_pull_fails_when_no_source_has_it(start_node, kit) -> None:
+    empty, _ = await start_node("node-a")
+    target, _ = await start_node("node-c")
+    h, _ = kit.chunk("nowhere to be found")
+    status, body = await call(
+        "POST",
+        target,
+        "/v1/chunks/pull",
+        kit,
+        ticket_nodes=("node-c",),
+        json={"hash": h, "sources": [str(empty.make_url(""))]},
+    )
+    assert status == 503 and body["code"] == "unavailable"
+    assert not await holds(target, kit, h)

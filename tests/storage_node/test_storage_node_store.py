@@ -1,0 +1,168 @@
+"""ChunkStore on a real directory: layout, durability steps, verification, accounting."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from cofre.errors import InsufficientStorage, IntegrityError, NotFound
+from cofre.models import ChunkHash
+from cofre.storage_node.store import TEMP_PREFIX, ChunkStore
+
+
+def chunk(seed: bytes, size: int = 4096) -> tuple[ChunkHash, bytes]:
+    data = (seed * (size // len(seed) + 1))[:size]
+    return ChunkHash(hashlib.sha256(data).hexdigest()), data
+
+
+async def opened(root: Path, **kw: int) -> ChunkStore:
+    store = ChunkStore(root, **kw)
+    await store.open()
+    return store
+
+
+async def test_put_lays_out_chunks_by_hash_prefix_and_leaves_no_temp(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    h, data = chunk(b"layout")
+    assert await store.put(h, data) is True
+    path = tmp_path / "chunks" / h[:2] / h[2:4] / h
+    assert path.read_bytes() == data
+    assert [p.name for p in path.parent.iterdir()] == [h]
+    assert await store.get(h) == data
+    assert await store.has(h)
+
+
+async def test_put_refuses_bytes_that_do_not_match_the_hash(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    h, _ = chunk(b"right")
+    with pytest.raises(IntegrityError):
+        await store.put(h, b"wrong bytes")
+    assert not await store.has(h)
+    assert [p for p in (tmp_path / "chunks").rglob("*") if p.is_file()] == []
+    assert store.chunk_count == 0 and store.stored_bytes == 0
+
+
+async def test_second_put_is_a_dedup_hit_and_touches(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    h, data = chunk(b"dedup")
+    await store.put(h, data)
+    path = store.path_of(h)
+    os.utime(path, (1_000_000, 1_000_000))
+    assert await store.put(h, data) is False
+    assert path.stat().st_mtime > 1_000_000
+    assert store.chunk_count == 1 and store.stored_bytes == len(data)
+
+
+async def test_corrupt_file_is_reported_quarantined_and_repairable(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    h, data = chunk(b"rot")
+    await store.put(h, data)
+    store.path_of(h).write_bytes(b"X" + data[1:])  # same length, flipped byte
+    with pytest.raises(IntegrityError):
+        await store.get(h)
+    assert not store.path_of(h).exists()
+    assert [p.name.split(".")[0] for p in (tmp_path / "quarantine").iterdir()] == [h]
+    assert store.chunk_count == 0 and store.stored_bytes == 0
+    checked = await store.check([h], verify=True)
+    assert checked.corrupt == [h] and checked.present == [] and checked.missing == []
+    # A re-put repairs it.
+    assert await store.put(h, data) is True
+    assert await store.get(h) == data
+    assert (await store.check([h], verify=True)).present == [h]
+
+
+async def test_check_verify_finds_rot_that_a_plain_check_misses(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    h, data = chunk(b"silent")
+    await store.put(h, data)
+    store.path_of(h).write_bytes(data[::-1])
+    assert (await store.check([h])).present == [h]
+    assert (await store.check([h], verify=True)).corrupt == [h]
+
+
+async def test_truncated_file_is_replaced_by_a_put(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    h, data = chunk(b"trunc")
+    await store.put(h, data)
+    store.path_of(h).write_bytes(data[:10])
+    assert await store.put(h, data) is True
+    assert store.path_of(h).read_bytes() == data
+
+
+async def test_reopen_removes_stale_temp_files_and_counts_chunks(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    stored = [chunk(bytes([i]) * 3, 1000 + i) for i in range(5)]
+    for h, data in stored:
+        await store.put(h, data)
+    leaf = store.path_of(stored[0][0]).parent
+    stale = leaf / f"{TEMP_PREFIX}{stored[0][0]}-deadbeef"
+    stale.write_bytes(b"half a chunk")
+    reopened = await opened(tmp_path)
+    assert not stale.exists()
+    assert reopened.chunk_count == 5
+    assert reopened.stored_bytes == sum(len(d) for _, d in stored)
+
+
+async def test_quarantined_chunk_stays_corrupt_across_restart(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    h, data = chunk(b"restart-rot")
+    await store.put(h, data)
+    store.path_of(h).write_bytes(data[::-1])
+    with pytest.raises(IntegrityError):
+        await store.get(h)
+    reopened = await opened(tmp_path)
+    assert (await reopened.check([h])).corrupt == [h]
+    with pytest.raises(IntegrityError):
+        await reopened.get(h)
+
+
+async def test_delete_returns_freed_bytes_and_updates_stats(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    h1, d1 = chunk(b"one", 3000)
+    h2, d2 = chunk(b"two", 5000)
+    await store.put(h1, d1)
+    await store.put(h2, d2)
+    assert store.stored_bytes == 8000 and store.chunk_count == 2
+    assert await store.delete(h1) == 3000
+    assert await store.delete(h1) == 0
+    assert store.stored_bytes == 5000 and store.chunk_count == 1
+    with pytest.raises(NotFound):
+        await store.get(h1)
+
+
+async def test_inventory_before_filters_by_last_write_or_touch(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    old_h, old_d = chunk(b"old")
+    new_h, new_d = chunk(b"new")
+    await store.put(old_h, old_d)
+    await store.put(new_h, new_d)
+    os.utime(store.path_of(old_h), (1_000_000, 1_000_000))
+    cutoff = time.time() - 3600
+    assert [e.hash for e in await store.inventory(before=cutoff)] == [old_h]
+    assert {e.hash for e in await store.inventory()} == {old_h, new_h}
+    await store.touch(old_h)
+    assert await store.inventory(before=cutoff) == []
+
+
+async def test_put_refused_when_the_reserve_would_be_eaten(tmp_path: Path) -> None:
+    store = await opened(tmp_path, reserve_bytes=2**62)
+    h, data = chunk(b"full")
+    with pytest.raises(InsufficientStorage):
+        await store.put(h, data)
+    assert not await store.has(h)
+
+
+async def test_stats_reports_free_bytes(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    stats = await store.stats()
+    assert stats.free_bytes > 0 and stats.chunk_count == 0
+
+
+def test_path_of_refuses_anything_but_a_hash(tmp_path: Path) -> None:
+    store = ChunkStore(tmp_path)
+    with pytest.raises(ValueError):
+        store.path_of(ChunkHash("../../etc/passwd"))
