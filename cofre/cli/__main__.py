@@ -1,0 +1,3 @@
+from cofre.cli.main import main
+
+main()

@@ -1,0 +1,195 @@
+"""`cofre put`, `get`, `ls`, `rm`: moving files in and out, listing and deleting backups."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import stat
+import sys
+from pathlib import Path
+
+from cofre.cli.budget import Budget
+from cofre.cli.context import Context
+from cofre.cli.download import default_dest, dest_under, get_to_path, get_to_stdout
+from cofre.cli.exitcodes import ExitCode, LocalFileError, UsageError, exit_code_for
+from cofre.cli.http import connect
+from cofre.cli.output import display_name, human_size, human_time, print_json, table
+from cofre.cli.upload import PutResult, put_many
+
+
+def collect(paths: list[str], *, name: str | None) -> list[tuple[Path, str]]:
+    """(file, backup name) for every regular file named or found below a named directory.
+
+    A file is named by its path exactly as typed; files below a directory by that path joined
+    with their path inside it. Symlinks and special files below directories are skipped.
+    """
+    if name is not None and len(paths) != 1:
+        raise UsageError("--name needs exactly one PATH")
+    items: dict[str, Path] = {}
+    for typed in paths:
+        try:
+            st = os.stat(typed)
+        except OSError as exc:
+            raise LocalFileError(f"cannot read {typed}: {exc.strerror or exc}") from exc
+        if stat.S_ISDIR(st.st_mode):
+            if name is not None:
+                raise UsageError("--name works with one file, not a directory")
+            for path in _walk(typed):
+                items.setdefault(path, Path(path))
+        elif stat.S_ISREG(st.st_mode):
+            items.setdefault(name if name is not None else typed, Path(typed))
+        else:
+            raise LocalFileError(f"{typed} is not a regular file or directory")
+    return [(path, key) for key, path in items.items()]
+
+
+def _walk(top: str) -> list[str]:
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(top, onerror=_raise):
+        dirnames.sort()
+        for fname in sorted(filenames):
+            full = os.path.join(dirpath, fname)
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                found.append(full[2:] if top == "." and full.startswith("./") else full)
+    return found
+
+
+def _raise(exc: OSError) -> None:
+    raise LocalFileError(f"cannot read {exc.filename}: {exc.strerror or exc}")
+
+
+async def run_put(args: argparse.Namespace, ctx: Context) -> ExitCode:
+    items = collect(args.paths, name=args.name)
+    if not items:
+        print("cofre: nothing to back up (no regular files)", file=sys.stderr)
+        return ExitCode.OK
+    budget = Budget(ctx.parallelism)
+    async with connect(ctx) as clients:
+        results = await put_many(clients, items, budget=budget, show_progress=len(items) == 1)
+    code = ExitCode.OK
+    done: list[PutResult] = []
+    for (_, name), result in zip(items, results, strict=True):
+        if isinstance(result, PutResult):
+            done.append(result)
+            if not args.json:
+                print(
+                    f"{display_name(name)}  version {result.version}  {human_size(result.size)}",
+                    flush=True,
+                )
+        else:
+            if isinstance(result, KeyboardInterrupt):
+                raise result
+            print(f"cofre: error: {display_name(name)}: {describe(result)}", file=sys.stderr)
+            if code == ExitCode.OK:
+                code = exit_code_for(result)
+    if args.json:
+        print_json([r.to_json() for r in done])
+    return code
+
+
+def describe(exc: BaseException) -> str:
+    detail = getattr(exc, "detail", None)
+    return str(detail if detail is not None else exc) or type(exc).__name__
+
+
+async def run_get(args: argparse.Namespace, ctx: Context) -> ExitCode:
+    budget = Budget(ctx.parallelism)
+    if args.prefix is not None:
+        if args.name is not None or args.version is not None:
+            raise UsageError("--prefix restores the latest versions; give no NAME or --version")
+        return await _get_prefix(args, ctx, budget)
+    if args.name is None:
+        raise UsageError("give a NAME to restore (or --prefix)")
+    async with connect(ctx) as clients:
+        if args.output == "-":
+            await get_to_stdout(clients, name=args.name, version=args.version, budget=budget)
+            return ExitCode.OK
+        dest = Path(args.output) if args.output is not None else default_dest(args.name)
+        result = await get_to_path(
+            clients,
+            name=args.name,
+            version=args.version,
+            dest=dest,
+            force=args.force,
+            budget=budget,
+        )
+    print(
+        f"{display_name(result.name)}  version {result.version}  {human_size(result.size)}"
+        f"  -> {display_name(result.dest)}",
+        flush=True,
+    )
+    return ExitCode.OK
+
+
+async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) -> ExitCode:
+    root = Path(args.output if args.output not in (None, "-") else ".")
+    code = ExitCode.OK
+    async with connect(ctx) as clients:
+        files = [f for f in await clients.manager.list_files() if f["name"].startswith(args.prefix)]
+        if not files:
+            raise UsageError(f"no backed-up name starts with {args.prefix!r}")
+
+        async def one(name: str) -> None:
+            async with budget.files:
+                await get_to_path(
+                    clients,
+                    name=name,
+                    version=None,
+                    dest=dest_under(root, name),
+                    force=args.force,
+                    budget=budget,
+                    show_progress=False,
+                    make_parents=True,
+                )
+
+        names = [str(f["name"]) for f in files]
+        results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+    for name, result in zip(names, results, strict=True):
+        if isinstance(result, BaseException):
+            if isinstance(result, KeyboardInterrupt | asyncio.CancelledError):
+                raise result
+            print(f"cofre: error: {display_name(name)}: {describe(result)}", file=sys.stderr)
+            if code == ExitCode.OK:
+                code = exit_code_for(result)
+    print(
+        f"restored {len(names) - sum(isinstance(r, BaseException) for r in results)} of "
+        f"{len(names)} files into {root}",
+        flush=True,
+    )
+    return code
+
+
+async def run_ls(args: argparse.Namespace, ctx: Context) -> ExitCode:
+    async with connect(ctx) as clients:
+        files = await clients.manager.list_files(versions=args.versions)
+    files.sort(key=lambda f: (f["name"], f["version"]))
+    if args.json:
+        print_json(files)
+        return ExitCode.OK
+    if not files:
+        print("no backups", file=sys.stderr)
+        return ExitCode.OK
+    rows = [
+        [
+            display_name(f["name"]),
+            str(f["version"]),
+            human_size(int(f["size"])),
+            human_time(f.get("created")),
+        ]
+        for f in files
+    ]
+    print(table(["NAME", "VERSION", "SIZE", "CREATED"], rows, right={1, 2}), flush=True)
+    return ExitCode.OK
+
+
+async def run_rm(args: argparse.Namespace, ctx: Context) -> ExitCode:
+    async with connect(ctx) as clients:
+        deleted = await clients.manager.delete(args.name, version=args.version)
+    if args.json:
+        print_json({"name": args.name, "deleted": deleted})
+        return ExitCode.OK
+    word = "version" if len(deleted) == 1 else "versions"
+    listed = ", ".join(str(v) for v in sorted(deleted))
+    print(f"deleted {display_name(args.name)} {word} {listed}", flush=True)
+    return ExitCode.OK

@@ -1,0 +1,260 @@
+"""Restoring: fetch a version's chunks from the nodes holding them, verify, write in order.
+
+Each chunk comes from the first of its nodes that returns the right bytes (nodes are listed
+best first; a node that fails, lacks the chunk or returns bytes that do not hash right is
+skipped). Files are written to a temp file beside the destination, fsynced, given their mode
+and mtime, then renamed, so a destination is never half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from cofre.chunks import hash_bytes
+from cofre.cli.budget import Budget
+from cofre.cli.exitcodes import LocalFileError, UsageError
+from cofre.cli.http import Clients
+from cofre.cli.progress import Progress
+from cofre.errors import CofreError, IntegrityError, Unavailable
+from cofre.models import ChunkHash, parse_chunk_hash
+
+log = logging.getLogger(__name__)
+
+# Permission bits only: a restored file never becomes setuid/setgid because a manifest says so.
+MODE_MASK = 0o777
+
+
+@dataclass(frozen=True, slots=True)
+class GetResult:
+    name: str
+    version: int
+    size: int
+    dest: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "version": self.version, "size": self.size, "dest": self.dest}
+
+
+async def fetch_chunk(clients: Clients, chunk: dict[str, Any]) -> bytes:
+    """The bytes of one manifest chunk from the first node that has them intact."""
+    chunk_hash: ChunkHash = parse_chunk_hash(chunk["hash"])
+    length = int(chunk["length"])
+    nodes = [str(u) for u in chunk.get("nodes") or []]
+    failures: list[str] = []
+    corrupt = False
+    for url in nodes:
+        try:
+            data = await clients.node(url).get_chunk(chunk_hash)
+        except IntegrityError as exc:
+            corrupt = True
+            failures.append(f"{url}: {exc.detail}")
+            continue
+        except CofreError as exc:
+            failures.append(f"{url}: {exc.detail}")
+            continue
+        if len(data) != length or await asyncio.to_thread(hash_bytes, data) != chunk_hash:
+            corrupt = True
+            failures.append(f"{url}: bytes do not match the hash")
+            continue
+        return data
+    log.debug("chunk unavailable hash=%s failures=%s", chunk_hash, failures)
+    detail = "; ".join(failures) if failures else "no node holds it"
+    if corrupt:
+        raise IntegrityError(f"chunk {chunk_hash[:16]} has no intact copy ({detail})")
+    raise Unavailable(f"chunk {chunk_hash[:16]} cannot be fetched ({detail})")
+
+
+async def stream_chunks(
+    clients: Clients,
+    chunks: list[dict[str, Any]],
+    *,
+    budget: Budget,
+    write: Callable[[bytes], Awaitable[None]],
+) -> int:
+    """Fetch chunks a few at a time, hand them to ``write`` in order; returns bytes written."""
+    window: collections.deque[asyncio.Task[bytes]] = collections.deque()
+    written = 0
+
+    async def fetch(chunk: dict[str, Any]) -> bytes:
+        async with budget.requests:
+            return await fetch_chunk(clients, chunk)
+
+    async def write_oldest() -> None:
+        nonlocal written
+        task = window.popleft()
+        try:
+            data = await task
+            await write(data)
+            written += len(data)
+        except BaseException:
+            task.cancel()
+            raise
+        finally:
+            budget.slots.release()
+
+    try:
+        for chunk in chunks:
+            # Never block on memory while holding fetched chunks that only we can release.
+            while window and (len(window) >= budget.parallelism or budget.slots.locked()):
+                await write_oldest()
+            await budget.slots.acquire()
+            window.append(asyncio.create_task(fetch(chunk)))
+        while window:
+            await write_oldest()
+    except BaseException:
+        for task in window:
+            task.cancel()
+            budget.slots.release()
+        await asyncio.gather(*window, return_exceptions=True)
+        raise
+    return written
+
+
+def default_dest(name: str) -> Path:
+    """The current dir plus the last part of NAME: names are data, never paths to follow."""
+    base = PurePosixPath(name).name
+    if base in ("", ".", ".."):
+        raise UsageError(f"cannot make a file name from {name!r}; pass -o DEST")
+    return Path(base)
+
+
+def dest_under(root: Path, name: str) -> Path:
+    """Where NAME goes below ``root`` when restoring many: refuses names leaving ``root``."""
+    parts = PurePosixPath(name).parts
+    if not parts or parts[0] == "/" or any(p in ("..", ".") for p in parts):
+        raise UsageError(f"name {name!r} cannot be restored below a directory; use cofre get -o")
+    target = root.joinpath(*parts)
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    # A symlinked directory inside ``root`` must not carry the restore elsewhere.
+    if not existing.resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"name {name!r} would be restored outside {root}")
+    return target
+
+
+async def get_to_path(
+    clients: Clients,
+    *,
+    name: str,
+    version: int | None,
+    dest: Path,
+    force: bool,
+    budget: Budget,
+    show_progress: bool = True,
+    make_parents: bool = False,
+) -> GetResult:
+    manifest = await clients.manager.get_manifest(name, version=version)
+    dest = _prepare_dest(dest, name=name, force=force, make_parents=make_parents)
+    size = int(manifest["size"])
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            dir=dest.parent, prefix=f".{dest.name[:80]}.", suffix=".cofre-part"
+        )
+    except OSError as exc:
+        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+    progress = Progress(label=name, total=size, enabled=None if show_progress else False)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            written = await stream_chunks(
+                clients, manifest["chunks"], budget=budget, write=_file_writer(f, progress, dest)
+            )
+            if written != size:
+                raise IntegrityError(f"{name}: got {written} bytes, the manifest says {size}")
+            await asyncio.to_thread(_sync, f)
+            os.fchmod(f.fileno(), int(manifest["mode"]) & MODE_MASK)
+        mtime = float(manifest["mtime"])
+        os.utime(tmp_name, (mtime, mtime))
+        _install(tmp_name, dest, force=force)
+    except OSError as exc:
+        _discard(tmp_name)
+        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+    except BaseException:
+        _discard(tmp_name)
+        raise
+    finally:
+        progress.finish()
+    return GetResult(name=name, version=int(manifest["version"]), size=size, dest=str(dest))
+
+
+def _prepare_dest(dest: Path, *, name: str, force: bool, make_parents: bool) -> Path:
+    if dest.is_dir():
+        dest = dest / default_dest(name)
+    if (dest.exists() or dest.is_symlink()) and not force:
+        raise LocalFileError(f"{dest} already exists; use --force to overwrite it")
+    if make_parents:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LocalFileError(f"cannot create {dest.parent}: {exc.strerror or exc}") from exc
+    return dest
+
+
+def _install(tmp: str, dest: Path, *, force: bool) -> None:
+    """Put the finished file in place; without ``force`` never replace what appeared meanwhile."""
+    if force:
+        os.replace(tmp, dest)
+    else:
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            raise LocalFileError(f"{dest} already exists; use --force to overwrite it") from None
+        os.unlink(tmp)
+    _fsync_dir(dest.parent)
+
+
+def _discard(tmp: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+async def get_to_stdout(
+    clients: Clients, *, name: str, version: int | None, budget: Budget
+) -> GetResult:
+    manifest = await clients.manager.get_manifest(name, version=version)
+    out = sys.stdout.buffer
+    progress = Progress(label=name, total=int(manifest["size"]), enabled=False)
+    written = await stream_chunks(
+        clients, manifest["chunks"], budget=budget, write=_file_writer(out, progress, Path("-"))
+    )
+    out.flush()
+    if written != int(manifest["size"]):
+        raise IntegrityError(f"{name}: got {written} bytes, the manifest says {manifest['size']}")
+    return GetResult(name=name, version=int(manifest["version"]), size=written, dest="-")
+
+
+def _file_writer(f: BinaryIO, progress: Progress, dest: Path) -> Callable[[bytes], Awaitable[None]]:
+    async def write(data: bytes) -> None:
+        try:
+            await asyncio.to_thread(f.write, data)
+        except BrokenPipeError as exc:
+            raise LocalFileError("output closed before the restore finished") from exc
+        except OSError as exc:
+            raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+        progress.advance(len(data))
+
+    return write
+
+
+def _sync(f: BinaryIO) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,63 @@
+"""The CLI's HTTP session: pooled, with every request logged at DEBUG.
+
+The DEBUG lines (``COFRE_LOG_LEVEL=DEBUG``) show exactly which hosts the CLI talked to, which is
+how one checks that a backup only ever reaches the manager and its primary node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+
+import aiohttp
+
+from cofre.cli.context import Context
+from cofre.protocol.client import ManagerClient, NodeClient
+
+log = logging.getLogger(__name__)
+
+# seconds: one request (a chunk of up to 64 MiB through a relay) may take a while on a slow disk.
+REQUEST_TIMEOUT_S = 300.0
+CONNECT_TIMEOUT_S = 10.0
+
+
+async def _on_request_start(
+    _session: aiohttp.ClientSession,
+    _ctx: SimpleNamespace,
+    params: aiohttp.TraceRequestStartParams,
+) -> None:
+    log.debug("request method=%s url=%s", params.method, params.url)
+
+
+@asynccontextmanager
+async def open_cli_session(*, limit: int = 64) -> AsyncIterator[aiohttp.ClientSession]:
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(_on_request_start)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=REQUEST_TIMEOUT_S
+    )
+    connector = aiohttp.TCPConnector(limit=limit)
+    async with aiohttp.ClientSession(
+        timeout=timeout, connector=connector, trace_configs=[trace]
+    ) as session:
+        yield session
+
+
+class Clients:
+    """The manager client and a way to reach nodes, sharing one session and the token."""
+
+    def __init__(self, session: aiohttp.ClientSession, ctx: Context) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.manager = ManagerClient(session, ctx.manager_url, ctx.token)
+
+    def node(self, url: str) -> NodeClient:
+        return NodeClient(self.session, url, self.ctx.token)
+
+
+@asynccontextmanager
+async def connect(ctx: Context) -> AsyncIterator[Clients]:
+    async with open_cli_session() as session:
+        yield Clients(session, ctx)

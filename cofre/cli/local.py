@@ -1,0 +1,342 @@
+"""`cofre local up`: a manager and N storage nodes as child processes on 127.0.0.1.
+
+The data dir keeps the token and the node ports, so the same dir is the same cluster after a
+restart. The command stays in the foreground; Ctrl-C or SIGTERM stops every child (SIGTERM,
+then SIGKILL after a deadline). If a child dies, everything is stopped and the exit is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from cofre.cli.exitcodes import ExitCode, UsageError
+from cofre.cli.localstate import (
+    load_node_ports,
+    load_or_create_token,
+    read_state,
+    remove_state,
+    save_node_ports,
+    write_state,
+)
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+# seconds: Python services start in about a second each; two cores may be busy.
+READY_TIMEOUT_S = 90.0
+# seconds each child gets to exit after SIGTERM before SIGKILL.
+STOP_TIMEOUT_S = 10.0
+POLL_S = 0.2
+# Probe nodes every second locally (the default is 2): readiness and failures show up sooner.
+PROBE_INTERVAL_S = "1.0"
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(eq=False)
+class Child:
+    role: str
+    argv: list[str]
+    log_path: Path
+    url: str = ""
+    data_dir: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+class ChildDied(Exception):
+    pass
+
+
+def run_local_up(args: argparse.Namespace) -> ExitCode:
+    if args.nodes < 1:
+        raise UsageError("--nodes must be at least 1")
+    if args.replication_factor < 1:
+        raise UsageError("--replication-factor must be at least 1")
+    data_dir: Path = args.data_dir.absolute()
+    _prepare_dir(data_dir)
+    _refuse_if_running(data_dir)
+    if not _port_free(args.port):
+        raise UsageError(
+            f"port {args.port} on {HOST} is already in use; choose another with --port"
+        )
+    token = load_or_create_token(data_dir)
+    children = _plan(args, data_dir)
+    env = dict(os.environ)
+    env["COFRE_TOKEN"] = token  # in the environment, not argv: ps shows argv to every user
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    manager = children[-1]
+    try:
+        for child in children:
+            _start(child, env)
+        _wait_ready(manager.url, token, [c.role for c in children[:-1]], children, stopping)
+        if stopping:
+            return _stop_all(children, data_dir, ExitCode.OK)
+        write_state(data_dir, _state(args, data_dir, token, children))
+        print(f"COFRE_MANAGER={manager.url}", flush=True)
+        print(f"COFRE_TOKEN={token}", flush=True)
+        print(
+            f"cofre: local cluster up: manager {manager.url}, {args.nodes} nodes, "
+            f"replication factor {args.replication_factor}, data in {data_dir}; "
+            "Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not stopping:
+            _check_alive(children)
+            time.sleep(POLL_S)
+        return _stop_all(children, data_dir, ExitCode.OK)
+    except ChildDied as exc:
+        print(f"cofre: error: {exc}", file=sys.stderr, flush=True)
+        return _stop_all(children, data_dir, ExitCode.FAILURE)
+    except BaseException:
+        _stop_all(children, data_dir, ExitCode.FAILURE)
+        raise
+
+
+def _prepare_dir(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for sub in ("manager", "nodes", "logs"):
+            (data_dir / sub).mkdir(exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise UsageError(f"cannot use data dir {data_dir}: {exc.strerror or exc}") from exc
+
+
+def _refuse_if_running(data_dir: Path) -> None:
+    state = read_state(data_dir)
+    pid = int(state.get("pid") or 0) if state else 0
+    if pid and pid != os.getpid() and _alive(pid):
+        raise UsageError(f"a local cluster already runs from {data_dir} (pid {pid})")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _plan(args: argparse.Namespace, data_dir: Path) -> list[Child]:
+    """The nodes (same ids, dirs and, when still free, ports as last time), then the manager."""
+    saved = load_node_ports(data_dir)
+    ports: dict[str, int] = {}
+    children: list[Child] = []
+    for i in range(args.nodes):
+        node_id = f"node-{i}"
+        port = saved.get(node_id, 0)
+        if not port or port == args.port or port in ports.values() or not _port_free(port):
+            port = _free_port()
+            while port == args.port or port in ports.values():
+                port = _free_port()
+        ports[node_id] = port
+        node_dir = data_dir / "nodes" / node_id
+        children.append(
+            Child(
+                role=node_id,
+                url=f"http://{HOST}:{port}",
+                data_dir=node_dir,
+                log_path=data_dir / "logs" / f"{node_id}.log",
+                argv=[
+                    sys.executable, "-m", "cofre.storage_node",
+                    "--host", HOST, "--port", str(port),
+                    "--node-id", node_id, "--data-dir", str(node_dir),
+                ],
+            )
+        )  # fmt: skip
+    save_node_ports(data_dir, {**saved, **ports})
+    static = ",".join(f"{c.role}={c.url}" for c in children)
+    manager_dir = data_dir / "manager"
+    children.append(
+        Child(
+            role="manager",
+            url=f"http://{HOST}:{args.port}",
+            data_dir=manager_dir,
+            log_path=data_dir / "logs" / "manager.log",
+            argv=[
+                sys.executable, "-m", "cofre.manager",
+                "--host", HOST, "--port", str(args.port),
+                "--data-dir", str(manager_dir),
+                "--discovery-backend", "static",
+                "--discovery-static-nodes", static,
+                "--placement-replication-factor", str(args.replication_factor),
+                "--placement-primary-keeps-copy", "true" if args.primary_keeps_copy else "false",
+                "--probe-interval-s", PROBE_INTERVAL_S,
+            ],
+        )
+    )  # fmt: skip
+    return children
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if `local up` is killed outright, its children follow."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _start(child: Child, env: dict[str, str]) -> None:
+    child.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with child.log_path.open("ab") as out:
+        # Own session: Ctrl-C reaches only `local up`, which then stops children in order.
+        child.proc = subprocess.Popen(
+            child.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    log.debug("started role=%s pid=%s url=%s", child.role, child.pid, child.url)
+
+
+def _check_alive(children: list[Child]) -> None:
+    for child in children:
+        assert child.proc is not None
+        code = child.proc.poll()
+        if code is not None:
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+            raise ChildDied(
+                f"{child.role} (pid {child.pid}) exited with {how}; stopping the local cluster "
+                f"(log: {child.log_path}){_tail(child.log_path)}"
+            )
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    last = [line for line in text.splitlines() if line.strip()][-lines:]
+    return "".join(f"\n  {line}" for line in last)
+
+
+def _wait_ready(
+    manager_url: str,
+    token: str,
+    node_ids: list[str],
+    children: list[Child],
+    stopping: list[int],
+) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    waiting = set(node_ids)
+    while not stopping:
+        _check_alive(children)
+        ready = _ready_nodes(manager_url, token)
+        if ready is not None:
+            waiting = set(node_ids) - ready
+            if not waiting:
+                return
+        if time.monotonic() > deadline:
+            what = "the manager" if ready is None else "nodes " + ", ".join(sorted(waiting))
+            raise ChildDied(
+                f"{what} not ready after {READY_TIMEOUT_S:.0f}s; stopping the local cluster "
+                f"(logs in {children[-1].log_path.parent})"
+            )
+        time.sleep(POLL_S)
+
+
+def _ready_nodes(manager_url: str, token: str) -> set[str] | None:
+    """Ids of the nodes the manager reports ready, or None while it does not answer."""
+    req = urllib.request.Request(
+        manager_url + "/v1/nodes", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=2.0) as resp:
+            body: Any = json.load(resp)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    nodes = body.get("nodes", []) if isinstance(body, dict) else []
+    return {str(n.get("node_id")) for n in nodes if isinstance(n, dict) and n.get("ready")}
+
+
+def _state(
+    args: argparse.Namespace, data_dir: Path, token: str, children: list[Child]
+) -> dict[str, Any]:
+    return {
+        "manager_url": children[-1].url,
+        "token": token,
+        "pid": os.getpid(),
+        "data_dir": str(data_dir),
+        "replication_factor": args.replication_factor,
+        "primary_keeps_copy": args.primary_keeps_copy,
+        "pids": {c.role: c.pid for c in children},
+        "nodes": [
+            {"node_id": c.role, "url": c.url, "pid": c.pid, "data_dir": str(c.data_dir)}
+            for c in children[:-1]
+        ],
+    }
+
+
+def _stop_all(children: list[Child], data_dir: Path, code: ExitCode) -> ExitCode:
+    """SIGTERM every child still running, wait, SIGKILL the stragglers; remove the state file."""
+    running = [c for c in children if c.proc is not None and c.proc.poll() is None]
+    for child in running:
+        _signal(child, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for child in running:
+        assert child.proc is not None
+        try:
+            child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(
+                f"cofre: {child.role} (pid {child.pid}) did not stop; killing it", file=sys.stderr
+            )
+            _signal(child, signal.SIGKILL)
+            child.proc.wait()
+    state = read_state(data_dir)
+    if state is not None and state.get("pid") == os.getpid():
+        remove_state(data_dir)
+    return code
+
+
+def _signal(child: Child, sig: int) -> None:
+    assert child.proc is not None
+    with contextlib.suppress(ProcessLookupError):
+        child.proc.send_signal(sig)

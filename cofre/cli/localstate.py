@@ -1,0 +1,85 @@
+"""Files a local cluster keeps in its data dir: the token, the node ports, the state file.
+
+The token and ports persist so that a second `cofre local up` on the same dir is the same cluster
+(same nodes, same catalog, same token). The state file exists only while `local up` runs; other
+commands read it to find the manager.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = Path(".cofre-local")
+DATA_DIR_ENV = "COFRE_DATA_DIR"
+STATE_FILE = "state.json"
+TOKEN_FILE = "token"
+PORTS_FILE = "node-ports.json"
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    return Path(env[DATA_DIR_ENV]) if env.get(DATA_DIR_ENV) else DEFAULT_DATA_DIR
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text``, readable by the owner only (0600)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_or_create_token(data_dir: Path) -> str:
+    """The cluster token of this data dir, generated on first use."""
+    path = data_dir / TOKEN_FILE
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    if not token:
+        token = secrets.token_urlsafe(32)
+        write_private(path, token + "\n")
+    return token
+
+
+def load_node_ports(data_dir: Path) -> dict[str, int]:
+    try:
+        data = json.loads((data_dir / PORTS_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): int(v) for k, v in data.items() if isinstance(v, int)}
+
+
+def save_node_ports(data_dir: Path, ports: Mapping[str, int]) -> None:
+    write_private(data_dir / PORTS_FILE, json.dumps(dict(ports), indent=2) + "\n")
+
+
+def write_state(data_dir: Path, state: Mapping[str, Any]) -> None:
+    write_private(data_dir / STATE_FILE, json.dumps(dict(state), indent=2) + "\n")
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """The running cluster's state, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remove_state(data_dir: Path) -> None:
+    (data_dir / STATE_FILE).unlink(missing_ok=True)

@@ -1,0 +1,214 @@
+"""The `cofre` command: argument parsing, dispatch, and errors turned into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from cofre.cli.cmd_cluster import run_fsck, run_gc, run_status
+from cofre.cli.cmd_files import describe, run_get, run_ls, run_put, run_rm
+from cofre.cli.context import Context, resolve
+from cofre.cli.exitcodes import ExitCode, UsageError, describe_exit_codes, exit_code_for
+from cofre.cli.localstate import default_data_dir
+from cofre.cli.output import display_name
+
+LOG_LEVEL_ENV = "COFRE_LOG_LEVEL"
+
+Handler = Callable[[argparse.Namespace, Context], Coroutine[Any, Any, ExitCode]]
+
+DESCRIPTION = """\
+cofre backs files up onto storage nodes chosen by a manager.
+
+The manager and token come from --manager/--token, else COFRE_MANAGER/COFRE_TOKEN, else the
+state file of a running `cofre local up` (./.cofre-local, or COFRE_DATA_DIR).
+Set COFRE_LOG_LEVEL=DEBUG to log every request."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"cofre: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    conn = _Parser(add_help=False)
+    conn.add_argument("--manager", metavar="URL", help="manager URL (env COFRE_MANAGER)")
+    conn.add_argument("--token", help="cluster token (env COFRE_TOKEN)")
+    js = _Parser(add_help=False)
+    js.add_argument("--json", action="store_true", help="print JSON for scripts")
+    par = _Parser(add_help=False)
+    par.add_argument(
+        "--parallelism", type=_positive_int, metavar="N", help="chunks in flight (default 4)"
+    )
+
+    parser = _Parser(
+        prog="cofre",
+        description=DESCRIPTION,
+        epilog=describe_exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("put", parents=[conn, js, par], help="back up files or directories")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--name", help="name to store one file under (default: PATH as typed)")
+    p.set_defaults(handler=run_put)
+
+    p = sub.add_parser("get", parents=[conn, par], help="restore a backed-up file")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("-o", "--output", metavar="DEST", help="file or directory; - for stdout")
+    p.add_argument("--version", type=_positive_int, metavar="N", help="default: the latest")
+    p.add_argument("--force", action="store_true", help="overwrite an existing DEST")
+    p.add_argument("--prefix", help="restore every name starting with PREFIX below DEST")
+    p.set_defaults(handler=run_get)
+
+    p = sub.add_parser("ls", parents=[conn, js], help="list backed-up files")
+    p.add_argument("--versions", action="store_true", help="every live version, not the latest")
+    p.set_defaults(handler=run_ls)
+
+    p = sub.add_parser("rm", parents=[conn, js], help="delete a file's versions")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--version", type=_positive_int, metavar="N", help="default: every version")
+    p.set_defaults(handler=run_rm)
+
+    p = sub.add_parser("status", parents=[conn, js], help="the storage nodes and their state")
+    p.set_defaults(handler=run_status)
+
+    p = sub.add_parser("fsck", parents=[conn, js], help="check every backup (exit 1 if unhealthy)")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--verify", action="store_true", help="re-hash every copy on the nodes")
+    p.set_defaults(handler=run_fsck)
+
+    p = sub.add_parser("gc", parents=[conn, js], help="delete unreferenced chunks now")
+    p.add_argument(
+        "--grace",
+        type=_non_negative_float,
+        metavar="SECONDS",
+        help="keep chunks written more recently than this (default: the manager's)",
+    )
+    p.set_defaults(handler=run_gc)
+
+    p = sub.add_parser("menu", parents=[conn], help="the interactive menu")
+    p.set_defaults(handler=None, menu=True)
+
+    local = sub.add_parser("local", help="run cofre on this machine")
+    local_sub = local.add_subparsers(dest="local_command", metavar="COMMAND", parser_class=_Parser)
+    local_sub.required = True
+    up = local_sub.add_parser("up", help="start a manager and storage nodes here (foreground)")
+    up.add_argument("--nodes", type=_positive_int, default=4, help="storage nodes (default 4)")
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where everything is kept (default ./.cofre-local, or COFRE_DATA_DIR)",
+    )
+    up.add_argument("--port", type=int, default=8080, help="manager port (default 8080)")
+    up.add_argument(
+        "--replication-factor", type=_positive_int, default=2, help="copies of each chunk"
+    )
+    up.add_argument(
+        "--primary-keeps-copy",
+        action="store_true",
+        help="the primary node keeps one of the copies instead of only relaying",
+    )
+    up.set_defaults(handler=None, local_up=True)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    level_name = "DEBUG" if verbose else os.environ.get(LOG_LEVEL_ENV, "WARNING").upper()
+    level = logging.getLevelName(level_name)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level if isinstance(level, int) else logging.WARNING,
+        format="%(levelname)s %(name)s %(message)s",
+    )
+    # The CLI's own request log is the one worth reading; aiohttp's is noise here.
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(_dispatch(args))
+    except KeyboardInterrupt:
+        print("cofre: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader (e.g. `head`) went away: nothing more to say to it.
+        _silence_stdout()
+        return ExitCode.OK
+    except Exception as exc:
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        print(f"cofre: error: {display_name(describe(exc))}", file=sys.stderr)
+        return exit_code_for(exc)
+
+
+def _dispatch(args: argparse.Namespace) -> ExitCode:
+    if getattr(args, "local_up", False):
+        from cofre.cli.local import run_local_up
+
+        if args.data_dir is None:
+            args.data_dir = default_data_dir(os.environ)
+        return run_local_up(args)
+    ctx = resolve(
+        manager=args.manager,
+        token=args.token,
+        parallelism=getattr(args, "parallelism", None),
+        env=os.environ,
+    )
+    if getattr(args, "menu", False):
+        from cofre.cli.menu import run_menu
+
+        return run_menu(ctx)
+    handler: Handler = args.handler
+    return asyncio.run(handler(args, ctx))
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+def main() -> NoReturn:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()
+
+_ = UsageError  # re-exported for callers that catch usage errors from `run`

@@ -1,0 +1,278 @@
+"""Backing up one local file: stream it in chunks to the primary node, then commit.
+
+Follows docs/architecture.md: create the upload at the manager, ask the primary which chunks it
+lacks, send those a few at a time, send the manifest as one more chunk, commit. The client only
+talks to the manager and the primary it was given. At most ``Budget.slots`` chunks are in
+memory at once, whatever the file size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from cofre.chunks import MAX_CHUNK_SIZE, hash_bytes
+from cofre.cli.budget import Budget
+from cofre.cli.exitcodes import LocalFileError
+from cofre.cli.http import Clients
+from cofre.cli.progress import Progress
+from cofre.errors import Unavailable
+from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId, validate_name
+from cofre.protocol.client import NodeClient
+
+log = logging.getLogger(__name__)
+
+ABORT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    name: str
+    version: int
+    size: int
+    chunks: int
+    sent_bytes: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "size": self.size,
+            "chunks": self.chunks,
+            "sent_bytes": self.sent_bytes,
+        }
+
+
+async def put_file(
+    clients: Clients, *, path: Path, name: str, budget: Budget, show_progress: bool = True
+) -> PutResult:
+    validate_name(name)
+    try:
+        f = path.open("rb")
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise LocalFileError(f"{path} is not a regular file")
+        upload = await clients.manager.create_upload(
+            name=name, size=st.st_size, mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime
+        )
+        upload_id = UploadId(str(upload["upload_id"]))
+        log.debug("upload created name=%r upload_id=%s", name, upload_id)
+        try:
+            return await _send_file(
+                clients,
+                f=f,
+                st=st,
+                path=path,
+                name=name,
+                upload=upload,
+                budget=budget,
+                show_progress=show_progress,
+            )
+        except BaseException:
+            await _abort(clients, upload_id)
+            raise
+
+
+async def _abort(clients: Clients, upload_id: UploadId) -> None:
+    """Release the manager's reservation; best effort, the session also expires by itself."""
+    try:
+        await asyncio.wait_for(clients.manager.abort_upload(upload_id), ABORT_TIMEOUT_S)
+    except Exception as exc:  # the original failure is what the user needs to see
+        log.debug("abort failed upload_id=%s error=%s", upload_id, exc)
+
+
+async def _send_file(
+    clients: Clients,
+    *,
+    f: BinaryIO,
+    st: os.stat_result,
+    path: Path,
+    name: str,
+    upload: dict[str, object],
+    budget: Budget,
+    show_progress: bool,
+) -> PutResult:
+    upload_id = UploadId(str(upload["upload_id"]))
+    ticket = str(upload["ticket"])
+    chunk_size = int(str(upload["chunk_size"]))
+    if not 0 < chunk_size <= MAX_CHUNK_SIZE:
+        raise Unavailable(f"manager handed out an unusable chunk size {chunk_size}")
+    primary = clients.node(str(upload["primary_url"]))
+    progress = Progress(label=name, total=st.st_size, enabled=None if show_progress else False)
+    sender = _ChunkSender(
+        primary, upload_id=upload_id, ticket=ticket, budget=budget, progress=progress
+    )
+    try:
+        refs = await sender.send_stream(f, chunk_size=chunk_size, expected=st.st_size, path=path)
+    finally:
+        progress.finish()
+    after = os.fstat(f.fileno())
+    if after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
+        raise LocalFileError(f"{path} changed while it was read; nothing was stored")
+    manifest = Manifest(
+        name=name,
+        size=st.st_size,
+        mode=stat.S_IMODE(st.st_mode),
+        mtime=st.st_mtime,
+        created=time.time(),
+        chunks=tuple(refs),
+    )
+    encoded = manifest.encode()
+    if await primary.missing(upload_id, [manifest.hash], ticket=ticket):
+        await primary.upload_chunk(upload_id, manifest.hash, encoded, ticket=ticket)
+    committed = await clients.manager.commit_upload(upload_id, manifest)
+    log.debug("upload committed name=%r version=%s", name, committed.get("version"))
+    return PutResult(
+        name=name,
+        version=int(committed["version"]),
+        size=st.st_size,
+        chunks=len(refs),
+        sent_bytes=sender.sent_bytes,
+    )
+
+
+def _read_and_hash(f: BinaryIO, size: int) -> tuple[bytes, ChunkHash]:
+    data = f.read(size)
+    return data, hash_bytes(data)
+
+
+class _ChunkSender:
+    """Reads, asks which chunks are missing in batches, and sends those a few at a time.
+
+    Every chunk read holds one ``budget.slots`` permit until it is sent or known present.
+    """
+
+    def __init__(
+        self,
+        primary: NodeClient,
+        *,
+        upload_id: UploadId,
+        ticket: str,
+        budget: Budget,
+        progress: Progress,
+    ) -> None:
+        self.primary = primary
+        self.upload_id = upload_id
+        self.ticket = ticket
+        self.budget = budget
+        self.progress = progress
+        self.sent_bytes = 0
+        self._scheduled: set[ChunkHash] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def send_stream(
+        self, f: BinaryIO, *, chunk_size: int, expected: int, path: Path
+    ) -> list[ChunkRef]:
+        refs: list[ChunkRef] = []
+        pending: list[tuple[ChunkRef, bytes]] = []
+        total = 0
+        try:
+            while True:
+                self._raise_failures()
+                # Flush before blocking on memory: other transfers may be waiting on our slots.
+                if pending and (len(pending) >= self.budget.batch or self.budget.slots.locked()):
+                    batch, pending = pending, []
+                    await self._flush(batch)
+                    continue
+                await self.budget.slots.acquire()
+                try:
+                    data, chunk_hash = await asyncio.to_thread(_read_and_hash, f, chunk_size)
+                except OSError as exc:
+                    self.budget.slots.release()
+                    raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+                if not data:
+                    self.budget.slots.release()
+                    break
+                total += len(data)
+                if total > expected:
+                    self.budget.slots.release()
+                    raise LocalFileError(f"{path} grew while it was read; nothing was stored")
+                ref = ChunkRef(chunk_hash, len(data))
+                refs.append(ref)
+                pending.append((ref, data))
+            if pending:
+                batch, pending = pending, []
+                await self._flush(batch)
+            if total != expected:
+                raise LocalFileError(f"{path} shrank while it was read; nothing was stored")
+            while self._tasks:
+                await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+                self._raise_failures()
+        except BaseException:
+            for _ in pending:
+                self.budget.slots.release()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            raise
+        return refs
+
+    def _raise_failures(self) -> None:
+        for task in [t for t in self._tasks if t.done()]:
+            self._tasks.discard(task)
+            task.result()
+
+    async def _flush(self, batch: list[tuple[ChunkRef, bytes]]) -> None:
+        hashes = list(dict.fromkeys(ref.hash for ref, _ in batch))
+        try:
+            missing = set(await self.primary.missing(self.upload_id, hashes, ticket=self.ticket))
+        except BaseException:
+            for _ in batch:
+                self.budget.slots.release()
+            raise
+        for ref, data in batch:
+            if ref.hash in missing and ref.hash not in self._scheduled:
+                self._scheduled.add(ref.hash)
+                self._tasks.add(asyncio.create_task(self._send(ref, data)))
+            else:
+                self.budget.slots.release()
+                self.progress.advance(ref.length)
+
+    async def _send(self, ref: ChunkRef, data: bytes) -> None:
+        try:
+            async with self.budget.requests:
+                await self.primary.upload_chunk(self.upload_id, ref.hash, data, ticket=self.ticket)
+            self.sent_bytes += ref.length
+            self.progress.advance(ref.length)
+        finally:
+            self.budget.slots.release()
+
+
+async def put_many(
+    clients: Clients,
+    items: list[tuple[Path, str]],
+    *,
+    budget: Budget,
+    show_progress: bool,
+) -> list[PutResult | BaseException]:
+    """Back up several files, a few at once; one failure does not stop the others."""
+
+    async def one(path: Path, name: str) -> PutResult:
+        async with budget.files:
+            return await put_file(
+                clients, path=path, name=name, budget=budget, show_progress=show_progress
+            )
+
+    tasks = [asyncio.create_task(one(p, n)) for p, n in items]
+    try:
+        await asyncio.wait(tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)
+    results: list[PutResult | BaseException] = []
+    for task in tasks:
+        exc = task.exception()
+        results.append(exc if exc is not None else task.result())
+    return results
