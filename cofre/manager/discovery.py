@@ -34,6 +34,7 @@ def parse_static_nodes(entries: tuple[str, ...]) -> list[NodeEndpoint]:
     seen: set[NodeId] = set()
     for entry in entries:
         node_id, sep, url = entry.partition("=")
+        url = url.strip()
         if not sep or not url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"COFRE_DISCOVERY_STATIC_NODES: {entry!r} is not node-id=http://host:port"

@@ -1,0 +1,122 @@
+"""The SQLite catalog on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cofre.manager.catalog import Catalog, SessionRow
+from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, UploadId, sha256_hex
+
+A = NodeId("node-a")
+B = NodeId("node-b")
+C = NodeId("node-c")
+
+
+def h(seed: str) -> ChunkHash:
+    return sha256_hex(seed.encode())
+
+
+def manifest(name: str, *seeds: str) -> Manifest:
+    chunks = tuple(ChunkRef(h(s), 10) for s in seeds)
+    return Manifest(
+        name=name, size=10 * len(seeds), mode=0o644, mtime=1.0, created=2.0, chunks=chunks
+    )
+
+
+def session(uid: str, name: str, size: int, *, created: float = 100.0) -> SessionRow:
+    return SessionRow(
+        upload_id=UploadId(uid),
+        name=name,
+        size=size,
+        mode=0o644,
+        mtime=1.0,
+        created=created,
+        expires=created + 3600,
+        primary=A,
+        nodes=(A, B, C),
+        keep_copy=False,
+    )
+
+
+async def commit(cat: Catalog, uid: str, m: Manifest) -> int:
+    s = session(uid, m.name, m.size)
+    await cat.add_session(s)
+    return await cat.commit(
+        s, m, manifest_hash=m.hash, manifest_length=len(m.encode()), holders=s.copy_holders
+    )
+
+
+async def test_versions_increase_per_name_and_deletes_mark(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.sqlite3")
+    await cat.open()
+    try:
+        assert await commit(cat, "u1", manifest("x", "1", "2")) == 1
+        assert await commit(cat, "u2", manifest("x", "3")) == 2
+        assert await commit(cat, "u3", manifest("y", "1")) == 1
+        latest = await cat.versions(all_versions=False)
+        assert [(v.name, v.version, v.chunk_count) for v in latest] == [("x", 2, 1), ("y", 1, 1)]
+
+        assert await cat.delete("x", 2, now=5.0) == [2]
+        assert await cat.delete("x", 2, now=5.0) == []
+        found = await cat.version("x")
+        assert found is not None and found[0].version == 1
+        assert [c.hash for c in found[1]] == [h("1"), h("2")]
+        assert await commit(cat, "u4", manifest("x", "4")) == 3  # never reused
+        assert await cat.counts() == (2, 3)
+        assert await cat.delete("x", now=6.0) == [1, 3]
+        assert await cat.version("x") is None
+    finally:
+        await cat.close()
+
+
+async def test_live_references_and_locations(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.sqlite3")
+    await cat.open()
+    try:
+        mx = manifest("x", "1", "2")
+        my = manifest("y", "2", "3")
+        await commit(cat, "u1", mx)
+        await commit(cat, "u2", my)
+        assert await cat.live_hashes() == {h("1"), h("2"), h("3"), mx.hash, my.hash}
+        locs = await cat.locations([h("1")])
+        assert locs == {h("1"): {B, C}}
+
+        await cat.delete("x", now=1.0)
+        assert await cat.live_hashes() == {h("2"), h("3"), my.hash}
+        assert await cat.drop_unreferenced() == 4  # chunk 1 and x's manifest, on B and C
+        assert await cat.locations([h("1"), h("2")]) == {h("1"): set(), h("2"): {B, C}}
+
+        await cat.add_location(h("2"), A)
+        await cat.remove_locations(B, [h("2")])
+        live = {c.hash: c for c in await cat.live_chunks(on_nodes=[A])}
+        assert set(live) == {h("2")} and live[h("2")].holders == {A, C}
+        assert live[h("2")].length == 10
+    finally:
+        await cat.close()
+
+
+async def test_sessions_and_drains_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    cat = Catalog(path)
+    await cat.open()
+    await cat.add_session(session("open-1", "a", 123, created=50.0))
+    await cat.add_session(session("gone-1", "b", 5))
+    assert await cat.close_session(UploadId("gone-1"), state="aborted")
+    assert not await cat.close_session(UploadId("gone-1"), state="aborted")
+    await cat.add_draining([C], now=1.0)
+    await cat.close()
+
+    again = Catalog(path)
+    await again.open()
+    try:
+        open_sessions = await again.open_sessions()
+        assert [(s.upload_id, s.size, s.nodes, s.created) for s in open_sessions] == [
+            ("open-1", 123, (A, B, C), 50.0)
+        ]
+        assert open_sessions[0].copy_holders == (B, C)
+        gone = await again.session(UploadId("gone-1"))
+        assert gone is not None and gone.state == "aborted"
+        assert await again.draining() == {C}
+        assert await again.purge_sessions(closed_before=1e12) == 1
+    finally:
+        await again.close()
