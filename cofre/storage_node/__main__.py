@@ -35,14 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     # aiohttp's access log is a line per chunk: only at DEBUG.
     debug = logging.getLogger().level <= logging.DEBUG
-    web.run_app(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        print=None,
-        handle_signals=True,
-        access_log=logging.getLogger("aiohttp.access") if debug else None,
-    )
+    try:
+        web.run_app(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            print=None,
+            handle_signals=True,
+            access_log=logging.getLogger("aiohttp.access") if debug else None,
+        )
+    except OSError as exc:
+        # Port taken, data dir not creatable: a user error, not a crash.
+        logging.getLogger("cofre.storage_node").error("cannot serve: %s", exc)
+        return 1
     return 0
 
 

@@ -42,7 +42,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     config = app[keys.CONFIG]
     log.info(
-        "storage node started node_id=%s address=%s:%d data_dir=%s stored_bytes=%d chunks=%d",
+        "storage node starting node_id=%s address=%s:%d data_dir=%s stored_bytes=%d chunks=%d",
         config.node_id,
         config.host,
         config.port,

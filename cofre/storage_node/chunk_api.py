@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from cofre.errors import CofreError, IntegrityError, NotFound, Unavailable
+from cofre.errors import CofreError, IntegrityError, Unavailable
 from cofre.models import NodeId, NodeStats, parse_chunk_hash
 from cofre.protocol.client import NodeClient
 from cofre.storage_node import keys
@@ -65,13 +65,17 @@ async def pull_chunk(request: web.Request) -> web.Response:
         client = NodeClient(request.app[keys.HTTP], source, config.token)
         try:
             data = await asyncio.wait_for(client.get_chunk(chunk_hash), config.replica_timeout_s)
+        except TimeoutError:
+            failures.append(f"{source}: timed out")
+            continue
+        except CofreError as exc:
+            failures.append(f"{source}: {exc.detail}")
+            continue
+        try:
             created = await store.put(chunk_hash, data)
         except IntegrityError as exc:
             # Corrupt at the source or in transit: another source may hold a good copy.
             failures.append(f"{source}: {exc.detail}")
-            continue
-        except (NotFound, Unavailable, TimeoutError) as exc:
-            failures.append(f"{source}: {getattr(exc, 'detail', 'timed out')}")
             continue
         log.info("chunk pulled hash=%s source=%s length=%d", chunk_hash, source, len(data))
         return web.json_response({"created": created}, status=201 if created else 200)

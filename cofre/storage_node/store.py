@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -69,6 +70,10 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class StoreInUse(OSError):
+    """Another process has this data directory open."""
+
+
 class ChunkStore:
     """Chunks of one node on its volume. Call :meth:`open` before use."""
 
@@ -78,6 +83,7 @@ class ChunkStore:
         self.quarantine_dir = self.root / "quarantine"
         self.reserve_bytes = reserve_bytes
         self.is_open = False
+        self._lock_fd: int | None = None
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._stats_lock = threading.Lock()
         self._stored_bytes = 0
@@ -105,6 +111,7 @@ class ChunkStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.chunks_dir.mkdir(exist_ok=True)
         self.quarantine_dir.mkdir(exist_ok=True)
+        self._take_dir_lock()
         stored = count = stale = 0
         for directory in self._leaf_dirs():
             with os.scandir(directory) as entries:
@@ -139,8 +146,21 @@ class ChunkStore:
             len(corrupt),
         )
 
+    def _take_dir_lock(self) -> None:
+        """One process per data dir: a second one would delete the first one's temp files."""
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreInUse(f"data dir {self.root} is in use by another storage node") from None
+        self._lock_fd = fd
+
     def close(self) -> None:
         self.is_open = False
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     def _leaf_dirs(self) -> Iterator[Path]:
         """chunks/ab/cd directories, skipping anything not named like a fan-out level."""

@@ -236,3 +236,23 @@ async def test_pull_fails_when_no_source_has_it(start_node, kit) -> None:
     )
     assert status == 503 and body["code"] == "unavailable"
     assert not await holds(target, kit, h)
+
+
+async def test_pull_skips_a_source_whose_copy_is_corrupt(start_node, kit, tmp_path) -> None:
+    rotten, _ = await start_node("node-a")
+    good, _ = await start_node("node-b")
+    target, _ = await start_node("node-c")
+    h, data = kit.chunk("half rotten", 20_000)
+    for server, node in ((rotten, "node-a"), (good, "node-b")):
+        status, _ = await call(
+            "PUT", server, f"/v1/chunks/{h}", kit, ticket_nodes=(node,), data=data
+        )
+        assert status == 201
+    (tmp_path / "node-a" / "chunks" / h[:2] / h[2:4] / h).write_bytes(data[::-1])
+    body = {"hash": h, "sources": [str(rotten.make_url("")), str(good.make_url(""))]}
+    status, _ = await call(
+        "POST", target, "/v1/chunks/pull", kit, ticket_nodes=("node-c",), json=body
+    )
+    assert status == 201
+    status, raw = await call("GET", target, f"/v1/chunks/{h}", kit, ticket_nodes=())
+    assert status == 200 and raw == data

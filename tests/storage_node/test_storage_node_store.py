@@ -11,7 +11,7 @@ import pytest
 
 from cofre.errors import InsufficientStorage, IntegrityError, NotFound
 from cofre.models import ChunkHash
-from cofre.storage_node.store import TEMP_PREFIX, ChunkStore
+from cofre.storage_node.store import TEMP_PREFIX, ChunkStore, StoreInUse
 
 
 def chunk(seed: bytes, size: int = 4096) -> tuple[ChunkHash, bytes]:
@@ -101,6 +101,7 @@ async def test_reopen_removes_stale_temp_files_and_counts_chunks(tmp_path: Path)
     leaf = store.path_of(stored[0][0]).parent
     stale = leaf / f"{TEMP_PREFIX}{stored[0][0]}-deadbeef"
     stale.write_bytes(b"half a chunk")
+    store.close()
     reopened = await opened(tmp_path)
     assert not stale.exists()
     assert reopened.chunk_count == 5
@@ -114,6 +115,7 @@ async def test_quarantined_chunk_stays_corrupt_across_restart(tmp_path: Path) ->
     store.path_of(h).write_bytes(data[::-1])
     with pytest.raises(IntegrityError):
         await store.get(h)
+    store.close()
     reopened = await opened(tmp_path)
     assert (await reopened.check([h])).corrupt == [h]
     with pytest.raises(IntegrityError):
@@ -160,6 +162,14 @@ async def test_stats_reports_free_bytes(tmp_path: Path) -> None:
     store = await opened(tmp_path)
     stats = await store.stats()
     assert stats.free_bytes > 0 and stats.chunk_count == 0
+
+
+async def test_a_data_dir_serves_one_store_at_a_time(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    with pytest.raises(StoreInUse):
+        await opened(tmp_path)
+    store.close()
+    (await opened(tmp_path)).close()
 
 
 def test_path_of_refuses_anything_but_a_hash(tmp_path: Path) -> None:
