@@ -28,6 +28,9 @@ class Manager:
     catalog_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Set to wake the drain worker (a drain was requested).
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Seconds a node holding chunks may be unready or gone before its chunks are copied
+    # elsewhere: long enough that a restarting pod does not trigger a storm of copies.
+    repair_after_s: float = 600.0
 
     @property
     def weights(self) -> Weights:

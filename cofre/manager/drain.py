@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # Seconds between drain passes while something is draining (and retries after failures).
 PASS_INTERVAL_S = 5.0
+# Seconds between scans of the whole catalog for chunks whose nodes are lost.
+REPAIR_INTERVAL_S = 60.0
 # Chunks copied at once: each pull moves one chunk between two nodes.
 PARALLEL_COPIES = 4
 # Seconds a pull ticket is valid; one chunk copy takes far less.
@@ -143,6 +145,27 @@ async def copy_chunk(m: Manager, chunk: LiveChunk) -> NodeId | None:
     return target.node_id
 
 
+async def _fill(m: Manager, todo: list[LiveChunk], *, excluded: set[NodeId]) -> tuple[int, int]:
+    """Copy each chunk until it has F copies outside ``excluded``; -> (copies made, stuck)."""
+    limit = asyncio.Semaphore(PARALLEL_COPIES)
+    copied = stuck = 0
+
+    async def fill(chunk: LiveChunk) -> None:
+        nonlocal copied, stuck
+        holders = set(chunk.holders)
+        async with limit:
+            for _ in range(copies_needed(chunk, draining=excluded, factor=m.factor)):
+                node = await copy_chunk(m, LiveChunk(chunk.hash, chunk.length, frozenset(holders)))
+                if node is None:
+                    stuck += 1
+                    return
+                holders.add(node)
+                copied += 1
+
+    await asyncio.gather(*(fill(c) for c in todo))
+    return copied, stuck
+
+
 async def drain_pass(m: Manager) -> dict[str, Any]:
     """Copy what the draining nodes still hold alone; -> the status afterwards."""
     draining = set(m.registry.draining)
@@ -150,41 +173,57 @@ async def drain_pass(m: Manager) -> dict[str, Any]:
         return drain_status([], draining=draining, factor=m.factor)
     chunks = await m.catalog.live_chunks(on_nodes=draining)
     todo = [c for c in chunks if copies_needed(c, draining=draining, factor=m.factor)]
-    limit = asyncio.Semaphore(PARALLEL_COPIES)
-    copied = 0
-
-    async def fill(chunk: LiveChunk) -> None:
-        nonlocal copied
-        holders = set(chunk.holders)
-        async with limit:
-            for _ in range(copies_needed(chunk, draining=draining, factor=m.factor)):
-                node = await copy_chunk(m, LiveChunk(chunk.hash, chunk.length, frozenset(holders)))
-                if node is None:
-                    return
-                holders.add(node)
-                copied += 1
-
-    await asyncio.gather(*(fill(c) for c in todo))
+    copied, stuck = await _fill(m, todo, excluded=draining)
     result = await status(m)
     log.log(
         logging.INFO if todo else logging.DEBUG,
-        "drain pass nodes=%s copied=%d chunks_left=%d bytes_left=%d",
+        "drain pass nodes=%s copied=%d stuck=%d chunks_left=%d bytes_left=%d",
         ",".join(sorted(draining)),
         copied,
+        stuck,
         result["chunks_left"],
         result["bytes_left"],
     )
     return result
 
 
+async def repair_pass(m: Manager) -> tuple[int, int]:
+    """Copy live chunks whose copies sit on nodes unready or gone for too long.
+
+    -> (copies made, chunks stuck without a source or target). Draining nodes count as lost
+    copies here too, so a drain and a repair agree on what is missing.
+    """
+    chunks = await m.catalog.live_chunks()
+    holders = {n for c in chunks for n in c.holders}
+    lost = m.registry.lost_nodes(holders, after_s=m.repair_after_s)
+    excluded = lost | set(m.registry.draining)
+    todo = [c for c in chunks if copies_needed(c, draining=excluded, factor=m.factor)]
+    if not todo:
+        log.debug("repair pass chunks=%d lost_nodes=%d nothing to copy", len(chunks), len(lost))
+        return 0, 0
+    copied, stuck = await _fill(m, todo, excluded=excluded)
+    log.info(
+        "repair pass lost_nodes=%s under_replicated=%d copied=%d stuck=%d",
+        ",".join(sorted(lost)) or "-",
+        len(todo),
+        copied,
+        stuck,
+    )
+    return copied, stuck
+
+
 async def drain_loop(m: Manager) -> None:
+    """Drain passes every few seconds while draining; a repair pass every REPAIR_INTERVAL_S."""
+    last_repair = time.monotonic()
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(m.drain_wakeup.wait(), timeout=PASS_INTERVAL_S)
         m.drain_wakeup.clear()
-        if not m.registry.draining:
-            continue
         try:
-            await drain_pass(m)
+            if m.registry.draining:
+                await drain_pass(m)
+            if time.monotonic() - last_repair >= min(REPAIR_INTERVAL_S, m.repair_after_s):
+                last_repair = time.monotonic()
+                await repair_pass(m)
         except Exception:
-            log.exception("drain pass failed")
+            log.exception("drain or repair pass failed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ class Registry:
         self._reservations: dict[UploadId, tuple[int, tuple[NodeId, ...]]] = {}
         # Set when discovery changes the node set, so the prober probes new nodes at once.
         self.changed = asyncio.Event()
+        # node -> monotonic time since when it has been unready or absent (repair's clock).
+        self._unavailable_since: dict[NodeId, float] = {}
 
     # discovery -------------------------------------------------------------------------------
 
@@ -61,6 +64,22 @@ class Registry:
             log.info("node gone node=%s", gone)
             del self.nodes[gone]
         self.changed.set()
+
+    # availability ----------------------------------------------------------------------------
+
+    def lost_nodes(self, holders: Iterable[NodeId], *, after_s: float) -> set[NodeId]:
+        """Nodes among ``holders`` (and known ones) unready or absent for ``after_s`` or more.
+
+        A node the manager has never seen (gone before a restart) starts its clock now.
+        """
+        now = time.monotonic()
+        for node_id in {*holders, *self.nodes}:
+            state = self.nodes.get(node_id)
+            if state is not None and state.ready:
+                self._unavailable_since.pop(node_id, None)
+            else:
+                self._unavailable_since.setdefault(node_id, now)
+        return {n for n, since in self._unavailable_since.items() if now - since >= after_s}
 
     # reservations ----------------------------------------------------------------------------
 

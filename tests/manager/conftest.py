@@ -23,7 +23,7 @@ from cofre.config import (
     UploadConfig,
 )
 from cofre.manager import create_app as create_manager_app
-from cofre.models import ChunkRef, Manifest, UploadId
+from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId
 from cofre.protocol.client import ManagerClient, NodeClient
 from cofre.storage_node import create_app as create_node_app
 
@@ -81,7 +81,7 @@ class Cluster:
         uid = UploadId(up["upload_id"])
         primary = NodeClient(self.http, up["primary_url"], TOKEN)
         refs: list[ChunkRef] = []
-        blobs: dict[str, bytes] = {}
+        blobs: dict[ChunkHash, bytes] = {}
         for ref, blob in iter_chunks(io.BytesIO(data), up["chunk_size"]):
             refs.append(ref)
             blobs[ref.hash] = blob

@@ -18,7 +18,7 @@ def test_gc_cutoff_is_grace_bounded_by_the_oldest_open_upload() -> None:
 
 
 def test_garbage_is_what_no_live_version_references() -> None:
-    inventory = [{"hash": "a", "length": 1}, {"hash": "b", "length": 2}, {"hash": "c"}]
+    inventory: list[dict[str, object]] = [{"hash": "a"}, {"hash": "b"}, {"hash": "c"}]
     assert garbage(inventory, {ChunkHash("b")}) == ["a", "c"]
     assert garbage([], {ChunkHash("b")}) == []
 
