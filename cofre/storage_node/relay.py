@@ -149,10 +149,11 @@ async def relay_chunk(request: web.Request) -> web.Response:
 
 async def _store_locally(
     request: web.Request, chunk_hash: ChunkHash, data: bytes
-) -> CofreError | None:
+) -> Exception | None:
+    """The primary's own copy; its failure is raised only after the replicas are settled."""
     try:
         await request.app[keys.STORE].put(chunk_hash, data)
-    except CofreError as exc:
+    except Exception as exc:
         return exc
     return None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import logging
@@ -207,6 +208,14 @@ class ChunkStore:
         return await asyncio.to_thread(self._put_sync, chunk_hash, data)
 
     def _put_sync(self, chunk_hash: ChunkHash, data: bytes) -> bool:
+        try:
+            return self._put_checked(chunk_hash, data)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(f"no space left to store chunk {chunk_hash}") from exc
+            raise
+
+    def _put_checked(self, chunk_hash: ChunkHash, data: bytes) -> bool:
         if _sha256(data) != chunk_hash:
             raise IntegrityError(f"bytes do not hash to chunk {chunk_hash}", hash=chunk_hash)
         path = self.path_of(chunk_hash)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -91,6 +92,16 @@ async def test_truncated_file_is_replaced_by_a_put(tmp_path: Path) -> None:
     store.path_of(h).write_bytes(data[:10])
     assert await store.put(h, data) is True
     assert store.path_of(h).read_bytes() == data
+
+
+async def test_concurrent_puts_of_one_chunk_store_it_once(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    h, data = chunk(b"race", 256 * 1024)
+    created = await asyncio.gather(*(store.put(h, data) for _ in range(8)))
+    assert created.count(True) == 1
+    assert store.chunk_count == 1 and store.stored_bytes == len(data)
+    assert [p.name for p in store.path_of(h).parent.iterdir()] == [h]
+    assert await store.get(h) == data
 
 
 async def test_reopen_removes_stale_temp_files_and_counts_chunks(tmp_path: Path) -> None:
