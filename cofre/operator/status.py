@@ -125,11 +125,22 @@ def build_status(
     if o.stats is not None:
         status.update(
             usedBytes=int(o.stats.get("used_bytes", 0)),
+            used=human_bytes(int(o.stats.get("used_bytes", 0))),
             capacityBytes=int(o.stats.get("capacity_bytes", 0)),
             files=int(o.stats.get("files", 0)),
             underReplicatedChunks=int(o.stats.get("under_replicated_chunks", 0)),
         )
     return status
+
+
+def human_bytes(n: int) -> str:
+    """1536 -> "1.5Ki": short, for the printer column."""
+    value = float(n)
+    for unit in ("", "Ki", "Mi", "Gi", "Ti", "Pi"):
+        if value < 1024 or unit == "Pi":
+            return f"{n}" if unit == "" else f"{value:.1f}{unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 def was_ready(previous: Mapping[str, Any], *, generation: int) -> bool:

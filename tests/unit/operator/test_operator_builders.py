@@ -1,0 +1,195 @@
+"""Children of a BackupCluster, built from its spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cofre.operator import builders
+from cofre.operator.spec import ClusterSpec, parse_spec, storage_selector
+
+NAME, NS, IMAGE = "demo", "backup", "localhost/cofre:dev"
+SPEC = parse_spec({"storageNodes": 4, "replicationFactor": 2, "storage": {"size": "5Gi"}})
+
+
+def _all_children(spec: ClusterSpec = SPEC) -> list[dict[str, Any]]:
+    kw = {"name": NAME, "namespace": NS}
+    return [
+        builders.build_secret(token="t0ken", **kw),
+        builders.build_manager_service_account(**kw),
+        builders.build_manager_role(**kw),
+        builders.build_manager_role_binding(**kw),
+        builders.build_storage_service(**kw),
+        builders.build_storage_statefulset(spec, image=IMAGE, replicas=4, **kw),
+        builders.build_manager_service(**kw),
+        builders.build_manager_statefulset(spec, image=IMAGE, **kw),
+        builders.build_toolbox_deployment(spec, image=IMAGE, **kw),
+    ]
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_every_child_is_labelled_namespaced_and_owner_free() -> None:
+    for obj in _all_children():
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "cofre"
+        assert labels["app.kubernetes.io/instance"] == NAME
+        assert labels["app.kubernetes.io/managed-by"] == "cofre-operator"
+        assert labels["app.kubernetes.io/component"] in {"storage-node", "manager", "toolbox"}
+        assert obj["metadata"]["namespace"] == NS
+        assert obj["metadata"]["name"].startswith(f"{NAME}-")
+        # The owner reference is added by reconcile (kopf.adopt), not by builders.
+        assert "ownerReferences" not in obj["metadata"]
+
+
+def test_builders_are_pure() -> None:
+    assert _all_children() == _all_children()
+
+
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = obj["spec"]["template"]["spec"]
+    return spec
+
+
+@pytest.mark.parametrize("index", [5, 7, 8])
+def test_pods_are_hardened(index: int) -> None:
+    obj = _all_children()[index]
+    pod = _pod_spec(obj)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["fsGroup"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for c in pod["containers"]:
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"])
+
+
+def test_storage_statefulset() -> None:
+    sts = builders.build_storage_statefulset(SPEC, name=NAME, namespace=NS, image=IMAGE, replicas=6)
+    spec = sts["spec"]
+    assert spec["replicas"] == 6
+    assert spec["serviceName"] == "demo-storage"
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    pod = _pod_spec(sts)
+    (c,) = pod["containers"]
+    assert c["image"] == IMAGE
+    assert c["command"] == ["python", "-m", "cofre.storage_node"]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8081}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8081}
+    env = _env(c)
+    assert env["COFRE_NODE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["COFRE_TOKEN"] == {"secretKeyRef": {"name": "demo-token", "key": "token"}}
+    assert env["COFRE_DATA_DIR"] == "/data"
+    assert env["COFRE_PORT"] == "8081"
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert "storageClassName" not in claim["spec"]
+    assert {"name": "data", "mountPath": "/data"} in c["volumeMounts"]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }
+
+
+def test_storage_claims_follow_delete_and_class_settings() -> None:
+    spec = parse_spec(
+        {"storage": {"size": "1Gi", "storageClassName": "fast", "deleteClaimsOnDelete": True}}
+    )
+    sts = builders.build_storage_statefulset(spec, name=NAME, namespace=NS, image=IMAGE, replicas=3)
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
+
+
+def test_storage_resources_pass_through() -> None:
+    spec = parse_spec({"resources": {"limits": {"memory": "512Mi"}}})
+    sts = builders.build_storage_statefulset(spec, name=NAME, namespace=NS, image=IMAGE, replicas=3)
+    assert _pod_spec(sts)["containers"][0]["resources"] == {"limits": {"memory": "512Mi"}}
+
+
+def test_manager_statefulset_env_matches_config_names() -> None:
+    spec = parse_spec(
+        {
+            "storageNodes": 3,
+            "replicationFactor": 3,
+            "primaryKeepsCopy": True,
+            "placement": {"latencyWeight": 0.2, "storedBytesWeight": 0.8},
+        }
+    )
+    sts = builders.build_manager_statefulset(spec, name=NAME, namespace=NS, image=IMAGE)
+    assert sts["spec"]["replicas"] == 1
+    pod = _pod_spec(sts)
+    assert pod["serviceAccountName"] == "demo-manager"
+    (c,) = pod["containers"]
+    assert c["command"] == ["python", "-m", "cofre.manager"]
+    assert c["readinessProbe"]["httpGet"]["port"] == 8080
+    env = _env(c)
+    assert env["COFRE_PLACEMENT_REPLICATION_FACTOR"] == "3"
+    assert env["COFRE_PLACEMENT_PRIMARY_KEEPS_COPY"] == "true"
+    assert env["COFRE_PLACEMENT_LATENCY_WEIGHT"] == "0.2"
+    assert env["COFRE_PLACEMENT_STORED_BYTES_WEIGHT"] == "0.8"
+    assert env["COFRE_DISCOVERY_BACKEND"] == "kubernetes"
+    assert env["COFRE_DISCOVERY_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["COFRE_DISCOVERY_NODE_PORT"] == "8081"
+    assert env["COFRE_DISCOVERY_SELECTOR"] == storage_selector(NAME)
+    assert env["COFRE_HOST"] == "0.0.0.0"
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"] == {
+        "storage": "1Gi"
+    }
+
+
+def test_discovery_selector_matches_storage_pods_only() -> None:
+    sts = builders.build_storage_statefulset(SPEC, name=NAME, namespace=NS, image=IMAGE, replicas=1)
+    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    wanted = dict(part.split("=") for part in storage_selector(NAME).split(","))
+    assert wanted.items() <= pod_labels.items()
+    manager = builders.build_manager_statefulset(SPEC, name=NAME, namespace=NS, image=IMAGE)
+    assert not wanted.items() <= manager["spec"]["template"]["metadata"]["labels"].items()
+    other = builders.build_storage_statefulset(
+        SPEC, name="other", namespace=NS, image=IMAGE, replicas=1
+    )
+    assert not wanted.items() <= other["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_manager_role_reads_pods_only() -> None:
+    role = builders.build_manager_role(name=NAME, namespace=NS)
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+    ]
+    binding = builders.build_manager_role_binding(name=NAME, namespace=NS)
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "demo-manager", "namespace": NS}
+    ]
+
+
+def test_services_select_their_pods() -> None:
+    storage = builders.build_storage_service(name=NAME, namespace=NS)
+    assert storage["spec"]["clusterIP"] == "None"
+    assert storage["spec"]["selector"]["app.kubernetes.io/component"] == "storage-node"
+    manager = builders.build_manager_service(name=NAME, namespace=NS)
+    assert manager["spec"]["selector"]["app.kubernetes.io/component"] == "manager"
+    assert manager["spec"]["ports"][0]["port"] == 8080
+
+
+def test_secret_carries_the_token() -> None:
+    secret = builders.build_secret(name=NAME, namespace=NS, token="abc")
+    assert secret["metadata"]["name"] == "demo-token"
+    assert secret["stringData"] == {"token": "abc"}
+
+
+def test_toolbox_has_cli_env() -> None:
+    dep = builders.build_toolbox_deployment(SPEC, name=NAME, namespace=NS, image=IMAGE)
+    env = _env(_pod_spec(dep)["containers"][0])
+    assert env["COFRE_MANAGER"] == "http://demo-manager.backup.svc:8080"
+    assert env["COFRE_TOKEN"] == {"secretKeyRef": {"name": "demo-token", "key": "token"}}

@@ -1,0 +1,175 @@
+"""Scale plans (drain before removal, refuse below the minimum) and phases."""
+
+from __future__ import annotations
+
+import pytest
+
+from cofre.operator.decisions import (
+    DrainProgress,
+    NodeDrain,
+    Readiness,
+    drain_targets,
+    phase_of,
+    plan_scale,
+    statefulset_rolling_out,
+)
+
+STS = "demo-storage"
+
+
+def _drain(**nodes: tuple[bool, int]) -> DrainProgress:
+    return DrainProgress(
+        done=all(done for done, _ in nodes.values()),
+        chunks_left=0,
+        bytes_left=sum(b for _, b in nodes.values()),
+        nodes={
+            name.replace("_", "-"): NodeDrain(done=done, chunks_left=1 if b else 0, bytes_left=b)
+            for name, (done, b) in nodes.items()
+        },
+    )
+
+
+def _plan(desired: int, current: int | None, drain: DrainProgress | None, factor: int = 2):
+    return plan_scale(
+        statefulset=STS,
+        desired=desired,
+        current=current,
+        replication_factor=factor,
+        primary_keeps_copy=False,
+        drain=drain,
+    )
+
+
+def test_drain_targets_are_the_highest_ordinals() -> None:
+    assert drain_targets(STS, current=6, desired=3) == (
+        "demo-storage-3",
+        "demo-storage-4",
+        "demo-storage-5",
+    )
+    assert drain_targets(STS, current=3, desired=3) == ()
+
+
+def test_new_cluster_gets_the_spec() -> None:
+    plan = _plan(4, None, None)
+    assert (plan.replicas, plan.state, plan.send_drain) == (4, "steady", None)
+
+
+def test_scale_up_is_immediate() -> None:
+    plan = _plan(6, 4, _drain())
+    assert (plan.replicas, plan.state, plan.send_drain) == (6, "steady", None)
+
+
+def test_scale_down_starts_a_drain_and_keeps_the_pods() -> None:
+    plan = _plan(3, 6, _drain())
+    assert plan.replicas == 6
+    assert plan.state == "draining"
+    assert plan.send_drain == ("demo-storage-3", "demo-storage-4", "demo-storage-5")
+
+
+def test_scale_down_waits_while_drain_is_in_progress() -> None:
+    drain = _drain(demo_storage_3=(True, 0), demo_storage_4=(False, 4096), demo_storage_5=(True, 0))
+    plan = _plan(3, 6, drain)
+    assert plan.replicas == 6
+    assert plan.state == "draining"
+    assert plan.send_drain is None
+    assert "4096 bytes left" in plan.message
+
+
+def test_scale_down_removes_only_when_every_target_is_done() -> None:
+    drain = _drain(demo_storage_3=(True, 0), demo_storage_4=(True, 0), demo_storage_5=(True, 0))
+    plan = _plan(3, 6, drain)
+    assert (plan.replicas, plan.state) == (3, "removing")
+
+
+def test_changed_target_redirects_the_drain() -> None:
+    # 6 -> 3 was draining 3..5; the spec now says 4: node 3 must stop draining.
+    drain = _drain(demo_storage_3=(False, 1), demo_storage_4=(False, 1), demo_storage_5=(False, 1))
+    plan = _plan(4, 6, drain)
+    assert plan.replicas == 6
+    assert plan.send_drain == ("demo-storage-4", "demo-storage-5")
+
+
+def test_scale_down_without_manager_answer_removes_nothing() -> None:
+    plan = _plan(3, 6, None)
+    assert (plan.replicas, plan.state, plan.send_drain) == (6, "waiting", None)
+
+
+@pytest.mark.parametrize(("factor", "desired"), [(2, 2), (2, 1), (3, 3)])
+def test_scale_below_replication_minimum_is_refused(factor: int, desired: int) -> None:
+    plan = _plan(desired, 4, _drain(), factor=factor)
+    assert plan.state == "refused"
+    assert plan.replicas == 4
+    assert plan.send_drain is None
+    assert "nothing was removed" in plan.message
+
+
+def test_primary_keeping_a_copy_lowers_the_minimum() -> None:
+    plan = plan_scale(
+        statefulset=STS,
+        desired=2,
+        current=4,
+        replication_factor=2,
+        primary_keeps_copy=True,
+        drain=_drain(),
+    )
+    assert plan.state == "draining"
+
+
+def test_finished_drain_is_cleared_once_steady() -> None:
+    drain = _drain(demo_storage_3=(True, 0))
+    plan = _plan(3, 3, drain)
+    assert (plan.replicas, plan.state, plan.send_drain) == (3, "steady", ())
+
+
+def test_scaling_back_up_cancels_a_drain() -> None:
+    drain = _drain(demo_storage_3=(False, 10))
+    plan = _plan(4, 4, drain)
+    assert plan.send_drain == ()
+
+
+def test_drain_progress_from_manager_json() -> None:
+    drain = DrainProgress.from_json(
+        {
+            "done": False,
+            "chunks_left": 2,
+            "bytes_left": 300,
+            "nodes": {"demo-storage-3": {"done": False, "chunks_left": 2, "bytes_left": 300}},
+        }
+    )
+    assert drain.nodes["demo-storage-3"] == NodeDrain(done=False, chunks_left=2, bytes_left=300)
+
+
+def _r(**kw: object) -> Readiness:
+    base: dict[str, object] = {
+        "desired": 4,
+        "replicas": 4,
+        "ready_nodes": 4,
+        "rolling_out": False,
+        "manager_ready": True,
+        "draining": False,
+        "was_ready": False,
+    }
+    base.update(kw)
+    return Readiness(**base)  # type: ignore[arg-type]
+
+
+def test_phases() -> None:
+    assert phase_of(_r()) == "Ready"
+    assert phase_of(_r(draining=True)) == "ScalingDown"
+    assert phase_of(_r(ready_nodes=2)) == "Progressing"
+    assert phase_of(_r(ready_nodes=3, was_ready=True)) == "Degraded"
+    assert phase_of(_r(manager_ready=False, was_ready=True)) == "Degraded"
+    assert phase_of(_r(ready_nodes=3, was_ready=True, rolling_out=True)) == "Progressing"
+    assert phase_of(_r(manager_ready=False)) == "Progressing"
+
+
+def test_statefulset_rolling_out() -> None:
+    assert statefulset_rolling_out(None)
+    steady = {
+        "metadata": {"generation": 2},
+        "spec": {"replicas": 3},
+        "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3},
+    }
+    assert not statefulset_rolling_out(steady)
+    assert statefulset_rolling_out({**steady, "metadata": {"generation": 3}})
+    assert statefulset_rolling_out({**steady, "spec": {"replicas": 4}})

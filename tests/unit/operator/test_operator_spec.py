@@ -1,0 +1,50 @@
+"""Parsing and validating a BackupCluster spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from cofre.operator.spec import Names, SpecError, min_storage_nodes, parse_spec
+
+
+def test_defaults_fill_an_empty_spec() -> None:
+    spec = parse_spec({})
+    assert (spec.storage_nodes, spec.replication_factor, spec.primary_keeps_copy) == (3, 2, False)
+    assert spec.storage_size == "10Gi"
+    assert spec.image is None
+    assert spec.image_pull_policy == "IfNotPresent"
+
+
+@pytest.mark.parametrize(
+    ("factor", "keeps", "needed"), [(1, False, 2), (2, False, 3), (2, True, 2), (3, True, 3)]
+)
+def test_min_storage_nodes(factor: int, keeps: bool, needed: int) -> None:
+    assert min_storage_nodes(replication_factor=factor, primary_keeps_copy=keeps) == needed
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ({"storageNodes": 0}, "storageNodes must be >= 1"),
+        ({"replicationFactor": 0, "storageNodes": 1}, "replicationFactor must be >= 1"),
+        ({"storageNodes": 2, "replicationFactor": 2}, "needs at least 3"),
+        ({"placement": {"latencyWeight": 1.5}}, "latencyWeight must be within [0, 1]"),
+        ({"storage": {"size": "ten gigs"}}, "storage.size must be a quantity"),
+        ({"imagePullPolicy": "Sometimes"}, "imagePullPolicy"),
+        ({"storageNodes": "4"}, "storageNodes must be an integer"),
+    ],
+)
+def test_invalid_specs_name_the_field(raw: dict[str, object], words: str) -> None:
+    with pytest.raises(SpecError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        parse_spec(raw)
+
+
+def test_primary_keeps_copy_allows_f_nodes() -> None:
+    assert parse_spec({"storageNodes": 2, "replicationFactor": 2, "primaryKeepsCopy": True})
+
+
+def test_names() -> None:
+    names = Names("demo")
+    assert names.storage_pod(3) == "demo-storage-3"
+    assert names.secret == "demo-token"
+    assert names.manager_url("ns") == "http://demo-manager.ns.svc:8080"
