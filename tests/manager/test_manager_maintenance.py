@@ -68,10 +68,14 @@ async def test_fsck_reports_missing_and_corrupt_copies(make_cluster: Any) -> Non
     with pytest.raises(NotFound):
         await cluster.api.fsck(name="nothing")
 
-    stats = await cluster.api.stats()
+    # Probes run every 50 ms here: wait until they have seen the stored bytes.
+    deadline = time.monotonic() + 20
+    while (stats := await cluster.api.stats())["used_bytes"] == 0:
+        assert time.monotonic() < deadline, stats
+        await _tick()
     assert stats["nodes_ready"] == 3 and stats["nodes_total"] == 3
     assert stats["files"] == 1 and stats["versions"] == 1
-    assert stats["used_bytes"] > 0 and stats["capacity_bytes"] >= stats["used_bytes"]
+    assert stats["capacity_bytes"] >= stats["used_bytes"] > 0
 
 
 async def test_drain_copies_chunks_off_a_node_and_reports_done(make_cluster: Any) -> None:

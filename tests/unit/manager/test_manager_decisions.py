@@ -76,3 +76,21 @@ def test_drain_status_per_node() -> None:
     assert status["nodes"]["d2"] == {"done": False, "chunks_left": 1, "bytes_left": 7}
     finished = drain_status(chunks[2:], draining=draining, factor=2)
     assert finished["done"] is True and finished["nodes"]["d1"]["done"] is True
+
+
+def test_lost_nodes_need_to_be_unavailable_long_enough() -> None:
+    from cofre.manager.registry import Registry
+    from cofre.models import NodeEndpoint
+
+    registry = Registry()
+    registry.update_endpoints(
+        [NodeEndpoint(NodeId("a"), "http://a"), NodeEndpoint(NodeId("b"), "http://b")]
+    )
+    registry.nodes[NodeId("a")].probe_ok = True
+    registry.nodes[NodeId("a")].latency_s = 0.001
+    # b was never probed ok, "gone" is only in the catalog: both unavailable, a is fine.
+    assert registry.lost_nodes([NodeId("gone")], after_s=0.0) == {"b", "gone"}
+    assert registry.lost_nodes([NodeId("gone")], after_s=3600.0) == set()
+    registry.nodes[NodeId("b")].probe_ok = True
+    registry.nodes[NodeId("b")].latency_s = 0.001
+    assert registry.lost_nodes([], after_s=0.0) == {"gone"}
