@@ -1,0 +1,98 @@
+"""Argument parsing of the `cofre` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cofre.cli.exitcodes import ExitCode
+from cofre.cli.main import build_parser, run
+
+
+def test_put_takes_paths_and_optional_name() -> None:
+    args = build_parser().parse_args(["put", "a.txt", "b.txt", "--json"])
+    assert args.paths == ["a.txt", "b.txt"]
+    assert args.name is None
+    assert args.json is True
+
+
+def test_get_defaults_to_latest_version_and_no_force() -> None:
+    args = build_parser().parse_args(["get", "docs/a.txt"])
+    assert args.name == "docs/a.txt"
+    assert args.version is None
+    assert args.force is False
+    assert args.output is None
+
+
+def test_local_up_defaults() -> None:
+    args = build_parser().parse_args(["local", "up"])
+    assert args.nodes == 4
+    assert args.port == 8080
+    assert args.replication_factor == 2
+    assert args.primary_keeps_copy is False
+    assert args.data_dir is None  # resolved later from COFRE_DATA_DIR or ./.cofre-local
+
+
+def test_connection_flags_after_the_command() -> None:
+    args = build_parser().parse_args(["ls", "--manager", "http://m:1", "--token", "t"])
+    assert (args.manager, args.token) == ("http://m:1", "t")
+
+
+def test_gc_grace_is_a_non_negative_number() -> None:
+    assert build_parser().parse_args(["gc", "--grace", "0"]).grace == 0.0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["get", "x", "--version", "0"],
+        ["gc", "--grace", "-1"],
+        ["put"],
+        ["nonsense"],
+        ["local"],
+        ["rm"],
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        run(argv)
+    assert info.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("cofre: error: ")
+    assert err.count("\n") == 1
+
+
+def test_help_lists_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        run(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for code in ExitCode:
+        assert f"  {int(code):<4} " in out
+
+
+def test_name_needs_exactly_one_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COFRE_MANAGER", "http://127.0.0.1:9")
+    monkeypatch.setenv("COFRE_TOKEN", "t")
+    (tmp_path / "a").write_text("a")
+    (tmp_path / "b").write_text("b")
+    code = run(["put", str(tmp_path / "a"), str(tmp_path / "b"), "--name", "x"])
+    assert code == ExitCode.USAGE
+    assert "--name needs exactly one PATH" in capsys.readouterr().err
+
+
+def test_missing_local_file_is_a_local_file_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COFRE_MANAGER", "http://127.0.0.1:9")
+    monkeypatch.setenv("COFRE_TOKEN", "t")
+    code = run(["put", str(tmp_path / "absent")])
+    assert code == ExitCode.LOCAL_FILE
+    err = capsys.readouterr().err
+    assert err.startswith("cofre: error: cannot read ")
+    assert "Traceback" not in err
