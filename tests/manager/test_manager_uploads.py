@@ -145,3 +145,18 @@ async def test_open_upload_survives_a_manager_restart(make_cluster: Any) -> None
     assert result["version"] == 1
     listed = await again.api.nodes()
     assert sum(n["in_flight_bytes"] for n in listed["nodes"]) == 0
+
+
+async def test_expired_uploads_are_swept_and_cannot_commit(make_cluster: Any) -> None:
+    from cofre.errors import Conflict
+    from cofre.manager import uploads
+    from cofre.manager.keys import MANAGER
+
+    cluster = await make_cluster(3)
+    up, manifest, _ = await cluster.send("late", b"z" * 100, commit=False)
+    manager = cluster.manager.server.app[MANAGER]
+    assert await uploads.sweep_expired(manager, now=up["expires"] + 1) == 1
+    listed = await cluster.api.nodes()
+    assert sum(n["in_flight_bytes"] for n in listed["nodes"]) == 0
+    with pytest.raises(Conflict, match="expired"):
+        await cluster.api.commit_upload(UploadId(up["upload_id"]), manifest)
