@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, UploadId
 
@@ -134,25 +134,36 @@ _VERSION_COLUMNS = (
 )
 
 
-def _version(row: tuple[object, ...]) -> VersionRow:
-    return VersionRow(*row)  # type: ignore[arg-type]
+def _version(row: tuple[Any, ...]) -> VersionRow:
+    name, number, size, mode, mtime, created, manifest_hash, count, deleted_at = row
+    return VersionRow(
+        name=str(name),
+        version=int(number),
+        size=int(size),
+        mode=int(mode),
+        mtime=float(mtime),
+        created=float(created),
+        manifest_hash=ChunkHash(str(manifest_hash)),
+        chunk_count=int(count),
+        deleted_at=None if deleted_at is None else float(deleted_at),
+    )
 
 
-def _session(row: tuple[object, ...]) -> SessionRow:
+def _session(row: tuple[Any, ...]) -> SessionRow:
     (uid, name, size, mode, mtime, created, expires, primary, nodes, keep, state, version) = row
     return SessionRow(
         upload_id=UploadId(str(uid)),
         name=str(name),
-        size=int(size),  # type: ignore[call-overload]
-        mode=int(mode),  # type: ignore[call-overload]
-        mtime=float(mtime),  # type: ignore[arg-type]
-        created=float(created),  # type: ignore[arg-type]
-        expires=float(expires),  # type: ignore[arg-type]
+        size=int(size),
+        mode=int(mode),
+        mtime=float(mtime),
+        created=float(created),
+        expires=float(expires),
         primary=NodeId(str(primary)),
         nodes=tuple(NodeId(n) for n in json.loads(str(nodes))),
         keep_copy=bool(keep),
         state=str(state),
-        version=None if version is None else int(version),  # type: ignore[call-overload]
+        version=None if version is None else int(version),
     )
 
 

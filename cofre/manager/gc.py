@@ -21,13 +21,16 @@ from cofre.models import ChunkHash
 log = logging.getLogger(__name__)
 
 DELETE_BATCH = 1000
+# seconds: node mtimes come from the nodes' clocks, upload times from the manager's; this
+# margin keeps a chunk of an open upload safe from modest clock skew and coarse file times.
+CLOCK_MARGIN_S = 60.0
 
 
 def gc_cutoff(*, now: float, grace_s: float, oldest_open_upload: float | None) -> float:
     """Chunks last written or touched before this moment may be collected."""
     cutoff = now - grace_s
     if oldest_open_upload is not None:
-        cutoff = min(cutoff, oldest_open_upload)
+        cutoff = min(cutoff, oldest_open_upload - CLOCK_MARGIN_S)
     return cutoff
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cofre.errors import CofreError, NotFound
+from cofre.manager.catalog import VersionRow
 from cofre.manager.context import Manager
 from cofre.models import ChunkHash, ChunkRef, NodeId
 
@@ -99,7 +100,7 @@ async def fsck(m: Manager, *, name: str | None, verify: bool) -> dict[str, Any]:
     versions = await m.catalog.versions(name=name)
     if name is not None and not versions:
         raise NotFound(f"no live version of {name!r}")
-    contents: list[tuple[Any, list[ChunkRef]]] = []
+    contents: list[tuple[VersionRow, list[ChunkRef]]] = []
     for row in versions:
         found = await m.catalog.version(row.name, row.version)
         if found is not None:
