@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cofre.errors import Conflict
 from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, UploadId
 
 T = TypeVar("T")
@@ -297,6 +298,13 @@ class Catalog:
 
         def do(db: sqlite3.Connection) -> int:
             with _transaction(db):
+                # Only an open session commits, once: a concurrent abort or commit loses here.
+                closed = db.execute(
+                    "UPDATE sessions SET state = 'committed' WHERE id = ? AND state = 'open'",
+                    (session.upload_id,),
+                )
+                if closed.rowcount != 1:
+                    raise Conflict(f"upload {session.upload_id} is no longer open")
                 row = db.execute(
                     "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
                     (manifest.name,),
@@ -330,7 +338,7 @@ class Catalog:
                     [(h, n) for h in lengths for n in holder_list],
                 )
                 db.execute(
-                    "UPDATE sessions SET state = 'committed', version = ? WHERE id = ?",
+                    "UPDATE sessions SET version = ? WHERE id = ?",
                     (number, session.upload_id),
                 )
                 return number

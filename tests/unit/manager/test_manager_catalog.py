@@ -120,3 +120,25 @@ async def test_sessions_and_drains_survive_reopen(tmp_path: Path) -> None:
         assert await again.purge_sessions(closed_before=1e12) == 1
     finally:
         await again.close()
+
+
+async def test_a_session_commits_once(tmp_path: Path) -> None:
+    import pytest
+
+    from cofre.errors import Conflict
+
+    cat = Catalog(tmp_path / "c.sqlite3")
+    await cat.open()
+    try:
+        m = manifest("x", "1")
+        s = session("u1", "x", m.size)
+        await cat.add_session(s)
+        kwargs = {"manifest_hash": m.hash, "manifest_length": 1, "holders": [B]}
+        assert await cat.commit(s, m, **kwargs) == 1  # type: ignore[arg-type]
+        with pytest.raises(Conflict):
+            await cat.commit(s, m, **kwargs)  # type: ignore[arg-type]
+        assert [v.version for v in await cat.versions(name="x")] == [1]
+        committed = await cat.session(UploadId("u1"))
+        assert committed is not None and (committed.state, committed.version) == ("committed", 1)
+    finally:
+        await cat.close()
