@@ -6,10 +6,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import cast
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from cofre.config import ManagerConfig
 from cofre.manager import drain, gc, openapi, uploads
@@ -33,7 +31,7 @@ DISCOVERY = web.AppKey("discovery", NodeDiscovery)
 
 def create_app(config: ManagerConfig) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, cast(Middleware, auth_middleware(config.token))],
+        middlewares=[error_middleware, auth_middleware(config.token)],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[CONFIG] = config

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from cofre.errors import BadRequest, CofreError, Unauthorized
 
@@ -57,7 +58,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return problem_response(CofreError("internal error; see the service log"))
 
 
-def auth_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def auth_middleware(token: str) -> Middleware:
     """Require ``Authorization: Bearer <token>`` everywhere but the health probes."""
     expected = f"Bearer {token}".encode()
 

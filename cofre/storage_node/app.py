@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import cast
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from cofre.config import NodeConfig
 from cofre.protocol.server import auth_middleware, error_middleware, openapi_route
@@ -24,7 +22,7 @@ CLIENT_MAX_SIZE = MAX_BODY_BYTES + 1024 * 1024
 
 def create_app(config: NodeConfig) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, cast(Middleware, auth_middleware(config.token))],
+        middlewares=[error_middleware, auth_middleware(config.token)],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[keys.CONFIG] = config
