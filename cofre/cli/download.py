@@ -135,10 +135,10 @@ def dest_under(root: Path, name: str) -> Path:
         raise UsageError(f"name {name!r} cannot be restored below a directory; use cofre get -o")
     target = root.joinpath(*parts)
     existing = target.parent
-    while not existing.exists() and existing != existing.parent:
+    while existing != root and not existing.exists():
         existing = existing.parent
     # A symlinked directory inside ``root`` must not carry the restore elsewhere.
-    if not existing.resolve().is_relative_to(root.resolve()):
+    if existing.exists() and not existing.resolve().is_relative_to(root.resolve()):
         raise UsageError(f"name {name!r} would be restored outside {root}")
     return target
 

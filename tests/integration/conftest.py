@@ -1,0 +1,310 @@
+"""Real processes on loopback: `cofre local up` started as a user starts it, the CLI as a user
+runs it. Nothing here imports the services; they are reached only through the command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+CLI_TIMEOUT_S = 300.0
+
+
+def cofre_argv() -> list[str]:
+    """The installed `cofre` script next to this interpreter, else the module."""
+    script = Path(sys.executable).parent / "cofre"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cofre.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def random_file(path: Path, size: int) -> Path:
+    """``size`` random bytes, written in pieces so that big files need little memory."""
+    with path.open("wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 << 20)
+            f.write(os.urandom(n))
+            left -= n
+    return path
+
+
+def chunk_hashes(path: Path, chunk_size: int) -> list[str]:
+    out = []
+    with path.open("rb") as f:
+        while block := f.read(chunk_size):
+            out.append(hashlib.sha256(block).hexdigest())
+    return out
+
+
+def base_env() -> dict[str, str]:
+    """The test's environment without any cofre settings leaking in from outside."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COFRE_")}
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+    out_bytes: bytes = b""
+    maxrss: int = 0  # bytes, peak resident memory of the CLI process
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+    url: str = ""
+    token: str = ""
+    log_path: Path = field(default_factory=Path)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = base_env()
+        env["COFRE_MANAGER"] = self.url
+        env["COFRE_TOKEN"] = self.token
+        return env
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(self.url).port or 0)
+
+    def state(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.data_dir / "state.json").read_text())
+        return data
+
+    def node_of_netloc(self, netloc: str) -> str:
+        for node in self.state()["nodes"]:
+            if urlsplit(node["url"]).netloc == netloc:
+                return str(node["node_id"])
+        raise AssertionError(f"no node listens at {netloc}")
+
+    def chunk_files(self) -> dict[str, set[str]]:
+        """node id -> names of the files its chunk store holds on disk."""
+        out: dict[str, set[str]] = {}
+        for node_dir in sorted((self.data_dir / "nodes").iterdir()):
+            chunks = node_dir / "chunks"
+            out[node_dir.name] = {p.name for p in chunks.rglob("*") if p.is_file()}
+        return out
+
+    def holders(self, chunk_hash: str) -> set[str]:
+        return {node for node, files in self.chunk_files().items() if chunk_hash in files}
+
+    def cli(
+        self,
+        *args: str,
+        stdin: bytes | str | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = CLI_TIMEOUT_S,
+    ) -> Result:
+        return run_cli(args, stdin=stdin, cwd=cwd, env=self.env if env is None else env,
+                       timeout=timeout)  # fmt: skip
+
+    def stop(self) -> int:
+        """SIGTERM `local up` and wait for it; its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("cofre local up did not stop within its deadline") from None
+
+    def stderr_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def run_cli(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    stdin: bytes | str | None = None,
+    cwd: Path | None = None,
+    timeout: float = CLI_TIMEOUT_S,
+) -> Result:
+    """Run the CLI to completion; output via temp files (no pipe limits), peak RSS via wait4."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [*cofre_argv(), *args],
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=dict(env),
+            cwd=cwd,
+        )
+        if stdin is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(stdin.encode() if isinstance(stdin, str) else stdin)
+            proc.stdin.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise AssertionError(f"cofre {' '.join(args)} did not finish in {timeout}s")
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        raw = out.read()
+        return Result(
+            code=proc.returncode,
+            out=raw.decode(errors="replace"),
+            err=err.read().decode(errors="replace"),
+            out_bytes=raw,
+            maxrss=usage.ru_maxrss * 1024,
+        )
+
+
+def start_cluster(
+    data_dir: Path,
+    *,
+    nodes: int = 4,
+    replication_factor: int = 2,
+    primary_keeps_copy: bool = False,
+    port: int | None = None,
+) -> Cluster:
+    """`cofre local up` in the background; returns once it printed the manager and token."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        *cofre_argv(), "local", "up",
+        "--nodes", str(nodes),
+        "--data-dir", str(data_dir),
+        "--port", str(port or free_port()),
+        "--replication-factor", str(replication_factor),
+    ]  # fmt: skip
+    if primary_keeps_copy:
+        argv.append("--primary-keeps-copy")
+    log_path = data_dir.parent / f"{data_dir.name}-local-up.err"
+    with log_path.open("ab") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=base_env())
+    cluster = Cluster(data_dir=data_dir, proc=proc, log_path=log_path)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.put(raw.decode(errors="replace"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not (cluster.url and cluster.token):
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            line = None
+        if line is None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            raise AssertionError(f"cofre local up did not start:\n{cluster.stderr_text()}")
+        key, _, value = line.strip().partition("=")
+        if key == "COFRE_MANAGER":
+            cluster.url = value
+        elif key == "COFRE_TOKEN":
+            cluster.token = value
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The shared cluster: 4 nodes, replication factor 2 (the seed's topology)."""
+    c = start_cluster(tmp_path_factory.mktemp("cofre") / "local")
+    try:
+        yield c
+    finally:
+        code = c.stop()
+    assert code == 0, c.stderr_text()
+    assert not (c.data_dir / "state.json").exists()
+
+
+def request_hosts(stderr: str) -> set[str]:
+    """host:port of every request the CLI logged (COFRE_LOG_LEVEL=DEBUG)."""
+    hosts = set()
+    for line in stderr.splitlines():
+        if " request method=" in line and " url=" in line:
+            hosts.add(urlsplit(line.split(" url=", 1)[1].strip()).netloc)
+    return hosts
+
+
+def one_error_line(result: Result) -> str:
+    """The single `cofre: error:` line a failed command must print, and nothing else."""
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("cofre: error: "), result.err
+    assert "Traceback" not in result.err
+    return lines[0]
+
+
+@pytest.fixture
+def start_local(tmp_path: Path) -> Iterator[Any]:
+    """Start extra `cofre local up` clusters in this test; all are stopped at its end."""
+    started: list[Cluster] = []
+
+    def start(data_dir: Path | None = None, **kwargs: Any) -> Cluster:
+        c = start_cluster(data_dir or tmp_path / f"local-{len(started)}", **kwargs)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        if c.proc.poll() is None:
+            c.stop()
+
+
+@pytest.fixture(scope="session")
+def it() -> Any:
+    """The helpers above, for test modules (conftest is not importable in importlib mode)."""
+    import types
+
+    return types.SimpleNamespace(
+        base_env=base_env,
+        chunk_hashes=chunk_hashes,
+        free_port=free_port,
+        one_error_line=one_error_line,
+        random_file=random_file,
+        request_hosts=request_hosts,
+        run_cli=run_cli,
+        sha256_file=sha256_file,
+        start_cluster=start_cluster,
+    )
