@@ -25,7 +25,10 @@ class Api:
         self._timeout = timeout
 
     def request(
-        self, method: str, path: str, body: Any = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
         conn = http.client.HTTPSConnection(

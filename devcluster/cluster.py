@@ -34,8 +34,13 @@ def log(msg: str) -> None:
     print(f"devcluster: {msg}", file=sys.stderr, flush=True)
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5,
-             on_timeout: Callable[[], str] | None = None) -> None:
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.5,
+    on_timeout: Callable[[], str] | None = None,
+) -> None:
     """Poll CHECK until it holds or TIMEOUT seconds pass."""
     deadline = time.monotonic() + timeout
     while True:
@@ -50,19 +55,34 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: flo
         time.sleep(interval)
 
 
-def run(argv: Sequence[str], check: bool = True, input: bytes | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str],
+    check: bool = True,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     full_env = None if env is None else {**os.environ, **env}
-    proc = subprocess.run(list(argv), capture_output=True, text=True, env=full_env,
-                          input=None if input is None else input.decode())
+    proc = subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=None if input is None else input.decode(),
+    )
     if check and proc.returncode != 0:
-        raise ClusterError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
+        raise ClusterError(
+            f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}"
+        )
     return proc
 
 
 def _build_binaries() -> Path:
-    out = subprocess.run(["bash", str(config.PACKAGE_DIR / "build.sh")], check=True,
-                         stdout=subprocess.PIPE, text=True)
+    out = subprocess.run(
+        ["bash", str(config.PACKAGE_DIR / "build.sh")],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     return Path(out.stdout.strip().splitlines()[-1])
 
 
@@ -121,20 +141,31 @@ class Cluster:
 
     # ---- kubectl / helm ------------------------------------------------------------------
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
-                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return self._tool("kubectl", args, check, input, timeout)
 
-    def helm(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def helm(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         return self._tool("helm", args, check, None, timeout)
 
-    def _tool(self, tool: str, args: Sequence[str], check: bool, input: str | None,
-              timeout: float) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(self.bin_dir / tool), *args], capture_output=True, text=True,
-                              input=input, env={**os.environ, **self.env()}, timeout=timeout)
+    def _tool(
+        self, tool: str, args: Sequence[str], check: bool, input: str | None, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.bin_dir / tool), *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            env={**os.environ, **self.env()},
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
-            raise ClusterError(f"{tool} {' '.join(args)} failed ({proc.returncode}):\n"
-                               f"{proc.stderr}{proc.stdout}")
+            raise ClusterError(
+                f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}"
+            )
         return proc
 
     # ---- start -------------------------------------------------------------------------
@@ -159,8 +190,12 @@ class Cluster:
         self._start_apiserver()
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
             list(pool.map(self._start_containerd, self.nodes))
-        wait_for("kube-apiserver /readyz", lambda: Api(timeout=3).healthy(), 90,
-                 on_timeout=lambda: procs.log_tail("kube-apiserver"))
+        wait_for(
+            "kube-apiserver /readyz",
+            lambda: Api(timeout=3).healthy(),
+            90,
+            on_timeout=lambda: procs.log_tail("kube-apiserver"),
+        )
         self._bootstrap_objects()
         self._start_controllers()
         for node in self.nodes:
@@ -181,7 +216,8 @@ class Cluster:
     def _host_network(self) -> None:
         for ip in [config.API_IP, *(n.ip for n in self.nodes)]:
             proc = run(["ip", "addr", "add", f"{ip}/32", "dev", "lo"], check=False)
-            if proc.returncode != 0 and "File exists" not in proc.stderr:
+            exists = "File exists" in proc.stderr or "already" in proc.stderr
+            if proc.returncode != 0 and not exists:
                 raise ClusterError(f"cannot add {ip} to lo: {proc.stderr}")
 
     def _images_base(self) -> None:
@@ -190,13 +226,29 @@ class Cluster:
         tar = IMAGE_CACHE / "pause.tar"
         if not tar.exists():
             IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
-            run(["podman", "save", "--format", "docker-archive", "-o", f"{tar}.tmp",
-                 config.PAUSE_IMAGE], env={"CONTAINERS_CONF": str(CONTAINERS_CONF)})
+            run(
+                [
+                    "podman",
+                    "save",
+                    "--format",
+                    "docker-archive",
+                    "-o",
+                    f"{tar}.tmp",
+                    config.PAUSE_IMAGE,
+                ],
+                env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
+            )
             Path(f"{tar}.tmp").rename(tar)
 
     def _write_configs(self) -> None:
-        for name in ("admin", "controller-manager", "scheduler", "kube-proxy", "coredns",
-                     *(n.name for n in self.nodes)):
+        for name in (
+            "admin",
+            "controller-manager",
+            "scheduler",
+            "kube-proxy",
+            "coredns",
+            *(n.name for n in self.nodes),
+        ):
             pki.write_kubeconfig(CONF_DIR / f"{name}.kubeconfig", PKI_DIR, name)
         shutil.copyfile(CONF_DIR / "admin.kubeconfig", self.kubeconfig)
         self.kubeconfig.chmod(0o600)
@@ -251,23 +303,31 @@ iptables:
         for sub in ("containerd", "kubelet", "cni", "ipam", "pod-logs"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         node.run_dir.mkdir(parents=True, exist_ok=True)
-        (d / "cni" / "10-cofre.conflist").write_text(json.dumps({
-            "cniVersion": "0.4.0",
-            "name": f"cofre-{node.name}",
-            "plugins": [
+        (d / "cni" / "10-cofre.conflist").write_text(
+            json.dumps(
                 {
-                    "type": "bridge", "bridge": node.bridge, "isGateway": True,
-                    "ipMasq": False, "hairpinMode": True,
-                    "ipam": {
-                        "type": "host-local",
-                        "ranges": [[{"subnet": node.pod_subnet, "gateway": node.gateway}]],
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                        "dataDir": str(d / "ipam"),
-                    },
+                    "cniVersion": "0.4.0",
+                    "name": f"cofre-{node.name}",
+                    "plugins": [
+                        {
+                            "type": "bridge",
+                            "bridge": node.bridge,
+                            "isGateway": True,
+                            "ipMasq": False,
+                            "hairpinMode": True,
+                            "ipam": {
+                                "type": "host-local",
+                                "ranges": [[{"subnet": node.pod_subnet, "gateway": node.gateway}]],
+                                "routes": [{"dst": "0.0.0.0/0"}],
+                                "dataDir": str(d / "ipam"),
+                            },
+                        },
+                        {"type": "portmap", "capabilities": {"portMappings": True}},
+                    ],
                 },
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        }, indent=2))
+                indent=2,
+            )
+        )
         (d / "containerd.toml").write_text(f"""\
 version = 2
 root = "{d / "containerd"}"
@@ -289,6 +349,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  # Lowering oom_score_adj needs a capability this host's root lacks.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -297,6 +359,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "{shutil.which("runc") or "/usr/sbin/runc"}"
         SystemdCgroup = false
+        Root = "{node.run_dir / "runc"}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{d / "cni"}"
@@ -352,106 +415,167 @@ shutdownGracePeriod: 0s
         data = config.STATE_DIR / "etcd"
         peer = f"http://127.0.0.1:{config.ETCD_PEER_PORT}"
         client = f"http://127.0.0.1:{config.ETCD_CLIENT_PORT}"
-        procs.start("etcd", [
-            str(self.bin_dir / "etcd"), "--name=devcluster", f"--data-dir={data}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=devcluster={peer}", "--unsafe-no-fsync=true",
-            "--log-level=warn",
-        ])
+        procs.start(
+            "etcd",
+            [
+                str(self.bin_dir / "etcd"),
+                "--name=devcluster",
+                f"--data-dir={data}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=devcluster={peer}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
 
     def _start_apiserver(self) -> None:
         p = PKI_DIR
-        procs.start("kube-apiserver", [
-            str(self.bin_dir / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{config.ETCD_CLIENT_PORT}",
-            f"--advertise-address={config.API_IP}", f"--bind-address={config.API_IP}",
-            f"--secure-port={config.API_PORT}",
-            f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
-            f"--client-ca-file={p / 'ca.crt'}",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction",
-            "--allow-privileged=true",
-            f"--service-cluster-ip-range={config.SERVICE_CIDR}",
-            f"--service-account-issuer=https://kubernetes.default.svc.{config.CLUSTER_DOMAIN}",
-            f"--service-account-key-file={p / 'sa.pub'}",
-            f"--service-account-signing-key-file={p / 'sa.key'}",
-            f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
-            f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
-            f"--kubelet-certificate-authority={p / 'ca.crt'}",
-            "--kubelet-preferred-address-types=InternalIP",
-            # Pods of a stopped node are evicted after 30 s rather than 5 minutes.
-            "--default-not-ready-toleration-seconds=30",
-            "--default-unreachable-toleration-seconds=30",
-            f"--cert-dir={config.STATE_DIR / 'apiserver'}",
-            "--profiling=false", "--v=1",
-        ])
+        procs.start(
+            "kube-apiserver",
+            [
+                str(self.bin_dir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{config.ETCD_CLIENT_PORT}",
+                f"--advertise-address={config.API_IP}",
+                f"--bind-address={config.API_IP}",
+                f"--secure-port={config.API_PORT}",
+                f"--tls-cert-file={p / 'apiserver.crt'}",
+                f"--tls-private-key-file={p / 'apiserver.key'}",
+                f"--client-ca-file={p / 'ca.crt'}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--allow-privileged=true",
+                f"--service-cluster-ip-range={config.SERVICE_CIDR}",
+                f"--service-account-issuer=https://kubernetes.default.svc.{config.CLUSTER_DOMAIN}",
+                f"--service-account-key-file={p / 'sa.pub'}",
+                f"--service-account-signing-key-file={p / 'sa.key'}",
+                f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
+                f"--kubelet-certificate-authority={p / 'ca.crt'}",
+                "--kubelet-preferred-address-types=InternalIP",
+                # Pods of a stopped node are evicted after 30 s rather than 5 minutes.
+                "--default-not-ready-toleration-seconds=30",
+                "--default-unreachable-toleration-seconds=30",
+                f"--cert-dir={config.STATE_DIR / 'apiserver'}",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         # etcd must answer before the apiserver gives up on its storage.
-        wait_for("etcd", lambda: _http_ok(f"http://127.0.0.1:{config.ETCD_CLIENT_PORT}/health"), 30,
-                 on_timeout=lambda: procs.log_tail("etcd"))
+        wait_for(
+            "etcd",
+            lambda: _http_ok(f"http://127.0.0.1:{config.ETCD_CLIENT_PORT}/health"),
+            30,
+            on_timeout=lambda: procs.log_tail("etcd"),
+        )
 
     def _start_containerd(self, node: config.NodeSpec) -> None:
         name = f"containerd-{node.name}"
         # Nothing is ever pulled: any registry request goes to a closed local port, so a
         # missing image ends in ErrImagePull/ImagePullBackOff (ErrImageNeverPull with
         # imagePullPolicy: Never) instead of leaving this machine.
-        procs.start(name, ["containerd", "--config", str(node.state_dir / "containerd.toml")],
-                    env={"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-                         "NO_PROXY": "", "http_proxy": "http://127.0.0.1:9",
-                         "https_proxy": "http://127.0.0.1:9", "no_proxy": ""})
-        wait_for(f"{name} socket", lambda: self._ctr(node, "version").returncode == 0, 30,
-                 on_timeout=lambda: procs.log_tail(name))
+        procs.start(
+            name,
+            ["containerd", "--config", str(node.state_dir / "containerd.toml")],
+            env={
+                "HTTP_PROXY": "http://127.0.0.1:9",
+                "HTTPS_PROXY": "http://127.0.0.1:9",
+                "NO_PROXY": "",
+                "http_proxy": "http://127.0.0.1:9",
+                "https_proxy": "http://127.0.0.1:9",
+                "no_proxy": "",
+            },
+        )
+        wait_for(
+            f"{name} socket",
+            lambda: self._ctr(node, "version").returncode == 0,
+            30,
+            on_timeout=lambda: procs.log_tail(name),
+        )
         if config.PAUSE_IMAGE not in self._ctr(node, "images", "ls", "-q").stdout.split():
             self._ctr(node, "images", "import", str(IMAGE_CACHE / "pause.tar"), check=True)
 
-    def _ctr(self, node: config.NodeSpec, *args: str, check: bool = False
-             ) -> subprocess.CompletedProcess[str]:
-        return run(["ctr", "--address", str(node.containerd_socket), "--namespace", "k8s.io",
-                    *args], check=check)
+    def _ctr(
+        self, node: config.NodeSpec, *args: str, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return run(
+            ["ctr", "--address", str(node.containerd_socket), "--namespace", "k8s.io", *args],
+            check=check,
+        )
 
     def _start_controllers(self) -> None:
         p, c = PKI_DIR, CONF_DIR
         kcm_kc = c / "controller-manager.kubeconfig"
-        procs.start("kube-controller-manager", [
-            str(self.bin_dir / "kube-controller-manager"),
-            f"--kubeconfig={kcm_kc}", f"--authentication-kubeconfig={kcm_kc}",
-            f"--authorization-kubeconfig={kcm_kc}",
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={p / 'sa.key'}",
-            f"--root-ca-file={p / 'ca.crt'}",
-            f"--cluster-signing-cert-file={p / 'ca.crt'}",
-            f"--cluster-signing-key-file={p / 'ca.key'}",
-            f"--service-cluster-ip-range={config.SERVICE_CIDR}",
-            f"--cluster-cidr={config.POD_CIDR}", "--allocate-node-cidrs=false",
-            "--controllers=*", "--leader-elect=false",
-            "--bind-address=127.0.0.1", f"--secure-port={config.CONTROLLER_MANAGER_PORT}",
-            # A stopped node turns NotReady within about 20 s.
-            "--node-monitor-grace-period=20s", "--node-monitor-period=2s",
-            "--v=1",
-        ])
+        procs.start(
+            "kube-controller-manager",
+            [
+                str(self.bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={kcm_kc}",
+                f"--authentication-kubeconfig={kcm_kc}",
+                f"--authorization-kubeconfig={kcm_kc}",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={p / 'sa.key'}",
+                f"--root-ca-file={p / 'ca.crt'}",
+                f"--cluster-signing-cert-file={p / 'ca.crt'}",
+                f"--cluster-signing-key-file={p / 'ca.key'}",
+                f"--service-cluster-ip-range={config.SERVICE_CIDR}",
+                f"--cluster-cidr={config.POD_CIDR}",
+                "--allocate-node-cidrs=false",
+                "--controllers=*",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={config.CONTROLLER_MANAGER_PORT}",
+                # A stopped node turns NotReady within about 20 s.
+                "--node-monitor-grace-period=20s",
+                "--node-monitor-period=2s",
+                "--v=1",
+            ],
+        )
         sch_kc = c / "scheduler.kubeconfig"
-        procs.start("kube-scheduler", [
-            str(self.bin_dir / "kube-scheduler"), f"--config={c / 'scheduler.yaml'}",
-            f"--authentication-kubeconfig={sch_kc}", f"--authorization-kubeconfig={sch_kc}",
-            "--bind-address=127.0.0.1", f"--secure-port={config.SCHEDULER_PORT}", "--v=1",
-        ])
-        procs.start("kube-proxy", [
-            str(self.bin_dir / "kube-proxy"), f"--config={c / 'kube-proxy.yaml'}", "--v=1",
-        ])
+        procs.start(
+            "kube-scheduler",
+            [
+                str(self.bin_dir / "kube-scheduler"),
+                f"--config={c / 'scheduler.yaml'}",
+                f"--authentication-kubeconfig={sch_kc}",
+                f"--authorization-kubeconfig={sch_kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={config.SCHEDULER_PORT}",
+                "--v=1",
+            ],
+        )
+        procs.start(
+            "kube-proxy",
+            [
+                str(self.bin_dir / "kube-proxy"),
+                f"--config={c / 'kube-proxy.yaml'}",
+                "--v=1",
+            ],
+        )
         procs.start("coredns", [str(self.bin_dir / "coredns"), "-conf", str(c / "Corefile")])
-        procs.start("provisioner", [sys.executable, "-m", "devcluster", "provisioner"],
-                    env={"PYTHONPATH": str(config.REPO_ROOT)})
+        procs.start(
+            "provisioner",
+            [sys.executable, "-m", "devcluster", "provisioner"],
+            env={"PYTHONPATH": str(config.REPO_ROOT)},
+        )
 
     def _start_kubelet(self, node: config.NodeSpec) -> None:
         d = node.state_dir
-        procs.start(f"kubelet-{node.name}", [
-            str(self.bin_dir / "kubelet"), f"--config={d / 'kubelet.yaml'}",
-            f"--kubeconfig={CONF_DIR / f'{node.name}.kubeconfig'}",
-            f"--hostname-override={node.name}", f"--node-ip={node.ip}",
-            f"--root-dir={d / 'kubelet'}",
-            f"--node-labels=topology.kubernetes.io/zone={node.zone}",
-            "--v=1",
-        ])
+        procs.start(
+            f"kubelet-{node.name}",
+            [
+                str(self.bin_dir / "kubelet"),
+                f"--config={d / 'kubelet.yaml'}",
+                f"--kubeconfig={CONF_DIR / f'{node.name}.kubeconfig'}",
+                f"--hostname-override={node.name}",
+                f"--node-ip={node.ip}",
+                f"--root-dir={d / 'kubelet'}",
+                f"--node-labels=topology.kubernetes.io/zone={node.zone}",
+                "--v=1",
+            ],
+        )
 
     def _bootstrap_objects(self) -> None:
         self.kubectl("apply", "-f", str(config.PACKAGE_DIR / "manifests" / "bootstrap.yaml"))
@@ -468,15 +592,24 @@ shutdownGracePeriod: 0s
             return "\n".join(f"--- {n}\n{procs.log_tail(n, 15)}" for n in procs.names())
 
         wait_for("all nodes Ready", nodes_ready, timeout, on_timeout=tails)
-        wait_for("CoreDNS ready",
-                 lambda: _http_ok(f"http://127.0.0.1:{config.COREDNS_READY_PORT}/ready"), 60,
-                 on_timeout=lambda: procs.log_tail("coredns"))
-        wait_for("kube-proxy healthy",
-                 lambda: _http_ok(f"http://127.0.0.1:{config.PROXY_HEALTHZ_PORT}/healthz"), 60,
-                 on_timeout=lambda: procs.log_tail("kube-proxy"))
-        wait_for("default service account",
-                 lambda: bool(api.get("/api/v1/namespaces/default/serviceaccounts/default")), 60,
-                 on_timeout=lambda: procs.log_tail("kube-controller-manager"))
+        wait_for(
+            "CoreDNS ready",
+            lambda: _http_ok(f"http://127.0.0.1:{config.COREDNS_READY_PORT}/ready"),
+            60,
+            on_timeout=lambda: procs.log_tail("coredns"),
+        )
+        wait_for(
+            "kube-proxy healthy",
+            lambda: _http_ok(f"http://127.0.0.1:{config.PROXY_HEALTHZ_PORT}/healthz"),
+            60,
+            on_timeout=lambda: procs.log_tail("kube-proxy"),
+        )
+        wait_for(
+            "default service account",
+            lambda: bool(api.get("/api/v1/namespaces/default/serviceaccounts/default")),
+            60,
+            on_timeout=lambda: procs.log_tail("kube-controller-manager"),
+        )
 
     # ---- faults ------------------------------------------------------------------------
 
@@ -528,16 +661,20 @@ shutdownGracePeriod: 0s
         """Copy a podman image into every node's containerd."""
         with tempfile.TemporaryDirectory(dir=config.STATE_DIR) as tmp:
             tar = Path(tmp) / "image.tar"
-            run(["podman", "save", "--format", "docker-archive", "-o", str(tar), tag],
-                env={"CONTAINERS_CONF": str(CONTAINERS_CONF)})
+            run(
+                ["podman", "save", "--format", "docker-archive", "-o", str(tar), tag],
+                env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
+            )
             for node in self.nodes:
                 if procs.running_pid(f"containerd-{node.name}"):
                     self._ctr(node, "images", "import", str(tar), check=True)
 
     def build_image(self, tag: str, context_dir: Path) -> None:
         """podman build CONTEXT_DIR/Dockerfile as TAG (FROM images resolve locally only)."""
-        subprocess.run(["bash", str(config.PACKAGE_DIR / "images.sh"), "build", tag,
-                        str(context_dir)], check=True)
+        subprocess.run(
+            ["bash", str(config.PACKAGE_DIR / "images.sh"), "build", tag, str(context_dir)],
+            check=True,
+        )
 
     # ---- stop --------------------------------------------------------------------------
 
@@ -547,8 +684,15 @@ shutdownGracePeriod: 0s
             procs.stop(f"kubelet-{node.name}", grace=5)
         for node in self.nodes:
             self._remove_containers(node)
-        for name in ("provisioner", "coredns", "kube-proxy", "kube-scheduler",
-                     "kube-controller-manager", "kube-apiserver", "etcd"):
+        for name in (
+            "provisioner",
+            "coredns",
+            "kube-proxy",
+            "kube-scheduler",
+            "kube-controller-manager",
+            "kube-apiserver",
+            "etcd",
+        ):
             procs.stop(name)
         for name in procs.names():  # anything left from an older layout
             procs.stop(name)
@@ -595,8 +739,9 @@ def _unmount_under(root: Path) -> None:
     prefix = str(root)
     with open("/proc/self/mounts") as f:
         points = [line.split()[1] for line in f]
-    for point in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")),
-                        key=len, reverse=True):
+    for point in sorted(
+        (p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True
+    ):
         run(["umount", "-l", point], check=False)
 
 

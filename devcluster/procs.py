@@ -27,8 +27,13 @@ def start(name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) 
         full_env.update(env)
     with open(LOG_DIR / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=full_env, close_fds=True,
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=full_env,
+            close_fds=True,
         )
     (PID_DIR / f"{name}.pid").write_text(f"{proc.pid}\n")
     return proc.pid
@@ -102,6 +107,8 @@ def pids_with_arg(fragment: str) -> list[int]:
 
 def log_tail(name: str, lines: int = 30) -> str:
     try:
-        return "\n".join((LOG_DIR / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(
+            (LOG_DIR / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
+        )
     except OSError:
         return "(no log)"

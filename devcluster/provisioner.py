@@ -32,16 +32,20 @@ def _pv_for(pvc: dict[str, Any]) -> dict[str, Any]:
             "annotations": {"pv.kubernetes.io/provisioned-by": config.PROVISIONER_NAME},
         },
         "spec": {
-            "capacity": {"storage": spec.get("resources", {}).get("requests", {}).get(
-                "storage", "1Gi")},
+            "capacity": {
+                "storage": spec.get("resources", {}).get("requests", {}).get("storage", "1Gi")
+            },
             "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
             "persistentVolumeReclaimPolicy": "Delete",
             "storageClassName": config.STORAGE_CLASS,
             "volumeMode": spec.get("volumeMode", "Filesystem"),
             "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
             "claimRef": {
-                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"],
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
             },
         },
     }
@@ -56,8 +60,11 @@ def reconcile(api: Api) -> None:
         pv = _pv_for(pvc)
         try:
             api.request("POST", "/api/v1/persistentvolumes", pv)
-            print(f"provisioned {pv['metadata']['name']} for "
-                  f"{pvc['metadata']['namespace']}/{pvc['metadata']['name']}", flush=True)
+            print(
+                f"provisioned {pv['metadata']['name']} for "
+                f"{pvc['metadata']['namespace']}/{pvc['metadata']['name']}",
+                flush=True,
+            )
         except ApiError as e:
             if e.status != 409:
                 raise
