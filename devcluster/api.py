@@ -56,6 +56,6 @@ class Api:
 
     def healthy(self, path: str = "/readyz") -> bool:
         try:
-            return self.request("GET", path) == "ok"
+            return bool(self.request("GET", path) == "ok")
         except (OSError, ApiError, ssl.SSLError):
             return False

@@ -3,6 +3,7 @@ nodes, each a real kubelet with its own containerd, bridge and pod subnet, all o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -646,7 +647,7 @@ shutdownGracePeriod: 0s
         statuses = obj.get("status", {}).get("containerStatuses") or []
         for st in statuses:
             if container is None or st["name"] == container:
-                cid = st.get("containerID", "")
+                cid = str(st.get("containerID", ""))
                 if not cid:
                     break
                 cid = cid.split("://", 1)[-1]
@@ -725,6 +726,8 @@ shutdownGracePeriod: 0s
                     run(["ip", "netns", "delete", ns.name], check=False)
         for node in self.nodes:
             run(["ip", "link", "delete", node.bridge], check=False)
+        _remove_kubelet_iptables()
+        _remove_empty_cgroups("k8s.io")
         for ip in [config.API_IP, *(n.ip for n in self.nodes)]:
             run(["ip", "addr", "del", f"{ip}/32", "dev", "lo"], check=False)
         _unmount_under(config.STATE_DIR)
@@ -743,6 +746,33 @@ def _unmount_under(root: Path) -> None:
         (p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True
     ):
         run(["umount", "-l", point], check=False)
+
+
+def _remove_kubelet_iptables() -> None:
+    """The chains kubelets add on start (kube-proxy --cleanup removes its own)."""
+    for tool in ("iptables", "ip6tables"):
+        for chain in ("INPUT", "OUTPUT"):
+            while run([tool, "-D", chain, "-j", "KUBE-FIREWALL"], check=False).returncode == 0:
+                pass
+        for table, chain in (
+            ("filter", "KUBE-FIREWALL"),
+            ("filter", "KUBE-KUBELET-CANARY"),
+            ("nat", "KUBE-KUBELET-CANARY"),
+            ("mangle", "KUBE-KUBELET-CANARY"),
+            ("mangle", "KUBE-IPTABLES-HINT"),
+        ):
+            run([tool, "-t", table, "-F", chain], check=False)
+            run([tool, "-t", table, "-X", chain], check=False)
+
+
+def _remove_empty_cgroups(name: str) -> None:
+    """containerd's per-namespace cgroup parents, once no container is left in them."""
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{name}"):
+        # Deepest first: a cgroup directory can only be removed once it has no children.
+        dirs = sorted((p for p in parent.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        for d in [*dirs, parent]:
+            with contextlib.suppress(OSError):  # still in use
+                d.rmdir()
 
 
 def _node_ready(node: dict[str, Any]) -> bool:
