@@ -20,6 +20,9 @@ COPY cofre ./cofre
 RUN /opt/cofre/bin/pip install --no-deps .
 
 FROM python:3.11-slim-bookworm
+# A named user: some libraries (kopf, getpass) look the uid up.
+RUN echo "cofre:x:65532:65532:cofre:/tmp:/usr/sbin/nologin" >> /etc/passwd \
+    && echo "cofre:x:65532:" >> /etc/group
 COPY --from=build /opt/cofre /opt/cofre
 ENV PATH=/opt/cofre/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -106,9 +106,12 @@ def test_crd_printer_columns() -> None:
 
 def test_crd_cel_rules() -> None:
     spec = _spec_schema()
-    (rule,) = spec["x-kubernetes-validations"]
-    assert "self.storageNodes" in rule["rule"] and "self.primaryKeepsCopy" in rule["rule"]
-    assert "replicationFactor" in rule["message"]
+    rules = spec["x-kubernetes-validations"]
+    assert len(rules) == 2
+    for rule in rules:
+        assert "self.storageNodes" in rule["rule"] and "self.primaryKeepsCopy" in rule["rule"]
+        assert "replicationFactor" in rule["message"]
+        assert rule["fieldPath"] == ".storageNodes"
     storage = spec["properties"]["storage"]["properties"]
     assert storage["size"]["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
 
