@@ -56,9 +56,10 @@ class ScalePlan:
     # Replicas the storage StatefulSet gets in this pass.
     replicas: int
     state: ScaleState
-    # Set: POST /v1/drain with exactly these nodes (an empty tuple ends any drain).
+    # Set: POST /v1/drain with these nodes (the manager adds them to its draining set; it has
+    # no way to end a drain, so pods kept after a cancelled scale-down stay draining).
     send_drain: tuple[str, ...] | None = None
-    # The pods being drained (or refused removal), for status and events.
+    # The pods being drained (refused removal; steady: kept pods still draining).
     targets: tuple[str, ...] = ()
     message: str = ""
 
@@ -83,10 +84,14 @@ def plan_scale(
     drain status, None when the manager could not be asked.
     """
     if current is None or desired >= current:
-        # Nothing leaves; a drain left over (finished, or cancelled by scaling back up) must
-        # end, or pods reusing those names would get no data.
-        stale = drain is not None and bool(drain.nodes)
-        return ScalePlan(replicas=desired, state="steady", send_drain=() if stale else None)
+        kept = drain_targets(statefulset, current=desired, desired=0)
+        stale = tuple(n for n in kept if drain is not None and n in drain.nodes)
+        message = (
+            f"{', '.join(stale)} still marked draining by the manager: they take no new data"
+            if stale
+            else ""
+        )
+        return ScalePlan(replicas=desired, state="steady", targets=stale, message=message)
     needed = min_storage_nodes(
         replication_factor=replication_factor, primary_keeps_copy=primary_keeps_copy
     )
@@ -108,7 +113,7 @@ def plan_scale(
             targets=targets,
             message=f"waiting for the manager to drain {', '.join(targets)}",
         )
-    if set(drain.nodes) != set(targets):
+    if not set(targets) <= set(drain.nodes):
         return ScalePlan(
             replicas=current,
             state="draining",

@@ -206,9 +206,9 @@ async def reconcile(
         primary_keeps_copy=spec.primary_keeps_copy,
         drain=drain,
     )
-    if plan.send_drain is not None:
+    if plan.send_drain:
         sent = await send_drain(ctx, target, token=token, nodes=plan.send_drain)
-        if sent and plan.send_drain:
+        if sent:
             kopf.event(
                 target.body,
                 type="Normal",
@@ -268,3 +268,5 @@ def _scale_events(target: Target, plan: ScalePlan, previous: Mapping[str, Any]) 
         kopf.event(target.body, type="Warning", reason="ScaleDownRefused", message=plan.message)
     elif plan.state == "removing" and reason != "RemovingDrainedNodes":
         kopf.event(target.body, type="Normal", reason="ScaledDown", message=plan.message)
+    elif plan.state == "steady" and plan.targets and reason != "StillDraining":
+        kopf.event(target.body, type="Warning", reason="StillDraining", message=plan.message)

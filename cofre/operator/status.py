@@ -100,7 +100,7 @@ def build_status(
         now=now,
     )
     reasons = {
-        "steady": "Idle",
+        "steady": "StillDraining" if o.plan.targets else "Idle",
         "draining": "Draining",
         "waiting": "WaitingForManager",
         "removing": "RemovingDrainedNodes",

@@ -81,11 +81,17 @@ def test_scale_down_removes_only_when_every_target_is_done() -> None:
     assert (plan.replicas, plan.state) == (3, "removing")
 
 
-def test_changed_target_redirects_the_drain() -> None:
-    # 6 -> 3 was draining 3..5; the spec now says 4: node 3 must stop draining.
-    drain = _drain(demo_storage_3=(False, 1), demo_storage_4=(False, 1), demo_storage_5=(False, 1))
+def test_drain_covering_more_than_the_targets_still_counts() -> None:
+    # 6 -> 3 was draining 3..5; the spec now says 4: 4 and 5 go once they are done.
+    drain = _drain(demo_storage_3=(False, 1), demo_storage_4=(True, 0), demo_storage_5=(True, 0))
     plan = _plan(4, 6, drain)
-    assert plan.replicas == 6
+    assert (plan.replicas, plan.state, plan.send_drain) == (4, "removing", None)
+
+
+def test_targets_missing_from_the_drain_are_sent_again() -> None:
+    drain = _drain(demo_storage_5=(True, 0))
+    plan = _plan(4, 6, drain)
+    assert (plan.replicas, plan.state) == (6, "draining")
     assert plan.send_drain == ("demo-storage-4", "demo-storage-5")
 
 
@@ -115,16 +121,17 @@ def test_primary_keeping_a_copy_lowers_the_minimum() -> None:
     assert plan.state == "draining"
 
 
-def test_finished_drain_is_cleared_once_steady() -> None:
-    drain = _drain(demo_storage_3=(True, 0))
+def test_finished_drain_of_removed_pods_is_quiet() -> None:
+    drain = _drain(demo_storage_3=(True, 0), demo_storage_4=(True, 0))
     plan = _plan(3, 3, drain)
-    assert (plan.replicas, plan.state, plan.send_drain) == (3, "steady", ())
+    assert (plan.replicas, plan.state, plan.send_drain, plan.targets) == (3, "steady", None, ())
 
 
-def test_scaling_back_up_cancels_a_drain() -> None:
+def test_kept_pods_still_draining_are_reported() -> None:
     drain = _drain(demo_storage_3=(False, 10))
     plan = _plan(4, 4, drain)
-    assert plan.send_drain == ()
+    assert (plan.state, plan.send_drain, plan.targets) == ("steady", None, ("demo-storage-3",))
+    assert "take no new data" in plan.message
 
 
 def test_drain_progress_from_manager_json() -> None:
