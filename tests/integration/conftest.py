@@ -300,6 +300,7 @@ def it() -> Any:
     return types.SimpleNamespace(
         base_env=base_env,
         chunk_hashes=chunk_hashes,
+        cofre_argv=cofre_argv,
         free_port=free_port,
         one_error_line=one_error_line,
         random_file=random_file,

@@ -1,0 +1,272 @@
+"""Deleting, collecting, checking, the cluster's status, and every way a command can fail."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cofre.chunks import DEFAULT_CHUNK_SIZE
+from cofre.cli.exitcodes import ExitCode
+
+
+def _stored(c: Any) -> int:
+    return sum(int(n["stored_bytes"]) for n in c.cli("status", "--json").json()["nodes"])
+
+
+def test_rm_then_gc_frees_the_chunks(cluster: Any, it: Any, tmp_path: Path) -> None:
+    src = it.random_file(tmp_path / "src", DEFAULT_CHUNK_SIZE * 3)
+    hashes = it.chunk_hashes(src, DEFAULT_CHUNK_SIZE)
+    name = f"gc/{uuid.uuid4().hex}"
+    assert cluster.cli("put", str(src), "--name", name).code == 0
+    assert cluster.cli("put", str(src), "--name", name).code == 0  # version 2, same chunks
+    assert all(len(cluster.holders(h)) == 2 for h in hashes)
+
+    rm = cluster.cli("rm", name)
+    assert rm.code == 0, rm.err
+    assert "versions 1, 2" in rm.out
+    assert name not in {f["name"] for f in cluster.cli("ls", "--versions", "--json").json()}
+    gone = cluster.cli("get", name, "-o", str(tmp_path / "x"))
+    assert gone.code == ExitCode.NOT_FOUND
+    it.one_error_line(gone)
+
+    gc = cluster.cli("gc", "--grace", "0", "--json")
+    assert gc.code == 0, gc.err
+    # 3 data chunks on 2 nodes each (the manifests add more).
+    assert gc.json()["deleted_chunks"] >= 6
+    assert gc.json()["freed_bytes"] >= 6 * DEFAULT_CHUNK_SIZE
+    assert all(not cluster.holders(h) for h in hashes)
+    human = cluster.cli("gc", "--grace", "0")
+    assert human.code == 0
+    assert human.out.startswith("deleted ")
+
+    again = cluster.cli("rm", name)
+    assert again.code == ExitCode.NOT_FOUND
+    it.one_error_line(again)
+
+
+def test_gc_frees_stored_bytes_in_status(cluster: Any, it: Any, tmp_path: Path) -> None:
+    src = it.random_file(tmp_path / "src", DEFAULT_CHUNK_SIZE * 2)
+    name = f"gc-status/{uuid.uuid4().hex}"
+    assert cluster.cli("put", str(src), "--name", name).code == 0
+    assert cluster.cli("rm", name).code == 0
+    before = cluster.holders(it.chunk_hashes(src, DEFAULT_CHUNK_SIZE)[0])
+    assert len(before) == 2
+    stored_before = {n: _node_bytes(cluster, n) for n in before}
+    assert cluster.cli("gc", "--grace", "0").code == 0
+    for node in before:
+        assert _node_bytes(cluster, node) <= stored_before[node] - DEFAULT_CHUNK_SIZE
+
+
+def _node_bytes(c: Any, node_id: str) -> int:
+    # The manager's view lags by one probe; the node's own store is what changed.
+    path = c.data_dir / "nodes" / node_id / "chunks"
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def test_status_reports_every_node(cluster: Any) -> None:
+    status = cluster.cli("status", "--json")
+    assert status.code == 0, status.err
+    view = status.json()
+    assert view["replication_factor"] == 2
+    assert view["primary_keeps_copy"] is False
+    nodes = sorted(view["nodes"], key=lambda n: n["node_id"])
+    assert [n["node_id"] for n in nodes] == ["node-0", "node-1", "node-2", "node-3"]
+    state_urls = {n["node_id"]: n["url"] for n in cluster.state()["nodes"]}
+    for n in nodes:
+        assert n["url"] == state_urls[n["node_id"]]
+        assert n["ready"] is True
+        assert n["free_bytes"] > 0
+        assert n["stored_bytes"] >= 0
+        assert n["latency_ms"] is not None and n["latency_ms"] >= 0
+        assert n["score"] is not None and 0 < n["score"] <= 1
+    human = cluster.cli("status")
+    assert human.code == 0
+    assert human.out.splitlines()[0].split() == [
+        "NODE", "ADDRESS", "READY", "STORED", "FREE", "LATENCY_MS", "SCORE",
+    ]  # fmt: skip
+    assert "4 of 4 nodes ready; replication factor 2" in human.out
+
+
+def test_fsck_healthy_then_damaged(cluster: Any, it: Any, tmp_path: Path) -> None:
+    src = it.random_file(tmp_path / "src", DEFAULT_CHUNK_SIZE * 2)
+    name = f"fsck/{uuid.uuid4().hex}"
+    assert cluster.cli("put", str(src), "--name", name).code == 0
+
+    report = cluster.cli("fsck", name, "--verify", "--json")
+    assert report.code == 0, report.err
+    data = report.json()
+    assert data["healthy"] is True
+    assert set(data["summary"]) >= {"files", "versions", "chunks", "ok", "missing", "corrupt"}
+    [entry] = [f for f in data["files"] if f["name"] == name]
+    assert entry["version"] == 1 and entry["healthy"] is True
+    hashes = it.chunk_hashes(src, DEFAULT_CHUNK_SIZE)
+    assert {c["hash"] for c in entry["chunks"]} >= set(hashes)
+    for c in entry["chunks"]:
+        assert c["status"] == "ok" and len(c["nodes"]) == 2
+    assert "HEALTHY" in cluster.cli("fsck", name).out
+
+    # Lose one copy of the first chunk and corrupt one copy of the second.
+    lost_on = sorted(cluster.holders(hashes[0]))[0]
+    _chunk_path(cluster, lost_on, hashes[0]).unlink()
+    bad_on = sorted(cluster.holders(hashes[1]))[0]
+    bad = _chunk_path(cluster, bad_on, hashes[1])
+    bad.chmod(0o644)
+    raw = bytearray(bad.read_bytes())
+    raw[100] ^= 0xFF
+    bad.write_bytes(bytes(raw))
+
+    damaged = cluster.cli("fsck", name, "--verify", "--json")
+    assert damaged.code == ExitCode.FAILURE
+    chunks = {c["hash"]: c for c in damaged.json()["files"][0]["chunks"]}
+    assert chunks[hashes[0]]["status"] == "under_replicated"
+    assert chunks[hashes[1]]["status"] in {"corrupt", "under_replicated"}
+    assert bad_on in chunks[hashes[1]]["corrupt_on"]
+    human = cluster.cli("fsck", name, "--verify")
+    assert human.code == ExitCode.FAILURE
+    assert "NOT HEALTHY" in human.out
+    assert hashes[0][:16] in human.out
+
+    # A restore still works: each chunk comes from its remaining intact copy.
+    got = cluster.cli("get", name, "-o", str(tmp_path / "back"))
+    assert got.code == 0, got.err
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+    assert cluster.cli("rm", name).code == 0  # leave the shared cluster healthy
+
+
+def _chunk_path(c: Any, node_id: str, chunk_hash: str) -> Path:
+    [path] = [p for p in (c.data_dir / "nodes" / node_id / "chunks").rglob(chunk_hash)]
+    return path
+
+
+def test_wrong_token_is_refused(cluster: Any, it: Any, tmp_path: Path) -> None:
+    env = dict(cluster.env, COFRE_TOKEN="not-the-token")
+    for args in (["ls"], ["status"], ["put", str(it.random_file(tmp_path / "f", 10))]):
+        result = cluster.cli(*args, env=env)
+        assert result.code == ExitCode.UNAUTHORIZED, (args, result.err)
+        assert "token" in it.one_error_line(result)
+    flag = cluster.cli("ls", "--token", "also-wrong")
+    assert flag.code == ExitCode.UNAUTHORIZED
+
+
+def test_manager_unreachable(it: Any, tmp_path: Path) -> None:
+    env = dict(it.base_env(), COFRE_MANAGER=f"http://127.0.0.1:{it.free_port()}", COFRE_TOKEN="t")
+    result = it.run_cli(["ls"], env=env)
+    assert result.code == ExitCode.UNAVAILABLE
+    assert "cannot reach" in it.one_error_line(result)
+    src = it.random_file(tmp_path / "f", 10)
+    put = it.run_cli(["put", str(src)], env=env)
+    assert put.code == ExitCode.UNAVAILABLE
+    it.one_error_line(put)
+
+
+def test_no_manager_configured(it: Any, tmp_path: Path) -> None:
+    result = it.run_cli(["ls"], env=it.base_env(), cwd=tmp_path)
+    assert result.code == ExitCode.USAGE
+    assert "cofre local up" in it.one_error_line(result)
+
+
+def test_state_file_of_local_up_is_found(cluster: Any, it: Any) -> None:
+    env = dict(it.base_env(), COFRE_DATA_DIR=str(cluster.data_dir))
+    result = it.run_cli(["status", "--json"], env=env)
+    assert result.code == 0, result.err
+    assert len(result.json()["nodes"]) == 4
+    state = cluster.state()
+    assert (cluster.data_dir / "state.json").stat().st_mode & 0o777 == 0o600
+    assert (cluster.data_dir / "token").stat().st_mode & 0o777 == 0o600
+    assert state["token"] == cluster.token
+    assert set(state["pids"]) == {"manager", "node-0", "node-1", "node-2", "node-3"}
+
+
+def test_port_in_use_is_one_clear_line(it: Any, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = it.run_cli(
+            ["local", "up", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+            env=it.base_env(),
+            timeout=60,
+        )
+    assert result.code == ExitCode.USAGE
+    assert f"port {port}" in it.one_error_line(result)
+    assert result.out == ""
+
+
+def test_hostile_names_are_only_names(cluster: Any, it: Any, tmp_path: Path) -> None:
+    passwd = Path("/etc/passwd")
+    before = hashlib.sha256(passwd.read_bytes()).hexdigest() if passwd.exists() else None
+    tag = uuid.uuid4().hex[:8]
+    names = [
+        f"../../../../../../etc/passwd-{tag}",
+        f"../../etc/passwd{tag}",
+        f"two\nlines-{tag}",
+        f"ünïcødé/名前-{tag}.txt",
+        f"/abs/{tag}",
+        f"sp ace\t{tag}",
+    ]
+    srcs = {}
+    for i, name in enumerate(names):
+        src = it.random_file(tmp_path / f"src{i}", 100 + i)
+        srcs[name] = src
+        put = cluster.cli("put", str(src), "--name", name, "--json")
+        assert put.code == 0, (name, put.err)
+        assert put.json()[0]["name"] == name
+    listed = {f["name"] for f in cluster.cli("ls", "--json").json()}
+    assert set(names) <= listed
+    human = cluster.cli("ls").out
+    assert f"two\\nlines-{tag}" in human  # one row per name, control characters escaped
+
+    restore = tmp_path / "restore"
+    restore.mkdir()
+    for i, name in enumerate(names):
+        dest = restore / f"out{i}"
+        got = cluster.cli("get", name, "-o", str(dest))
+        assert got.code == 0, (name, got.err)
+        assert dest.read_bytes() == srcs[name].read_bytes()
+    # Without -o the last part of the name lands in the current directory, nowhere else.
+    here = tmp_path / "here"
+    here.mkdir()
+    assert cluster.cli("get", names[1], cwd=here).code == 0
+    assert [p.name for p in here.iterdir()] == [f"passwd{tag}"]
+    # Many at once below a directory: names that would leave it are refused.
+    refused = cluster.cli("get", "--prefix", "../", "-o", str(tmp_path / "tree"))
+    assert refused.code == ExitCode.USAGE
+    assert not (tmp_path / "etc").exists()
+    assert not list(tmp_path.parent.glob(f"*{tag}*"))
+    assert before is None or hashlib.sha256(passwd.read_bytes()).hexdigest() == before
+    # The stores hold chunks named by hash only.
+    for files in cluster.chunk_files().values():
+        assert all(len(f) == 64 and all(ch in "0123456789abcdef" for ch in f) for f in files)
+    for name in names:
+        assert cluster.cli("rm", name).code == 0
+
+
+def test_menu_backs_up_recovers_and_deletes(cluster: Any, it: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    fname = f"menu-{uuid.uuid4().hex[:8]}.txt"
+    src = it.random_file(folder / fname, 5000)
+    it.random_file(folder / "zzz-other.txt", 10)  # the listing is sorted: ours is number 1
+
+    backup = cluster.cli("menu", stdin="7\n1\n\n1\n4\n", cwd=folder)
+    assert backup.code == 0, backup.err
+    assert "1) Back up a file  2) Recover a file  3) Delete a file  4) Exit" in backup.out
+    assert "Invalid choice '7'" in backup.out
+    assert f"  1) {fname}" in backup.out
+    assert f"Backed up {fname}  version 1" in backup.out
+
+    names = sorted(f["name"] for f in cluster.cli("ls", "--json").json())
+    number = names.index(fname) + 1
+    dest = tmp_path / "recovered.txt"
+    recover = cluster.cli("menu", stdin=f"2\nnope\n{number}\n{dest}\n4\n", cwd=tmp_path)
+    assert recover.code == 0, recover.err
+    assert "Invalid choice 'nope'" in recover.out
+    assert dest.read_bytes() == src.read_bytes()
+
+    delete = cluster.cli("menu", stdin=f"3\n{number}\n", cwd=tmp_path)  # then end of input
+    assert delete.code == 0, delete.err
+    assert f"Deleted {fname}" in delete.out
+    assert fname not in {f["name"] for f in cluster.cli("ls", "--json").json()}

@@ -1,0 +1,116 @@
+"""Many clients at once, a node dying mid-backup, and a cluster restarted on the same data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cofre.chunks import DEFAULT_CHUNK_SIZE
+from cofre.cli.exitcodes import ExitCode
+
+MiB = 1024 * 1024
+
+
+def test_eight_clients_at_once(cluster: Any, it: Any, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    shared = it.random_file(tmp_path / "shared", DEFAULT_CHUNK_SIZE * 2)
+    srcs = {}
+    for i in range(8):
+        # Half unique content, half the same bytes under different names (dedup under load).
+        src = shared if i % 2 else it.random_file(tmp_path / f"src{i}", 3 * MiB + i)
+        srcs[f"many/{tag}/{i}"] = src
+    procs = {
+        name: subprocess.Popen(
+            [*it.cofre_argv(), "put", str(src), "--name", name],
+            env=cluster.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name, src in srcs.items()
+    }
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (name, err.decode())
+        assert out.decode().startswith(f"{name}  version 1")
+    for name, src in srcs.items():
+        dest = tmp_path / "back" / name.rsplit("/", 1)[1]
+        dest.parent.mkdir(exist_ok=True)
+        got = cluster.cli("get", name, "-o", str(dest))
+        assert got.code == 0, got.err
+        assert it.sha256_file(dest) == it.sha256_file(src)
+    report = cluster.cli("fsck", "--json").json()
+    mine = [f for f in report["files"] if f["name"].startswith(f"many/{tag}/")]
+    assert len(mine) == 8 and all(f["healthy"] for f in mine)
+
+
+def test_node_killed_during_put_then_restart_finds_everything(
+    start_local: Any, it: Any, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "cluster"
+    c = start_local(data_dir, nodes=4, replication_factor=2)
+    early = it.random_file(tmp_path / "early", DEFAULT_CHUNK_SIZE + 123)
+    assert c.cli("put", str(early), "--name", "early").code == 0
+
+    big = it.random_file(tmp_path / "big", 160 * MiB)
+    env = dict(c.env, COFRE_LOG_LEVEL="DEBUG")
+    err_path = tmp_path / "put.err"
+    with err_path.open("wb") as err:
+        put = subprocess.Popen(
+            [*it.cofre_argv(), "put", str(big), "--name", "big", "--parallelism", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    # Kill the primary as soon as chunks flow to it.
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and put.poll() is None and time.monotonic() < deadline:
+        for line in err_path.read_text(errors="replace").splitlines():
+            if "method=PUT" in line and "/v1/sessions/" in line:
+                netloc = line.split(" url=", 1)[1].split("/")[2]
+                victim = c.node_of_netloc(netloc)
+                break
+        else:
+            time.sleep(0.01)
+    assert victim is not None, err_path.read_text()
+    pid = c.state()["pids"][victim]
+    os.kill(pid, signal.SIGKILL)
+
+    code = put.wait(timeout=300)
+    put_err = [
+        line for line in err_path.read_text(errors="replace").splitlines()
+        if not line.startswith("DEBUG ")
+    ]  # fmt: skip
+    assert "Traceback" not in err_path.read_text(errors="replace")
+    if code != 0:
+        assert code in {ExitCode.UNAVAILABLE, ExitCode.NOT_ENOUGH_NODES}, put_err
+        assert len(put_err) == 1 and put_err[0].startswith("cofre: error: "), put_err
+
+    # `local up` notices the dead child, says so, and stops everything with a failure.
+    assert c.proc.wait(timeout=120) != 0
+    assert f"{victim} (pid {pid}) exited" in c.stderr_text()
+    assert not (data_dir / "state.json").exists()
+
+    # The same data dir is the same cluster: token, nodes and every committed backup.
+    token = c.token
+    again = start_local(data_dir, nodes=4, replication_factor=2)
+    assert again.token == token
+    files = {f["name"]: f for f in again.cli("ls", "--json").json()}
+    assert "early" in files
+    assert set(files) <= {"early", "big"}
+    report = again.cli("fsck", "--verify", "--json")
+    for f in report.json()["files"]:
+        assert all(ch["status"] != "missing" for ch in f["chunks"]), f
+    assert report.code == 0, report.out
+    got = again.cli("get", "early", "-o", str(tmp_path / "early.back"))
+    assert got.code == 0, got.err
+    assert (tmp_path / "early.back").read_bytes() == early.read_bytes()
+    if "big" in files:
+        assert again.cli("get", "big", "-o", str(tmp_path / "big.back")).code == 0
+        assert it.sha256_file(tmp_path / "big.back") == it.sha256_file(big)
+    assert again.stop() == 0
