@@ -3,7 +3,7 @@
 _devcluster_prev_goal := $(.DEFAULT_GOAL)
 DEVCLUSTER_PY ?= $(shell [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)
 
-.PHONY: dev-cluster dev-cluster-down dev-cluster-status image
+.PHONY: dev-cluster dev-cluster-down dev-cluster-status dev-cluster-test image
 
 ## Start the local Kubernetes cluster in the background; returns once it is healthy.
 dev-cluster:
@@ -16,6 +16,11 @@ dev-cluster-down:
 
 dev-cluster-status:
 	@$(DEVCLUSTER_PY) -m devcluster status
+
+## The dev cluster's smoke suite: start the cluster, run it, always stop the cluster after.
+dev-cluster-test: setup dev-cluster
+	@rc=0; .venv/bin/pytest -q -m cluster tests/devcluster || rc=$$?; \
+	  $(DEVCLUSTER_PY) -m devcluster down; exit $$rc
 
 ## Build the root Dockerfile as localhost/cofre:dev and load it into the cluster's nodes.
 image:
