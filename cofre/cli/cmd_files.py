@@ -12,7 +12,13 @@ from pathlib import Path
 from cofre.cli.budget import Budget
 from cofre.cli.context import Context
 from cofre.cli.download import default_dest, dest_under, get_to_path, get_to_stdout
-from cofre.cli.exitcodes import ExitCode, LocalFileError, UsageError, exit_code_for
+from cofre.cli.exitcodes import (
+    ExitCode,
+    LocalFileError,
+    UsageError,
+    describe_error,
+    exit_code_for,
+)
 from cofre.cli.http import connect
 from cofre.cli.output import display_name, human_size, human_time, print_json, table
 from cofre.cli.upload import PutResult, put_many
@@ -80,17 +86,12 @@ async def run_put(args: argparse.Namespace, ctx: Context) -> ExitCode:
         else:
             if isinstance(result, KeyboardInterrupt):
                 raise result
-            print(f"cofre: error: {display_name(name)}: {describe(result)}", file=sys.stderr)
+            print(f"cofre: error: {display_name(name)}: {describe_error(result)}", file=sys.stderr)
             if code == ExitCode.OK:
                 code = exit_code_for(result)
     if args.json:
         print_json([r.to_json() for r in done])
     return code
-
-
-def describe(exc: BaseException) -> str:
-    detail = getattr(exc, "detail", None)
-    return str(detail if detail is not None else exc) or type(exc).__name__
 
 
 async def run_get(args: argparse.Namespace, ctx: Context) -> ExitCode:
@@ -149,7 +150,7 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
         if isinstance(result, BaseException):
             if isinstance(result, KeyboardInterrupt | asyncio.CancelledError):
                 raise result
-            print(f"cofre: error: {display_name(name)}: {describe(result)}", file=sys.stderr)
+            print(f"cofre: error: {display_name(name)}: {describe_error(result)}", file=sys.stderr)
             if code == ExitCode.OK:
                 code = exit_code_for(result)
     print(

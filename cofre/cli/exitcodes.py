@@ -82,6 +82,12 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     return ExitCode.FAILURE
 
 
+def describe_error(exc: BaseException) -> str:
+    """The message a user sees: a peer's problem detail, else the exception's text."""
+    detail = getattr(exc, "detail", None)
+    return str(detail if detail is not None else exc) or type(exc).__name__
+
+
 def describe_exit_codes() -> str:
     lines = ["exit codes:"]
     lines += [f"  {int(code):<4} {meaning}" for code, meaning in _MEANING.items()]

@@ -110,6 +110,8 @@ def run_local_up(args: argparse.Namespace) -> ExitCode:
         while not stopping:
             _check_alive(children)
             time.sleep(POLL_S)
+        name = signal.Signals(stopping[0]).name
+        print(f"cofre: {name}: stopping the local cluster", file=sys.stderr, flush=True)
         return _stop_all(children, data_dir, ExitCode.OK)
     except ChildDied as exc:
         print(f"cofre: error: {exc}", file=sys.stderr, flush=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cofre.cli.cmd_cluster import run_fsck, run_gc, run_status
-from cofre.cli.cmd_files import describe, run_get, run_ls, run_put, run_rm
+from cofre.cli.cmd_files import run_get, run_ls, run_put, run_rm
 from cofre.cli.context import Context, resolve
-from cofre.cli.exitcodes import ExitCode, UsageError, describe_exit_codes, exit_code_for
+from cofre.cli.exitcodes import ExitCode, describe_error, describe_exit_codes, exit_code_for
 from cofre.cli.localstate import default_data_dir
 from cofre.cli.output import display_name
 
@@ -171,7 +171,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
     except Exception as exc:
         logging.getLogger(__name__).debug("command failed", exc_info=True)
-        print(f"cofre: error: {display_name(describe(exc))}", file=sys.stderr)
+        print(f"cofre: error: {display_name(describe_error(exc))}", file=sys.stderr)
         return exit_code_for(exc)
 
 
@@ -210,5 +210,3 @@ def main() -> NoReturn:
 
 if __name__ == "__main__":
     main()
-
-_ = UsageError  # re-exported for callers that catch usage errors from `run`

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cofre.cli.budget import Budget
-from cofre.cli.cmd_files import describe
 from cofre.cli.context import Context
 from cofre.cli.download import default_dest, get_to_path
-from cofre.cli.exitcodes import ExitCode
+from cofre.cli.exitcodes import ExitCode, describe_error
 from cofre.cli.http import Clients, connect
 from cofre.cli.output import display_name, human_size
 from cofre.cli.upload import put_file
@@ -78,7 +77,7 @@ def run_menu(ctx: Context) -> ExitCode:
             try:
                 action(ctx)
             except Exception as exc:  # report and keep the menu: nothing is lost by going on
-                _say(f"cofre: error: {describe(exc)}")
+                _say(f"cofre: error: {describe_error(exc)}")
     except _EndOfInput:
         _say("")
         return ExitCode.OK

@@ -270,3 +270,14 @@ def test_menu_backs_up_recovers_and_deletes(cluster: Any, it: Any, tmp_path: Pat
     assert delete.code == 0, delete.err
     assert f"Deleted {fname}" in delete.out
     assert fname not in {f["name"] for f in cluster.cli("ls", "--json").json()}
+
+
+def test_second_local_up_on_a_running_data_dir_is_refused(cluster: Any, it: Any) -> None:
+    result = it.run_cli(
+        ["local", "up", "--data-dir", str(cluster.data_dir), "--port", str(it.free_port())],
+        env=it.base_env(),
+        timeout=60,
+    )
+    assert result.code == ExitCode.USAGE
+    assert "already runs" in it.one_error_line(result)
+    assert cluster.cli("status", "--json").code == 0  # the running one is untouched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -69,4 +70,19 @@ def test_too_few_nodes_for_the_replication_factor(
     it.one_error_line(put)
     assert c.cli("ls", "--json").json() == []
     assert all(not files for files in c.chunk_files().values())
-    assert c.stop() == 0
+    # Ctrl-C stops it as cleanly as SIGTERM, children included.
+    pids = list(c.state()["pids"].values())
+    c.proc.send_signal(signal.SIGINT)
+    assert c.proc.wait(timeout=60) == 0
+    assert "SIGINT: stopping the local cluster" in c.stderr_text()
+    assert not (c.data_dir / "state.json").exists()
+    for pid in pids:
+        assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
