@@ -72,6 +72,8 @@ def run_local_up(args: argparse.Namespace) -> ExitCode:
         raise UsageError("--nodes must be at least 1")
     if args.replication_factor < 1:
         raise UsageError("--replication-factor must be at least 1")
+    if not 1 <= args.port <= 65535:
+        raise UsageError("--port must be between 1 and 65535")
     data_dir: Path = args.data_dir.absolute()
     _prepare_dir(data_dir)
     _refuse_if_running(data_dir)
@@ -80,7 +82,7 @@ def run_local_up(args: argparse.Namespace) -> ExitCode:
             f"port {args.port} on {HOST} is already in use; choose another with --port"
         )
     token = load_or_create_token(data_dir)
-    children = _plan(args, data_dir)
+    children = plan(args, data_dir)
     env = dict(os.environ)
     env["COFRE_TOKEN"] = token  # in the environment, not argv: ps shows argv to every user
     stopping: list[int] = []
@@ -162,7 +164,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _plan(args: argparse.Namespace, data_dir: Path) -> list[Child]:
+def plan(args: argparse.Namespace, data_dir: Path) -> list[Child]:
     """The nodes (same ids, dirs and, when still free, ports as last time), then the manager."""
     saved = load_node_ports(data_dir)
     ports: dict[str, int] = {}

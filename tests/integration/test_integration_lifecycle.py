@@ -114,3 +114,36 @@ def test_node_killed_during_put_then_restart_finds_everything(
         assert again.cli("get", "big", "-o", str(tmp_path / "big.back")).code == 0
         assert it.sha256_file(tmp_path / "big.back") == it.sha256_file(big)
     assert again.stop() == 0
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_children_follow_a_killed_local_up_and_a_restart_recovers(
+    start_local: Any, it: Any, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "cluster"
+    c = start_local(data_dir, nodes=3, replication_factor=2)
+    src = it.random_file(tmp_path / "src", 5000)
+    assert c.cli("put", str(src), "--name", "kept").code == 0
+    pids = list(c.state()["pids"].values())
+
+    c.proc.kill()  # no chance to clean up: SIGKILL
+    c.proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(p) for p in pids)
+    assert (data_dir / "state.json").exists()  # stale: its owner is gone
+
+    again = start_local(data_dir, nodes=3, replication_factor=2)
+    assert again.state()["pid"] == again.proc.pid
+    got = again.cli("get", "kept", "-o", str(tmp_path / "back"))
+    assert got.code == 0, got.err
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+    assert again.stop() == 0
