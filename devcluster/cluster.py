@@ -25,6 +25,8 @@ CONF_DIR = config.STATE_DIR / "conf"
 INFO_FILE = config.STATE_DIR / "cluster.json"
 IMAGE_CACHE = Path.home() / ".cache" / "cofre" / "images"
 CONTAINERS_CONF = config.PACKAGE_DIR / "containers.conf"
+# Which checkout's cluster owns the host-wide parts (addresses, ports, sockets, bridges).
+OWNER_FILE = config.RUN_DIR / "owner"
 
 
 class ClusterError(RuntimeError):
@@ -177,11 +179,20 @@ class Cluster:
         if self.is_healthy() and procs.running_pid("kube-apiserver"):
             log("already running")
             return
+        if other := _other_owner():
+            raise ClusterError(
+                f"another dev cluster runs on this host (state in {other}); one at a time: "
+                f"stop it first with `make dev-cluster-down` in {Path(other).parent}"
+            )
+        if procs.names():
+            log("an earlier start left processes behind but is not healthy: cleaning up first")
+            self.down()
         started = time.monotonic()
         subprocess.run(["bash", str(config.PACKAGE_DIR / "setup.sh")], check=True)
         self._bin_dir = _build_binaries()
         self._images_base()
         self._prepare_state()
+        OWNER_FILE.write_text(str(config.STATE_DIR))
         self._host_network()
         pki.ensure_pki(PKI_DIR, self.nodes)
         self._write_configs()
@@ -681,10 +692,14 @@ shutdownGracePeriod: 0s
 
     def down(self) -> None:
         """Stop everything the cluster started and remove its state; idempotent."""
+        other = _other_owner()
         for node in self.nodes:
             procs.stop(f"kubelet-{node.name}", grace=5)
         for node in self.nodes:
-            self._remove_containers(node)
+            if other is None:
+                self._remove_containers(node)
+            else:
+                procs.stop(f"containerd-{node.name}")
         for name in (
             "provisioner",
             "coredns",
@@ -697,7 +712,10 @@ shutdownGracePeriod: 0s
             procs.stop(name)
         for name in procs.names():  # anything left from an older layout
             procs.stop(name)
-        self._cleanup_host()
+        if other is None:
+            self._cleanup_host()
+        else:
+            log(f"the host's network belongs to the dev cluster in {other}: left alone")
         log("stopped")
 
     def _remove_containers(self, node: config.NodeSpec) -> None:
@@ -736,6 +754,23 @@ shutdownGracePeriod: 0s
             if entry.name not in ("logs", "logs.prev", "pki"):
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
         shutil.rmtree(config.RUN_DIR, ignore_errors=True)
+
+
+def _other_owner() -> str | None:
+    """The state dir of a dev cluster from another checkout still running here, if any."""
+    try:
+        owner = OWNER_FILE.read_text().strip()
+    except OSError:
+        return None
+    if not owner or owner == str(config.STATE_DIR):
+        return None
+    for pid_file in (Path(owner) / "pids").glob("*.pid"):
+        try:
+            if procs.alive(int(pid_file.read_text().strip())):
+                return owner
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _unmount_under(root: Path) -> None:

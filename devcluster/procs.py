@@ -39,7 +39,7 @@ def start(name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) 
     return proc.pid
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             # A zombie has exited: only its parent's wait is missing.
@@ -54,7 +54,7 @@ def running_pid(name: str) -> int | None:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if alive(pid) else None
 
 
 def stop(name: str, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
@@ -72,7 +72,7 @@ def kill_pid(pid: int, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return
         time.sleep(0.1)
     try:
@@ -80,7 +80,7 @@ def kill_pid(pid: int, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

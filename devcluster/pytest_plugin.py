@@ -121,8 +121,8 @@ def dev_cluster() -> Iterator[DevCluster]:
     started = False
     try:
         if not reuse:
+            started = True  # also a failed start is cleaned up below
             cluster.up()
-            started = True
         yield DevCluster(cluster)
     finally:
         if started and not os.environ.get("COFRE_DEVCLUSTER_KEEP"):
