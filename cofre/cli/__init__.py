@@ -1,1 +1,1 @@
-"""cli"""
+"""The `cofre` command: backs files up, restores them, and runs a local cluster."""

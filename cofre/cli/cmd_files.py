@@ -56,7 +56,11 @@ def _walk(top: str) -> list[str]:
         dirnames.sort()
         for fname in sorted(filenames):
             full = os.path.join(dirpath, fname)
-            if stat.S_ISREG(os.lstat(full).st_mode):
+            try:
+                regular = stat.S_ISREG(os.lstat(full).st_mode)
+            except FileNotFoundError:  # gone since the listing: nothing to back up
+                continue
+            if regular:
                 found.append(full[2:] if top == "." and full.startswith("./") else full)
     return found
 
@@ -70,28 +74,31 @@ async def run_put(args: argparse.Namespace, ctx: Context) -> ExitCode:
     if not items:
         print("cofre: nothing to back up (no regular files)", file=sys.stderr)
         return ExitCode.OK
-    budget = Budget(ctx.parallelism)
-    async with connect(ctx) as clients:
-        results = await put_many(clients, items, budget=budget, show_progress=len(items) == 1)
-    code = ExitCode.OK
     done: list[PutResult] = []
-    for (_, name), result in zip(items, results, strict=True):
+    codes: list[ExitCode] = []
+
+    def report(name: str, result: PutResult | Exception) -> None:
         if isinstance(result, PutResult):
             done.append(result)
             if not args.json:
-                print(
-                    f"{display_name(name)}  version {result.version}  {human_size(result.size)}",
-                    flush=True,
-                )
+                size = human_size(result.size)
+                print(f"{display_name(name)}  version {result.version}  {size}", flush=True)
         else:
-            if isinstance(result, KeyboardInterrupt):
-                raise result
             print(f"cofre: error: {display_name(name)}: {describe_error(result)}", file=sys.stderr)
-            if code == ExitCode.OK:
-                code = exit_code_for(result)
+            codes.append(exit_code_for(result))
+
+    async with connect(ctx) as clients:
+        await put_many(
+            clients,
+            items,
+            budget=Budget(ctx.parallelism),
+            show_progress=len(items) == 1,
+            on_result=report,
+        )
     if args.json:
-        print_json([r.to_json() for r in done])
-    return code
+        order = {name: i for i, (_, name) in enumerate(items)}
+        print_json([r.to_json() for r in sorted(done, key=lambda r: order[r.name])])
+    return codes[0] if codes else ExitCode.OK
 
 
 async def run_get(args: argparse.Namespace, ctx: Context) -> ExitCode:

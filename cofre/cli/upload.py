@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -254,25 +255,26 @@ async def put_many(
     *,
     budget: Budget,
     show_progress: bool,
-) -> list[PutResult | BaseException]:
-    """Back up several files, a few at once; one failure does not stop the others."""
+    on_result: Callable[[str, PutResult | Exception], None],
+) -> None:
+    """Back up several files, a few at once, reporting each as it ends; one failure does not
+    stop the others."""
 
-    async def one(path: Path, name: str) -> PutResult:
+    async def one(path: Path, name: str) -> None:
         async with budget.files:
-            return await put_file(
-                clients, path=path, name=name, budget=budget, show_progress=show_progress
-            )
+            try:
+                result: PutResult | Exception = await put_file(
+                    clients, path=path, name=name, budget=budget, show_progress=show_progress
+                )
+            except Exception as exc:
+                result = exc
+        on_result(name, result)
 
     tasks = [asyncio.create_task(one(p, n)) for p, n in items]
     try:
-        await asyncio.wait(tasks)
+        await asyncio.gather(*tasks)
     finally:
         for task in tasks:
             task.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.gather(*tasks, return_exceptions=True)
-    results: list[PutResult | BaseException] = []
-    for task in tasks:
-        exc = task.exception()
-        results.append(exc if exc is not None else task.result())
-    return results
