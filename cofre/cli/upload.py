@@ -56,7 +56,8 @@ async def put_file(
 ) -> PutResult:
     validate_name(name)
     try:
-        f = path.open("rb")
+        # O_NONBLOCK: a FIFO swapped in for the file must not hang the open; no effect on files.
+        f = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
     except OSError as exc:
         raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with f:

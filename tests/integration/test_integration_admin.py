@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,16 +53,30 @@ def test_gc_frees_stored_bytes_in_status(cluster: Any, it: Any, tmp_path: Path) 
     name = f"gc-status/{uuid.uuid4().hex}"
     assert cluster.cli("put", str(src), "--name", name).code == 0
     assert cluster.cli("rm", name).code == 0
-    before = cluster.holders(it.chunk_hashes(src, DEFAULT_CHUNK_SIZE)[0])
-    assert len(before) == 2
-    stored_before = {n: _node_bytes(cluster, n) for n in before}
+    holders = cluster.holders(it.chunk_hashes(src, DEFAULT_CHUNK_SIZE)[0])
+    assert len(holders) == 2
+    before = _status_once_probed(cluster)
     assert cluster.cli("gc", "--grace", "0").code == 0
-    for node in before:
-        assert _node_bytes(cluster, node) <= stored_before[node] - DEFAULT_CHUNK_SIZE
+    after = _status_once_probed(cluster)
+    for node in holders:
+        assert after[node] <= before[node] - DEFAULT_CHUNK_SIZE, (node, before, after)
+
+
+def _status_once_probed(c: Any) -> dict[str, int]:
+    """Stored bytes per node from `cofre status`, once the manager's probes caught up with
+    what the nodes hold on disk (they lag by up to one probe interval)."""
+    deadline = time.monotonic() + 30
+    while True:
+        nodes = c.cli("status", "--json").json()["nodes"]
+        status = {n["node_id"]: n["stored_bytes"] for n in nodes}
+        disk = {node: _node_bytes(c, node) for node in status}
+        if status == disk or time.monotonic() > deadline:
+            assert status == disk
+            return status
+        time.sleep(0.2)
 
 
 def _node_bytes(c: Any, node_id: str) -> int:
-    # The manager's view lags by one probe; the node's own store is what changed.
     path = c.data_dir / "nodes" / node_id / "chunks"
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
