@@ -752,7 +752,10 @@ shutdownGracePeriod: 0s
         _unmount_under(config.RUN_DIR)
         for entry in list(config.STATE_DIR.iterdir()) if config.STATE_DIR.is_dir() else []:
             if entry.name not in ("logs", "logs.prev", "pki"):
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
         shutil.rmtree(config.RUN_DIR, ignore_errors=True)
 
 
