@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cofre.cli.exitcodes import UsageError
-from cofre.cli.localstate import default_data_dir, read_state
+from cofre.cli.localstate import default_data_dir, pid_alive, read_state
+from cofre.errors import Unavailable
 
 MANAGER_ENV = "COFRE_MANAGER"
 # The name cofre.config.ClientConfig derives; accepted too so both spellings work.
@@ -37,11 +38,19 @@ def resolve(
     env: Mapping[str, str],
     data_dir: Path | None = None,
 ) -> Context:
-    state = read_state(data_dir if data_dir is not None else default_data_dir(env))
+    state_dir = data_dir if data_dir is not None else default_data_dir(env)
+    state = read_state(state_dir)
     state_url = str(state.get("manager_url") or "") if state else ""
     state_token = str(state.get("token") or "") if state else ""
     url = manager or env.get(MANAGER_ENV) or env.get(MANAGER_ENV_ALT) or state_url
     tok = token or env.get(TOKEN_ENV) or state_token
+    pid = int(state.get("pid") or 0) if state else 0
+    if url and url == state_url and pid and not pid_alive(pid):
+        # A state file outlives a `local up` that was killed outright; say so plainly.
+        raise Unavailable(
+            f"the local cluster of {state_dir} is not running (stale state file); "
+            "start it with `cofre local up`"
+        )
     if not url:
         raise UsageError(
             "no manager: pass --manager URL, set COFRE_MANAGER, or start `cofre local up`"

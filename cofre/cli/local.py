@@ -29,6 +29,7 @@ from cofre.cli.exitcodes import ExitCode, UsageError
 from cofre.cli.localstate import (
     load_node_ports,
     load_or_create_token,
+    pid_alive,
     read_state,
     remove_state,
     save_node_ports,
@@ -135,18 +136,8 @@ def _prepare_dir(data_dir: Path) -> None:
 def _refuse_if_running(data_dir: Path) -> None:
     state = read_state(data_dir)
     pid = int(state.get("pid") or 0) if state else 0
-    if pid and pid != os.getpid() and _alive(pid):
+    if pid and pid != os.getpid() and pid_alive(pid):
         raise UsageError(f"a local cluster already runs from {data_dir} (pid {pid})")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _port_free(port: int) -> bool:

@@ -81,5 +81,17 @@ def read_state(data_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negatives address process groups, never one process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_state(data_dir: Path) -> None:
     (data_dir / STATE_FILE).unlink(missing_ok=True)

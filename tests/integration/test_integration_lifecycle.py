@@ -140,6 +140,9 @@ def test_children_follow_a_killed_local_up_and_a_restart_recovers(
         time.sleep(0.05)
     assert not any(_running(p) for p in pids)
     assert (data_dir / "state.json").exists()  # stale: its owner is gone
+    stale = it.run_cli(["ls"], env=dict(it.base_env(), COFRE_DATA_DIR=str(data_dir)))
+    assert stale.code == ExitCode.UNAVAILABLE
+    assert "not running" in it.one_error_line(stale)
 
     again = start_local(data_dir, nodes=3, replication_factor=2)
     assert again.state()["pid"] == again.proc.pid

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,10 +12,18 @@ import pytest
 from cofre.cli.context import resolve
 from cofre.cli.exitcodes import UsageError
 from cofre.cli.localstate import default_data_dir, write_state
+from cofre.errors import Unavailable
 
 
-def _state(tmp_path: Path) -> Path:
-    write_state(tmp_path, {"manager_url": "http://127.0.0.1:7000", "token": "from-state"})
+def _state(tmp_path: Path, pid: int | None = None) -> Path:
+    write_state(
+        tmp_path,
+        {
+            "manager_url": "http://127.0.0.1:7000",
+            "token": "from-state",
+            "pid": os.getpid() if pid is None else pid,
+        },
+    )
     return tmp_path
 
 
@@ -92,3 +103,16 @@ def test_parallelism_from_flag_env_or_default(tmp_path: Path) -> None:
 def test_state_file_is_private(tmp_path: Path) -> None:
     _state(tmp_path)
     assert (tmp_path / "state.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_stale_state_file_says_the_local_cluster_is_not_running(tmp_path: Path) -> None:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # reaped: its pid names no process now
+    _state(tmp_path, pid=finished.pid)
+    with pytest.raises(Unavailable, match="not running"):
+        resolve(manager=None, token=None, parallelism=None, env={}, data_dir=tmp_path)
+    # An explicit manager does not depend on the local cluster at all.
+    ctx = resolve(
+        manager="http://127.0.0.1:1", token=None, parallelism=None, env={}, data_dir=tmp_path
+    )
+    assert ctx.token == "from-state"
