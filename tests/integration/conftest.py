@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -63,6 +64,15 @@ def chunk_hashes(path: Path, chunk_size: int) -> list[str]:
         while block := f.read(chunk_size):
             out.append(hashlib.sha256(block).hexdigest())
     return out
+
+
+def process_running(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie has exited; only its parent's wait is missing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def base_env() -> dict[str, str]:
@@ -157,8 +167,6 @@ def run_cli(
     timeout: float = CLI_TIMEOUT_S,
 ) -> Result:
     """Run the CLI to completion; output via temp files (no pipe limits), peak RSS via wait4."""
-    import tempfile
-
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             [*cofre_argv(), *args],
@@ -303,6 +311,7 @@ def it() -> Any:
         cofre_argv=cofre_argv,
         free_port=free_port,
         one_error_line=one_error_line,
+        process_running=process_running,
         random_file=random_file,
         request_hosts=request_hosts,
         run_cli=run_cli,

@@ -116,14 +116,6 @@ def test_node_killed_during_put_then_restart_finds_everything(
     assert again.stop() == 0
 
 
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_children_follow_a_killed_local_up_and_a_restart_recovers(
     start_local: Any, it: Any, tmp_path: Path
 ) -> None:
@@ -136,9 +128,9 @@ def test_children_follow_a_killed_local_up_and_a_restart_recovers(
     c.proc.kill()  # no chance to clean up: SIGKILL
     c.proc.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+    while any(it.process_running(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_running(p) for p in pids)
+    assert not any(it.process_running(p) for p in pids)
     assert (data_dir / "state.json").exists()  # stale: its owner is gone
     stale = it.run_cli(["ls"], env=dict(it.base_env(), COFRE_DATA_DIR=str(data_dir)))
     assert stale.code == ExitCode.UNAVAILABLE

@@ -77,12 +77,4 @@ def test_too_few_nodes_for_the_replication_factor(
     assert "SIGINT: stopping the local cluster" in c.stderr_text()
     assert not (c.data_dir / "state.json").exists()
     for pid in pids:
-        assert not _running(pid)
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+        assert not it.process_running(pid)
