@@ -22,6 +22,7 @@ from cofre.cli.exitcodes import (
 from cofre.cli.http import connect
 from cofre.cli.output import display_name, human_size, human_time, print_json, table
 from cofre.cli.upload import PutResult, put_many
+from cofre.models import validate_name
 
 
 def collect(paths: list[str], *, name: str | None) -> list[tuple[Path, str]]:
@@ -32,6 +33,8 @@ def collect(paths: list[str], *, name: str | None) -> list[tuple[Path, str]]:
     """
     if name is not None and len(paths) != 1:
         raise UsageError("--name needs exactly one PATH")
+    if name is not None:
+        validate_name(name)
     items: dict[str, Path] = {}
     for typed in paths:
         try:
