@@ -50,6 +50,8 @@ def wait_for(
         try:
             if check():
                 return
+        except ClusterError:
+            raise
         except Exception:  # a component not up yet answers with all sorts of errors
             pass
         if time.monotonic() > deadline:
@@ -204,7 +206,7 @@ class Cluster:
             list(pool.map(self._start_containerd, self.nodes))
         wait_for(
             "kube-apiserver /readyz",
-            lambda: Api(timeout=3).healthy(),
+            lambda: _running("kube-apiserver") and Api(timeout=3).healthy(),
             90,
             on_timeout=lambda: procs.log_tail("kube-apiserver"),
         )
@@ -478,7 +480,9 @@ shutdownGracePeriod: 0s
         # etcd must answer before the apiserver gives up on its storage.
         wait_for(
             "etcd",
-            lambda: _http_ok(f"http://127.0.0.1:{config.ETCD_CLIENT_PORT}/health"),
+            lambda: (
+                _running("etcd") and _http_ok(f"http://127.0.0.1:{config.ETCD_CLIENT_PORT}/health")
+            ),
             30,
             on_timeout=lambda: procs.log_tail("etcd"),
         )
@@ -596,6 +600,8 @@ shutdownGracePeriod: 0s
         api = Api(timeout=5)
 
         def nodes_ready() -> bool:
+            for node in self.nodes:
+                _running(f"kubelet-{node.name}")
             items = api.get("/api/v1/nodes")["items"]
             ready = {n["metadata"]["name"] for n in items if _node_ready(n)}
             return all(n.name in ready for n in self.nodes)
@@ -757,6 +763,13 @@ shutdownGracePeriod: 0s
                 else:
                     entry.unlink(missing_ok=True)
         shutil.rmtree(config.RUN_DIR, ignore_errors=True)
+
+
+def _running(name: str) -> bool:
+    """True if NAME runs; a component that died while starting fails the start at once."""
+    if procs.running_pid(name) is None:
+        raise ClusterError(f"{name} exited:\n{procs.log_tail(name)}")
+    return True
 
 
 def _other_owner() -> str | None:
