@@ -189,6 +189,7 @@ class Cluster:
         if procs.names():
             log("an earlier start left processes behind but is not healthy: cleaning up first")
             self.down()
+        _reclaim_host()
         started = time.monotonic()
         subprocess.run(["bash", str(config.PACKAGE_DIR / "setup.sh")], check=True)
         self._bin_dir = _build_binaries()
@@ -781,12 +782,24 @@ def _other_owner() -> str | None:
     if not owner or owner == str(config.STATE_DIR):
         return None
     for pid_file in (Path(owner) / "pids").glob("*.pid"):
-        try:
-            if procs.alive(int(pid_file.read_text().strip())):
-                return owner
-        except (OSError, ValueError):
-            continue
+        if procs.read_pid_file(pid_file) is not None:
+            return owner
     return None
+
+
+def _reclaim_host() -> None:
+    """Clear what a cluster killed without `down` left in the host-wide places: shims and
+    mounts of its containers, the runtime state, mounts under its state dir."""
+    try:
+        stale_owner = OWNER_FILE.read_text().strip()
+    except OSError:
+        stale_owner = ""
+    for pid in procs.pids_with_arg(str(config.RUN_DIR) + "/"):
+        procs.kill_pid(pid, grace=0, sig=signal.SIGKILL)
+    _unmount_under(config.RUN_DIR)
+    shutil.rmtree(config.RUN_DIR, ignore_errors=True)
+    if stale_owner and stale_owner != str(config.STATE_DIR):
+        _unmount_under(Path(stale_owner))
 
 
 def _unmount_under(root: Path) -> None:

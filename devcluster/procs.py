@@ -35,8 +35,30 @@ def start(name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) 
             env=full_env,
             close_fds=True,
         )
-    (PID_DIR / f"{name}.pid").write_text(f"{proc.pid}\n")
+    (PID_DIR / f"{name}.pid").write_text(f"{proc.pid} {start_time(proc.pid)}\n")
     return proc.pid
+
+
+def start_time(pid: int) -> str:
+    """The kernel's start time of PID: with the pid, it names one process even if pids are
+    reused (after a reboot or when the machine's processes were all killed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def read_pid_file(path: Path) -> int | None:
+    """The pid recorded in PATH if that very process still runs."""
+    try:
+        fields = path.read_text().split()
+        pid = int(fields[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if len(fields) > 1 and fields[1] != start_time(pid):
+        return None
+    return pid if alive(pid) else None
 
 
 def alive(pid: int) -> bool:
@@ -49,12 +71,7 @@ def alive(pid: int) -> bool:
 
 
 def running_pid(name: str) -> int | None:
-    path = PID_DIR / f"{name}.pid"
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if alive(pid) else None
+    return read_pid_file(PID_DIR / f"{name}.pid")
 
 
 def stop(name: str, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
