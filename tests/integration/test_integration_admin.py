@@ -23,7 +23,8 @@ def test_rm_then_gc_frees_the_chunks(cluster: Any, it: Any, tmp_path: Path) -> N
     name = f"gc/{uuid.uuid4().hex}"
     assert cluster.cli("put", str(src), "--name", name).code == 0
     assert cluster.cli("put", str(src), "--name", name).code == 0  # version 2, same chunks
-    assert all(len(cluster.holders(h)) == 2 for h in hashes)
+    # Two copies at least (more if placement picked other nodes for version 2).
+    assert all(len(cluster.holders(h)) >= 2 for h in hashes)
 
     rm = cluster.cli("rm", name)
     assert rm.code == 0, rm.err
