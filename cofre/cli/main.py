@@ -84,8 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=run_put)
 
     p = sub.add_parser("get", parents=[conn, par], help="restore a backed-up file")
-    p.add_argument("name", nargs="?", metavar="NAME")
-    p.add_argument("-o", "--output", metavar="DEST", help="file or directory; - for stdout")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the backed-up name to restore")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DEST",
+        help="file or directory (default: the last part of NAME, here); - for stdout",
+    )
     p.add_argument("--version", type=_positive_int, metavar="N", help="default: the latest")
     p.add_argument("--force", action="store_true", help="overwrite an existing DEST")
     p.add_argument("--prefix", help="restore every name starting with PREFIX below DEST")
@@ -123,17 +128,35 @@ def build_parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="run cofre on this machine")
     local_sub = local.add_subparsers(dest="local_command", metavar="COMMAND", parser_class=_Parser)
     local_sub.required = True
-    up = local_sub.add_parser("up", help="start a manager and storage nodes here (foreground)")
-    up.add_argument("--nodes", type=_positive_int, default=4, help="storage nodes (default 4)")
+    up = local_sub.add_parser(
+        "up",
+        help="start a manager and storage nodes here (foreground)",
+        description=(
+            "Start a manager and N storage nodes on 127.0.0.1 and stay in the foreground. "
+            "Prints COFRE_MANAGER=... and COFRE_TOKEN=... once every node is ready; other "
+            "cofre commands find the cluster by itself. The same data dir is the same cluster "
+            "next time (token, nodes, backups). Ctrl-C or SIGTERM stops everything."
+        ),
+    )
+    up.add_argument(
+        "--nodes", type=_positive_int, default=4, metavar="N", help="storage nodes (default 4)"
+    )
     up.add_argument(
         "--data-dir",
         type=Path,
         default=None,
+        metavar="DIR",
         help="where everything is kept (default ./.cofre-local, or COFRE_DATA_DIR)",
     )
-    up.add_argument("--port", type=int, default=8080, help="manager port (default 8080)")
     up.add_argument(
-        "--replication-factor", type=_positive_int, default=2, help="copies of each chunk"
+        "--port", type=int, default=8080, metavar="PORT", help="manager port (default 8080)"
+    )
+    up.add_argument(
+        "--replication-factor",
+        type=_positive_int,
+        default=2,
+        metavar="F",
+        help="copies of each chunk (default 2)",
     )
     up.add_argument(
         "--primary-keeps-copy",
