@@ -27,6 +27,7 @@ IMAGE_CACHE = Path.home() / ".cache" / "cofre" / "images"
 CONTAINERS_CONF = config.PACKAGE_DIR / "containers.conf"
 # Which checkout's cluster owns the host-wide parts (addresses, ports, sockets, bridges).
 OWNER_FILE = config.RUN_DIR / "owner"
+DEVICE_PLUGIN_SOCKET = Path("/var/lib/kubelet/device-plugins/kubelet.sock")
 
 
 class ClusterError(RuntimeError):
@@ -191,6 +192,15 @@ class Cluster:
             self.down()
         _reclaim_host()
         started = time.monotonic()
+        try:
+            self._up(timeout)
+        except BaseException:
+            log(f"start failed: stopping what was started; logs stay in {procs.LOG_DIR}")
+            self.down()
+            raise
+        log(f"cluster ready in {time.monotonic() - started:.0f}s")
+
+    def _up(self, timeout: float) -> None:
         subprocess.run(["bash", str(config.PACKAGE_DIR / "setup.sh")], check=True)
         self._bin_dir = _build_binaries()
         self._images_base()
@@ -214,9 +224,8 @@ class Cluster:
         self._bootstrap_objects()
         self._start_controllers()
         for node in self.nodes:
-            self._start_kubelet(node)
+            self._start_kubelet(node, wait_socket=True)
         self._wait_ready(timeout)
-        log(f"cluster ready in {time.monotonic() - started:.0f}s")
 
     def _prepare_state(self) -> None:
         config.STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -578,8 +587,9 @@ shutdownGracePeriod: 0s
             env={"PYTHONPATH": str(config.REPO_ROOT)},
         )
 
-    def _start_kubelet(self, node: config.NodeSpec) -> None:
+    def _start_kubelet(self, node: config.NodeSpec, wait_socket: bool = False) -> None:
         d = node.state_dir
+        before = _identity(DEVICE_PLUGIN_SOCKET)
         procs.start(
             f"kubelet-{node.name}",
             [
@@ -593,6 +603,19 @@ shutdownGracePeriod: 0s
                 "--v=1",
             ],
         )
+        if wait_socket:
+            # Every kubelet binds the same device-plugin socket (a fixed path), replacing the
+            # one before; two binding at once fail. So one kubelet at a time, until it has.
+            wait_for(
+                f"kubelet on {node.name} to start its container manager",
+                lambda: (
+                    _running(f"kubelet-{node.name}")
+                    and _identity(DEVICE_PLUGIN_SOCKET) not in (None, before)
+                ),
+                30,
+                interval=0.2,
+                on_timeout=lambda: procs.log_tail(f"kubelet-{node.name}"),
+            )
 
     def _bootstrap_objects(self) -> None:
         self.kubectl("apply", "-f", str(config.PACKAGE_DIR / "manifests" / "bootstrap.yaml"))
@@ -766,6 +789,15 @@ shutdownGracePeriod: 0s
         shutil.rmtree(config.RUN_DIR, ignore_errors=True)
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file PATH is now: a re-created file may reuse the inode number, not the ctime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_ctime_ns)
+
+
 def _running(name: str) -> bool:
     """True if NAME runs; a component that died while starting fails the start at once."""
     if procs.running_pid(name) is None:
@@ -796,6 +828,12 @@ def _reclaim_host() -> None:
         stale_owner = ""
     for pid in procs.pids_with_arg(str(config.RUN_DIR) + "/"):
         procs.kill_pid(pid, grace=0, sig=signal.SIGKILL)
+    # Containers whose shims were killed: containerd puts them in k8s.io cgroups.
+    for procs_file in Path("/sys/fs/cgroup/pids/k8s.io").glob("*/cgroup.procs"):
+        with contextlib.suppress(OSError, ValueError):
+            for pid in map(int, procs_file.read_text().split()):
+                procs.kill_pid(pid, grace=0, sig=signal.SIGKILL)
+    _remove_empty_cgroups("k8s.io")
     _unmount_under(config.RUN_DIR)
     shutil.rmtree(config.RUN_DIR, ignore_errors=True)
     if stale_owner and stale_owner != str(config.STATE_DIR):

@@ -18,9 +18,10 @@ dev-cluster-status:
 	@$(DEVCLUSTER_PY) -m devcluster status
 
 ## The dev cluster's smoke suite: start the cluster, run it, always stop the cluster after.
-dev-cluster-test: setup dev-cluster
-	@rc=0; .venv/bin/pytest -q -m cluster tests/devcluster || rc=$$?; \
-	  $(DEVCLUSTER_PY) -m devcluster down; exit $$rc
+dev-cluster-test: setup
+	@bash devcluster/setup.sh
+	@rc=0; { $(DEVCLUSTER_PY) -m devcluster up && .venv/bin/pytest -q -m cluster tests/devcluster; } \
+	  || rc=$$?; $(DEVCLUSTER_PY) -m devcluster down; exit $$rc
 
 ## Build the root Dockerfile as localhost/cofre:dev and load it into the cluster's nodes.
 image:
