@@ -14,6 +14,9 @@ for var in COFRE_K8S_BIN KUBEBUILDER_ASSETS; do
   dir="${!var:-}"
   if [[ -n "$dir" ]]; then
     [[ -d "$dir" ]] || { echo "$var=$dir is not a directory" >&2; exit 1; }
+    for b in "${all_bins[@]}"; do
+      [[ -x "$dir/$b" ]] || { echo "$var=$dir has no $b (needs: ${all_bins[*]})" >&2; exit 1; }
+    done
     echo "$dir"
     exit 0
   fi
