@@ -82,16 +82,20 @@ async def stream_chunks(
     write: Callable[[bytes], Awaitable[None]],
 ) -> int:
     """Fetch chunks a few at a time, hand them to ``write`` in order; returns bytes written."""
-    window: collections.deque[asyncio.Task[bytes]] = collections.deque()
+    window: collections.deque[tuple[int, asyncio.Task[bytes]]] = collections.deque()
     written = 0
 
-    async def fetch(chunk: dict[str, Any]) -> bytes:
+    async def fetch(chunk: dict[str, Any], length: int) -> bytes:
         async with budget.requests:
-            return await fetch_chunk(clients, chunk)
+            await budget.in_flight.acquire(length)
+            try:
+                return await fetch_chunk(clients, chunk)
+            finally:
+                budget.in_flight.release(length)
 
     async def write_oldest() -> None:
         nonlocal written
-        task = window.popleft()
+        length, task = window.popleft()
         try:
             data = await task
             await write(data)
@@ -100,22 +104,23 @@ async def stream_chunks(
             task.cancel()
             raise
         finally:
-            budget.slots.release()
+            budget.memory.release(length)
 
     try:
         for chunk in chunks:
+            length = int(chunk["length"])
             # Never block on memory while holding fetched chunks that only we can release.
-            while window and (len(window) >= budget.parallelism or budget.slots.locked()):
+            while window and (len(window) >= budget.batch or budget.memory.would_block(length)):
                 await write_oldest()
-            await budget.slots.acquire()
-            window.append(asyncio.create_task(fetch(chunk)))
+            await budget.memory.acquire(length)
+            window.append((length, asyncio.create_task(fetch(chunk, length))))
         while window:
             await write_oldest()
     except BaseException:
-        for task in window:
+        for length, task in window:
             task.cancel()
-            budget.slots.release()
-        await asyncio.gather(*window, return_exceptions=True)
+            budget.memory.release(length)
+        await asyncio.gather(*(task for _, task in window), return_exceptions=True)
         raise
     return written
 

@@ -114,25 +114,32 @@ async def _send_file(
     sender = _ChunkSender(
         primary, upload_id=upload_id, ticket=ticket, budget=budget, progress=progress
     )
+    manifests: list[Manifest] = []
+
+    def seal(refs: list[ChunkRef]) -> tuple[ChunkRef, bytes]:
+        """The manifest, built once the whole file was read unchanged."""
+        after = os.fstat(f.fileno())
+        if after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
+            raise LocalFileError(f"{path} changed while it was read; nothing was stored")
+        manifest = Manifest(
+            name=name,
+            size=st.st_size,
+            mode=stat.S_IMODE(st.st_mode),
+            mtime=st.st_mtime,
+            created=time.time(),
+            chunks=tuple(refs),
+        )
+        manifests.append(manifest)
+        encoded = manifest.encode()
+        return ChunkRef(manifest.hash, len(encoded)), encoded
+
     try:
-        refs = await sender.send_stream(f, chunk_size=chunk_size, expected=st.st_size, path=path)
+        refs = await sender.send_stream(
+            f, chunk_size=chunk_size, expected=st.st_size, path=path, seal=seal
+        )
     finally:
         progress.finish()
-    after = os.fstat(f.fileno())
-    if after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
-        raise LocalFileError(f"{path} changed while it was read; nothing was stored")
-    manifest = Manifest(
-        name=name,
-        size=st.st_size,
-        mode=stat.S_IMODE(st.st_mode),
-        mtime=st.st_mtime,
-        created=time.time(),
-        chunks=tuple(refs),
-    )
-    encoded = manifest.encode()
-    if await primary.missing(upload_id, [manifest.hash], ticket=ticket):
-        await primary.upload_chunk(upload_id, manifest.hash, encoded, ticket=ticket)
-    committed = await clients.manager.commit_upload(upload_id, manifest)
+    committed = await clients.manager.commit_upload(upload_id, manifests[0])
     log.debug("upload committed name=%r version=%s", name, committed.get("version"))
     return PutResult(
         name=name,
@@ -148,10 +155,20 @@ def _read_and_hash(f: BinaryIO, size: int) -> tuple[bytes, ChunkHash]:
     return data, hash_bytes(data)
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A chunk read and waiting for its `missing` answer; holds ``held`` bytes of memory."""
+
+    ref: ChunkRef
+    data: bytes
+    held: int
+    counts: bool  # file bytes (progress, sent_bytes); False for the manifest
+
+
 class _ChunkSender:
     """Reads, asks which chunks are missing in batches, and sends those a few at a time.
 
-    Every chunk read holds one ``budget.slots`` permit until it is sent or known present.
+    Every chunk read holds its bytes of ``budget.memory`` until it is sent or known present.
     """
 
     def __init__(
@@ -171,83 +188,114 @@ class _ChunkSender:
         self.sent_bytes = 0
         self._scheduled: set[ChunkHash] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: list[_Pending] = []
 
     async def send_stream(
-        self, f: BinaryIO, *, chunk_size: int, expected: int, path: Path
+        self,
+        f: BinaryIO,
+        *,
+        chunk_size: int,
+        expected: int,
+        path: Path,
+        seal: Callable[[list[ChunkRef]], tuple[ChunkRef, bytes]],
     ) -> list[ChunkRef]:
+        """Send the file's chunks, then the manifest ``seal`` builds from their references.
+
+        The manifest rides in the last batch: one `missing` round trip fewer per file.
+        """
         refs: list[ChunkRef] = []
-        pending: list[tuple[ChunkRef, bytes]] = []
         total = 0
         try:
-            while True:
-                self._raise_failures()
-                # Flush before blocking on memory: other transfers may be waiting on our slots.
-                if pending and (len(pending) >= self.budget.batch or self.budget.slots.locked()):
-                    batch, pending = pending, []
-                    await self._flush(batch)
-                    continue
-                await self.budget.slots.acquire()
+            while total < expected:
+                want = min(chunk_size, expected - total)
+                await self._reserve(want)
                 try:
-                    data, chunk_hash = await asyncio.to_thread(_read_and_hash, f, chunk_size)
+                    data, chunk_hash = await asyncio.to_thread(_read_and_hash, f, want)
                 except OSError as exc:
-                    self.budget.slots.release()
+                    self.budget.memory.release(want)
                     raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
-                if not data:
-                    self.budget.slots.release()
-                    break
-                total += len(data)
-                if total > expected:
-                    self.budget.slots.release()
-                    raise LocalFileError(f"{path} grew while it was read; nothing was stored")
-                ref = ChunkRef(chunk_hash, len(data))
+                except BaseException:
+                    self.budget.memory.release(want)
+                    raise
+                if len(data) < want:
+                    self.budget.memory.release(want)
+                    raise LocalFileError(f"{path} shrank while it was read; nothing was stored")
+                total += want
+                ref = ChunkRef(chunk_hash, want)
                 refs.append(ref)
-                pending.append((ref, data))
-            if pending:
-                batch, pending = pending, []
-                await self._flush(batch)
-            if total != expected:
-                raise LocalFileError(f"{path} shrank while it was read; nothing was stored")
+                self._pending.append(_Pending(ref, data, held=want, counts=True))
+            try:
+                grew = await asyncio.to_thread(f.read, 1)
+            except OSError as exc:
+                raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            if grew:
+                raise LocalFileError(f"{path} grew while it was read; nothing was stored")
+            manifest_ref, encoded = seal(refs)
+            await self._reserve(len(encoded))
+            self._pending.append(_Pending(manifest_ref, encoded, held=len(encoded), counts=False))
+            await self._flush()
             while self._tasks:
                 await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
                 self._raise_failures()
         except BaseException:
-            for _ in pending:
-                self.budget.slots.release()
+            for item in self._pending:
+                self.budget.memory.release(item.held)
+            self._pending = []
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             raise
         return refs
 
+    async def _reserve(self, n: int) -> None:
+        """Hold ``n`` bytes of memory, first sending what is pending when memory is short:
+        other transfers may be waiting on what we hold."""
+        self._raise_failures()
+        if self._pending and (
+            len(self._pending) >= self.budget.batch or self.budget.memory.would_block(n)
+        ):
+            await self._flush()
+            self._raise_failures()
+        await self.budget.memory.acquire(n)
+
     def _raise_failures(self) -> None:
         for task in [t for t in self._tasks if t.done()]:
             self._tasks.discard(task)
             task.result()
 
-    async def _flush(self, batch: list[tuple[ChunkRef, bytes]]) -> None:
-        hashes = list(dict.fromkeys(ref.hash for ref, _ in batch))
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        hashes = list(dict.fromkeys(item.ref.hash for item in batch))
         try:
             missing = set(await self.primary.missing(self.upload_id, hashes, ticket=self.ticket))
         except BaseException:
-            for _ in batch:
-                self.budget.slots.release()
+            for item in batch:
+                self.budget.memory.release(item.held)
             raise
-        for ref, data in batch:
-            if ref.hash in missing and ref.hash not in self._scheduled:
-                self._scheduled.add(ref.hash)
-                self._tasks.add(asyncio.create_task(self._send(ref, data)))
+        for item in batch:
+            if item.ref.hash in missing and item.ref.hash not in self._scheduled:
+                self._scheduled.add(item.ref.hash)
+                self._tasks.add(asyncio.create_task(self._send(item)))
             else:
-                self.budget.slots.release()
-                self.progress.advance(ref.length)
+                self.budget.memory.release(item.held)
+                if item.counts:
+                    self.progress.advance(item.ref.length)
 
-    async def _send(self, ref: ChunkRef, data: bytes) -> None:
+    async def _send(self, item: _Pending) -> None:
         try:
             async with self.budget.requests:
-                await self.primary.upload_chunk(self.upload_id, ref.hash, data, ticket=self.ticket)
-            self.sent_bytes += ref.length
-            self.progress.advance(ref.length)
+                await self.budget.in_flight.acquire(item.held)
+                try:
+                    await self.primary.upload_chunk(
+                        self.upload_id, item.ref.hash, item.data, ticket=self.ticket
+                    )
+                finally:
+                    self.budget.in_flight.release(item.held)
+            if item.counts:
+                self.sent_bytes += item.ref.length
+                self.progress.advance(item.ref.length)
         finally:
-            self.budget.slots.release()
+            self.budget.memory.release(item.held)
 
 
 async def put_many(
