@@ -41,9 +41,6 @@ class GetResult:
     size: int
     dest: str
 
-    def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "version": self.version, "size": self.size, "dest": self.dest}
-
 
 async def fetch_chunk(clients: Clients, chunk: dict[str, Any]) -> bytes:
     """The bytes of one manifest chunk from the first node that has them intact."""
@@ -55,18 +52,15 @@ async def fetch_chunk(clients: Clients, chunk: dict[str, Any]) -> bytes:
     for url in nodes:
         try:
             data = await clients.node(url).get_chunk(chunk_hash)
-        except IntegrityError as exc:
-            corrupt = True
-            failures.append(f"{url}: {exc.detail}")
-            continue
         except CofreError as exc:
+            corrupt = corrupt or isinstance(exc, IntegrityError)
             failures.append(f"{url}: {exc.detail}")
-            continue
-        if len(data) != length or await asyncio.to_thread(hash_bytes, data) != chunk_hash:
+        else:
+            if len(data) == length and await asyncio.to_thread(hash_bytes, data) == chunk_hash:
+                return data
             corrupt = True
             failures.append(f"{url}: bytes do not match the hash")
-            continue
-        return data
+        log.debug("chunk fetch failed, trying the next copy hash=%s %s", chunk_hash, failures[-1])
     log.debug("chunk unavailable hash=%s failures=%s", chunk_hash, failures)
     detail = "; ".join(failures) if failures else "no node holds it"
     if corrupt:
