@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
--include devcluster/devcluster.mk
+include devcluster/devcluster.mk
 
 .PHONY: help setup run lint test test-fast bench
 
@@ -39,5 +39,9 @@ test-fast: lint
 bench: setup
 	$(BIN)/python bench/run.py
 
-# The whole suite. Extended with the Kubernetes tests once the dev cluster runs in CI.
-test: test-fast
+# The whole suite: lint, then every test (unit, services, real processes, and the Kubernetes
+# tests on the dev cluster, which is started here and always stopped afterwards).
+test: lint
+	bash devcluster/setup.sh
+	$(BIN)/python -m devcluster up
+	$(BIN)/pytest -q tests; rc=$$?; $(BIN)/python -m devcluster down; exit $$rc
