@@ -14,23 +14,27 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from cofre.chunks import MAX_CHUNK_SIZE, hash_bytes
 from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
 from cofre.cli.progress import Progress
-from cofre.errors import Unavailable
+from cofre.errors import ReplicaFailed, Unavailable
 from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId, validate_name
 from cofre.protocol.client import NodeClient
 
 log = logging.getLogger(__name__)
 
 ABORT_TIMEOUT_S = 10.0
+# seconds between attempts of one chunk request; a node that stays away fails the put soon.
+RETRY_PAUSES_S = (0.2, 1.0)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,18 @@ async def _send_file(
     )
 
 
+async def _retrying(op: Callable[[], Awaitable[T]], *, what: str) -> T:
+    """Run an idempotent chunk request, again after a pause if the primary or a replica
+    blinked: one dropped connection should not fail a backup of many gigabytes."""
+    for pause in RETRY_PAUSES_S:
+        try:
+            return await op()
+        except (Unavailable, ReplicaFailed) as exc:
+            log.debug("retrying %s after %.1fs: %s", what, pause, exc.detail)
+        await asyncio.sleep(pause)
+    return await op()
+
+
 def _read_and_hash(f: BinaryIO, size: int) -> tuple[bytes, ChunkHash]:
     data = f.read(size)
     return data, hash_bytes(data)
@@ -267,7 +283,12 @@ class _ChunkSender:
         batch, self._pending = self._pending, []
         hashes = list(dict.fromkeys(item.ref.hash for item in batch))
         try:
-            missing = set(await self.primary.missing(self.upload_id, hashes, ticket=self.ticket))
+            missing = set(
+                await _retrying(
+                    lambda: self.primary.missing(self.upload_id, hashes, ticket=self.ticket),
+                    what=f"missing upload_id={self.upload_id}",
+                )
+            )
         except BaseException:
             for item in batch:
                 self.budget.memory.release(item.held)
@@ -286,8 +307,11 @@ class _ChunkSender:
             async with self.budget.requests:
                 await self.budget.in_flight.acquire(item.held)
                 try:
-                    await self.primary.upload_chunk(
-                        self.upload_id, item.ref.hash, item.data, ticket=self.ticket
+                    await _retrying(
+                        lambda: self.primary.upload_chunk(
+                            self.upload_id, item.ref.hash, item.data, ticket=self.ticket
+                        ),
+                        what=f"chunk {item.ref.hash}",
                     )
                 finally:
                     self.budget.in_flight.release(item.held)
