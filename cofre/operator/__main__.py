@@ -13,6 +13,16 @@ from cofre.operator import handlers  # noqa: F401  (registers the handlers)
 from cofre.operator.settings import OperatorConfig
 
 
+class _QuietRoutine(logging.Filter):
+    """Demote kopf's per-pass success lines (the timer runs every few seconds) to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith("Timer 'tick' succeeded"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cofre.operator", description=__doc__)
     add_flags(parser, OperatorConfig)
@@ -24,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"cofre operator: {exc}")
     kopf.configure(verbose=args.verbose)
     logging.getLogger("cofre").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("kopf.objects").addFilter(_QuietRoutine())
+    # Probes ask every few seconds; their access lines say nothing.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     namespaces = list(config.namespaces)
     kopf.run(
         standalone=True,
