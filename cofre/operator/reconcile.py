@@ -220,6 +220,14 @@ async def reconcile(
     await ensure_toolbox(ctx, target, spec, image=image)
 
     _scale_events(target, plan, previous)
+    if previous.get("observedGeneration") != target.generation:
+        kopf.event(
+            target.body,
+            type="Normal",
+            reason="SpecApplied",
+            message=f"generation {target.generation}: {spec.storage_nodes} storage nodes "
+            f"(now {plan.replicas}), replication factor {spec.replication_factor}, image {image}",
+        )
     readiness = Readiness(
         desired=spec.storage_nodes,
         replicas=plan.replicas,

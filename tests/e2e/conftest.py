@@ -1,13 +1,16 @@
 """End-to-end: the chart, the operator and a BackupCluster in the dev cluster.
 
 Importing the fixtures (rather than `pytest_plugins`) keeps this conftest valid when pytest
-collects the whole tests/ tree. Set COFRE_E2E_SKIP_BUILD=1 to reuse an image already loaded.
+collects the whole tests/ tree. Set COFRE_E2E_SKIP_BUILD=1 to reuse an image already loaded, or
+COFRE_E2E_FROM_HEAD=1 to build the image from the last commit rather than the working tree.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +28,17 @@ RELEASE = "cofre"
 
 @pytest.fixture(scope="session")
 def cofre_image(dev_cluster: DevCluster) -> str:  # noqa: F811
-    if not os.environ.get("COFRE_E2E_SKIP_BUILD"):
+    if os.environ.get("COFRE_E2E_SKIP_BUILD"):
+        return IMAGE
+    if not os.environ.get("COFRE_E2E_FROM_HEAD"):
         dev_cluster.build_image(IMAGE, ROOT)
+        return IMAGE
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        dev_cluster.build_image(IMAGE, Path(tmp))
     return IMAGE
 
 

@@ -300,6 +300,7 @@ def test_scale_up_then_down_drains_before_removing(dev_cluster: DevCluster, ns: 
     assert sts_replicas(dev_cluster, ns) == 3
     wait_ready(dev_cluster, ns, 3)
     reasons = [e["reason"] for e in events(dev_cluster, ns)]
+    assert "SpecApplied" in reasons
     assert "DrainStarted" in reasons and "ScaledDown" in reasons
     assert reasons.index("DrainStarted") < reasons.index("ScaledDown")
     assert seen_draining or "DrainStarted" in reasons
