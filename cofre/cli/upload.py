@@ -24,7 +24,7 @@ from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
 from cofre.cli.progress import Progress
-from cofre.errors import ReplicaFailed, Unavailable
+from cofre.errors import BadRequest, ReplicaFailed, Unavailable
 from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId, validate_name
 from cofre.protocol.client import NodeClient
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 ABORT_TIMEOUT_S = 10.0
 # seconds between attempts of one chunk request; a node that stays away fails the put soon.
 RETRY_PAUSES_S = (0.2, 1.0)
+# Files up to this size travel in batches (cofre.cli.batch_upload); larger ones stream.
+SMALL_FILE_BYTES = 1024 * 1024
 
 T = TypeVar("T")
 
@@ -85,11 +87,11 @@ async def put_file(
                 show_progress=show_progress,
             )
         except BaseException:
-            await _abort(clients, upload_id)
+            await abort_upload(clients, upload_id)
             raise
 
 
-async def _abort(clients: Clients, upload_id: UploadId) -> None:
+async def abort_upload(clients: Clients, upload_id: UploadId) -> None:
     """Release the manager's reservation; best effort, the session also expires by itself."""
     try:
         await asyncio.wait_for(clients.manager.abort_upload(upload_id), ABORT_TIMEOUT_S)
@@ -154,7 +156,7 @@ async def _send_file(
     )
 
 
-async def _retrying(op: Callable[[], Awaitable[T]], *, what: str) -> T:
+async def retrying(op: Callable[[], Awaitable[T]], *, what: str) -> T:
     """Run an idempotent chunk request, again after a pause if the primary or a replica
     blinked: one dropped connection should not fail a backup of many gigabytes."""
     for pause in RETRY_PAUSES_S:
@@ -284,7 +286,7 @@ class _ChunkSender:
         hashes = list(dict.fromkeys(item.ref.hash for item in batch))
         try:
             missing = set(
-                await _retrying(
+                await retrying(
                     lambda: self.primary.missing(self.upload_id, hashes, ticket=self.ticket),
                     what=f"missing upload_id={self.upload_id}",
                 )
@@ -307,7 +309,7 @@ class _ChunkSender:
             async with self.budget.requests:
                 await self.budget.in_flight.acquire(item.held)
                 try:
-                    await _retrying(
+                    await retrying(
                         lambda: self.primary.upload_chunk(
                             self.upload_id, item.ref.hash, item.data, ticket=self.ticket
                         ),
@@ -331,7 +333,24 @@ async def put_many(
     on_result: Callable[[str, PutResult | Exception], None],
 ) -> None:
     """Back up several files, a few at once, reporting each as it ends; one failure does not
-    stop the others."""
+    stop the others. Small files travel in batches (cofre.cli.batch_upload), large ones stream."""
+    # Imported here: batch_upload builds on this module.
+    from cofre.cli.batch_upload import SmallFile, plan_batches, put_batch
+
+    sizes = await asyncio.to_thread(_sizes, items)
+    small: list[SmallFile] = []
+    large: list[tuple[Path, str]] = []
+    for (path, name), size in zip(items, sizes, strict=True):
+        if size is None or size > SMALL_FILE_BYTES or len(items) == 1:
+            large.append((path, name))
+            continue
+        try:
+            validate_name(name)
+        except BadRequest as exc:
+            on_result(name, exc)
+            continue
+        small.append(SmallFile(path=path, name=name, size=size))
+    batches = asyncio.Semaphore(budget.parallelism)
 
     async def one(path: Path, name: str) -> None:
         async with budget.files:
@@ -343,7 +362,12 @@ async def put_many(
                 result = exc
         on_result(name, result)
 
-    tasks = [asyncio.create_task(one(p, n)) for p, n in items]
+    async def batch(files: list[SmallFile]) -> None:
+        async with batches:
+            await put_batch(clients, files, budget=budget, on_result=on_result)
+
+    tasks = [asyncio.create_task(batch(b)) for b in plan_batches(small)]
+    tasks += [asyncio.create_task(one(p, n)) for p, n in large]
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -351,3 +375,16 @@ async def put_many(
             task.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _sizes(items: list[tuple[Path, str]]) -> list[int | None]:
+    """Each regular file's size; None for anything else (the streaming path reports it)."""
+    out: list[int | None] = []
+    for path, _ in items:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append(st.st_size if stat.S_ISREG(st.st_mode) else None)
+    return out

@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     version INTEGER
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
+CREATE TABLE IF NOT EXISTS session_files (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    version INTEGER,
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS draining (node_id TEXT PRIMARY KEY, since REAL NOT NULL);
 """
 
@@ -221,27 +229,55 @@ class Catalog:
 
     # upload sessions -------------------------------------------------------------------------
 
-    async def add_session(self, s: SessionRow) -> None:
+    async def add_session(self, s: SessionRow, *, files: Sequence[tuple[str, int]] = ()) -> None:
+        """Record an open upload; ``files`` (name, size) for an upload of several files."""
+
         def do(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    s.upload_id,
-                    s.name,
-                    s.size,
-                    s.mode,
-                    s.mtime,
-                    s.created,
-                    s.expires,
-                    s.primary,
-                    json.dumps(list(s.nodes)),
-                    int(s.keep_copy),
-                    s.state,
-                    s.version,
-                ),
-            )
+            # Not fsynced on its own (synchronous=NORMAL for this one transaction): a session
+            # row lost to a power cut only fails that upload's commit (404), which commits
+            # nothing, and the next fsynced commit makes the row durable anyway. Its
+            # reservation and GC fence matter only while the manager runs, and they live in
+            # memory too. Versions are never written this way.
+            db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with _transaction(db):
+                    db.execute(
+                        "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            s.upload_id,
+                            s.name,
+                            s.size,
+                            s.mode,
+                            s.mtime,
+                            s.created,
+                            s.expires,
+                            s.primary,
+                            json.dumps(list(s.nodes)),
+                            int(s.keep_copy),
+                            s.state,
+                            s.version,
+                        ),
+                    )
+                    db.executemany(
+                        "INSERT INTO session_files VALUES (?,?,?,?,NULL)",
+                        [(s.upload_id, i, name, size) for i, (name, size) in enumerate(files)],
+                    )
+            finally:
+                db.execute("PRAGMA synchronous=FULL")
 
         await self._run(do)
+
+    async def session_files(self, upload_id: UploadId) -> list[tuple[str, int, int | None]]:
+        """(name, size, committed version or None) of an upload of several files; [] for one."""
+
+        def do(db: sqlite3.Connection) -> list[tuple[str, int, int | None]]:
+            rows = db.execute(
+                "SELECT name, size, version FROM session_files WHERE session_id = ? ORDER BY seq",
+                (upload_id,),
+            )
+            return [(str(n), int(z), None if v is None else int(v)) for n, z, v in rows]
+
+        return await self._run(do)
 
     async def session(self, upload_id: UploadId) -> SessionRow | None:
         def do(db: sqlite3.Connection) -> SessionRow | None:
@@ -293,10 +329,28 @@ class Catalog:
         now: float | None = None,
     ) -> int:
         """Record a version, its chunks and their locations, and close the session; -> version."""
+        (number,) = await self.commit_many(
+            session,
+            [CommitEntry(manifest, manifest_hash, manifest_length)],
+            holders=holders,
+            now=now,
+        )
+        return number
+
+    async def commit_many(
+        self,
+        session: SessionRow,
+        entries: Sequence[CommitEntry],
+        *,
+        holders: Iterable[NodeId],
+        now: float | None = None,
+    ) -> list[int]:
+        """Record every entry's version, chunks and locations and close the session, all in one
+        transaction; -> the version numbers, in order."""
         created = time.time() if now is None else now
         holder_list = list(holders)
 
-        def do(db: sqlite3.Connection) -> int:
+        def do(db: sqlite3.Connection) -> list[int]:
             with _transaction(db):
                 # Only an open session commits, once: a concurrent abort or commit loses here.
                 closed = db.execute(
@@ -305,43 +359,19 @@ class Catalog:
                 )
                 if closed.rowcount != 1:
                     raise Conflict(f"upload {session.upload_id} is no longer open")
-                row = db.execute(
-                    "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
-                    (manifest.name,),
-                ).fetchone()
-                number = int(row[0])
-                cur = db.execute(
-                    "INSERT INTO versions (name, version, size, mode, mtime, created,"
-                    " manifest_hash) VALUES (?,?,?,?,?,?,?)",
-                    (
-                        manifest.name,
-                        number,
-                        manifest.size,
-                        manifest.mode,
-                        manifest.mtime,
-                        created,
-                        manifest_hash,
-                    ),
-                )
-                vid = cur.lastrowid
+                numbers = [_insert_version(db, e, holder_list, created) for e in entries]
                 db.executemany(
-                    "INSERT INTO version_chunks VALUES (?,?,?,?)",
-                    [(vid, i, c.hash, c.length) for i, c in enumerate(manifest.chunks)],
-                )
-                lengths = {c.hash: c.length for c in manifest.chunks}
-                lengths[manifest_hash] = manifest_length
-                db.executemany(
-                    "INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)", list(lengths.items())
-                )
-                db.executemany(
-                    "INSERT OR IGNORE INTO locations VALUES (?,?)",
-                    [(h, n) for h in lengths for n in holder_list],
+                    "UPDATE session_files SET version = ? WHERE session_id = ? AND name = ?",
+                    [
+                        (n, session.upload_id, e.manifest.name)
+                        for n, e in zip(numbers, entries, strict=True)
+                    ],
                 )
                 db.execute(
                     "UPDATE sessions SET version = ? WHERE id = ?",
-                    (number, session.upload_id),
+                    (numbers[0] if len(numbers) == 1 else None, session.upload_id),
                 )
-                return number
+                return numbers
 
         return await self._run(do)
 
@@ -374,25 +404,14 @@ class Catalog:
         self, name: str, version: int | None = None
     ) -> tuple[VersionRow, list[ChunkRef]] | None:
         """A live version (the latest without ``version``) and its chunks in order."""
+        return await self._run(lambda db: _find_version(db, name, version))
 
-        def do(db: sqlite3.Connection) -> tuple[VersionRow, list[ChunkRef]] | None:
-            sql = f"SELECT v.id, {_VERSION_COLUMNS} FROM versions v WHERE v.name = ?"
-            sql += " AND v.deleted_at IS NULL"
-            params: tuple[object, ...] = (name,)
-            if version is not None:
-                sql += " AND v.version = ?"
-                params = (name, version)
-            row = db.execute(sql + " ORDER BY v.version DESC LIMIT 1", params).fetchone()
-            if row is None:
-                return None
-            chunks = [
-                ChunkRef(ChunkHash(h), int(n))
-                for h, n in db.execute(
-                    "SELECT hash, length FROM version_chunks WHERE version_id = ? ORDER BY seq",
-                    (row[0],),
-                )
-            ]
-            return _version(row[1:]), chunks
+    async def latest_many(self, names: Sequence[str]) -> list[tuple[VersionRow, list[ChunkRef]]]:
+        """The latest live version of each name that has one, in order, in one thread hop."""
+
+        def do(db: sqlite3.Connection) -> list[tuple[VersionRow, list[ChunkRef]]]:
+            found = (_find_version(db, name, None) for name in dict.fromkeys(names))
+            return [f for f in found if f is not None]
 
         return await self._run(do)
 
@@ -533,6 +552,71 @@ class Catalog:
             return {NodeId(r[0]) for r in db.execute("SELECT node_id FROM draining")}
 
         return await self._run(do)
+
+
+def _find_version(
+    db: sqlite3.Connection, name: str, version: int | None
+) -> tuple[VersionRow, list[ChunkRef]] | None:
+    sql = f"SELECT v.id, {_VERSION_COLUMNS} FROM versions v WHERE v.name = ?"
+    sql += " AND v.deleted_at IS NULL"
+    params: tuple[object, ...] = (name,)
+    if version is not None:
+        sql += " AND v.version = ?"
+        params = (name, version)
+    row = db.execute(sql + " ORDER BY v.version DESC LIMIT 1", params).fetchone()
+    if row is None:
+        return None
+    chunks = [
+        ChunkRef(ChunkHash(h), int(n))
+        for h, n in db.execute(
+            "SELECT hash, length FROM version_chunks WHERE version_id = ? ORDER BY seq",
+            (row[0],),
+        )
+    ]
+    return _version(row[1:]), chunks
+
+
+@dataclass(frozen=True, slots=True)
+class CommitEntry:
+    manifest: Manifest
+    manifest_hash: ChunkHash
+    manifest_length: int
+
+
+def _insert_version(
+    db: sqlite3.Connection, entry: CommitEntry, holders: list[NodeId], created: float
+) -> int:
+    manifest = entry.manifest
+    row = db.execute(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?", (manifest.name,)
+    ).fetchone()
+    number = int(row[0])
+    cur = db.execute(
+        "INSERT INTO versions (name, version, size, mode, mtime, created, manifest_hash)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (
+            manifest.name,
+            number,
+            manifest.size,
+            manifest.mode,
+            manifest.mtime,
+            created,
+            entry.manifest_hash,
+        ),
+    )
+    vid = cur.lastrowid
+    db.executemany(
+        "INSERT INTO version_chunks VALUES (?,?,?,?)",
+        [(vid, i, c.hash, c.length) for i, c in enumerate(manifest.chunks)],
+    )
+    lengths = {c.hash: c.length for c in manifest.chunks}
+    lengths[entry.manifest_hash] = entry.manifest_length
+    db.executemany("INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)", list(lengths.items()))
+    db.executemany(
+        "INSERT OR IGNORE INTO locations VALUES (?,?)",
+        [(h, n) for h in lengths for n in holders],
+    )
+    return number
 
 
 class _transaction:

@@ -100,6 +100,24 @@ DRAIN_STATUS = _obj(
     }
 )
 
+_FILE = _obj({"name": _STR, "size": _INT, "mode": _INT, "mtime": _NUM}, ["name", "size"])
+_COMMITTED = _obj({"name": _STR, "version": _INT, "size": _INT, "chunks": _INT})
+_MANIFEST = {
+    "allOf": [
+        _ref("Version"),
+        _obj(
+            {
+                "chunks": {
+                    "type": "array",
+                    "items": _obj(
+                        {"hash": _STR, "length": _INT, "nodes": {"type": "array", "items": _STR}}
+                    ),
+                }
+            }
+        ),
+    ]
+}
+
 PATHS: dict[str, Any] = {
     "/healthz": {"get": {"summary": "liveness", "security": [], **{"responses": _ok("200", "up")}}},
     "/readyz": {
@@ -111,13 +129,20 @@ PATHS: dict[str, Any] = {
     },
     "/v1/uploads": {
         "post": {
-            "summary": "open an upload: place it, register it at the primary, sign its ticket",
+            "summary": "open an upload of one file or of a batch of files: place it (for the "
+            "total size), register it at the primary, sign its ticket",
             "requestBody": {
                 "required": True,
                 "content": _json(
-                    _obj(
-                        {"name": _STR, "size": _INT, "mode": _INT, "mtime": _NUM}, ["name", "size"]
-                    )
+                    {
+                        "oneOf": [
+                            _FILE,
+                            _obj(
+                                {"files": {"type": "array", "items": _FILE, "maxItems": 1000}},
+                                ["files"],
+                            ),
+                        ]
+                    }
                 ),
             },
             "responses": {
@@ -141,16 +166,32 @@ PATHS: dict[str, Any] = {
     "/v1/uploads/{upload_id}/commit": {
         "parameters": [{"name": "upload_id", "in": "path", "required": True, "schema": _STR}],
         "post": {
-            "summary": "check every copy is stored, then record the version",
+            "summary": "check every copy is stored, then record the version (manifest) or every "
+            "version of a batch in one transaction (manifests: a subset of the declared files)",
             "requestBody": {
                 "required": True,
-                "content": _json(_obj({"manifest": {"type": "object"}}, ["manifest"])),
+                "content": _json(
+                    {
+                        "oneOf": [
+                            _obj({"manifest": {"type": "object"}}, ["manifest"]),
+                            _obj(
+                                {"manifests": {"type": "array", "items": {"type": "object"}}},
+                                ["manifests"],
+                            ),
+                        ]
+                    }
+                ),
             },
             "responses": {
                 **_ok(
                     "201",
-                    "version recorded",
-                    _obj({"name": _STR, "version": _INT, "size": _INT, "chunks": _INT}),
+                    "version recorded (manifest) or versions recorded (manifests)",
+                    {
+                        "oneOf": [
+                            _COMMITTED,
+                            _obj({"versions": {"type": "array", "items": _COMMITTED}}),
+                        ]
+                    },
                 ),
                 **_errors("400", "404", "409", "503"),
             },
@@ -187,30 +228,28 @@ PATHS: dict[str, Any] = {
             "summary": "a version's chunks and the ready nodes holding each, best first",
             "parameters": [_query("name", _STR, required=True), _query("version", _INT)],
             "responses": {
+                **_ok("200", "manifest", _MANIFEST),
+                **_errors("400", "404"),
+            },
+        }
+    },
+    "/v1/files/manifests": {
+        "post": {
+            "summary": "the latest live version of each name, as GET /v1/files/manifest answers; "
+            "names without one are left out",
+            "requestBody": {
+                "required": True,
+                "content": _json(
+                    _obj({"names": {"type": "array", "items": _STR, "maxItems": 1000}}, ["names"])
+                ),
+            },
+            "responses": {
                 **_ok(
                     "200",
-                    "manifest",
-                    {
-                        "allOf": [
-                            _ref("Version"),
-                            _obj(
-                                {
-                                    "chunks": {
-                                        "type": "array",
-                                        "items": _obj(
-                                            {
-                                                "hash": _STR,
-                                                "length": _INT,
-                                                "nodes": {"type": "array", "items": _STR},
-                                            }
-                                        ),
-                                    }
-                                }
-                            ),
-                        ]
-                    },
+                    "manifests",
+                    _obj({"manifests": {"type": "array", "items": _MANIFEST}}),
                 ),
-                **_errors("400", "404"),
+                **_errors("400"),
             },
         }
     },

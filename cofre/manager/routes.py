@@ -10,10 +10,13 @@ from cofre.errors import BadRequest, NotFound
 from cofre.manager import drain, gc, health, uploads
 from cofre.manager.keys import MANAGER
 from cofre.manager.placement import restore_order
-from cofre.models import UploadId
-from cofre.protocol.server import read_json
+from cofre.models import UploadId, validate_name
+from cofre.protocol.server import read_json, require_json_object
 
 routes = web.RouteTableDef()
+
+# Names per POST /v1/files/manifests.
+MAX_MANIFESTS = 1000
 
 
 def _flag(request: web.Request, key: str) -> bool:
@@ -59,13 +62,15 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.post("/v1/uploads")
 async def create_upload(request: web.Request) -> web.Response:
-    body = await read_json(request, keys=("name", "size"))
+    body = await read_json(request)
+    if "files" not in body:
+        require_json_object(body, keys=("name", "size"))
     return web.json_response(await uploads.create_upload(request.app[MANAGER], body), status=201)
 
 
 @routes.post("/v1/uploads/{upload_id}/commit")
 async def commit_upload(request: web.Request) -> web.Response:
-    body = await read_json(request, keys=("manifest",))
+    body = await read_json(request)
     upload_id = UploadId(request.match_info["upload_id"])
     result = await uploads.commit_upload(request.app[MANAGER], upload_id, body)
     return web.json_response(result, status=201)
@@ -100,6 +105,29 @@ async def get_manifest(request: web.Request) -> web.Response:
         urls = [v.url for v in restore_order(holders, m.weights)]
         out.append({"hash": c.hash, "length": c.length, "nodes": urls})
     return web.json_response({**row.to_json(), "chunks": out})
+
+
+@routes.post("/v1/files/manifests")
+async def get_manifests(request: web.Request) -> web.Response:
+    """The latest live version of each named file, as ``GET /v1/files/manifest`` answers it;
+    names without a live version are left out."""
+    m = request.app[MANAGER]
+    body = await read_json(request, keys=("names",))
+    names = body["names"]
+    if not isinstance(names, list) or len(names) > MAX_MANIFESTS:
+        raise BadRequest(f"names must be a list of at most {MAX_MANIFESTS} names")
+    found = await m.catalog.latest_many([validate_name(n) for n in names])
+    locations = await m.catalog.locations({c.hash for _, chunks in found for c in chunks})
+    views = {v.node_id: v for v in m.registry.views()}
+    out = []
+    for row, chunks in found:
+        listed = []
+        for c in chunks:
+            holders = [views[n] for n in locations.get(c.hash, set()) if n in views]
+            urls = [v.url for v in restore_order(holders, m.weights)]
+            listed.append({"hash": c.hash, "length": c.length, "nodes": urls})
+        out.append({**row.to_json(), "chunks": listed})
+    return web.json_response({"manifests": out})
 
 
 @routes.delete("/v1/files")

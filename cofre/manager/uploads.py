@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cofre.errors import BadRequest, CofreError, Conflict, IncompleteUpload, NotFound
-from cofre.manager.catalog import SessionRow
+from cofre.manager.catalog import CommitEntry, SessionRow
 from cofre.manager.context import Manager
 from cofre.manager.placement import choose
 from cofre.models import ChunkHash, Manifest, NodeId, UploadId, validate_name
@@ -27,6 +27,8 @@ CHECK_BATCH = 1000
 CLOSE_RELAY_TIMEOUT_S = 5.0
 # Closed sessions are kept this long past their expiry (for idempotent commit retries).
 KEEP_CLOSED_S = 86400.0
+# Files one upload may declare: a batch of small files shares one session, relay and commit.
+MAX_BATCH_FILES = 1000
 
 
 def _int_field(body: dict[str, Any], key: str, *, default: int | None = None) -> int:
@@ -36,7 +38,8 @@ def _int_field(body: dict[str, Any], key: str, *, default: int | None = None) ->
     return value
 
 
-async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
+def _file_entry(body: dict[str, Any]) -> tuple[str, int, int, float]:
+    """(name, size, mode, mtime) of one file an upload declares."""
     name = validate_name(body.get("name"))
     size = _int_field(body, "size")
     if size > MAX_UPLOAD_BYTES:
@@ -46,6 +49,31 @@ async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
         mtime = float(body.get("mtime", 0.0))
     except (TypeError, ValueError):
         raise BadRequest("mtime must be a number") from None
+    return name, size, mode, mtime
+
+
+def _declared_files(body: dict[str, Any]) -> list[tuple[str, int, int, float]]:
+    """The single-file form ``{name, size, mode, mtime}`` or ``{files: [...]}``."""
+    if "files" not in body:
+        return [_file_entry(body)]
+    raw = body["files"]
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_BATCH_FILES:
+        raise BadRequest(f"files must be a list of 1 to {MAX_BATCH_FILES} files")
+    if not all(isinstance(f, dict) for f in raw):
+        raise BadRequest("each file must be an object {name, size, mode, mtime}")
+    files = [_file_entry(f) for f in raw]
+    if len({f[0] for f in files}) != len(files):
+        raise BadRequest("each name may appear once per upload")
+    if sum(f[1] for f in files) > MAX_UPLOAD_BYTES:
+        raise BadRequest(f"files exceed the limit of {MAX_UPLOAD_BYTES} bytes together")
+    return files
+
+
+async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
+    files = _declared_files(body)
+    batch = "files" in body
+    name, _, mode, mtime = files[0]
+    size = sum(f[1] for f in files)
 
     p = m.config.placement
     placement = choose(
@@ -78,7 +106,7 @@ async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
     client_ticket = Ticket(upload_id, (placement.primary.node_id,), expires).sign(key)
     replica_ticket = Ticket(upload_id, tuple(r.node_id for r in placement.replicas), expires)
     try:
-        await m.catalog.add_session(session)
+        await m.catalog.add_session(session, files=[(f[0], f[1]) for f in files] if batch else ())
         await m.client(placement.primary.url).open_relay(
             upload_id=upload_id,
             replicas=[{"node_id": r.node_id, "url": r.url} for r in placement.replicas],
@@ -92,9 +120,10 @@ async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
             await m.catalog.close_session(upload_id, state="aborted")
         raise
     log.info(
-        "upload opened upload=%s name=%r size=%d primary=%s replicas=%s",
+        "upload opened upload=%s name=%r files=%d size=%d primary=%s replicas=%s",
         upload_id,
         name,
+        len(files),
         size,
         placement.primary.node_id,
         ",".join(r.node_id for r in placement.replicas),
@@ -119,31 +148,47 @@ async def _missing_on(m: Manager, node_id: NodeId, hashes: Sequence[ChunkHash]) 
 
 
 async def commit_upload(m: Manager, upload_id: UploadId, body: dict[str, Any]) -> dict[str, Any]:
+    """Commit ``{manifest}`` (answer: that version) or ``{manifests: [...]}`` (answer:
+    ``{versions: [...]}``, in the order given). A batch may commit a subset of the files it
+    declared (a file that changed while read is left out); every manifest names a declared
+    file of the declared size, each at most once."""
+    single = "manifests" not in body
+    if single and "manifest" not in body:
+        raise BadRequest("request body lacks manifest (or manifests)")
     session = await m.catalog.session(upload_id)
     if session is None:
         raise NotFound(f"no upload {upload_id}")
-    if session.state == "committed" and session.version is not None:
-        # A retried commit (the answer was lost): same answer again.
-        found = await m.catalog.version(session.name, session.version)
-        if found is not None:
-            row, _ = found
-            return {
-                "name": row.name,
-                "version": row.version,
-                "size": row.size,
-                "chunks": row.chunk_count,
-            }
+    declared = await m.catalog.session_files(upload_id)
+    if session.state == "committed":
+        # A retried commit (the answer was lost): same answer again, for the same files only.
+        names = [mf.name for mf in _parse_manifests(body, single=single)]
+        again = await _committed_answer(m, session, declared, single=single)
+        if again is not None and names == [a["name"] for a in again.get("versions", [again])]:
+            return again
     if session.state != "open":
         raise Conflict(f"upload {upload_id} is {session.state}")
     if time.time() > session.expires:
         raise Conflict(f"upload {upload_id} expired")
-    manifest = Manifest.from_json(body.get("manifest"))
-    if manifest.name != session.name:
-        raise BadRequest(f"manifest names {manifest.name!r}, the upload {session.name!r}")
-    if manifest.size != session.size:
-        raise BadRequest(f"manifest size {manifest.size} differs from the upload's {session.size}")
-    manifest_hash = manifest.hash
-    hashes = list(dict.fromkeys([*(c.hash for c in manifest.chunks), manifest_hash]))
+    manifests = _parse_manifests(body, single=single)
+    sizes = {n: z for n, z, _ in declared} if declared else {session.name: session.size}
+    seen: set[str] = set()
+    for manifest in manifests:
+        if manifest.name not in sizes:
+            raise BadRequest(f"manifest names {manifest.name!r}, which the upload did not declare")
+        if manifest.name in seen:
+            raise BadRequest(f"manifest for {manifest.name!r} given twice")
+        seen.add(manifest.name)
+        if manifest.size != sizes[manifest.name]:
+            raise BadRequest(
+                f"manifest size {manifest.size} of {manifest.name!r} differs from the "
+                f"upload's {sizes[manifest.name]}"
+            )
+    entries = [CommitEntry(mf, mf.hash, len(mf.encode())) for mf in manifests]
+    hashes = list(
+        dict.fromkeys(
+            h for e in entries for h in (*(c.hash for c in e.manifest.chunks), e.manifest_hash)
+        )
+    )
     holders = session.copy_holders
 
     async with m.catalog_lock:
@@ -152,33 +197,61 @@ async def commit_upload(m: Manager, upload_id: UploadId, body: dict[str, Any]) -
         if missing:
             lacking = [n for n, r in zip(holders, results, strict=True) if r]
             raise IncompleteUpload(
-                f"{len(missing)} of {len(hashes)} chunks (manifest included) are not on every "
+                f"{len(missing)} of {len(hashes)} chunks (manifests included) are not on every "
                 f"copy node yet; send them and commit again",
                 missing=len(missing),
                 nodes=len(lacking),
             )
-        version = await m.catalog.commit(
-            session,
-            manifest,
-            manifest_hash=manifest_hash,
-            manifest_length=len(manifest.encode()),
-            holders=holders,
-        )
+        numbers = await m.catalog.commit_many(session, entries, holders=holders)
     m.registry.release(upload_id)
     log.info(
-        "upload committed upload=%s name=%r version=%d chunks=%d",
+        "upload committed upload=%s name=%r files=%d chunks=%d",
         upload_id,
-        manifest.name,
-        version,
-        len(manifest.chunks),
+        manifests[0].name,
+        len(manifests),
+        sum(len(mf.chunks) for mf in manifests),
     )
     await _close_relay(m, session)
-    return {
-        "name": manifest.name,
-        "version": version,
-        "size": manifest.size,
-        "chunks": len(manifest.chunks),
-    }
+    answers = [
+        {"name": mf.name, "version": n, "size": mf.size, "chunks": len(mf.chunks)}
+        for mf, n in zip(manifests, numbers, strict=True)
+    ]
+    return answers[0] if single else {"versions": answers}
+
+
+def _parse_manifests(body: dict[str, Any], *, single: bool) -> list[Manifest]:
+    if single:
+        return [Manifest.from_json(body.get("manifest"))]
+    raw = body["manifests"]
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_BATCH_FILES:
+        raise BadRequest(f"manifests must be a list of 1 to {MAX_BATCH_FILES} manifests")
+    return [Manifest.from_json(item) for item in raw]
+
+
+async def _committed_answer(
+    m: Manager,
+    session: SessionRow,
+    declared: list[tuple[str, int, int | None]],
+    *,
+    single: bool,
+) -> dict[str, Any] | None:
+    wanted = (
+        [(n, v) for n, _, v in declared if v is not None]
+        if declared
+        else [(session.name, session.version)]
+    )
+    answers = []
+    for name, number in wanted:
+        found = await m.catalog.version(name, number) if number is not None else None
+        if found is None:
+            return None
+        row, _ = found
+        answers.append(
+            {"name": row.name, "version": row.version, "size": row.size, "chunks": row.chunk_count}
+        )
+    if not answers:
+        return None
+    return answers[0] if single else {"versions": answers}
 
 
 async def _close_relay(m: Manager, session: SessionRow) -> None:

@@ -14,6 +14,7 @@ import aiohttp
 
 from cofre.errors import BadRequest, CofreError, Unavailable, error_from_problem
 from cofre.models import ChunkHash, Manifest, NodeStats, UploadId
+from cofre.protocol.framing import CONTENT_TYPE, decode_frames
 from cofre.protocol.server import AUTH_HEADER, TICKET_HEADER
 
 
@@ -43,6 +44,7 @@ class _ApiClient:
         *,
         json: object = None,
         data: bytes | None = None,
+        content_type: str | None = None,
         params: Mapping[str, str] | None = None,
         ticket: str | None = None,
         timeout_s: float | None = None,
@@ -51,6 +53,8 @@ class _ApiClient:
         headers = dict(self._headers)
         if ticket is not None:
             headers[TICKET_HEADER] = ticket
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         # None keeps the session's own timeouts.
         timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s is not None else None
         url = self.base_url + path
@@ -113,6 +117,31 @@ class ManagerClient(_ApiClient):
             "POST", f"/v1/uploads/{upload_id}/commit", json={"manifest": manifest.to_json()}
         )
         return result
+
+    async def create_batch_upload(self, files: list[dict[str, Any]]) -> dict[str, Any]:
+        """One upload for several files, each {name, size, mode, mtime}
+        -> {upload_id, primary_url, ticket, chunk_size, expires}"""
+        result: dict[str, Any] = await self._request("POST", "/v1/uploads", json={"files": files})
+        return result
+
+    async def commit_batch(
+        self, upload_id: UploadId, manifests: list[Manifest]
+    ) -> list[dict[str, Any]]:
+        """Every manifest of a batch upload in one transaction -> [{name, version, size, chunks}]"""
+        result = await self._request(
+            "POST",
+            f"/v1/uploads/{upload_id}/commit",
+            json={"manifests": [m.to_json() for m in manifests]},
+        )
+        versions: list[dict[str, Any]] = result["versions"]
+        return versions
+
+    async def get_manifests(self, names: list[str]) -> list[dict[str, Any]]:
+        """The latest live version of each name, as ``get_manifest`` answers; a name without one
+        is left out."""
+        result = await self._request("POST", "/v1/files/manifests", json={"names": names})
+        manifests: list[dict[str, Any]] = result["manifests"]
+        return manifests
 
     async def abort_upload(self, upload_id: UploadId) -> None:
         await self._request("DELETE", f"/v1/uploads/{upload_id}")
@@ -220,6 +249,35 @@ class NodeClient(_ApiClient):
         await self._request(
             "PUT", f"/v1/sessions/{upload_id}/chunks/{chunk_hash}", data=data, ticket=ticket
         )
+
+    async def upload_chunks(self, upload_id: UploadId, framed: bytes, *, ticket: str) -> None:
+        """Client -> primary: a framed batch (cofre.protocol.framing); returns once every copy
+        of every chunk in it is durable."""
+        await self._request(
+            "PUT",
+            f"/v1/sessions/{upload_id}/chunks",
+            data=framed,
+            content_type=CONTENT_TYPE,
+            ticket=ticket,
+        )
+
+    async def put_chunks(self, framed: bytes, *, ticket: str) -> list[ChunkHash]:
+        """Store a framed batch durably on this node; -> the hashes that were new."""
+        result = await self._request(
+            "PUT", "/v1/chunks", data=framed, content_type=CONTENT_TYPE, ticket=ticket
+        )
+        created: list[ChunkHash] = result["created"]
+        return created
+
+    async def read_chunks(self, hashes: list[ChunkHash]) -> list[tuple[ChunkHash, memoryview]]:
+        """Several chunks in one framed answer, each verified by the node; absent or corrupt
+        ones are left out (fetch those one by one elsewhere)."""
+        body = await self._request("POST", "/v1/chunks/read", json={"hashes": hashes})
+        if body is None:
+            return []
+        if not isinstance(body, bytes):
+            raise BadRequest(f"node {self.base_url} returned no framed body")
+        return decode_frames(body)
 
     async def put_chunk(self, chunk_hash: ChunkHash, data: bytes, *, ticket: str) -> bool:
         """Store one chunk durably on this node; True if it was new."""

@@ -7,9 +7,16 @@ import logging
 
 from aiohttp import web
 
-from cofre.errors import CofreError, IntegrityError, Unavailable
+from cofre.errors import BadRequest, CofreError, IntegrityError, Unavailable
 from cofre.models import NodeId, NodeStats, parse_chunk_hash
 from cofre.protocol.client import NodeClient
+from cofre.protocol.framing import (
+    CONTENT_TYPE,
+    MAX_FRAMED_BYTES,
+    MAX_FRAMED_CHUNKS,
+    decode_frames,
+    encode_frames,
+)
 from cofre.storage_node import keys
 from cofre.storage_node.inputs import (
     parse_before,
@@ -41,11 +48,34 @@ async def put_chunk(request: web.Request) -> web.Response:
     return web.json_response({"created": created}, status=201 if created else 200)
 
 
+@routes.put("/v1/chunks")
+async def put_chunks(request: web.Request) -> web.Response:
+    """A framed batch of chunks (cofre.protocol.framing), stored durably before the answer."""
+    _check_ticket(request)
+    items = decode_frames(await read_body(request, limit=MAX_FRAMED_BYTES))
+    created = await request.app[keys.STORE].put_many(items)
+    new = [h for (h, _), c in zip(items, created, strict=True) if c]
+    return web.json_response({"stored": len(items), "created": new}, status=201)
+
+
 @routes.get("/v1/chunks/{hash}")
 async def get_chunk(request: web.Request) -> web.Response:
     chunk_hash = path_hash(request)
     data = await request.app[keys.STORE].get(chunk_hash)
     return web.Response(body=data, content_type="application/octet-stream")
+
+
+@routes.post("/v1/chunks/read")
+async def read_chunks(request: web.Request) -> web.Response:
+    """Several chunks in one framed answer, each verified; absent or corrupt ones are left out,
+    and so are those past the framed size limit (the client asks again for what it lacks)."""
+    body = await read_json_body(request, keys=("hashes",))
+    hashes = parse_hash_list(body["hashes"])
+    if len(hashes) > MAX_FRAMED_CHUNKS:
+        raise BadRequest(f"at most {MAX_FRAMED_CHUNKS} hashes per read")
+    # Leave room for the header line within the framed limit.
+    found = await request.app[keys.STORE].get_many(hashes, max_bytes=MAX_FRAMED_BYTES // 2)
+    return web.Response(body=encode_frames(found), content_type=CONTENT_TYPE)
 
 
 @routes.post("/v1/chunks/pull")

@@ -44,6 +44,9 @@ def _op(
 
 
 _RAW = {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}
+_INT = {"type": "integer"}
+# cofre.protocol.framing: a JSON header line {"chunks": [[hash, length], ...]}, then the bytes.
+_FRAMED = {"content": {"application/x-cofre-chunks": {"schema": {"type": "string"}}}}
 _CHECK = _obj(present=_HASHES, missing=_HASHES, corrupt=_HASHES)
 
 PATHS: dict[str, Any] = {
@@ -105,6 +108,16 @@ PATHS: dict[str, Any] = {
         ),
         "parameters": [_UPLOAD_PARAM, _HASH_PARAM],
     },
+    "/v1/sessions/{upload_id}/chunks": {
+        "put": _op(
+            "Send a framed batch of chunks; the primary verifies each and writes the batch to "
+            "every copy in one request each; answered once every copy holds every chunk durably",
+            {"201": {"description": "stored on every copy", **_json(_obj(stored=_INT))}},
+            body=_FRAMED,
+            params=[_TICKET],
+        ),
+        "parameters": [_UPLOAD_PARAM],
+    },
     "/v1/chunks/{hash}": {
         "put": _op(
             "Store one chunk durably on this node",
@@ -118,6 +131,14 @@ PATHS: dict[str, Any] = {
         "get": _op("A chunk's bytes, verified", {"200": {"description": "bytes", **_RAW}}),
         "parameters": [_HASH_PARAM],
     },
+    "/v1/chunks/read": {
+        "post": _op(
+            "Several chunks in one framed answer, each verified; absent or corrupt ones and "
+            "those past the size limit are left out",
+            {"200": {"description": "framed chunks", **_FRAMED}},
+            body=_json(_obj(hashes={"type": "array", "items": _HASH, "maxItems": 1024})),
+        )
+    },
     "/v1/chunks/check": {
         "post": _op(
             "Sort chunks into present, missing and corrupt",
@@ -126,6 +147,18 @@ PATHS: dict[str, Any] = {
         )
     },
     "/v1/chunks": {
+        "put": _op(
+            "Store a framed batch of chunks durably (each written and fsynced, then renamed, "
+            "then each directory fsynced once)",
+            {
+                "201": {
+                    "description": "stored",
+                    **_json(_obj(stored=_INT, created={"type": "array", "items": _HASH})),
+                }
+            },
+            body=_FRAMED,
+            params=[_TICKET],
+        ),
         "get": _op(
             "Every chunk held (written or touched before `before`)",
             {
@@ -146,7 +179,7 @@ PATHS: dict[str, Any] = {
                 }
             },
             params=[{"name": "before", "in": "query", "schema": {"type": "number"}}],
-        )
+        ),
     },
     "/v1/chunks/delete": {
         "post": _op(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ from cofre.chunks import hash_bytes
 from cofre.errors import CofreError, IntegrityError, ReplicaFailed
 from cofre.models import ChunkHash, NodeId
 from cofre.protocol.client import NodeClient, open_session
+from cofre.protocol.framing import MAX_FRAMED_BYTES, decode_frames
 from cofre.storage_node import keys
 from cofre.storage_node.inputs import (
     parse_hash_list,
@@ -145,6 +147,61 @@ async def relay_chunk(request: web.Request) -> web.Response:
         len(session.replicas) + int(session.keep_copy),
     )
     return web.json_response({"hash": chunk_hash}, status=201)
+
+
+@routes.put("/v1/sessions/{upload_id}/chunks")
+async def relay_chunks(request: web.Request) -> web.Response:
+    """A framed batch of chunks: verified here, then one batched write to each replica."""
+    session = _session_for(request)
+    body = await read_body(request, limit=MAX_FRAMED_BYTES)
+    items = decode_frames(body)
+    if not items:
+        return web.json_response({"stored": 0}, status=201)
+    await asyncio.to_thread(_verify_all, items)
+    timeout = request.app[keys.CONFIG].replica_timeout_s
+
+    async def to_replica(replica: Replica) -> None:
+        client = _replica_client(request, replica)
+        # The body is forwarded as it came: every chunk in it was just verified.
+        await asyncio.wait_for(client.put_chunks(body, ticket=session.replica_ticket), timeout)
+
+    replica_results = asyncio.gather(
+        *(to_replica(r) for r in session.replicas), return_exceptions=True
+    )
+    local: BaseException | None = None
+    if session.keep_copy:
+        local_results, results = await asyncio.gather(
+            request.app[keys.STORE].put_many(items), replica_results, return_exceptions=True
+        )
+        if isinstance(local_results, BaseException):
+            local = local_results
+        if isinstance(results, BaseException):
+            raise results
+    else:
+        results = await replica_results
+    failed = False
+    for replica, result in zip(session.replicas, results, strict=True):
+        if isinstance(result, BaseException):
+            failed = True
+            _log_replica_failure("put-batch", session, replica, items[0][0], result)
+    if failed:
+        raise ReplicaFailed(f"a copy of a batch of {len(items)} chunks could not be stored; retry")
+    if local is not None:
+        raise local
+    log.debug(
+        "chunk batch relayed upload=%s chunks=%d bytes=%d copies=%d",
+        session.upload_id,
+        len(items),
+        sum(len(d) for _, d in items),
+        len(session.replicas) + int(session.keep_copy),
+    )
+    return web.json_response({"stored": len(items)}, status=201)
+
+
+def _verify_all(items: list[tuple[ChunkHash, memoryview]]) -> None:
+    for chunk_hash, data in items:
+        if hashlib.sha256(data).hexdigest() != chunk_hash:
+            raise IntegrityError(f"bytes do not hash to chunk {chunk_hash}", hash=chunk_hash)
 
 
 async def _store_locally(

@@ -14,6 +14,7 @@ whole batch in one thread hop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import fcntl
@@ -24,9 +25,11 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cofre.errors import InsufficientStorage, IntegrityError, NotFound
 from cofre.models import ChunkHash, is_chunk_hash
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
 _STRIPES = 256
+# Threads writing one batch's files; measured on ext4: 16 concurrent fsyncs ~4x one at a time.
+IO_THREADS = 16
 _HEX2 = frozenset(f"{i:02x}" for i in range(256))
 
 
@@ -67,7 +72,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _sha256(data: bytes) -> str:
+def _write_synced(path: Path, data: bytes | memoryview) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb", closefd=True) as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _sha256(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -87,6 +100,8 @@ class ChunkStore:
         self._lock_fd: int | None = None
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._stats_lock = threading.Lock()
+        # Writes and fsyncs of a batch (put_many) run here, concurrently.
+        self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="chunk-io")
         self._stored_bytes = 0
         self._chunk_count = 0
         # Hashes whose file was moved to quarantine and not yet replaced or deleted: reported
@@ -251,6 +266,87 @@ class ChunkStore:
         log.debug("chunk stored hash=%s length=%d", chunk_hash, len(data))
         return True
 
+    async def put_many(self, items: Sequence[tuple[ChunkHash, bytes | memoryview]]) -> list[bool]:
+        """Store a batch durably; per item, True if it was new. All hashes are checked before
+        anything is written, so a batch with one bad chunk stores nothing."""
+        return await asyncio.to_thread(self._put_many_sync, items)
+
+    def _put_many_sync(self, items: Sequence[tuple[ChunkHash, bytes | memoryview]]) -> list[bool]:
+        try:
+            return self._put_many_checked(items)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(f"no space left to store {len(items)} chunks") from exc
+            raise
+
+    def _put_many_checked(
+        self, items: Sequence[tuple[ChunkHash, bytes | memoryview]]
+    ) -> list[bool]:
+        for chunk_hash, data in items:
+            if _sha256(data) != chunk_hash:
+                raise IntegrityError(f"bytes do not hash to chunk {chunk_hash}", hash=chunk_hash)
+        created: dict[ChunkHash, bool] = {}
+        todo: dict[ChunkHash, bytes | memoryview] = {}
+        for chunk_hash, data in items:
+            if chunk_hash in created or chunk_hash in todo:
+                continue
+            if self._touch_if_held(self.path_of(chunk_hash), len(data)):
+                created[chunk_hash] = False
+            else:
+                todo[chunk_hash] = data
+        needed = sum(len(d) for d in todo.values())
+        if todo and self._free_bytes() - needed < self.reserve_bytes:
+            raise InsufficientStorage(
+                f"storing {len(todo)} chunks would leave less than {self.reserve_bytes} bytes free"
+            )
+        temps: dict[ChunkHash, Path] = {}
+        try:
+            # Every file written and fsynced first, then every rename, then one fsync per
+            # directory: the same durability as single puts with far fewer directory syncs.
+            # The writes run on several threads: concurrent fsyncs share journal commits,
+            # several times the rate of one after the other.
+            for chunk_hash in todo:
+                path = self.path_of(chunk_hash)
+                self._ensure_dirs(path.parent)
+                temps[chunk_hash] = path.parent / f"{TEMP_PREFIX}{chunk_hash}-{uuid.uuid4().hex}"
+            self._all(_write_synced, list(zip(temps.values(), todo.values(), strict=True)))
+            dirs: set[Path] = set()
+            for chunk_hash, data in todo.items():
+                path = self.path_of(chunk_hash)
+                with self._lock(chunk_hash):
+                    if self._touch_if_held(path, len(data)):
+                        created[chunk_hash] = False
+                        continue
+                    old = self._size_or_none(path)
+                    os.replace(temps.pop(chunk_hash), path)
+                    dirs.add(path.parent)
+                    self._account(
+                        bytes_delta=len(data) - (old or 0), count_delta=0 if old is not None else 1
+                    )
+                    self._corrupt.discard(chunk_hash)
+                    created[chunk_hash] = True
+            self._all(_fsync_dir, [(d,) for d in sorted(dirs)])
+        finally:
+            for tmp in temps.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        log.debug("chunks stored batch=%d new=%d", len(items), sum(created.values()))
+        # A duplicate within the batch counts as new only at its first position.
+        seen: set[ChunkHash] = set()
+        out: list[bool] = []
+        for chunk_hash, _ in items:
+            out.append(created[chunk_hash] and chunk_hash not in seen)
+            seen.add(chunk_hash)
+        return out
+
+    def _all(self, fn: Callable[..., None], calls: list[tuple[Any, ...]]) -> None:
+        """Run every call on the I/O threads; wait for all of them (so nothing is still writing
+        when the caller cleans up), then raise the first failure."""
+        futures = [self._io.submit(fn, *args) for args in calls]
+        concurrent.futures.wait(futures)
+        for future in futures:
+            future.result()
+
     @staticmethod
     def _size_or_none(path: Path) -> int | None:
         try:
@@ -300,6 +396,29 @@ class ChunkStore:
             self._quarantine(chunk_hash, ident)
             raise IntegrityError(f"chunk {chunk_hash} is corrupt on this node", hash=chunk_hash)
         return data
+
+    async def get_many(
+        self, hashes: Sequence[ChunkHash], *, max_bytes: int
+    ) -> list[tuple[ChunkHash, bytes]]:
+        """The verified bytes of those ``hashes`` held intact, in order, stopping before
+        ``max_bytes`` would be passed (at least one chunk if any is held)."""
+        return await asyncio.to_thread(self._get_many_sync, hashes, max_bytes)
+
+    def _get_many_sync(
+        self, hashes: Sequence[ChunkHash], max_bytes: int
+    ) -> list[tuple[ChunkHash, bytes]]:
+        out: list[tuple[ChunkHash, bytes]] = []
+        total = 0
+        for chunk_hash in dict.fromkeys(hashes):
+            try:
+                data = self._get_sync(chunk_hash)
+            except (NotFound, IntegrityError):
+                continue
+            if out and total + len(data) > max_bytes:
+                break
+            out.append((chunk_hash, data))
+            total += len(data)
+        return out
 
     def _verify_sync(self, chunk_hash: ChunkHash) -> bool | None:
         """True if intact, False if corrupt (quarantined now), None if absent."""
