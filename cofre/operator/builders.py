@@ -244,6 +244,16 @@ def build_storage_statefulset(
     }
 
 
+def build_storage_disruption_budget(*, name: str, namespace: str) -> dict[str, Any]:
+    """Voluntary evictions (node drains) take one storage node at a time, never a second copy."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(Names(name).storage, namespace, name, STORAGE),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(name, STORAGE)}},
+    }
+
+
 def build_manager_service(*, name: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",

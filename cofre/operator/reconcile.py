@@ -121,6 +121,7 @@ async def ensure_storage(
 ) -> dict[str, Any]:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_storage_service(**kw))
+    await apply(ctx, target, builders.build_storage_disruption_budget(**kw))
     return await apply(
         ctx,
         target,

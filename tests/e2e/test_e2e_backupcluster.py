@@ -137,6 +137,7 @@ def test_demo_becomes_ready(dev_cluster: DevCluster, ns: str) -> None:
         ("role", "demo-manager"),
         ("rolebinding", "demo-manager"),
         ("service", "demo-storage"),
+        ("poddisruptionbudget", "demo-storage"),
         ("service", "demo-manager"),
         ("statefulset", "demo-storage"),
         ("statefulset", "demo-manager"),
@@ -353,7 +354,7 @@ def test_deleting_demo_removes_its_children(dev_cluster: DevCluster, ns: str) ->
     def gone() -> bool:
         left = dev_cluster.kubectl(
             "get",
-            "statefulsets,services,secrets,serviceaccounts,roles,rolebindings,deployments,pods",
+            "statefulsets,services,secrets,serviceaccounts,roles,rolebindings,deployments,pods,pdb",
             "-n",
             ns,
             "-l",

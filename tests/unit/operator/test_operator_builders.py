@@ -21,6 +21,7 @@ def _all_children(spec: ClusterSpec = SPEC) -> list[dict[str, Any]]:
         builders.build_manager_role(**kw),
         builders.build_manager_role_binding(**kw),
         builders.build_storage_service(**kw),
+        builders.build_storage_disruption_budget(**kw),
         builders.build_storage_statefulset(spec, image=IMAGE, replicas=4, **kw),
         builders.build_manager_service(**kw),
         builders.build_manager_statefulset(spec, image=IMAGE, **kw),
@@ -54,7 +55,7 @@ def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-@pytest.mark.parametrize("index", [5, 7, 8])
+@pytest.mark.parametrize("index", [6, 8, 9])
 def test_pods_are_hardened(index: int) -> None:
     obj = _all_children()[index]
     pod = _pod_spec(obj)
@@ -180,6 +181,13 @@ def test_services_select_their_pods() -> None:
     manager = builders.build_manager_service(name=NAME, namespace=NS)
     assert manager["spec"]["selector"]["app.kubernetes.io/component"] == "manager"
     assert manager["spec"]["ports"][0]["port"] == 8080
+
+
+def test_disruption_budget_covers_the_storage_pods() -> None:
+    pdb = builders.build_storage_disruption_budget(name=NAME, namespace=NS)
+    sts = builders.build_storage_statefulset(SPEC, name=NAME, namespace=NS, image=IMAGE, replicas=4)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == sts["spec"]["selector"]
 
 
 def test_secret_carries_the_token() -> None:
