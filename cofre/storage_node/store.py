@@ -307,9 +307,8 @@ class ChunkStore:
             # several times the rate of one after the other.
             for chunk_hash in todo:
                 path = self.path_of(chunk_hash)
-                self._ensure_dirs(path.parent)
                 temps[chunk_hash] = path.parent / f"{TEMP_PREFIX}{chunk_hash}-{uuid.uuid4().hex}"
-            self._all(_write_synced, list(zip(temps.values(), todo.values(), strict=True)))
+            self._all(self._write_new, list(zip(temps.values(), todo.values(), strict=True)))
             dirs: set[Path] = set()
             for chunk_hash, data in todo.items():
                 path = self.path_of(chunk_hash)
@@ -338,6 +337,12 @@ class ChunkStore:
             out.append(created[chunk_hash] and chunk_hash not in seen)
             seen.add(chunk_hash)
         return out
+
+    def _write_new(self, tmp: Path, data: bytes | memoryview) -> None:
+        # A directory another thread just made is fsynced by that thread before the batch is
+        # acknowledged: every thread is waited for.
+        self._ensure_dirs(tmp.parent)
+        _write_synced(tmp, data)
 
     def _all(self, fn: Callable[..., None], calls: list[tuple[Any, ...]]) -> None:
         """Run every call on the I/O threads; wait for all of them (so nothing is still writing
