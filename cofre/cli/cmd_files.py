@@ -9,9 +9,10 @@ import stat
 import sys
 from pathlib import Path
 
+from cofre.cli.batch_download import SMALL_FILE_BYTES, get_batch, plan_batches
 from cofre.cli.budget import Budget
 from cofre.cli.context import Context
-from cofre.cli.download import default_dest, dest_under, get_to_path, get_to_stdout
+from cofre.cli.download import GetResult, default_dest, dest_under, get_to_path, get_to_stdout
 from cofre.cli.exitcodes import (
     ExitCode,
     LocalFileError,
@@ -135,7 +136,12 @@ async def run_get(args: argparse.Namespace, ctx: Context) -> ExitCode:
 
 async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) -> ExitCode:
     root = Path(args.output if args.output not in (None, "-") else ".")
-    code = ExitCode.OK
+    failures: dict[str, BaseException] = {}
+
+    def report(name: str, result: GetResult | Exception) -> None:
+        if isinstance(result, Exception):
+            failures[name] = result
+
     async with connect(ctx) as clients:
         files = [f for f in await clients.manager.list_files() if f["name"].startswith(args.prefix)]
         if not files:
@@ -143,29 +149,42 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
 
         async def one(name: str) -> None:
             async with budget.files:
-                await get_to_path(
-                    clients,
-                    name=name,
-                    version=None,
-                    dest=dest_under(root, name),
-                    force=args.force,
-                    budget=budget,
-                    show_progress=False,
-                    make_parents=True,
+                try:
+                    await get_to_path(
+                        clients,
+                        name=name,
+                        version=None,
+                        dest=dest_under(root, name),
+                        force=args.force,
+                        budget=budget,
+                        show_progress=False,
+                        make_parents=True,
+                    )
+                except Exception as exc:
+                    failures[name] = exc
+
+        batches = asyncio.Semaphore(ctx.parallelism)
+
+        async def batch(group: list[tuple[str, int]]) -> None:
+            async with batches:
+                await get_batch(
+                    clients, group, root=root, force=args.force, budget=budget, on_result=report
                 )
 
         names = [str(f["name"]) for f in files]
-        results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
-    for name, result in zip(names, results, strict=True):
-        if isinstance(result, BaseException):
-            if isinstance(result, KeyboardInterrupt | asyncio.CancelledError):
-                raise result
+        # Small files come in batches (one manifest request, one read per node); big ones stream.
+        small = [(str(f["name"]), int(f["size"])) for f in files if f["size"] <= SMALL_FILE_BYTES]
+        large = [str(f["name"]) for f in files if f["size"] > SMALL_FILE_BYTES]
+        await asyncio.gather(*(batch(g) for g in plan_batches(small)), *(one(n) for n in large))
+    code = ExitCode.OK
+    for name in names:
+        if name in failures:
+            result = failures[name]
             print(f"cofre: error: {display_name(name)}: {describe_error(result)}", file=sys.stderr)
             if code == ExitCode.OK:
                 code = exit_code_for(result)
     print(
-        f"restored {len(names) - sum(isinstance(r, BaseException) for r in results)} of "
-        f"{len(names)} files into {root}",
+        f"restored {len(names) - len(failures)} of {len(names)} files into {root}",
         flush=True,
     )
     return code
