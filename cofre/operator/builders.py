@@ -6,6 +6,7 @@ return. Every child carries the same four ``app.kubernetes.io`` labels.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from cofre.config import env_name
@@ -109,7 +110,8 @@ def build_secret(*, name: str, namespace: str, token: str) -> dict[str, Any]:
         "kind": "Secret",
         "metadata": _meta(names.secret, namespace, name, MANAGER),
         "type": "Opaque",
-        "stringData": {TOKEN_KEY: token},
+        # data, not stringData: what is applied is what is stored, so re-applying is a no-op.
+        "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()},
     }
 
 

@@ -193,7 +193,7 @@ def test_disruption_budget_covers_the_storage_pods() -> None:
 def test_secret_carries_the_token() -> None:
     secret = builders.build_secret(name=NAME, namespace=NS, token="abc")
     assert secret["metadata"]["name"] == "demo-token"
-    assert secret["stringData"] == {"token": "abc"}
+    assert secret["data"] == {"token": "YWJj"}  # base64 of "abc"
 
 
 def test_toolbox_has_cli_env() -> None:
