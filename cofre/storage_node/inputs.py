@@ -30,16 +30,34 @@ _READ_STEP = 1024 * 1024
 
 
 async def read_body(request: web.Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The whole body, refusing (413) anything over ``limit`` bytes before buffering it."""
+    """The whole body, refusing (413) anything over ``limit`` bytes before buffering it.
+
+    With a declared length the bytes land in one buffer of that size as they arrive: one copy
+    from the socket's pieces, none to join them (this is most of a node's CPU on big files).
+    """
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    buf = bytearray()
+    if declared is not None:
+        buf = bytearray(declared)
+        view = memoryview(buf)
+        filled = 0
+        while piece := await request.content.readany():
+            end = filled + len(piece)
+            if end > declared:
+                raise BadRequest("body is longer than its Content-Length")
+            view[filled:end] = piece
+            filled = end
+        if filled != declared:
+            raise BadRequest("body is shorter than its Content-Length")
+        # A bytearray is used as bytes everywhere downstream (hashing, writing, sending).
+        return buf  # type: ignore[return-value]
+    grown = bytearray()
     async for piece in request.content.iter_chunked(_READ_STEP):
-        buf += piece
-        if len(buf) > limit:
+        grown += piece
+        if len(grown) > limit:
             raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-    return bytes(buf)
+    return bytes(grown)
 
 
 async def read_json_body(request: web.Request, *, keys: tuple[str, ...] = ()) -> dict[str, Any]:
