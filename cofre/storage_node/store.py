@@ -107,6 +107,9 @@ class ChunkStore:
         # Hashes whose file was moved to quarantine and not yet replaced or deleted: reported
         # as corrupt (not merely missing) so fsck tells rot from loss.
         self._corrupt: set[ChunkHash] = set()
+        # Fan-out directories ("ab", "ab/cd") whose own entries are known durable; one made
+        # since is used by a write only after its parent was fsynced, whoever made it.
+        self._durable_dirs: set[str] = set()
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -129,7 +132,10 @@ class ChunkStore:
         self.quarantine_dir.mkdir(exist_ok=True)
         self._take_dir_lock()
         stored = count = stale = 0
+        durable: set[str] = set()
         for directory in self._leaf_dirs():
+            # What exists at start is on disk: no fsync needed before using it.
+            durable.update((directory.parent.name, f"{directory.parent.name}/{directory.name}"))
             with os.scandir(directory) as entries:
                 for entry in entries:
                     if entry.name.startswith(TEMP_PREFIX):
@@ -151,6 +157,7 @@ class ChunkStore:
         with self._stats_lock:
             self._stored_bytes, self._chunk_count = stored, count
         self._corrupt = corrupt
+        self._durable_dirs = durable
         self.is_open = True
         log.info(
             "chunk store opened data_dir=%s chunks=%d stored_bytes=%d stale_temp_removed=%d "
@@ -240,7 +247,7 @@ class ChunkStore:
             raise InsufficientStorage(
                 f"storing chunk {chunk_hash} would leave less than {self.reserve_bytes} bytes free"
             )
-        self._ensure_dirs(path.parent)
+        self._ensure_dirs(chunk_hash)
         tmp = path.parent / f"{TEMP_PREFIX}{chunk_hash}-{uuid.uuid4().hex}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -305,10 +312,13 @@ class ChunkStore:
             # directory: the same durability as single puts with far fewer directory syncs.
             # The writes run on several threads: concurrent fsyncs share journal commits,
             # several times the rate of one after the other.
+            new_dirs: set[str] = set()
+            parents: set[Path] = set()
             for chunk_hash in todo:
                 path = self.path_of(chunk_hash)
+                new_dirs |= self._make_dirs(chunk_hash, parents)
                 temps[chunk_hash] = path.parent / f"{TEMP_PREFIX}{chunk_hash}-{uuid.uuid4().hex}"
-            self._all(self._write_new, list(zip(temps.values(), todo.values(), strict=True)))
+            self._all(_write_synced, list(zip(temps.values(), todo.values(), strict=True)))
             dirs: set[Path] = set()
             for chunk_hash, data in todo.items():
                 path = self.path_of(chunk_hash)
@@ -324,7 +334,9 @@ class ChunkStore:
                     )
                     self._corrupt.discard(chunk_hash)
                     created[chunk_hash] = True
-            self._all(_fsync_dir, [(d,) for d in sorted(dirs)])
+            # New fan-out directories' parents too, each once for the whole batch.
+            self._all(_fsync_dir, [(d,) for d in sorted(dirs | parents)])
+            self._durable_dirs |= new_dirs
         finally:
             for tmp in temps.values():
                 with contextlib.suppress(FileNotFoundError):
@@ -337,12 +349,6 @@ class ChunkStore:
             out.append(created[chunk_hash] and chunk_hash not in seen)
             seen.add(chunk_hash)
         return out
-
-    def _write_new(self, tmp: Path, data: bytes | memoryview) -> None:
-        # A directory another thread just made is fsynced by that thread before the batch is
-        # acknowledged: every thread is waited for.
-        self._ensure_dirs(tmp.parent)
-        _write_synced(tmp, data)
 
     def _all(self, fn: Callable[..., None], calls: list[tuple[Any, ...]]) -> None:
         """Run every call on the I/O threads; wait for all of them (so nothing is still writing
@@ -370,14 +376,32 @@ class ChunkStore:
             return False
         return True
 
-    def _ensure_dirs(self, leaf: Path) -> None:
-        for directory in (leaf.parent, leaf):
-            try:
-                os.mkdir(directory)
-            except FileExistsError:
+    def _make_dirs(self, chunk_hash: ChunkHash, parents: set[Path]) -> set[str]:
+        """Make the chunk's fan-out directories where missing; add to ``parents`` the
+        directories to fsync before they count as durable; -> their keys, to mark durable then.
+        """
+        top = self.chunks_dir / chunk_hash[:2]
+        pending: set[str] = set()
+        for key, directory in (
+            (chunk_hash[:2], top),
+            (f"{chunk_hash[:2]}/{chunk_hash[2:4]}", top / chunk_hash[2:4]),
+        ):
+            if key in self._durable_dirs:
                 continue
-            # The new directory entry must survive a crash as much as the chunk inside it.
-            _fsync_dir(directory.parent)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(directory)
+            # Made here or by a writer that may not have synced it yet: sync it ourselves.
+            parents.add(directory.parent)
+            pending.add(key)
+        return pending
+
+    def _ensure_dirs(self, chunk_hash: ChunkHash) -> None:
+        """The chunk's directory exists and its entry would survive a crash."""
+        parents: set[Path] = set()
+        pending = self._make_dirs(chunk_hash, parents)
+        for directory in sorted(parents):
+            _fsync_dir(directory)
+        self._durable_dirs |= pending
 
     # -- reads ------------------------------------------------------------------------------
 
