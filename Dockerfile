@@ -11,10 +11,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/cofre
 WORKDIR /src
-# Dependencies first (pinned exactly in pyproject.toml), so code changes reuse this layer.
-COPY pyproject.toml README.md ./
+# Dependencies first, every one pinned (constraints.txt locks the transitive ones too), so code
+# changes reuse this layer.
+COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir cofre && touch cofre/__init__.py \
-    && /opt/cofre/bin/pip install . \
+    && /opt/cofre/bin/pip install -c constraints.txt . \
     && /opt/cofre/bin/pip uninstall -y cofre
 COPY cofre ./cofre
 RUN /opt/cofre/bin/pip install --no-deps .

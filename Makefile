@@ -15,11 +15,12 @@ help:
 	@echo "make lint       ruff, mypy --strict, import-linter"
 	@echo "make bench      run the benchmark and write docs/benchmarks.md"
 
-# The venv is rebuilt when the dependency pins change.
-$(VENV)/.installed: pyproject.toml
+# The venv is rebuilt when the dependency pins change. constraints.txt locks every transitive
+# dependency (regenerate: pip freeze --exclude-editable > constraints.txt).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 setup: $(VENV)/.installed
