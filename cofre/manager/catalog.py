@@ -547,6 +547,20 @@ class Catalog:
 
         await self._run(do)
 
+    async def set_draining(self, node_ids: Iterable[NodeId], *, now: float) -> None:
+        """Make the draining set exactly ``node_ids`` (keeping when each drain began)."""
+        keep = sorted(set(node_ids))
+
+        def do(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                marks = ",".join("?" * len(keep))
+                db.execute(f"DELETE FROM draining WHERE node_id NOT IN ({marks})", keep)
+                db.executemany(
+                    "INSERT OR IGNORE INTO draining VALUES (?,?)", [(n, now) for n in keep]
+                )
+
+        await self._run(do)
+
     async def draining(self) -> set[NodeId]:
         def do(db: sqlite3.Connection) -> set[NodeId]:
             return {NodeId(r[0]) for r in db.execute("SELECT node_id FROM draining")}

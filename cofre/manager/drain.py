@@ -103,6 +103,29 @@ async def start_drain(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
     return await status(m)
 
 
+async def set_drain(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
+    """Declarative: the draining set becomes exactly ``nodes`` (an empty list ends every drain).
+
+    The operator sends the nodes a scale-down will remove on every pass, so a cancelled
+    scale-down, or a pod that comes back later, stops draining.
+    """
+    raw = body.get("nodes")
+    if not isinstance(raw, list):
+        raise BadRequest("nodes must be a list of node ids")
+    node_ids = {parse_node_id(n) for n in raw}
+    await m.catalog.set_draining(node_ids, now=time.time())
+    started = node_ids - m.registry.draining
+    ended = m.registry.draining - node_ids
+    m.registry.draining.clear()
+    m.registry.draining.update(node_ids)
+    if started:
+        log.info("drain started nodes=%s", ",".join(sorted(started)))
+    if ended:
+        log.info("drain ended nodes=%s", ",".join(sorted(ended)))
+    m.drain_wakeup.set()
+    return await status(m)
+
+
 async def copy_chunk(m: Manager, chunk: LiveChunk) -> NodeId | None:
     """Copy one chunk to the best new node and verify it there; -> the node, None if stuck."""
     views = m.registry.views()

@@ -355,6 +355,14 @@ PATHS: dict[str, Any] = {
             },
             "responses": {**_ok("202", "draining", DRAIN_STATUS), **_errors("400")},
         },
+        "put": {
+            "summary": "set the draining nodes to exactly this list (empty: end every drain)",
+            "requestBody": {
+                "required": True,
+                "content": _json(_obj({"nodes": {"type": "array", "items": _STR}}, ["nodes"])),
+            },
+            "responses": {**_ok("200", "draining", DRAIN_STATUS), **_errors("400")},
+        },
         "get": {
             "summary": "drain progress",
             "responses": _ok("200", "progress", DRAIN_STATUS),

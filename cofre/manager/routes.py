@@ -184,6 +184,12 @@ async def start_drain(request: web.Request) -> web.Response:
     return web.json_response(await drain.start_drain(request.app[MANAGER], body), status=202)
 
 
+@routes.put("/v1/drain")
+async def set_drain(request: web.Request) -> web.Response:
+    body = await read_json(request, keys=("nodes",))
+    return web.json_response(await drain.set_drain(request.app[MANAGER], body))
+
+
 @routes.get("/v1/drain")
 async def drain_status(request: web.Request) -> web.Response:
     return web.json_response(await drain.status(request.app[MANAGER]))

@@ -56,8 +56,8 @@ class ScalePlan:
     # Replicas the storage StatefulSet gets in this pass.
     replicas: int
     state: ScaleState
-    # Set: POST /v1/drain with these nodes (the manager adds them to its draining set; it has
-    # no way to end a drain, so pods kept after a cancelled scale-down stay draining).
+    # Set: make the manager's draining set exactly these nodes (PUT /v1/drain); () ends every
+    # drain, so pods kept after a cancelled scale-down, or back after a scale-up, take data again.
     send_drain: tuple[str, ...] | None = None
     # The pods being drained (refused removal; steady: kept pods still draining).
     targets: tuple[str, ...] = ()
@@ -84,14 +84,19 @@ def plan_scale(
     drain status, None when the manager could not be asked.
     """
     if current is None or desired >= current:
+        draining = set(drain.nodes) if drain is not None else set()
         kept = drain_targets(statefulset, current=desired, desired=0)
-        stale = tuple(n for n in kept if drain is not None and n in drain.nodes)
+        stale = tuple(n for n in kept if n in draining)
         message = (
-            f"{', '.join(stale)} still marked draining by the manager: they take no new data"
-            if stale
-            else ""
+            f"ending the drain of {', '.join(stale)}: they take new data again" if stale else ""
         )
-        return ScalePlan(replicas=desired, state="steady", targets=stale, message=message)
+        return ScalePlan(
+            replicas=desired,
+            state="steady",
+            send_drain=() if draining else None,
+            targets=stale,
+            message=message,
+        )
     needed = min_storage_nodes(
         replication_factor=replication_factor, primary_keeps_copy=primary_keeps_copy
     )
@@ -121,10 +126,13 @@ def plan_scale(
             targets=targets,
             message=f"draining {', '.join(targets)}",
         )
+    # Nodes of an earlier, larger scale-down that are kept now stop draining.
+    exact = targets if set(drain.nodes) - set(targets) else None
     if all(drain.nodes[t].done for t in targets):
         return ScalePlan(
             replicas=desired,
             state="removing",
+            send_drain=exact,
             targets=targets,
             message=f"drained {', '.join(targets)}; removing them",
         )
@@ -133,6 +141,7 @@ def plan_scale(
     return ScalePlan(
         replicas=current,
         state="draining",
+        send_drain=exact,
         targets=targets,
         message=(f"draining {', '.join(targets)}: {chunks_left} chunks, {bytes_left} bytes left"),
     )

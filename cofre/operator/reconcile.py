@@ -176,12 +176,13 @@ def _manager(ctx: Context, target: Target, token: str) -> ManagerClient:
 
 
 async def send_drain(ctx: Context, target: Target, *, token: str, nodes: tuple[str, ...]) -> bool:
+    """Make the manager's draining set exactly ``nodes``."""
     try:
-        await _manager(ctx, target, token).drain(nodes)
+        await _manager(ctx, target, token).set_draining(nodes)
     except CofreError as exc:
         log.warning("drain request failed cluster=%s nodes=%s: %s", target.name, nodes, exc)
         return False
-    log.info("drain requested cluster=%s/%s nodes=%s", target.namespace, target.name, nodes)
+    log.info("drain set cluster=%s/%s nodes=%s", target.namespace, target.name, nodes or "none")
     return True
 
 
@@ -207,14 +208,21 @@ async def reconcile(
         primary_keeps_copy=spec.primary_keeps_copy,
         drain=drain,
     )
-    if plan.send_drain:
+    if plan.send_drain is not None:
         sent = await send_drain(ctx, target, token=token, nodes=plan.send_drain)
-        if sent:
+        if sent and plan.send_drain:
             kopf.event(
                 target.body,
                 type="Normal",
                 reason="DrainStarted",
                 message=f"draining {', '.join(plan.send_drain)} before removing them",
+            )
+        elif sent and plan.targets:
+            kopf.event(
+                target.body,
+                type="Normal",
+                reason="DrainEnded",
+                message=f"{', '.join(plan.targets)} stay and take new data again",
             )
     storage_sts = await ensure_storage(ctx, target, spec, image=image, plan=plan)
     manager_sts = await ensure_manager(ctx, target, spec, image=image)
@@ -277,5 +285,3 @@ def _scale_events(target: Target, plan: ScalePlan, previous: Mapping[str, Any]) 
         kopf.event(target.body, type="Warning", reason="ScaleDownRefused", message=plan.message)
     elif plan.state == "removing" and reason != "RemovingDrainedNodes":
         kopf.event(target.body, type="Normal", reason="ScaledDown", message=plan.message)
-    elif plan.state == "steady" and plan.targets and reason != "StillDraining":
-        kopf.event(target.body, type="Warning", reason="StillDraining", message=plan.message)

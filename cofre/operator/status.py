@@ -100,7 +100,7 @@ def build_status(
         now=now,
     )
     reasons = {
-        "steady": "StillDraining" if o.plan.targets else "Idle",
+        "steady": "EndingDrain" if o.plan.targets else "Idle",
         "draining": "Draining",
         "waiting": "WaitingForManager",
         "removing": "RemovingDrainedNodes",

@@ -196,6 +196,13 @@ class ManagerClient(_ApiClient):
         )
         return result
 
+    async def set_draining(self, node_ids: Iterable[str]) -> dict[str, Any]:
+        """Make the manager's draining set exactly ``node_ids`` (empty ends every drain)."""
+        result: dict[str, Any] = await self._request(
+            "PUT", "/v1/drain", json={"nodes": list(node_ids)}
+        )
+        return result
+
     async def drain_status(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._request("GET", "/v1/drain")
         return result

@@ -107,6 +107,23 @@ async def test_drain_copies_chunks_off_a_node_and_reports_done(make_cluster: Any
     assert cluster.node_id_of(up["primary_url"]) != victim
 
 
+async def test_set_draining_is_exact_and_an_empty_list_ends_every_drain(make_cluster: Any) -> None:
+    cluster = await make_cluster(4)
+    ids = sorted(n["node_id"] for n in (await cluster.api.nodes())["nodes"])
+
+    await cluster.api.set_draining(ids[2:])
+    assert set((await cluster.api.drain_status())["nodes"]) == set(ids[2:])
+    # Exact, not additive: a shrunk list ends the drain of the nodes left out.
+    await cluster.api.set_draining(ids[3:])
+    listed = {n["node_id"]: n for n in (await cluster.api.nodes())["nodes"]}
+    assert [listed[i]["draining"] for i in ids] == [False, False, False, True]
+
+    await cluster.api.set_draining([])
+    assert (await cluster.api.drain_status())["nodes"] == {}
+    listed = {n["node_id"]: n for n in (await cluster.api.nodes())["nodes"]}
+    assert not any(n["draining"] for n in listed.values())
+
+
 async def _tick() -> None:
     import asyncio
 

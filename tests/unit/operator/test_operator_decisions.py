@@ -85,7 +85,9 @@ def test_drain_covering_more_than_the_targets_still_counts() -> None:
     # 6 -> 3 was draining 3..5; the spec now says 4: 4 and 5 go once they are done.
     drain = _drain(demo_storage_3=(False, 1), demo_storage_4=(True, 0), demo_storage_5=(True, 0))
     plan = _plan(4, 6, drain)
-    assert (plan.replicas, plan.state, plan.send_drain) == (4, "removing", None)
+    # 3 is kept now: it leaves the draining set.
+    assert (plan.replicas, plan.state) == (4, "removing")
+    assert plan.send_drain == ("demo-storage-4", "demo-storage-5")
 
 
 def test_targets_missing_from_the_drain_are_sent_again() -> None:
@@ -124,14 +126,15 @@ def test_primary_keeping_a_copy_lowers_the_minimum() -> None:
 def test_finished_drain_of_removed_pods_is_quiet() -> None:
     drain = _drain(demo_storage_3=(True, 0), demo_storage_4=(True, 0))
     plan = _plan(3, 3, drain)
-    assert (plan.replicas, plan.state, plan.send_drain, plan.targets) == (3, "steady", None, ())
+    # The removed pods leave the draining set, so they take data if a scale-up brings them back.
+    assert (plan.replicas, plan.state, plan.send_drain, plan.targets) == (3, "steady", (), ())
 
 
 def test_kept_pods_still_draining_are_reported() -> None:
     drain = _drain(demo_storage_3=(False, 10))
     plan = _plan(4, 4, drain)
-    assert (plan.state, plan.send_drain, plan.targets) == ("steady", None, ("demo-storage-3",))
-    assert "take no new data" in plan.message
+    assert (plan.state, plan.send_drain, plan.targets) == ("steady", (), ("demo-storage-3",))
+    assert "take new data again" in plan.message
 
 
 def test_drain_progress_from_manager_json() -> None:
