@@ -30,6 +30,7 @@ from cofre.cli.download import (
     _prepare_dest,
     dest_under,
     fetch_chunk,
+    spread_nodes,
 )
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
@@ -104,7 +105,9 @@ async def _fetch_all(
     wanted: dict[ChunkHash, dict[str, Any]] = {}
     for manifest in manifests:
         for chunk in manifest["chunks"]:
-            wanted.setdefault(parse_chunk_hash(chunk["hash"]), chunk)
+            chunk_hash = parse_chunk_hash(chunk["hash"])
+            if chunk_hash not in wanted:
+                wanted[chunk_hash] = spread_nodes(chunk, len(wanted))
     by_node: dict[str, list[ChunkHash]] = {}
     for chunk_hash, chunk in wanted.items():
         nodes = chunk.get("nodes") or []

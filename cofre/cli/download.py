@@ -101,7 +101,8 @@ async def stream_chunks(
             budget.memory.release(length)
 
     try:
-        for chunk in chunks:
+        for index, listed in enumerate(chunks):
+            chunk = spread_nodes(listed, index)
             length = int(chunk["length"])
             # Never block on memory while holding fetched chunks that only we can release.
             while window and (len(window) >= budget.batch or budget.memory.would_block(length)):
@@ -117,6 +118,16 @@ async def stream_chunks(
         await asyncio.gather(*(task for _, task in window), return_exceptions=True)
         raise
     return written
+
+
+def spread_nodes(chunk: dict[str, Any], index: int) -> dict[str, Any]:
+    """The chunk with its nodes rotated by ``index``: consecutive chunks are read from different
+    copies, so every holder serves (and hashes) a share; the others stay as fallbacks."""
+    nodes = list(chunk.get("nodes") or [])
+    if len(nodes) < 2:
+        return chunk
+    k = index % len(nodes)
+    return {**chunk, "nodes": nodes[k:] + nodes[:k]}
 
 
 def default_dest(name: str) -> Path:
