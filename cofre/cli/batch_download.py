@@ -171,7 +171,27 @@ def _write_all(
                 out.append(future.result())
             except Exception as exc:
                 out.append(exc)
-        return out
+        # Each directory's new entries made durable once for the batch, before any file of it
+        # is reported restored.
+        dirs = sorted({Path(r.dest).parent for r in out if isinstance(r, GetResult)})
+        synced = dict(zip(dirs, pool.map(_sync_dir, dirs), strict=True))
+    results: list[GetResult | Exception] = []
+    for r in out:
+        failure = synced[Path(r.dest).parent] if isinstance(r, GetResult) else None
+        results.append(failure if failure is not None else r)
+    return results
+
+
+def _sync_dir(path: Path) -> Exception | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return LocalFileError(f"cannot sync {path}: {exc.strerror or exc}")
+    return None
 
 
 def _write_one(
@@ -205,7 +225,7 @@ def _write_one(
             os.fchmod(f.fileno(), int(manifest["mode"]) & MODE_MASK)
         mtime = float(manifest["mtime"])
         os.utime(tmp_name, (mtime, mtime))
-        _install(tmp_name, dest, force=force)
+        _install(tmp_name, dest, force=force, sync_dir=False)
     except OSError as exc:
         _discard(tmp_name)
         raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc

@@ -30,7 +30,7 @@ from cofre.protocol.client import NodeClient
 from cofre.protocol.framing import MAX_FRAMED_BYTES, MAX_FRAMED_CHUNKS, Frame, encode_frames
 
 BATCH_FILES = 256
-BATCH_BYTES = 16 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
 # One framed request stays well under the nodes' limit (headers and manifests ride along).
 _REQUEST_BYTES = MAX_FRAMED_BYTES // 2
 _REQUEST_CHUNKS = MAX_FRAMED_CHUNKS // 2

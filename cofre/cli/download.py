@@ -210,8 +210,9 @@ def _prepare_dest(dest: Path, *, name: str, force: bool, make_parents: bool) -> 
     return dest
 
 
-def _install(tmp: str, dest: Path, *, force: bool) -> None:
-    """Put the finished file in place; without ``force`` never replace what appeared meanwhile."""
+def _install(tmp: str, dest: Path, *, force: bool, sync_dir: bool = True) -> None:
+    """Put the finished file in place; without ``force`` never replace what appeared meanwhile.
+    ``sync_dir=False`` leaves the directory's fsync to the caller (one for many files)."""
     if force:
         os.replace(tmp, dest)
     else:
@@ -220,7 +221,8 @@ def _install(tmp: str, dest: Path, *, force: bool) -> None:
         except FileExistsError:
             raise LocalFileError(f"{dest} already exists; use --force to overwrite it") from None
         os.unlink(tmp)
-    _fsync_dir(dest.parent)
+    if sync_dir:
+        _fsync_dir(dest.parent)
 
 
 def _discard(tmp: str) -> None:

@@ -309,10 +309,16 @@ class Catalog:
         """Forget closed sessions whose expiry passed before ``closed_before``."""
 
         def do(db: sqlite3.Connection) -> int:
-            cur = db.execute(
-                "DELETE FROM sessions WHERE state != 'open' AND expires < ?", (closed_before,)
-            )
-            return cur.rowcount
+            with _transaction(db):
+                db.execute(
+                    "DELETE FROM session_files WHERE session_id IN (SELECT id FROM sessions"
+                    " WHERE state != 'open' AND expires < ?)",
+                    (closed_before,),
+                )
+                cur = db.execute(
+                    "DELETE FROM sessions WHERE state != 'open' AND expires < ?", (closed_before,)
+                )
+                return cur.rowcount
 
         return await self._run(do)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cofre.manager.catalog import Catalog, SessionRow
+import pytest
+
+from cofre.errors import Conflict
+from cofre.manager.catalog import Catalog, CommitEntry, SessionRow
 from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, UploadId, sha256_hex
 
 A = NodeId("node-a")
@@ -140,5 +143,37 @@ async def test_a_session_commits_once(tmp_path: Path) -> None:
         assert [v.version for v in await cat.versions(name="x")] == [1]
         committed = await cat.session(UploadId("u1"))
         assert committed is not None and (committed.state, committed.version) == ("committed", 1)
+    finally:
+        await cat.close()
+
+
+async def test_a_batch_session_commits_every_version_at_once_and_is_purged(
+    tmp_path: Path,
+) -> None:
+    cat = Catalog(tmp_path / "c.sqlite3")
+    await cat.open()
+    try:
+        ma, mb = manifest("x", "a1"), manifest("y", "b1", "b2")
+        s = session("batch-1", "x", ma.size + mb.size)
+        await cat.add_session(s, files=[("x", ma.size), ("y", mb.size), ("z", 7)])
+        assert await cat.session_files(UploadId("batch-1")) == [
+            ("x", 10, None),
+            ("y", 20, None),
+            ("z", 7, None),
+        ]
+        entries = [CommitEntry(m, m.hash, len(m.encode())) for m in (ma, mb)]
+        assert await cat.commit_many(s, entries, holders=s.copy_holders) == [1, 1]
+        assert await cat.session_files(UploadId("batch-1")) == [
+            ("x", 10, 1),
+            ("y", 20, 1),
+            ("z", 7, None),
+        ]
+        assert {v.name for v in await cat.versions()} == {"x", "y"}
+        found = await cat.latest_many(["y", "nothing", "x"])
+        assert [(row.name, len(chunks)) for row, chunks in found] == [("y", 2), ("x", 1)]
+        with pytest.raises(Conflict):
+            await cat.commit_many(s, entries, holders=s.copy_holders)
+        assert await cat.purge_sessions(closed_before=1e12) == 1
+        assert await cat.session_files(UploadId("batch-1")) == []
     finally:
         await cat.close()
