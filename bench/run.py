@@ -382,6 +382,7 @@ def main() -> None:
     work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     big, small = make_data(work, args.big_mib, args.files, args.file_kib)
+    load_before = os.getloadavg()[0]
     cached = drop_caches()
     results: list[Result] = []
     results += limit_big(big, work / "limit-big")
@@ -395,6 +396,7 @@ def main() -> None:
         if restic
         else "restic not installed"
     )
+    load_after = os.getloadavg()[0]
     report = f"""# Benchmarks
 
 Produced by `make bench` (`python bench/run.py`) on {time.strftime("%Y-%m-%d")}:
@@ -410,7 +412,9 @@ disk (`{work}`), page cache dropped before every run: {"yes" if cached else "no 
   deduplicated).
 
 MB/s counts the user's bytes (not the copies). Peak RSS is the largest resident set of each
-process role during the run.
+process role during the run. Load average (1 min) before / after the run:
+{load_before:.1f} / {load_after:.1f}; other work on a shared machine moves every number, the
+limit's included.
 
 {table(results)}
 """
