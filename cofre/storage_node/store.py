@@ -110,6 +110,10 @@ class ChunkStore:
         # Fan-out directories ("ab", "ab/cd") whose own entries are known durable; one made
         # since is used by a write only after its parent was fsynced, whoever made it.
         self._durable_dirs: set[str] = set()
+        # Chunks renamed into place whose directory is not fsynced yet. A writer that finds
+        # one of these already held syncs the directory itself before it acks, so an ack
+        # never rests on another writer's unfinished rename.
+        self._unsynced: set[ChunkHash] = set()
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -158,6 +162,9 @@ class ChunkStore:
             self._stored_bytes, self._chunk_count = stored, count
         self._corrupt = corrupt
         self._durable_dirs = durable
+        # What an earlier process renamed may still sit in the page cache; flush it once, so
+        # everything held at start is durable.
+        os.sync()
         self.is_open = True
         log.info(
             "chunk store opened data_dir=%s chunks=%d stored_bytes=%d stale_temp_removed=%d "
@@ -241,7 +248,7 @@ class ChunkStore:
         if _sha256(data) != chunk_hash:
             raise IntegrityError(f"bytes do not hash to chunk {chunk_hash}", hash=chunk_hash)
         path = self.path_of(chunk_hash)
-        if self._touch_if_held(path, len(data)):
+        if self._held_durably(chunk_hash, path, len(data)):
             return False
         if self._free_bytes() - len(data) < self.reserve_bytes:
             raise InsufficientStorage(
@@ -257,7 +264,7 @@ class ChunkStore:
                 os.fsync(fh.fileno())
             with self._lock(chunk_hash):
                 # Re-check under the lock: a concurrent writer of the same chunk may have won.
-                if self._touch_if_held(path, len(data)):
+                if self._held_durably(chunk_hash, path, len(data)):
                     return False
                 old = self._size_or_none(path)
                 os.replace(tmp, path)
@@ -297,7 +304,7 @@ class ChunkStore:
         for chunk_hash, data in items:
             if chunk_hash in created or chunk_hash in todo:
                 continue
-            if self._touch_if_held(self.path_of(chunk_hash), len(data)):
+            if self._held_durably(chunk_hash, self.path_of(chunk_hash), len(data)):
                 created[chunk_hash] = False
             else:
                 todo[chunk_hash] = data
@@ -323,11 +330,12 @@ class ChunkStore:
             for chunk_hash, data in todo.items():
                 path = self.path_of(chunk_hash)
                 with self._lock(chunk_hash):
-                    if self._touch_if_held(path, len(data)):
+                    if self._held_durably(chunk_hash, path, len(data)):
                         created[chunk_hash] = False
                         continue
                     old = self._size_or_none(path)
                     os.replace(temps.pop(chunk_hash), path)
+                    self._unsynced.add(chunk_hash)
                     dirs.add(path.parent)
                     self._account(
                         bytes_delta=len(data) - (old or 0), count_delta=0 if old is not None else 1
@@ -337,6 +345,7 @@ class ChunkStore:
             # New fan-out directories' parents too, each once for the whole batch.
             self._all(_fsync_dir, [(d,) for d in sorted(dirs | parents)])
             self._durable_dirs |= new_dirs
+            self._unsynced.difference_update(h for h, new in created.items() if new)
         finally:
             for tmp in temps.values():
                 with contextlib.suppress(FileNotFoundError):
@@ -364,6 +373,14 @@ class ChunkStore:
             return path.stat().st_size
         except FileNotFoundError:
             return None
+
+    def _held_durably(self, chunk_hash: ChunkHash, path: Path, length: int) -> bool:
+        """True if the chunk is held (touched) and its directory entry is on disk."""
+        if not self._touch_if_held(path, length):
+            return False
+        if chunk_hash in self._unsynced:
+            _fsync_dir(path.parent)
+        return True
 
     def _touch_if_held(self, path: Path, length: int) -> bool:
         """True if a file of the right length is there (it is touched); a wrong length is rot."""
@@ -505,6 +522,9 @@ class ChunkStore:
             if state is True:
                 if touch:
                     self._touch_sync(h)
+                if h in self._unsynced:
+                    # Reported present means durable: a commit rests on this answer.
+                    _fsync_dir(self.path_of(h).parent)
                 result.present.append(h)
             elif state is False or h in self._corrupt:
                 result.corrupt.append(h)
