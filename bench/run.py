@@ -358,6 +358,8 @@ def table(results: list[Result]) -> str:
             rss = " / ".join(
                 mib(r.peak_rss[k]) if k in r.peak_rss else "-" for k in ("cli", "manager", "node")
             )
+            # files/s says nothing about one file.
+            files_s = f"{r.files_s:.0f}" if r.nfiles > 1 else "-"
             ratios = ["", ""]
             if system == "cofre":
                 for i, peer in enumerate(("limit", "restic")):
@@ -365,7 +367,7 @@ def table(results: list[Result]) -> str:
                     if other:
                         ratios[i] = f"{r.mb_s / other.mb_s:.2f}"
             lines.append(
-                f"| {workload} | {system} | {r.mb_s:.1f} | {r.files_s:.0f} | {rss} "
+                f"| {workload} | {system} | {r.mb_s:.1f} | {files_s} | {rss} "
                 f"| {ratios[0]} | {ratios[1]} |"
             )
     return "\n".join(lines)
