@@ -29,8 +29,8 @@ run: setup
 	$(BIN)/cofre local up $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check cofre tests bench
-	$(BIN)/ruff format --check cofre tests bench
+	$(BIN)/ruff check cofre tests bench devcluster
+	$(BIN)/ruff format --check cofre tests bench devcluster
 	$(BIN)/mypy cofre
 	$(BIN)/lint-imports
 
