@@ -23,6 +23,9 @@ UploadId = NewType("UploadId", str)
 """Id of one upload session, minted by the manager."""
 
 MANIFEST_FORMAT = "cofre-manifest-1"
+# How every manifest's canonical encoding (sorted keys, compact) begins: lets a node list the
+# chunks that may be manifests by reading a few bytes of each.
+MANIFEST_PREFIX = b'{"chunks":['
 # Names are data, never paths; the limits keep catalog rows and URLs bounded.
 MAX_NAME_BYTES = 4096
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")

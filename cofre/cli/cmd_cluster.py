@@ -1,4 +1,5 @@
-"""`cofre status`, `fsck`, `gc`: the cluster's nodes, the health of every backup, cleanup."""
+"""`cofre status`, `fsck`, `gc`, `catalog rebuild`: the cluster's nodes, the health of every
+backup, cleanup, and recovery of a lost catalog."""
 
 from __future__ import annotations
 
@@ -88,4 +89,24 @@ async def run_gc(args: argparse.Namespace, ctx: Context) -> ExitCode:
         f"freed {human_size(int(result.get('freed_bytes') or 0))}",
         flush=True,
     )
+    return ExitCode.OK
+
+
+async def run_catalog_rebuild(args: argparse.Namespace, ctx: Context) -> ExitCode:
+    async with connect(ctx) as clients:
+        result = await clients.manager.rebuild_catalog()
+    if args.json:
+        print_json(result)
+        return ExitCode.OK
+    lines = [
+        f"recovered {result.get('versions', 0)} versions of {result.get('names', 0)} names "
+        f"from {result.get('nodes_scanned', 0)} nodes"
+    ]
+    incomplete = int(result.get("skipped_incomplete") or 0)
+    unreadable = int(result.get("skipped_unreadable") or 0)
+    if incomplete:
+        lines.append(f"skipped {incomplete} versions whose chunks are no longer on any node")
+    if unreadable:
+        lines.append(f"skipped {unreadable} manifest chunks that could not be read intact")
+    print("\n".join(lines), flush=True)
     return ExitCode.OK

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from cofre.cli.cmd_cluster import run_fsck, run_gc, run_status
+from cofre.cli.cmd_cluster import run_catalog_rebuild, run_fsck, run_gc, run_status
 from cofre.cli.cmd_files import run_get, run_ls, run_put, run_rm
 from cofre.cli.context import Context, resolve
 from cofre.cli.exitcodes import ExitCode, describe_error, describe_exit_codes, exit_code_for
@@ -121,6 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep chunks written more recently than this (default: the manager's)",
     )
     p.set_defaults(handler=run_gc)
+
+    catalog = sub.add_parser("catalog", help="the manager's catalog")
+    catalog_sub = catalog.add_subparsers(
+        dest="catalog_command", metavar="COMMAND", parser_class=_Parser
+    )
+    catalog_sub.required = True
+    p = catalog_sub.add_parser(
+        "rebuild",
+        parents=[conn, js],
+        help="recover a lost catalog from the manifests on the storage nodes",
+        description=(
+            "Fill an empty catalog (the manager's data was lost) from the manifests every "
+            "storage node keeps: each version whose chunks are still on some node comes back, "
+            "numbered 1..n per name in order of creation. Deleted versions not yet garbage "
+            "collected come back too. Refused when the catalog holds any version."
+        ),
+    )
+    p.set_defaults(handler=run_catalog_rebuild)
 
     p = sub.add_parser("menu", parents=[conn], help="the interactive menu")
     p.set_defaults(handler=None, menu=True)

@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -451,6 +451,31 @@ class Catalog:
 
         return await self._run(do)
 
+    async def version_rows(self) -> int:
+        """Every version row, deleted ones included (0: an empty catalog)."""
+
+        def do(db: sqlite3.Connection) -> int:
+            return int(db.execute("SELECT COUNT(*) FROM versions").fetchone()[0])
+
+        return await self._run(do)
+
+    async def restore(self, versions: Sequence[RecoveredVersion]) -> None:
+        """Fill an empty catalog with recovered versions and their locations, in one
+        transaction; Conflict (nothing written) if it holds any version."""
+
+        def do(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                held = int(db.execute("SELECT COUNT(*) FROM versions").fetchone()[0])
+                if held:
+                    raise Conflict(
+                        f"the catalog already holds {held} versions; a rebuild only fills an "
+                        "empty catalog"
+                    )
+                for v in versions:
+                    _insert_recovered(db, v)
+
+        await self._run(do)
+
     # chunks and locations --------------------------------------------------------------------
 
     async def live_hashes(self) -> set[ChunkHash]:
@@ -637,6 +662,47 @@ def _insert_version(
         [(h, n) for h in lengths for n in holders],
     )
     return number
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredVersion:
+    """A version rebuilt from its manifest on the nodes, with every node holding each chunk."""
+
+    number: int
+    manifest: Manifest
+    manifest_hash: ChunkHash
+    manifest_length: int
+    # chunk (data chunks and the manifest) -> nodes holding it
+    locations: Mapping[ChunkHash, frozenset[NodeId]]
+
+
+def _insert_recovered(db: sqlite3.Connection, v: RecoveredVersion) -> None:
+    manifest = v.manifest
+    cur = db.execute(
+        "INSERT INTO versions (name, version, size, mode, mtime, created, manifest_hash)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (
+            manifest.name,
+            v.number,
+            manifest.size,
+            manifest.mode,
+            manifest.mtime,
+            manifest.created,
+            v.manifest_hash,
+        ),
+    )
+    vid = cur.lastrowid
+    db.executemany(
+        "INSERT INTO version_chunks VALUES (?,?,?,?)",
+        [(vid, i, c.hash, c.length) for i, c in enumerate(manifest.chunks)],
+    )
+    lengths = {c.hash: c.length for c in manifest.chunks}
+    lengths[v.manifest_hash] = v.manifest_length
+    db.executemany("INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)", list(lengths.items()))
+    db.executemany(
+        "INSERT OR IGNORE INTO locations VALUES (?,?)",
+        [(h, n) for h in lengths for n in sorted(v.locations.get(h, ()))],
+    )
 
 
 class _transaction:

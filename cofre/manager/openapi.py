@@ -32,7 +32,8 @@ def _errors(*codes: str) -> dict[str, Any]:
         "400": "bad request",
         "401": "missing or wrong cluster token",
         "404": "not found",
-        "409": "conflict (incomplete_upload: chunks missing on a copy node)",
+        "409": "conflict (incomplete_upload: chunks missing on a copy node; a rebuild of a "
+        "catalog that is not empty)",
         "503": "not_enough_nodes or a node unavailable",
     }
     return {c: {"description": text[c], "content": _PROBLEM} for c in ("401", *codes)}
@@ -320,6 +321,33 @@ PATHS: dict[str, Any] = {
             "responses": {
                 **_ok("200", "collected", _obj({"deleted_chunks": _INT, "freed_bytes": _INT})),
                 **_errors("400"),
+            },
+        }
+    },
+    "/v1/catalog/rebuild": {
+        "post": {
+            "summary": "fill an empty catalog from the manifests stored on every node: per name "
+            "in order of creation, versions numbered from 1, those with a data chunk on no node "
+            "skipped (409 if the catalog holds any version)",
+            "requestBody": {"content": _json(_obj({}))},
+            "responses": {
+                **_ok(
+                    "200",
+                    "rebuilt",
+                    _obj(
+                        {
+                            k: _INT
+                            for k in (
+                                "versions",
+                                "names",
+                                "skipped_incomplete",
+                                "skipped_unreadable",
+                                "nodes_scanned",
+                            )
+                        }
+                    ),
+                ),
+                **_errors("400", "409", "503"),
             },
         }
     },

@@ -7,7 +7,7 @@ import time
 from aiohttp import web
 
 from cofre.errors import BadRequest, NotFound
-from cofre.manager import drain, gc, health, uploads
+from cofre.manager import drain, gc, health, rebuild, uploads
 from cofre.manager.keys import MANAGER
 from cofre.manager.placement import restore_order
 from cofre.models import UploadId, validate_name
@@ -171,6 +171,15 @@ async def run_gc(request: web.Request) -> web.Response:
         raise BadRequest("grace_s must be a non-negative number")
     result = await gc.collect(request.app[MANAGER], grace_s=None if grace is None else float(grace))
     return web.json_response(result)
+
+
+@routes.post("/v1/catalog/rebuild")
+async def rebuild_catalog(request: web.Request) -> web.Response:
+    """Fill an empty catalog from the manifests on the nodes (409 if it holds any version)."""
+    body = await read_json(request) if request.can_read_body else {}
+    if body:
+        raise BadRequest(f"unexpected fields {sorted(body)}: a rebuild takes an empty object")
+    return web.json_response(await rebuild.rebuild(request.app[MANAGER]))
 
 
 @routes.get("/v1/stats")

@@ -190,6 +190,12 @@ class ManagerClient(_ApiClient):
         result: dict[str, Any] = await self._request("GET", "/v1/stats")
         return result
 
+    async def rebuild_catalog(self) -> dict[str, Any]:
+        """Fill an empty catalog from the manifests on the nodes (Conflict if not empty)
+        -> {versions, names, skipped_incomplete, skipped_unreadable, nodes_scanned}"""
+        result: dict[str, Any] = await self._request("POST", "/v1/catalog/rebuild", json={})
+        return result
+
     async def drain(self, node_ids: Iterable[str]) -> dict[str, Any]:
         result: dict[str, Any] = await self._request(
             "POST", "/v1/drain", json={"nodes": list(node_ids)}
@@ -312,6 +318,12 @@ class NodeClient(_ApiClient):
         result = await self._request("GET", "/v1/chunks", params=params)
         chunks: list[dict[str, Any]] = result["chunks"]
         return chunks
+
+    async def manifests(self) -> list[dict[str, Any]]:
+        """-> [{hash, length}] of every chunk that starts like a manifest (not verified)."""
+        result = await self._request("GET", "/v1/manifests")
+        found: list[dict[str, Any]] = result["manifests"]
+        return found
 
     async def delete_chunks(self, hashes: list[ChunkHash]) -> dict[str, int]:
         """-> {deleted, freed_bytes}"""

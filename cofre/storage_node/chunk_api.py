@@ -134,6 +134,14 @@ async def inventory(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/v1/manifests")
+async def manifests(request: web.Request) -> web.Response:
+    """The chunks that look like manifests (by their first bytes; a catalog rebuild reads and
+    verifies them)."""
+    entries = await request.app[keys.STORE].manifests()
+    return web.json_response({"manifests": [{"hash": e.hash, "length": e.length} for e in entries]})
+
+
 @routes.post("/v1/chunks/delete")
 async def delete_chunks(request: web.Request) -> web.Response:
     body = await read_json_body(request, keys=("hashes",))

@@ -181,6 +181,25 @@ PATHS: dict[str, Any] = {
             params=[{"name": "before", "in": "query", "schema": {"type": "number"}}],
         ),
     },
+    "/v1/manifests": {
+        "get": _op(
+            "The chunks whose bytes start like a manifest (only their first bytes are read; "
+            "nothing is verified)",
+            {
+                "200": {
+                    "description": "manifest chunks",
+                    **_json(
+                        _obj(
+                            manifests={
+                                "type": "array",
+                                "items": _obj(hash=_HASH, length={"type": "integer"}),
+                            }
+                        )
+                    ),
+                }
+            },
+        )
+    },
     "/v1/chunks/delete": {
         "post": _op(
             "Delete chunks",

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cofre.errors import InsufficientStorage, IntegrityError, NotFound
-from cofre.models import ChunkHash, is_chunk_hash
+from cofre.models import MANIFEST_PREFIX, ChunkHash, is_chunk_hash
 
 log = logging.getLogger(__name__)
 
@@ -548,6 +548,21 @@ class ChunkStore:
                         continue
                     if before is None or st.st_mtime < before:
                         yield InventoryEntry(ChunkHash(entry.name), st.st_size, st.st_mtime)
+
+    async def manifests(self) -> list[InventoryEntry]:
+        """Every chunk whose bytes start like a manifest (only that prefix is read; nothing
+        is verified here: the reader decodes and checks the hash)."""
+        return await asyncio.to_thread(lambda: list(self._iter_manifests()))
+
+    def _iter_manifests(self) -> Iterator[InventoryEntry]:
+        for entry in self.iter_inventory():
+            try:
+                with open(self.path_of(entry.hash), "rb") as fh:
+                    head = fh.read(len(MANIFEST_PREFIX))
+            except FileNotFoundError:  # deleted meanwhile
+                continue
+            if head == MANIFEST_PREFIX:
+                yield entry
 
     # -- deletes ----------------------------------------------------------------------------
 

@@ -1,0 +1,171 @@
+"""Rebuild a lost catalog from the manifests stored as chunks on the nodes.
+
+Every committed version's manifest is a chunk on its nodes, so an empty catalog can be filled
+again: list the manifest chunks on every node, read each once and check its hash, ask every
+node which chunks it holds, and record, per name in order of creation, each version whose data
+chunks are all still somewhere. Deleted versions not yet collected come back (their manifests
+are still there); version numbers are assigned afresh, 1..n per name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cofre.errors import CofreError, Conflict, Unavailable
+from cofre.manager.catalog import RecoveredVersion
+from cofre.manager.context import Manager
+from cofre.manager.registry import NodeState
+from cofre.models import ChunkHash, Manifest, NodeId, is_chunk_hash
+
+log = logging.getLogger(__name__)
+
+# Hashes per check request (as commit and fsck send them).
+CHECK_BATCH = 1000
+# Manifests read at once.
+FETCH_PARALLELISM = 8
+
+
+@dataclass(frozen=True, slots=True)
+class FoundManifest:
+    """A manifest read from a node, its hash checked."""
+
+    hash: ChunkHash
+    length: int
+    manifest: Manifest
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    versions: list[RecoveredVersion]  # by name, then version number
+    skipped_incomplete: int  # manifests with a data chunk that no node holds
+
+
+def plan(
+    manifests: Iterable[FoundManifest], presence: Mapping[ChunkHash, Iterable[NodeId]]
+) -> Plan:
+    """The versions to record: per name, the complete manifests in order of ``created`` (ties
+    by manifest hash), numbered from 1. ``presence``: chunk -> nodes holding it intact. The same
+    manifest found on several nodes counts once."""
+    holders = {h: frozenset(nodes) for h, nodes in presence.items()}
+    unique = {f.hash: f for f in manifests}
+    by_name: dict[str, list[FoundManifest]] = {}
+    skipped = 0
+    for found in unique.values():
+        if not all(holders.get(c.hash) for c in found.manifest.chunks):
+            skipped += 1
+            continue
+        by_name.setdefault(found.manifest.name, []).append(found)
+    versions: list[RecoveredVersion] = []
+    for name in sorted(by_name):
+        ordered = sorted(by_name[name], key=lambda f: (f.manifest.created, f.hash))
+        for number, found in enumerate(ordered, start=1):
+            wanted = {c.hash for c in found.manifest.chunks} | {found.hash}
+            versions.append(
+                RecoveredVersion(
+                    number=number,
+                    manifest=found.manifest,
+                    manifest_hash=found.hash,
+                    manifest_length=found.length,
+                    locations={h: holders.get(h, frozenset()) for h in sorted(wanted)},
+                )
+            )
+    return Plan(versions=versions, skipped_incomplete=skipped)
+
+
+def _refuse_if_not_empty(rows: int) -> None:
+    if rows:
+        raise Conflict(
+            f"the catalog already holds {rows} versions; a rebuild only fills an empty catalog"
+        )
+
+
+def _every_node_ready(m: Manager) -> list[NodeState]:
+    """Every known node, all ready: a node left out would lose its copies' locations."""
+    known = list(m.registry.nodes.values())
+    if not known:
+        raise Unavailable("no storage nodes are known; nothing to rebuild from")
+    unready = sorted(s.node_id for s in known if not s.ready)
+    if unready:
+        raise Unavailable(
+            f"storage nodes {', '.join(unready)} are not ready; a rebuild needs every node"
+        )
+    return sorted(known, key=lambda s: s.node_id)
+
+
+async def _fetch(
+    m: Manager, chunk_hash: ChunkHash, sources: list[NodeState]
+) -> FoundManifest | None:
+    """The manifest from the first holder that returns it with the right hash; None if none."""
+    for source in sources:
+        try:
+            raw = await m.client(source.url).get_chunk(chunk_hash)
+            manifest = Manifest.decode(raw)
+        except CofreError as exc:
+            log.warning(
+                "rebuild manifest unreadable hash=%s node=%s error=%s",
+                chunk_hash,
+                source.node_id,
+                exc.detail,
+            )
+            continue
+        if manifest.hash != chunk_hash:  # not canonical: not a manifest this system wrote
+            log.warning("rebuild chunk is no manifest hash=%s node=%s", chunk_hash, source.node_id)
+            continue
+        return FoundManifest(chunk_hash, len(raw), manifest)
+    return None
+
+
+async def _present_on(m: Manager, state: NodeState, hashes: list[ChunkHash]) -> set[ChunkHash]:
+    client = m.client(state.url)
+    present: set[ChunkHash] = set()
+    for start in range(0, len(hashes), CHECK_BATCH):
+        result = await client.check(hashes[start : start + CHECK_BATCH])
+        present.update(result["present"])
+    return present
+
+
+async def rebuild(m: Manager) -> dict[str, Any]:
+    """Fill an empty catalog from the manifests on every node; -> {versions, names,
+    skipped_incomplete, skipped_unreadable, nodes_scanned}. Nothing is written unless every
+    node answered."""
+    # Held throughout: no GC pass deletes anything while the catalog is being rebuilt.
+    async with m.catalog_lock:
+        _refuse_if_not_empty(await m.catalog.version_rows())
+        nodes = _every_node_ready(m)
+        listings = await asyncio.gather(*(m.client(n.url).manifests() for n in nodes))
+        sources: dict[ChunkHash, list[NodeState]] = {}
+        for node, listing in zip(nodes, listings, strict=True):
+            for entry in listing:
+                if is_chunk_hash(str(entry.get("hash"))):
+                    sources.setdefault(ChunkHash(entry["hash"]), []).append(node)
+        limit = asyncio.Semaphore(FETCH_PARALLELISM)
+
+        async def fetch(h: ChunkHash) -> FoundManifest | None:
+            async with limit:
+                return await _fetch(m, h, sources[h])
+
+        fetched = await asyncio.gather(*(fetch(h) for h in sorted(sources)))
+        found = [f for f in fetched if f is not None]
+        wanted = sorted(
+            {c.hash for f in found for c in f.manifest.chunks} | {f.hash for f in found}
+        )
+        held = await asyncio.gather(*(_present_on(m, n, wanted) for n in nodes))
+        presence: dict[ChunkHash, set[NodeId]] = {}
+        for node, present in zip(nodes, held, strict=True):
+            for h in present:
+                presence.setdefault(h, set()).add(node.node_id)
+        result = plan(found, presence)
+        await m.catalog.restore(result.versions)
+    answer = {
+        "versions": len(result.versions),
+        "names": len({v.manifest.name for v in result.versions}),
+        "skipped_incomplete": result.skipped_incomplete,
+        "skipped_unreadable": len(fetched) - len(found),
+        "nodes_scanned": len(nodes),
+    }
+    log.info("catalog rebuilt %s", " ".join(f"{k}={v}" for k, v in answer.items()))
+    return answer
