@@ -97,7 +97,12 @@ async def run_catalog_rebuild(args: argparse.Namespace, ctx: Context) -> ExitCod
         result = await clients.manager.rebuild_catalog()
     if args.json:
         print_json(result)
-        return ExitCode.OK
+    else:
+        print(rebuild_text(result), flush=True)
+    return ExitCode.OK
+
+
+def rebuild_text(result: dict[str, Any]) -> str:
     lines = [
         f"recovered {result.get('versions', 0)} versions of {result.get('names', 0)} names "
         f"from {result.get('nodes_scanned', 0)} nodes"
@@ -108,5 +113,4 @@ async def run_catalog_rebuild(args: argparse.Namespace, ctx: Context) -> ExitCod
         lines.append(f"skipped {incomplete} versions whose chunks are no longer on any node")
     if unreadable:
         lines.append(f"skipped {unreadable} manifest chunks that could not be read intact")
-    print("\n".join(lines), flush=True)
-    return ExitCode.OK
+    return "\n".join(lines)

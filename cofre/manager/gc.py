@@ -60,6 +60,11 @@ async def collect(m: Manager, *, grace_s: float | None = None) -> dict[str, int]
     """One pass over every ready node; -> {deleted_chunks, freed_bytes}."""
     grace = m.config.gc.grace_s if grace_s is None else grace_s
     async with m.catalog_lock:
+        if not await m.catalog.version_rows():
+            # No version was ever recorded here: a new cluster (little to collect) or a lost
+            # catalog, whose chunks `cofre catalog rebuild` still needs. Collect nothing.
+            log.info("gc pass skipped: the catalog holds no version")
+            return {"deleted_chunks": 0, "freed_bytes": 0}
         sessions = await m.catalog.open_sessions()
         cutoff = gc_cutoff(
             now=time.time(),

@@ -46,6 +46,8 @@ async def test_a_fresh_manager_rebuilds_the_catalog_from_the_nodes(
 
     second = await make_cluster(3, data_dir=tmp_path / "manager-new", node_servers=first.nodes)
     assert await second.api.list_files(versions=True) == []
+    # An empty catalog may be a lost one: GC leaves every chunk for the rebuild.
+    assert await second.api.gc(grace_s=0) == {"deleted_chunks": 0, "freed_bytes": 0}
 
     result = await second.api.rebuild_catalog()
 
@@ -67,6 +69,9 @@ async def test_a_fresh_manager_rebuilds_the_catalog_from_the_nodes(
     with pytest.raises(Conflict, match="only fills an empty catalog"):
         await second.api.rebuild_catalog()
     assert await _contents(second) == before
+    # Every chunk is referenced again: nothing to collect, and still healthy.
+    assert (await second.api.gc(grace_s=0))["deleted_chunks"] == 0
+    assert (await second.api.fsck())["healthy"] is True
 
 
 async def test_rebuild_skips_versions_with_lost_chunks_and_revives_deleted_ones(
