@@ -31,6 +31,9 @@ class Manager:
     # Seconds a node holding chunks may be unready or gone before its chunks are copied
     # elsewhere: long enough that a restarting pod does not trigger a storm of copies.
     repair_after_s: float = 600.0
+    # Once the catalog holds a version it never becomes empty again (deletes only mark rows),
+    # so the lost-catalog check before new uploads stops asking the nodes.
+    catalog_seen_versions: bool = False
 
     @property
     def weights(self) -> Weights:

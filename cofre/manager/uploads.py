@@ -69,8 +69,36 @@ def _declared_files(body: dict[str, Any]) -> list[tuple[str, int, int, float]]:
     return files
 
 
+async def refuse_over_a_lost_catalog(m: Manager) -> None:
+    """An empty catalog over nodes that hold manifests is a lost catalog, not a new cluster:
+    the first commit would make every earlier backup garbage to GC, so new uploads wait for
+    ``cofre catalog rebuild``. Nodes that cannot be asked are left out of the count."""
+    if m.catalog_seen_versions:
+        return
+    if await m.catalog.version_rows():
+        m.catalog_seen_versions = True
+        return
+    if await m.catalog.open_sessions():
+        # Manifests on the nodes may be those of uploads still in flight; a lost catalog
+        # has no open sessions either, so its first upload is the one refused.
+        return
+    ready = [s for s in m.registry.nodes.values() if s.ready]
+    listings = await asyncio.gather(
+        *(m.client(s.url).manifests() for s in ready), return_exceptions=True
+    )
+    held = {
+        entry.get("hash") for listing in listings if isinstance(listing, list) for entry in listing
+    }
+    if held:
+        raise Conflict(
+            f"the catalog is empty but the storage nodes hold {len(held)} backup manifests: "
+            "run `cofre catalog rebuild` before new backups"
+        )
+
+
 async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
     files = _declared_files(body)
+    await refuse_over_a_lost_catalog(m)
     batch = "files" in body
     name, _, mode, mtime = files[0]
     size = sum(f[1] for f in files)

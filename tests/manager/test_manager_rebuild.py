@@ -48,6 +48,9 @@ async def test_a_fresh_manager_rebuilds_the_catalog_from_the_nodes(
     assert await second.api.list_files(versions=True) == []
     # An empty catalog may be a lost one: GC leaves every chunk for the rebuild.
     assert await second.api.gc(grace_s=0) == {"deleted_chunks": 0, "freed_bytes": 0}
+    # ... and no new backup is taken over it, whose commit would make the old ones garbage.
+    with pytest.raises(Conflict, match="run `cofre catalog rebuild` before new backups"):
+        await second.api.create_upload(name="new", size=3, mode=0o644, mtime=0.0)
 
     result = await second.api.rebuild_catalog()
 
