@@ -631,11 +631,35 @@ class CommitEntry:
 def _insert_version(
     db: sqlite3.Connection, entry: CommitEntry, holders: list[NodeId], created: float
 ) -> int:
-    manifest = entry.manifest
+    """A newly committed version: the next number of its name; every chunk on ``holders``."""
     row = db.execute(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?", (manifest.name,)
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
+        (entry.manifest.name,),
     ).fetchone()
     number = int(row[0])
+    _insert_rows(
+        db,
+        entry.manifest,
+        number=number,
+        created=created,
+        manifest_hash=entry.manifest_hash,
+        manifest_length=entry.manifest_length,
+        holders_of=lambda _: holders,
+    )
+    return number
+
+
+def _insert_rows(
+    db: sqlite3.Connection,
+    manifest: Manifest,
+    *,
+    number: int,
+    created: float,
+    manifest_hash: ChunkHash,
+    manifest_length: int,
+    holders_of: Callable[[ChunkHash], Iterable[NodeId]],
+) -> None:
+    """One version's rows: the version, its ordered chunks, their lengths and locations."""
     cur = db.execute(
         "INSERT INTO versions (name, version, size, mode, mtime, created, manifest_hash)"
         " VALUES (?,?,?,?,?,?,?)",
@@ -646,7 +670,7 @@ def _insert_version(
             manifest.mode,
             manifest.mtime,
             created,
-            entry.manifest_hash,
+            manifest_hash,
         ),
     )
     vid = cur.lastrowid
@@ -655,13 +679,12 @@ def _insert_version(
         [(vid, i, c.hash, c.length) for i, c in enumerate(manifest.chunks)],
     )
     lengths = {c.hash: c.length for c in manifest.chunks}
-    lengths[entry.manifest_hash] = entry.manifest_length
+    lengths[manifest_hash] = manifest_length
     db.executemany("INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)", list(lengths.items()))
     db.executemany(
         "INSERT OR IGNORE INTO locations VALUES (?,?)",
-        [(h, n) for h in lengths for n in holders],
+        [(h, n) for h in lengths for n in holders_of(h)],
     )
-    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -677,31 +700,14 @@ class RecoveredVersion:
 
 
 def _insert_recovered(db: sqlite3.Connection, v: RecoveredVersion) -> None:
-    manifest = v.manifest
-    cur = db.execute(
-        "INSERT INTO versions (name, version, size, mode, mtime, created, manifest_hash)"
-        " VALUES (?,?,?,?,?,?,?)",
-        (
-            manifest.name,
-            v.number,
-            manifest.size,
-            manifest.mode,
-            manifest.mtime,
-            manifest.created,
-            v.manifest_hash,
-        ),
-    )
-    vid = cur.lastrowid
-    db.executemany(
-        "INSERT INTO version_chunks VALUES (?,?,?,?)",
-        [(vid, i, c.hash, c.length) for i, c in enumerate(manifest.chunks)],
-    )
-    lengths = {c.hash: c.length for c in manifest.chunks}
-    lengths[v.manifest_hash] = v.manifest_length
-    db.executemany("INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)", list(lengths.items()))
-    db.executemany(
-        "INSERT OR IGNORE INTO locations VALUES (?,?)",
-        [(h, n) for h in lengths for n in sorted(v.locations.get(h, ()))],
+    _insert_rows(
+        db,
+        v.manifest,
+        number=v.number,
+        created=v.manifest.created,
+        manifest_hash=v.manifest_hash,
+        manifest_length=v.manifest_length,
+        holders_of=lambda h: sorted(v.locations.get(h, ())),
     )
 
 
