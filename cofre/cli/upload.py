@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from cofre.aio import within
 from cofre.chunks import MAX_CHUNK_SIZE, hash_bytes
 from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError
@@ -94,7 +95,7 @@ async def put_file(
 async def abort_upload(clients: Clients, upload_id: UploadId) -> None:
     """Release the manager's reservation; best effort, the session also expires by itself."""
     try:
-        await asyncio.wait_for(clients.manager.abort_upload(upload_id), ABORT_TIMEOUT_S)
+        await within(clients.manager.abort_upload(upload_id), ABORT_TIMEOUT_S)
     except Exception as exc:  # the original failure is what the user needs to see
         log.debug("abort failed upload_id=%s error=%s", upload_id, exc)
 

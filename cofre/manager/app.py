@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from cofre.aio import cancel_all
 from cofre.config import ManagerConfig
 from cofre.manager import drain, gc, openapi, uploads
 from cofre.manager.catalog import Catalog
@@ -27,6 +27,8 @@ CATALOG_FILE = "catalog.sqlite3"
 # Manager requests carry JSON only; a manifest of a 1 TiB file is about 20 MB.
 CLIENT_MAX_SIZE = 64 * 1024 * 1024
 DISCOVERY = web.AppKey("discovery", NodeDiscovery)
+# Seconds shutdown waits for the background loops; a cancelled loop stops at once.
+STOP_TIMEOUT_S = 10.0
 
 
 def create_app(config: ManagerConfig) -> web.Application:
@@ -85,11 +87,9 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(_guard(name, fn), name=f"manager-{name}") for name, fn in loops.items()
     ]
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    stuck = await cancel_all(tasks, STOP_TIMEOUT_S)
+    if stuck:
+        log.error("background loops did not stop loops=%s", ",".join(sorted(stuck)))
 
 
 async def _guard(name: str, fn: Callable[[], Awaitable[None]]) -> None:

@@ -8,13 +8,13 @@ target (check with verify) before the catalog records it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from cofre.aio import wait_event
 from cofre.errors import BadRequest, CofreError
 from cofre.manager.catalog import LiveChunk
 from cofre.manager.context import Manager
@@ -239,8 +239,7 @@ async def drain_loop(m: Manager) -> None:
     """Drain passes every few seconds while draining; a repair pass every REPAIR_INTERVAL_S."""
     last_repair = time.monotonic()
     while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(m.drain_wakeup.wait(), timeout=PASS_INTERVAL_S)
+        await wait_event(m.drain_wakeup, PASS_INTERVAL_S)
         m.drain_wakeup.clear()
         try:
             if m.registry.draining:

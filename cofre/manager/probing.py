@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 import aiohttp
 
+from cofre.aio import wait_event, within
 from cofre.config import ProbeConfig
 from cofre.errors import CofreError
 from cofre.manager.registry import NodeState, Registry
@@ -25,7 +25,7 @@ async def probe_node(
     client = NodeClient(session, state.url, token)
     started = time.perf_counter()
     try:
-        stats = await asyncio.wait_for(client.stats(), timeout=config.timeout_s)
+        stats = await within(client.stats(), config.timeout_s)
     except (CofreError, TimeoutError, KeyError, TypeError, ValueError) as exc:
         state.failures += 1
         if state.failures >= config.failures_before_unready:
@@ -73,5 +73,4 @@ async def probe_loop(
             await probe_pass(registry, session=session, token=token, config=config)
         except Exception:
             log.exception("probe pass failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(registry.changed.wait(), timeout=config.interval_s)
+        await wait_event(registry.changed, config.interval_s)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from cofre.aio import within
 from cofre.errors import BadRequest, CofreError, Conflict, IncompleteUpload, NotFound
 from cofre.manager.catalog import CommitEntry, SessionRow
 from cofre.manager.context import Manager
@@ -286,7 +287,7 @@ async def _close_relay(m: Manager, session: SessionRow) -> None:
     """Tell the primary the session is over; it expires there on its own if this fails."""
     try:
         client = m.node_client(session.primary)
-        await asyncio.wait_for(client.close_relay(session.upload_id), CLOSE_RELAY_TIMEOUT_S)
+        await within(client.close_relay(session.upload_id), CLOSE_RELAY_TIMEOUT_S)
     except (CofreError, TimeoutError) as exc:
         log.debug(
             "close relay failed upload=%s node=%s error=%s", session.upload_id, session.primary, exc

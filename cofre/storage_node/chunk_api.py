@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
 
+from cofre.aio import within
 from cofre.errors import BadRequest, CofreError, IntegrityError, Unavailable
 from cofre.models import NodeId, NodeStats, parse_chunk_hash
 from cofre.protocol.client import NodeClient
@@ -94,7 +94,7 @@ async def pull_chunk(request: web.Request) -> web.Response:
     for source in sources:
         client = NodeClient(request.app[keys.HTTP], source, config.token)
         try:
-            data = await asyncio.wait_for(client.get_chunk(chunk_hash), config.replica_timeout_s)
+            data = await within(client.get_chunk(chunk_hash), config.replica_timeout_s)
         except TimeoutError:
             failures.append(f"{source}: timed out")
             continue

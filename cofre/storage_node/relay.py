@@ -8,13 +8,13 @@ every replica acked, unless the session says the primary keeps a copy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from cofre.aio import cancel_all, within
 from cofre.chunks import hash_bytes
 from cofre.errors import CofreError, IntegrityError, ReplicaFailed
 from cofre.models import ChunkHash, NodeId
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # seconds between sweeps of expired sessions; a stale entry costs a few hundred bytes.
 SWEEP_INTERVAL_S = 30.0
+# Seconds shutdown waits for the sweeper; a cancelled sweeper stops at once.
+STOP_TIMEOUT_S = 10.0
 
 routes = web.RouteTableDef()
 
@@ -91,7 +93,7 @@ async def missing(request: web.Request) -> web.Response:
 
     timeout = request.app[keys.CONFIG].replica_timeout_s
     results = await asyncio.gather(
-        *(asyncio.wait_for(lacking_on(r), timeout) for r in session.replicas),
+        *(within(lacking_on(r), timeout) for r in session.replicas),
         return_exceptions=True,
     )
     lacking: set[ChunkHash] = set()
@@ -116,9 +118,7 @@ async def relay_chunk(request: web.Request) -> web.Response:
 
     async def to_replica(replica: Replica) -> None:
         client = _replica_client(request, replica)
-        await asyncio.wait_for(
-            client.put_chunk(chunk_hash, data, ticket=session.replica_ticket), timeout
-        )
+        await within(client.put_chunk(chunk_hash, data, ticket=session.replica_ticket), timeout)
 
     replica_results = asyncio.gather(
         *(to_replica(r) for r in session.replicas), return_exceptions=True
@@ -163,7 +163,7 @@ async def relay_chunks(request: web.Request) -> web.Response:
     async def to_replica(replica: Replica) -> None:
         client = _replica_client(request, replica)
         # The body is forwarded as it came: every chunk in it was just verified.
-        await asyncio.wait_for(client.put_chunks(body, ticket=session.replica_ticket), timeout)
+        await within(client.put_chunks(body, ticket=session.replica_ticket), timeout)
 
     replica_results = asyncio.gather(
         *(to_replica(r) for r in session.replicas), return_exceptions=True
@@ -244,9 +244,8 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: drop expired sessions in the background."""
     task = asyncio.create_task(_sweep_loop(app[keys.SESSIONS]), name="relay-session-sweeper")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    if await cancel_all([task], STOP_TIMEOUT_S):
+        log.error("relay session sweeper did not stop")
 
 
 async def _sweep_loop(sessions: SessionRegistry) -> None:
