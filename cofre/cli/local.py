@@ -124,6 +124,43 @@ def run_local_up(args: argparse.Namespace) -> ExitCode:
         raise
 
 
+def run_local_down(args: argparse.Namespace) -> ExitCode:
+    """SIGTERM the `local up` running from the data dir and wait until it has stopped."""
+    data_dir: Path = args.data_dir.absolute()
+    state = read_state(data_dir)
+    pid = int(state.get("pid") or 0) if state else 0
+    if not pid or not pid_alive(pid) or not _is_local_up(pid):
+        if state is not None:
+            remove_state(data_dir)  # left by a `local up` that was killed
+        print(f"cofre: no local cluster runs from {data_dir}", file=sys.stderr)
+        return ExitCode.OK
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while pid_alive(pid) and read_state(data_dir) is not None:
+        if time.monotonic() > deadline:
+            print(
+                f"cofre: error: the local cluster (pid {pid}) did not stop within "
+                f"{args.timeout:g} s",
+                file=sys.stderr,
+            )
+            return ExitCode.FAILURE
+        time.sleep(POLL_S)
+    # The state file goes last, after every child has exited; then the parent exits too.
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    print(f"cofre: local cluster stopped (pid {pid}, data in {data_dir})", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _is_local_up(pid: int) -> bool:
+    """Whether ``pid`` still runs `cofre local up`, not some process that reused its number."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc here: trust the state file
+    return b"local" in argv and b"up" in argv
+
+
 def _prepare_dir(data_dir: Path) -> None:
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -47,6 +47,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -182,6 +192,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="the primary node keeps one of the copies instead of only relaying",
     )
     up.set_defaults(handler=None, local_up=True)
+    down = local_sub.add_parser(
+        "down",
+        help="stop the local cluster running from a data dir",
+        description=(
+            "Ask the `cofre local up` running from the data dir to stop (SIGTERM) and wait until "
+            "every process has exited. Backups stay in the data dir. Nothing running is not an "
+            "error."
+        ),
+    )
+    down.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the cluster's data dir (default ./.cofre-local, or COFRE_DATA_DIR)",
+    )
+    down.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for it to stop (default 60)",
+    )
+    down.set_defaults(handler=None, local_down=True)
     return parser
 
 
@@ -217,12 +251,12 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> ExitCode:
-    if getattr(args, "local_up", False):
-        from cofre.cli.local import run_local_up
+    if getattr(args, "local_up", False) or getattr(args, "local_down", False):
+        from cofre.cli.local import run_local_down, run_local_up
 
         if args.data_dir is None:
             args.data_dir = default_data_dir(os.environ)
-        return run_local_up(args)
+        return run_local_up(args) if getattr(args, "local_up", False) else run_local_down(args)
     ctx = resolve(
         manager=args.manager,
         token=args.token,

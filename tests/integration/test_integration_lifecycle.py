@@ -142,3 +142,48 @@ def test_children_follow_a_killed_local_up_and_a_restart_recovers(
     assert got.code == 0, got.err
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
     assert again.stop() == 0
+
+
+def test_local_down_stops_every_process_and_keeps_the_backups(
+    start_local: Any, it: Any, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "cluster"
+    env = dict(it.base_env(), COFRE_DATA_DIR=str(data_dir))
+    c = start_local(data_dir, nodes=3, replication_factor=2)
+    src = it.random_file(tmp_path / "src", 7000)
+    assert c.cli("put", str(src), "--name", "kept").code == 0
+    pids = list(c.state()["pids"].values())
+
+    down = it.run_cli(["local", "down"], env=env)
+    assert down.code == 0, down.err
+    assert f"local cluster stopped (pid {c.proc.pid}" in down.err
+    # `local down` returns once the whole cluster has exited, children first.
+    assert c.proc.poll() == 0
+    assert not any(it.process_running(p) for p in pids)
+    assert not (data_dir / "state.json").exists()
+
+    again = it.run_cli(["local", "down"], env=env)
+    assert again.code == 0, again.err
+    assert "no local cluster runs from" in again.err
+
+    restarted = start_local(data_dir, nodes=3, replication_factor=2)
+    got = restarted.cli("get", "kept", "-o", str(tmp_path / "back"))
+    assert got.code == 0, got.err
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+    assert it.run_cli(["local", "down", "--data-dir", str(data_dir)], env=it.base_env()).code == 0
+    assert restarted.proc.wait(timeout=30) == 0
+
+
+def test_local_down_clears_a_state_file_whose_owner_is_gone(it: Any, tmp_path: Path) -> None:
+    data_dir = tmp_path / "cluster"
+    data_dir.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (data_dir / "state.json").write_text(f'{{"pid": {dead.pid}, "manager_url": "http://x"}}')
+    down = it.run_cli(["local", "down", "--data-dir", str(data_dir)], env=it.base_env())
+    assert down.code == 0, down.err
+    assert "no local cluster runs from" in down.err
+    assert not (data_dir / "state.json").exists()
+    bad = it.run_cli(["local", "down", "--timeout", "0"], env=it.base_env())
+    assert bad.code == ExitCode.USAGE
+    assert "must be more than 0" in bad.err and "Traceback" not in bad.err
