@@ -26,6 +26,12 @@ cache="${COFRE_K8S_CACHE:-$HOME/.cache/cofre/k8s/$K8S_VERSION}"
 bin="$cache/bin"
 missing=()
 for b in "${all_bins[@]}"; do [[ -x "$bin/$b" ]] || missing+=("$b"); done
+# helm is stamped with the Kubernetes version it defaults to offline (helm template, lint);
+# a helm built before the stamp existed is rebuilt.
+helm_stamp="$bin/.helm-kube-version"
+if [[ -x "$bin/helm" && "$(cat "$helm_stamp" 2>/dev/null)" != "$K8S_VERSION" ]]; then
+  missing+=(helm)
+fi
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "$bin"
   exit 0
@@ -127,8 +133,13 @@ if need helm; then
   printf 'module cofre.local/devcluster/helm\n\ngo 1.24.0\n\nrequire helm.sh/helm/v3 %s\n' \
     "$HELM_VERSION" > "$src/go.mod"
   printf '//go:build tools\n\npackage tools\n' > "$src/tools.go"
-  (cd "$src" && go build -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    -o "$bin/helm" helm.sh/helm/v3/cmd/helm)
+  # As helm's own Makefile does: the Kubernetes version of its client-go, here the cluster's.
+  helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for pkg in pkg/chartutil pkg/lint/rules; do
+    helm_ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$minor"
+  done
+  (cd "$src" && go build -ldflags "$helm_ldflags" -o "$bin/helm" helm.sh/helm/v3/cmd/helm)
+  echo "$K8S_VERSION" > "$helm_stamp"
 fi
 
 if need pause; then
