@@ -30,6 +30,7 @@ from cofre.cli.localstate import (
     load_node_ports,
     load_or_create_token,
     pid_alive,
+    pid_running,
     read_state,
     remove_state,
     save_node_ports,
@@ -129,14 +130,14 @@ def run_local_down(args: argparse.Namespace) -> ExitCode:
     data_dir: Path = args.data_dir.absolute()
     state = read_state(data_dir)
     pid = int(state.get("pid") or 0) if state else 0
-    if not pid or not pid_alive(pid) or not _is_local_up(pid):
+    if not pid or not pid_running(pid) or not _is_local_up(pid):
         if state is not None:
             remove_state(data_dir)  # left by a `local up` that was killed
         print(f"cofre: no local cluster runs from {data_dir}", file=sys.stderr)
         return ExitCode.OK
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + args.timeout
-    while pid_alive(pid) and read_state(data_dir) is not None:
+    while pid_running(pid) and read_state(data_dir) is not None:
         if time.monotonic() > deadline:
             print(
                 f"cofre: error: the local cluster (pid {pid}) did not stop within "
@@ -146,7 +147,7 @@ def run_local_down(args: argparse.Namespace) -> ExitCode:
             return ExitCode.FAILURE
         time.sleep(POLL_S)
     # The state file goes last, after every child has exited; then the parent exits too.
-    while pid_alive(pid) and time.monotonic() < deadline:
+    while pid_running(pid) and time.monotonic() < deadline:
         time.sleep(POLL_S)
     print(f"cofre: local cluster stopped (pid {pid}, data in {data_dir})", file=sys.stderr)
     return ExitCode.OK

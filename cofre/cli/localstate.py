@@ -93,5 +93,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def pid_running(pid: int) -> bool:
+    """Alive and not a zombie: an exited process stays visible until its parent reaps it."""
+    if not pid_alive(pid):
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True  # no /proc here: alive is the best answer
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
 def remove_state(data_dir: Path) -> None:
     (data_dir / STATE_FILE).unlink(missing_ok=True)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import time
 from pathlib import Path
 
+from cofre.cli import localstate
 from cofre.cli.local import plan
 from cofre.cli.localstate import load_node_ports, load_or_create_token
 
@@ -48,3 +52,16 @@ def test_manager_gets_the_nodes_and_placement_flags(tmp_path: Path) -> None:
     assert manager.url == "http://127.0.0.1:18080"
     # The token travels in the environment, never in argv (visible to every user via ps).
     assert all("--token" not in c.argv for c in children)
+
+
+def test_an_exited_child_not_yet_reaped_is_not_running() -> None:
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    # Exited but not reaped (no wait yet): a zombie, which `kill -0` still finds.
+    while localstate.pid_running(child.pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert localstate.pid_alive(child.pid)
+    child.wait()
+    assert not localstate.pid_alive(child.pid)
+    assert localstate.pid_running(os.getpid())
