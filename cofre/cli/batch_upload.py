@@ -23,7 +23,7 @@ from cofre.chunks import MAX_CHUNK_SIZE, hash_bytes
 from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
-from cofre.cli.upload import PutResult, abort_upload, retrying
+from cofre.cli.upload import PutResult, abort_upload, retrying, to_send
 from cofre.errors import Unavailable
 from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId
 from cofre.protocol.client import NodeClient
@@ -206,14 +206,11 @@ async def _fill_and_commit(
         for ref, data in parts:
             frames.setdefault(ref.hash, data)
         frames.setdefault(manifest.hash, manifest.encode())
-    missing = await retrying(
-        lambda: primary.missing(upload_id, list(frames), ticket=ticket),
-        what=f"missing upload_id={upload_id}",
-    )
-    to_send: list[Frame] = [(h, frames[h]) for h in dict.fromkeys(missing) if h in frames]
-    for group in _requests(to_send):
+    lacking = await to_send(clients, primary, upload_id, list(frames), ticket=ticket)
+    sending: list[Frame] = [(h, data) for h, data in frames.items() if h in lacking]
+    for group in _requests(sending):
         await _upload_group(primary, upload_id, encode_frames(group), ticket=ticket)
-    unsent = {h for h, _ in to_send}
+    unsent = {h for h, _ in sending}
     committed = await clients.manager.commit_batch(upload_id, manifests)
     by_name = {str(c["name"]): c for c in committed}
     results = []

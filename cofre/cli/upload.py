@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import stat
@@ -36,6 +37,8 @@ ABORT_TIMEOUT_S = 10.0
 RETRY_PAUSES_S = (0.2, 1.0)
 # Files up to this size travel in batches (cofre.cli.batch_upload); larger ones stream.
 SMALL_FILE_BYTES = 1024 * 1024
+# Hashes per `known` request (the manager's limit).
+KNOWN_BATCH = 4096
 
 T = TypeVar("T")
 
@@ -119,7 +122,7 @@ async def _send_file(
     primary = clients.node(str(upload["primary_url"]))
     progress = Progress(label=name, total=st.st_size, enabled=None if show_progress else False)
     sender = _ChunkSender(
-        primary, upload_id=upload_id, ticket=ticket, budget=budget, progress=progress
+        clients, primary, upload_id=upload_id, ticket=ticket, budget=budget, progress=progress
     )
     manifests: list[Manifest] = []
 
@@ -169,6 +172,39 @@ async def retrying(op: Callable[[], Awaitable[T]], *, what: str) -> T:
     return await op()
 
 
+async def to_send(
+    clients: Clients,
+    primary: NodeClient,
+    upload_id: UploadId,
+    hashes: list[ChunkHash],
+    *,
+    ticket: str,
+) -> set[ChunkHash]:
+    """The chunks to send: those the upload's nodes lack and that are not already stored with
+    every copy elsewhere (the manager's dedup across placement). Both are asked at once."""
+
+    async def known() -> set[ChunkHash]:
+        found: set[ChunkHash] = set()
+        for start in range(0, len(hashes), KNOWN_BATCH):
+            group = hashes[start : start + KNOWN_BATCH]
+            found |= await retrying(
+                functools.partial(clients.manager.known, upload_id, group),
+                what=f"known upload_id={upload_id}",
+            )
+        return found
+
+    async def missing() -> list[ChunkHash]:
+        return await retrying(
+            lambda: primary.missing(upload_id, hashes, ticket=ticket),
+            what=f"missing upload_id={upload_id}",
+        )
+
+    async with asyncio.TaskGroup() as group:
+        stored = group.create_task(known())
+        lacking = group.create_task(missing())
+    return set(lacking.result()) - stored.result()
+
+
 def _read_and_hash(f: BinaryIO, size: int) -> tuple[bytes, ChunkHash]:
     data = f.read(size)
     return data, hash_bytes(data)
@@ -192,6 +228,7 @@ class _ChunkSender:
 
     def __init__(
         self,
+        clients: Clients,
         primary: NodeClient,
         *,
         upload_id: UploadId,
@@ -199,6 +236,7 @@ class _ChunkSender:
         budget: Budget,
         progress: Progress,
     ) -> None:
+        self.clients = clients
         self.primary = primary
         self.upload_id = upload_id
         self.ticket = ticket
@@ -286,11 +324,8 @@ class _ChunkSender:
         batch, self._pending = self._pending, []
         hashes = list(dict.fromkeys(item.ref.hash for item in batch))
         try:
-            missing = set(
-                await retrying(
-                    lambda: self.primary.missing(self.upload_id, hashes, ticket=self.ticket),
-                    what=f"missing upload_id={self.upload_id}",
-                )
+            missing = await to_send(
+                self.clients, self.primary, self.upload_id, hashes, ticket=self.ticket
             )
         except BaseException:
             for item in batch:

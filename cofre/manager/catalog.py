@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS session_files (
     version INTEGER,
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
+-- Chunks an open upload was told it need not send (dedup across placement): GC keeps them.
+CREATE TABLE IF NOT EXISTS session_pins (
+    session_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (session_id, hash)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS draining (node_id TEXT PRIMARY KEY, since REAL NOT NULL);
 """
 
@@ -84,6 +90,13 @@ SELECT vc.hash FROM version_chunks vc JOIN versions v ON v.id = vc.version_id
 WHERE v.deleted_at IS NULL
 UNION SELECT manifest_hash FROM versions WHERE deleted_at IS NULL
 """
+# What GC keeps: live chunks, and those open uploads were told are stored already.
+_KEPT_HASHES = (
+    _LIVE_HASHES
+    + """UNION SELECT p.hash FROM session_pins p JOIN sessions s ON s.id = p.session_id
+WHERE s.state = 'open'
+"""
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,11 +323,12 @@ class Catalog:
 
         def do(db: sqlite3.Connection) -> int:
             with _transaction(db):
-                db.execute(
-                    "DELETE FROM session_files WHERE session_id IN (SELECT id FROM sessions"
-                    " WHERE state != 'open' AND expires < ?)",
-                    (closed_before,),
-                )
+                for table in ("session_files", "session_pins"):
+                    db.execute(
+                        f"DELETE FROM {table} WHERE session_id IN (SELECT id FROM sessions"
+                        " WHERE state != 'open' AND expires < ?)",
+                        (closed_before,),
+                    )
                 cur = db.execute(
                     "DELETE FROM sessions WHERE state != 'open' AND expires < ?", (closed_before,)
                 )
@@ -348,13 +362,21 @@ class Catalog:
         session: SessionRow,
         entries: Sequence[CommitEntry],
         *,
-        holders: Iterable[NodeId],
+        holders: Iterable[NodeId] | Callable[[ChunkHash], Iterable[NodeId]],
         now: float | None = None,
     ) -> list[int]:
         """Record every entry's version, chunks and locations and close the session, all in one
-        transaction; -> the version numbers, in order."""
+        transaction; -> the version numbers, in order. ``holders``: the nodes holding every
+        chunk, or a function giving each chunk's nodes (chunks stored before stay where they
+        are)."""
         created = time.time() if now is None else now
-        holder_list = list(holders)
+        if callable(holders):
+            holders_of = holders
+        else:
+            holder_list = list(holders)
+
+            def holders_of(_: ChunkHash) -> Iterable[NodeId]:
+                return holder_list
 
         def do(db: sqlite3.Connection) -> list[int]:
             with _transaction(db):
@@ -365,7 +387,7 @@ class Catalog:
                 )
                 if closed.rowcount != 1:
                     raise Conflict(f"upload {session.upload_id} is no longer open")
-                numbers = [_insert_version(db, e, holder_list, created) for e in entries]
+                numbers = [_insert_version(db, e, holders_of, created) for e in entries]
                 db.executemany(
                     "UPDATE session_files SET version = ? WHERE session_id = ? AND name = ?",
                     [
@@ -484,6 +506,25 @@ class Catalog:
 
         return await self._run(do)
 
+    async def kept_hashes(self) -> set[ChunkHash]:
+        """Live chunks and those pinned by open uploads: what GC must not delete."""
+
+        def do(db: sqlite3.Connection) -> set[ChunkHash]:
+            return {ChunkHash(r[0]) for r in db.execute(_KEPT_HASHES)}
+
+        return await self._run(do)
+
+    async def pin(self, upload_id: UploadId, hashes: Iterable[ChunkHash]) -> None:
+        """Keep ``hashes`` (and their locations) from GC while the upload stays open."""
+        rows = [(upload_id, h) for h in hashes]
+
+        def do(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany("INSERT OR IGNORE INTO session_pins VALUES (?,?)", rows)
+
+        if rows:
+            await self._run(do)
+
     async def live_chunks(self, *, on_nodes: Iterable[NodeId] | None = None) -> list[LiveChunk]:
         """Live chunks with their lengths and holders (only those held by ``on_nodes``)."""
         node_filter = None if on_nodes is None else list(on_nodes)
@@ -557,12 +598,13 @@ class Catalog:
         await self._run(do)
 
     async def drop_unreferenced(self) -> int:
-        """Forget locations and lengths of chunks no live version references; -> locations."""
+        """Forget locations and lengths of chunks neither a live version references nor an
+        open upload pinned; -> locations."""
 
         def do(db: sqlite3.Connection) -> int:
             with _transaction(db):
-                cur = db.execute(f"DELETE FROM locations WHERE hash NOT IN ({_LIVE_HASHES})")
-                db.execute(f"DELETE FROM chunk_lengths WHERE hash NOT IN ({_LIVE_HASHES})")
+                cur = db.execute(f"DELETE FROM locations WHERE hash NOT IN ({_KEPT_HASHES})")
+                db.execute(f"DELETE FROM chunk_lengths WHERE hash NOT IN ({_KEPT_HASHES})")
                 return cur.rowcount
 
         return await self._run(do)
@@ -629,9 +671,12 @@ class CommitEntry:
 
 
 def _insert_version(
-    db: sqlite3.Connection, entry: CommitEntry, holders: list[NodeId], created: float
+    db: sqlite3.Connection,
+    entry: CommitEntry,
+    holders_of: Callable[[ChunkHash], Iterable[NodeId]],
+    created: float,
 ) -> int:
-    """A newly committed version: the next number of its name; every chunk on ``holders``."""
+    """A newly committed version: the next number of its name; each chunk on its holders."""
     row = db.execute(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
         (entry.manifest.name,),
@@ -644,7 +689,7 @@ def _insert_version(
         created=created,
         manifest_hash=entry.manifest_hash,
         manifest_length=entry.manifest_length,
-        holders_of=lambda _: holders,
+        holders_of=holders_of,
     )
     return number
 

@@ -2,7 +2,8 @@
 
 Only chunks last written or touched before the cutoff go: the grace period covers clock skew and
 slow clients, and the oldest open upload bounds it because that upload's chunks (new or deduped,
-which /missing touches) are not in the catalog until it commits.
+which /missing touches) are not in the catalog until it commits. Chunks an open upload was told
+are stored already (dedup.py) are pinned to it in the catalog and kept whatever their age.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ async def collect(m: Manager, *, grace_s: float | None = None) -> dict[str, int]
             grace_s=grace,
             oldest_open_upload=min((s.created for s in sessions), default=None),
         )
-        live = await m.catalog.live_hashes()
+        live = await m.catalog.kept_hashes()
         nodes = m.registry.ready_nodes()
         results = await asyncio.gather(
             *(_collect_node(m, n, cutoff=cutoff, live=live) for n in nodes),

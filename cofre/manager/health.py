@@ -47,23 +47,25 @@ class ChunkHealth:
 
 
 async def _check_node(
-    m: Manager, node_id: NodeId, url: str, hashes: list[ChunkHash], *, verify: bool
+    m: Manager, url: str, hashes: list[ChunkHash], *, verify: bool, touch: bool
 ) -> tuple[set[ChunkHash], set[ChunkHash]]:
     """-> (present and intact, corrupt) on one node."""
     client = m.client(url)
     present: set[ChunkHash] = set()
     corrupt: set[ChunkHash] = set()
     for start in range(0, len(hashes), CHECK_BATCH):
-        result = await client.check(hashes[start : start + CHECK_BATCH], verify=verify)
+        batch = hashes[start : start + CHECK_BATCH]
+        result = await client.check(batch, verify=verify, touch=touch)
         corrupt.update(result.get("corrupt", []))
         present.update(result["present"])
     return present - corrupt, corrupt
 
 
 async def check_copies(
-    m: Manager, hashes: Iterable[ChunkHash], *, verify: bool
+    m: Manager, hashes: Iterable[ChunkHash], *, verify: bool, touch: bool = False
 ) -> dict[ChunkHash, tuple[set[NodeId], set[NodeId]]]:
-    """Ask every ready node about the chunks the catalog places on it.
+    """Ask every ready node about the chunks the catalog places on it (``touch``: and mark
+    them used now).
 
     -> per hash (nodes with a good copy, nodes with a corrupt copy). An unreachable node's
     copies count as absent.
@@ -76,7 +78,7 @@ async def check_copies(
     ready = {s.node_id: s.url for s in m.registry.ready_nodes()}
     asked = [n for n in by_node if n in ready]
     results = await asyncio.gather(
-        *(_check_node(m, n, ready[n], by_node[n], verify=verify) for n in asked),
+        *(_check_node(m, ready[n], by_node[n], verify=verify, touch=touch) for n in asked),
         return_exceptions=True,
     )
     out: dict[ChunkHash, tuple[set[NodeId], set[NodeId]]] = {h: (set(), set()) for h in locations}
@@ -84,7 +86,7 @@ async def check_copies(
         if isinstance(result, BaseException):
             if not isinstance(result, CofreError):
                 raise result
-            log.warning("fsck check failed node=%s error=%s", node_id, result.detail)
+            log.warning("copy check failed node=%s error=%s", node_id, result.detail)
             continue
         good, bad = result
         for h in good:

@@ -198,6 +198,24 @@ PATHS: dict[str, Any] = {
             },
         },
     },
+    "/v1/uploads/{upload_id}/known": {
+        "parameters": [{"name": "upload_id", "in": "path", "required": True, "schema": _STR}],
+        "post": {
+            "summary": "which of these chunks are already stored with every copy on ready nodes "
+            "(dedup across placement): the upload need not send them, its commit records them "
+            "where they are",
+            "requestBody": {
+                "required": True,
+                "content": _json(
+                    _obj({"hashes": {"type": "array", "items": _STR, "maxItems": 4096}}, ["hashes"])
+                ),
+            },
+            "responses": {
+                **_ok("200", "the known hashes", _obj({"known": {"type": "array", "items": _STR}})),
+                **_errors("400", "404", "409"),
+            },
+        },
+    },
     "/v1/uploads/{upload_id}": {
         "parameters": [{"name": "upload_id", "in": "path", "required": True, "schema": _STR}],
         "delete": {

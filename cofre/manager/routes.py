@@ -7,7 +7,7 @@ import time
 from aiohttp import web
 
 from cofre.errors import BadRequest, NotFound
-from cofre.manager import drain, gc, health, rebuild, uploads
+from cofre.manager import dedup, drain, gc, health, rebuild, uploads
 from cofre.manager.keys import MANAGER
 from cofre.manager.placement import restore_order
 from cofre.models import UploadId, validate_name
@@ -74,6 +74,13 @@ async def commit_upload(request: web.Request) -> web.Response:
     upload_id = UploadId(request.match_info["upload_id"])
     result = await uploads.commit_upload(request.app[MANAGER], upload_id, body)
     return web.json_response(result, status=201)
+
+
+@routes.post("/v1/uploads/{upload_id}/known")
+async def known_chunks(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    upload_id = UploadId(request.match_info["upload_id"])
+    return web.json_response(await dedup.known_chunks(request.app[MANAGER], upload_id, body))
 
 
 @routes.delete("/v1/uploads/{upload_id}")

@@ -12,6 +12,7 @@ from typing import Any
 
 from cofre.aio import within
 from cofre.errors import BadRequest, CofreError, Conflict, IncompleteUpload, NotFound
+from cofre.manager import dedup
 from cofre.manager.catalog import CommitEntry, SessionRow
 from cofre.manager.context import Manager
 from cofre.manager.placement import choose
@@ -222,16 +223,25 @@ async def commit_upload(m: Manager, upload_id: UploadId, body: dict[str, Any]) -
 
     async with m.catalog_lock:
         results = await asyncio.gather(*(_missing_on(m, n, hashes) for n in holders))
+        missing_on = dict(zip(holders, results, strict=True))
         missing = set().union(*results) if results else set()
+        # What the upload's nodes lack may be stored with F copies elsewhere (dedup.py).
+        elsewhere = await dedup.held_elsewhere(m, missing)
+        missing.difference_update(elsewhere)
         if missing:
-            lacking = [n for n, r in zip(holders, results, strict=True) if r]
+            lacking = [n for n, r in missing_on.items() if r - elsewhere.keys()]
             raise IncompleteUpload(
                 f"{len(missing)} of {len(hashes)} chunks (manifests included) are not on every "
                 f"copy node yet; send them and commit again",
                 missing=len(missing),
                 nodes=len(lacking),
             )
-        numbers = await m.catalog.commit_many(session, entries, holders=holders)
+
+        def located(chunk_hash: ChunkHash) -> set[NodeId]:
+            have = {n for n, lacks in missing_on.items() if chunk_hash not in lacks}
+            return have | elsewhere.get(chunk_hash, frozenset())
+
+        numbers = await m.catalog.commit_many(session, entries, holders=located)
     m.registry.release(upload_id)
     log.info(
         "upload committed upload=%s name=%r files=%d chunks=%d",

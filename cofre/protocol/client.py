@@ -118,6 +118,13 @@ class ManagerClient(_ApiClient):
         )
         return result
 
+    async def known(self, upload_id: UploadId, hashes: list[ChunkHash]) -> set[ChunkHash]:
+        """Those of ``hashes`` already stored with every copy elsewhere: no need to send them."""
+        result = await self._request(
+            "POST", f"/v1/uploads/{upload_id}/known", json={"hashes": hashes}
+        )
+        return {ChunkHash(h) for h in result["known"]}
+
     async def create_batch_upload(self, files: list[dict[str, Any]]) -> dict[str, Any]:
         """One upload for several files, each {name, size, mode, mtime}
         -> {upload_id, primary_url, ticket, chunk_size, expires}"""

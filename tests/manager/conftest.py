@@ -120,6 +120,7 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
         ready: bool = True,
         data_dir: Path | None = None,
         node_servers: dict[str, TestServer] | None = None,
+        latency_weight: float = 0.5,
     ) -> Cluster:
         servers = dict(node_servers or {})
         for i in range(len(servers), nodes):
@@ -132,7 +133,11 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
             token=TOKEN,
             data_dir=data_dir or tmp_path / "manager",
             placement=PlacementConfig(
-                replication_factor=factor, primary_keeps_copy=keep_copy, min_free_bytes=0
+                replication_factor=factor,
+                primary_keeps_copy=keep_copy,
+                min_free_bytes=0,
+                latency_weight=latency_weight,
+                stored_bytes_weight=1.0 - latency_weight,
             ),
             probe=ProbeConfig(interval_s=0.05, timeout_s=5.0),
             discovery=DiscoveryConfig(

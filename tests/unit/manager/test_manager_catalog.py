@@ -177,3 +177,28 @@ async def test_a_batch_session_commits_every_version_at_once_and_is_purged(
         assert await cat.session_files(UploadId("batch-1")) == []
     finally:
         await cat.close()
+
+
+async def test_an_open_uploads_pins_are_kept_until_it_ends(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.sqlite3")
+    await cat.open()
+    try:
+        mx = manifest("x", "1", "2")
+        await commit(cat, "u1", mx)
+        await cat.delete("x", now=1.0)
+        s = session("u2", "y", 20)
+        await cat.add_session(s)
+        await cat.pin(s.upload_id, [h("1")])
+        assert await cat.kept_hashes() == {h("1")}
+        assert await cat.live_hashes() == set()
+        # Chunk 2 and x's manifest go, chunk 1 keeps its locations while u2 is open.
+        assert await cat.drop_unreferenced() == 4
+        assert await cat.locations([h("1"), h("2")]) == {h("1"): {B, C}, h("2"): set()}
+
+        assert await cat.close_session(s.upload_id, state="aborted")
+        assert await cat.kept_hashes() == set()
+        assert await cat.purge_sessions(closed_before=s.expires + 1) == 2
+        await cat.pin(s.upload_id, [])  # nothing to pin: no write
+        assert await cat.drop_unreferenced() == 2
+    finally:
+        await cat.close()
