@@ -3,8 +3,9 @@
 Layout under ``data_dir``: ``chunks/ab/cd/<hash>`` (two fan-out levels keep directories small)
 and ``quarantine/<hash>.<ns>`` for files whose bytes no longer match their name. A write goes
 to a unique temp file in the target directory, is fsynced, renamed into place and the directory
-fsynced, so a chunk is either absent or complete after a crash. Paths are built only from
-validated hashes.
+fsynced, so a chunk is either absent or complete after a crash; a batch of chunks syncs the
+filesystem once after its writes and once after its renames instead (cofre.durable). Paths are
+built only from validated hashes.
 
 Every blocking call runs in a worker thread; the public coroutine methods wrap them. Operations
 on one hash are serialised by a striped thread lock, so batch calls (check, delete) can run a
@@ -31,6 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cofre.durable import (
+    fsync_dir,
+    have_syncfs,
+    sync_filesystem,
+    write_synced,
+    write_unsynced,
+)
 from cofre.errors import InsufficientStorage, IntegrityError, NotFound
 from cofre.models import MANIFEST_PREFIX, ChunkHash, is_chunk_hash
 
@@ -40,6 +48,8 @@ TEMP_PREFIX = ".tmp-"
 _STRIPES = 256
 # Threads writing one batch's files; measured on ext4: 16 concurrent fsyncs ~4x one at a time.
 IO_THREADS = 16
+# Chunks in a batch from which one syncfs per step beats an fsync per file and directory.
+SYNCFS_MIN_BATCH = 8
 _HEX2 = frozenset(f"{i:02x}" for i in range(256))
 
 
@@ -62,22 +72,6 @@ class StoreStats:
     stored_bytes: int
     chunk_count: int
     free_bytes: int
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_synced(path: Path, data: bytes | memoryview) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb", closefd=True) as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _sha256(data: bytes | memoryview) -> str:
@@ -268,7 +262,7 @@ class ChunkStore:
                     return False
                 old = self._size_or_none(path)
                 os.replace(tmp, path)
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
                 self._account(
                     bytes_delta=len(data) - (old or 0), count_delta=0 if old is not None else 1
                 )
@@ -314,18 +308,24 @@ class ChunkStore:
                 f"storing {len(todo)} chunks would leave less than {self.reserve_bytes} bytes free"
             )
         temps: dict[ChunkHash, Path] = {}
+        # Every file written and made durable first, then every rename, then the directories:
+        # the same durability as single puts. Big enough batches sync the filesystem once per
+        # step; smaller ones fsync each file and directory, on several threads, since
+        # concurrent fsyncs share journal commits.
+        whole_fs = len(todo) >= SYNCFS_MIN_BATCH and have_syncfs()
         try:
-            # Every file written and fsynced first, then every rename, then one fsync per
-            # directory: the same durability as single puts with far fewer directory syncs.
-            # The writes run on several threads: concurrent fsyncs share journal commits,
-            # several times the rate of one after the other.
             new_dirs: set[str] = set()
             parents: set[Path] = set()
             for chunk_hash in todo:
                 path = self.path_of(chunk_hash)
                 new_dirs |= self._make_dirs(chunk_hash, parents)
                 temps[chunk_hash] = path.parent / f"{TEMP_PREFIX}{chunk_hash}-{uuid.uuid4().hex}"
-            self._all(_write_synced, list(zip(temps.values(), todo.values(), strict=True)))
+            writes = list(zip(temps.values(), todo.values(), strict=True))
+            if whole_fs:
+                self._all(write_unsynced, writes)
+                sync_filesystem(self.chunks_dir)
+            else:
+                self._all(write_synced, writes)
             dirs: set[Path] = set()
             for chunk_hash, data in todo.items():
                 path = self.path_of(chunk_hash)
@@ -342,8 +342,11 @@ class ChunkStore:
                     )
                     self._corrupt.discard(chunk_hash)
                     created[chunk_hash] = True
-            # New fan-out directories' parents too, each once for the whole batch.
-            self._all(_fsync_dir, [(d,) for d in sorted(dirs | parents)])
+            if whole_fs:
+                sync_filesystem(self.chunks_dir)
+            else:
+                # New fan-out directories' parents too, each once for the whole batch.
+                self._all(fsync_dir, [(d,) for d in sorted(dirs | parents)])
             self._durable_dirs |= new_dirs
             self._unsynced.difference_update(h for h, new in created.items() if new)
         finally:
@@ -379,7 +382,7 @@ class ChunkStore:
         if not self._touch_if_held(path, length):
             return False
         if chunk_hash in self._unsynced:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         return True
 
     def _touch_if_held(self, path: Path, length: int) -> bool:
@@ -417,7 +420,7 @@ class ChunkStore:
         parents: set[Path] = set()
         pending = self._make_dirs(chunk_hash, parents)
         for directory in sorted(parents):
-            _fsync_dir(directory)
+            fsync_dir(directory)
         self._durable_dirs |= pending
 
     # -- reads ------------------------------------------------------------------------------
@@ -524,7 +527,7 @@ class ChunkStore:
                     self._touch_sync(h)
                 if h in self._unsynced:
                     # Reported present means durable: a commit rests on this answer.
-                    _fsync_dir(self.path_of(h).parent)
+                    fsync_dir(self.path_of(h).parent)
                 result.present.append(h)
             elif state is False or h in self._corrupt:
                 result.corrupt.append(h)

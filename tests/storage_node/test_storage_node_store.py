@@ -187,3 +187,43 @@ def test_path_of_refuses_anything_but_a_hash(tmp_path: Path) -> None:
     store = ChunkStore(tmp_path)
     with pytest.raises(ValueError):
         store.path_of(ChunkHash("../../etc/passwd"))
+
+
+async def test_a_big_batch_syncs_the_filesystem_after_its_writes_then_after_its_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cofre import durable
+    from cofre.storage_node import store as store_module
+
+    assert durable.have_syncfs()  # Linux with glibc: the batch path below is the one taken
+    store = await opened(tmp_path)
+    items = [chunk(f"batch{i}".encode(), 512) for i in range(store_module.SYNCFS_MIN_BATCH)]
+    seen: list[tuple[int, int]] = []
+
+    def recording_sync(path: Path) -> None:
+        names = [p.name for p in (tmp_path / "chunks").rglob("*") if p.is_file()]
+        temps = sum(1 for n in names if n.startswith(TEMP_PREFIX))
+        seen.append((temps, len(names) - temps))
+        durable.sync_filesystem(path)
+
+    monkeypatch.setattr(store_module, "sync_filesystem", recording_sync)
+    assert await store.put_many(items) == [True] * len(items)
+    n = len(items)
+    # First every temp file is written and synced with nothing renamed; then the renames.
+    assert seen == [(n, 0), (0, n)]
+    for h, data in items:
+        assert await store.get(h) == data
+
+    seen.clear()
+    small = [chunk(f"small{i}".encode(), 512) for i in range(store_module.SYNCFS_MIN_BATCH - 1)]
+    assert await store.put_many(small) == [True] * len(small)
+    assert seen == []  # a small batch fsyncs each file and directory instead
+
+
+def test_sync_filesystem_refuses_a_path_that_is_not_a_directory(tmp_path: Path) -> None:
+    from cofre.durable import sync_filesystem
+
+    sync_filesystem(tmp_path)
+    (tmp_path / "f").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError):
+        sync_filesystem(tmp_path / "f")
