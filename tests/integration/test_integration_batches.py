@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cofre.chunks import DEFAULT_CHUNK_SIZE
+from cofre.cli.exitcodes import ExitCode
 
 
 def test_small_files_travel_in_batches_and_round_trip(
@@ -77,3 +78,29 @@ def test_a_file_unreadable_in_a_batch_fails_alone(cluster: Any, it: Any, tmp_pat
     put = cluster.cli("put", top, "--json", cwd=tmp_path / "src")
     assert put.code == 0, put.err
     assert sorted(r["name"] for r in put.json()) == sorted(f"{top}/ok{i}" for i in range(5))
+
+
+def test_a_batch_restore_over_an_existing_file_fails_that_file_alone(
+    cluster: Any, it: Any, tmp_path: Path
+) -> None:
+    top = f"over-{uuid.uuid4().hex[:8]}"
+    root = tmp_path / "src" / top
+    root.mkdir(parents=True)
+    for i in range(12):  # one batch, big enough to sync whole filesystems
+        it.random_file(root / f"f{i:02d}", 200 + i)
+    assert cluster.cli("put", top, cwd=tmp_path / "src").code == 0
+
+    out = tmp_path / "out"
+    (out / top).mkdir(parents=True)
+    (out / top / "f03").write_bytes(b"mine")
+    got = cluster.cli("get", "--prefix", f"{top}/", "-o", str(out))
+    assert got.code == ExitCode.LOCAL_FILE, got.err
+    assert "f03 already exists; use --force" in got.err and "Traceback" not in got.err
+    assert (out / top / "f03").read_bytes() == b"mine"
+    for i in (0, 1, 2, *range(4, 12)):
+        assert (out / top / f"f{i:02d}").read_bytes() == (root / f"f{i:02d}").read_bytes()
+    assert not [p for p in (out / top).iterdir() if p.name.endswith(".cofre-part")]
+
+    forced = cluster.cli("get", "--prefix", f"{top}/", "-o", str(out), "--force")
+    assert forced.code == 0, forced.err
+    assert (out / top / "f03").read_bytes() == (root / "f03").read_bytes()
