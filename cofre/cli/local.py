@@ -179,7 +179,10 @@ def _refuse_if_running(data_dir: Path) -> None:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` now; connections of a cluster that just
+    stopped (TIME_WAIT) do not count, as the servers themselves bind with SO_REUSEADDR."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
