@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from cofre.cli.cmd_cluster import run_catalog_rebuild, run_fsck, run_gc, run_status
 from cofre.cli.cmd_files import run_get, run_ls, run_put, run_rm
+from cofre.cli.cmd_where import run_where
 from cofre.cli.context import Context, resolve
 from cofre.cli.exitcodes import ExitCode, describe_error, describe_exit_codes, exit_code_for
 from cofre.cli.localstate import default_data_dir
@@ -109,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ls", parents=[conn, js], help="list backed-up files")
     p.add_argument("--versions", action="store_true", help="every live version, not the latest")
     p.set_defaults(handler=run_ls)
+
+    p = sub.add_parser(
+        "where",
+        parents=[conn, js],
+        help="where each copy of a file's chunks is and why (exit 1 if one is short)",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--version", type=_positive_int, metavar="N", help="default: the latest")
+    p.set_defaults(handler=run_where)
 
     p = sub.add_parser("rm", parents=[conn, js], help="delete a file's versions")
     p.add_argument("name", metavar="NAME")

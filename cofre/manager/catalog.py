@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,7 +23,11 @@ from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, UploadId
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+# The reason of copies found on the nodes by a catalog rebuild.
+WHY_REBUILD = "found on this node by a catalog rebuild"
+
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (
@@ -46,9 +51,13 @@ CREATE TABLE IF NOT EXISTS version_chunks (
 );
 CREATE INDEX IF NOT EXISTS version_chunks_hash ON version_chunks(hash);
 CREATE TABLE IF NOT EXISTS chunk_lengths (hash TEXT PRIMARY KEY, length INTEGER NOT NULL);
+-- why: how the copy came to be there (placed by an upload, a drain, a repair, a rebuild);
+-- since: when it was recorded (seconds since the epoch).
 CREATE TABLE IF NOT EXISTS locations (
     hash TEXT NOT NULL,
     node_id TEXT NOT NULL,
+    why TEXT NOT NULL DEFAULT '',
+    since REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (hash, node_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS locations_node ON locations(node_id);
@@ -64,7 +73,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     nodes TEXT NOT NULL,
     keep_copy INTEGER NOT NULL,
     state TEXT NOT NULL,
-    version INTEGER
+    version INTEGER,
+    why TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
 CREATE TABLE IF NOT EXISTS session_files (
@@ -113,6 +123,8 @@ class SessionRow:
     keep_copy: bool
     state: str = "open"  # open, committed, aborted, expired
     version: int | None = None
+    # Why its nodes were chosen; becomes the reason of every copy the upload places.
+    why: str = ""
 
     @property
     def copy_holders(self) -> tuple[NodeId, ...]:
@@ -172,7 +184,7 @@ def _version(row: tuple[Any, ...]) -> VersionRow:
 
 
 def _session(row: tuple[Any, ...]) -> SessionRow:
-    (uid, name, size, mode, mtime, created, expires, primary, nodes, keep, state, version) = row
+    uid, name, size, mode, mtime, created, expires, primary, nodes, keep, state, version, why = row
     return SessionRow(
         upload_id=UploadId(str(uid)),
         name=str(name),
@@ -186,6 +198,7 @@ def _session(row: tuple[Any, ...]) -> SessionRow:
         keep_copy=bool(keep),
         state=str(state),
         version=None if version is None else int(version),
+        why=str(why),
     )
 
 
@@ -217,6 +230,8 @@ class Catalog:
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] < SCHEMA_VERSION:
+                _migrate(db, int(row[0]))
             elif row[0] > SCHEMA_VERSION:
                 db.close()
                 raise RuntimeError(
@@ -255,7 +270,7 @@ class Catalog:
             try:
                 with _transaction(db):
                     db.execute(
-                        "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             s.upload_id,
                             s.name,
@@ -269,6 +284,7 @@ class Catalog:
                             int(s.keep_copy),
                             s.state,
                             s.version,
+                            s.why,
                         ),
                     )
                     db.executemany(
@@ -387,7 +403,9 @@ class Catalog:
                 )
                 if closed.rowcount != 1:
                     raise Conflict(f"upload {session.upload_id} is no longer open")
-                numbers = [_insert_version(db, e, holders_of, created) for e in entries]
+                numbers = [
+                    _insert_version(db, e, holders_of, created, why=session.why) for e in entries
+                ]
                 db.executemany(
                     "UPDATE session_files SET version = ? WHERE session_id = ? AND name = ?",
                     [
@@ -566,6 +584,26 @@ class Catalog:
 
         return await self._run(do)
 
+    async def copy_reasons(
+        self, hashes: Iterable[ChunkHash]
+    ) -> dict[ChunkHash, dict[NodeId, tuple[str, float]]]:
+        """hash -> node -> (why the copy is there, since when), for every recorded copy."""
+        wanted = list(hashes)
+
+        def do(db: sqlite3.Connection) -> dict[ChunkHash, dict[NodeId, tuple[str, float]]]:
+            out: dict[ChunkHash, dict[NodeId, tuple[str, float]]] = {h: {} for h in wanted}
+            for start in range(0, len(wanted), 500):
+                batch = wanted[start : start + 500]
+                marks = ",".join("?" * len(batch))
+                for h, n, why, since in db.execute(
+                    f"SELECT hash, node_id, why, since FROM locations WHERE hash IN ({marks})",
+                    batch,
+                ):
+                    out[ChunkHash(h)][NodeId(n)] = (str(why), float(since))
+            return out
+
+        return await self._run(do)
+
     async def lengths(self, hashes: Iterable[ChunkHash]) -> dict[ChunkHash, int]:
         wanted = list(hashes)
 
@@ -582,9 +620,13 @@ class Catalog:
 
         return await self._run(do)
 
-    async def add_location(self, chunk_hash: ChunkHash, node_id: NodeId) -> None:
+    async def add_location(self, chunk_hash: ChunkHash, node_id: NodeId, *, why: str) -> None:
+        row = (chunk_hash, node_id, why, time.time())
+
         def do(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR IGNORE INTO locations VALUES (?,?)", (chunk_hash, node_id))
+            db.execute(
+                "INSERT OR IGNORE INTO locations (hash, node_id, why, since) VALUES (?,?,?,?)", row
+            )
 
         await self._run(do)
 
@@ -675,6 +717,8 @@ def _insert_version(
     entry: CommitEntry,
     holders_of: Callable[[ChunkHash], Iterable[NodeId]],
     created: float,
+    *,
+    why: str,
 ) -> int:
     """A newly committed version: the next number of its name; each chunk on its holders."""
     row = db.execute(
@@ -690,6 +734,8 @@ def _insert_version(
         manifest_hash=entry.manifest_hash,
         manifest_length=entry.manifest_length,
         holders_of=holders_of,
+        why=why,
+        now=created,
     )
     return number
 
@@ -703,8 +749,11 @@ def _insert_rows(
     manifest_hash: ChunkHash,
     manifest_length: int,
     holders_of: Callable[[ChunkHash], Iterable[NodeId]],
+    why: str,
+    now: float,
 ) -> None:
-    """One version's rows: the version, its ordered chunks, their lengths and locations."""
+    """One version's rows: the version, its ordered chunks, their lengths and locations (a
+    copy recorded before keeps its reason)."""
     cur = db.execute(
         "INSERT INTO versions (name, version, size, mode, mtime, created, manifest_hash)"
         " VALUES (?,?,?,?,?,?,?)",
@@ -727,8 +776,8 @@ def _insert_rows(
     lengths[manifest_hash] = manifest_length
     db.executemany("INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)", list(lengths.items()))
     db.executemany(
-        "INSERT OR IGNORE INTO locations VALUES (?,?)",
-        [(h, n) for h in lengths for n in holders_of(h)],
+        "INSERT OR IGNORE INTO locations (hash, node_id, why, since) VALUES (?,?,?,?)",
+        [(h, n, why, now) for h in lengths for n in holders_of(h)],
     )
 
 
@@ -753,7 +802,21 @@ def _insert_recovered(db: sqlite3.Connection, v: RecoveredVersion) -> None:
         manifest_hash=v.manifest_hash,
         manifest_length=v.manifest_length,
         holders_of=lambda h: sorted(v.locations.get(h, ())),
+        why=WHY_REBUILD,
+        now=time.time(),
     )
+
+
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    """Bring a catalog of an older schema to this one, in one transaction."""
+    with _transaction(db):
+        if version < 2:
+            # Copies recorded before their reasons were: why stays empty, since 0.
+            db.execute("ALTER TABLE locations ADD COLUMN why TEXT NOT NULL DEFAULT ''")
+            db.execute("ALTER TABLE locations ADD COLUMN since REAL NOT NULL DEFAULT 0")
+            db.execute("ALTER TABLE sessions ADD COLUMN why TEXT NOT NULL DEFAULT ''")
+        db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    log.info("catalog schema migrated from=%d to=%d", version, SCHEMA_VERSION)
 
 
 class _transaction:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cofre.aio import wait_event
@@ -46,8 +46,9 @@ def pick_target(
     length: int,
     weights: Weights,
     min_free_bytes: int,
-) -> NodeView | None:
-    """The best ready, non-draining node with room that does not already hold the chunk."""
+) -> tuple[NodeView, float] | None:
+    """The best ready, non-draining node with room that does not already hold the chunk, and
+    its score."""
     held = set(holders)
     pool = [
         v
@@ -55,7 +56,7 @@ def pick_target(
         if v.node_id not in held
     ]
     ranked = rank(pool, weights)
-    return ranked[0][0] if ranked else None
+    return ranked[0] if ranked else None
 
 
 def drain_status(
@@ -126,20 +127,22 @@ async def set_drain(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
     return await status(m)
 
 
-async def copy_chunk(m: Manager, chunk: LiveChunk) -> NodeId | None:
-    """Copy one chunk to the best new node and verify it there; -> the node, None if stuck."""
+async def copy_chunk(m: Manager, chunk: LiveChunk, *, why: str) -> NodeId | None:
+    """Copy one chunk to the best new node and verify it there; -> the node, None if stuck.
+    ``why`` (why a copy is needed) is recorded with the new copy."""
     views = m.registry.views()
     p = m.config.placement
-    target = pick_target(
+    picked = pick_target(
         views,
         holders=chunk.holders,
         length=chunk.length,
         weights=m.weights,
         min_free_bytes=p.min_free_bytes,
     )
-    if target is None:
+    if picked is None:
         log.warning("no node to copy chunk to chunk=%s holders=%d", chunk.hash, len(chunk.holders))
         return None
+    target, target_score = picked
     sources = [
         v.url for v in restore_order([v for v in views if v.node_id in chunk.holders], m.weights)
     ]
@@ -158,7 +161,11 @@ async def copy_chunk(m: Manager, chunk: LiveChunk) -> NodeId | None:
                     "copied chunk does not verify chunk=%s node=%s", chunk.hash, target.node_id
                 )
                 return None
-            await m.catalog.add_location(chunk.hash, target.node_id)
+            await m.catalog.add_location(
+                chunk.hash,
+                target.node_id,
+                why=f"{why}; the best-scored ready node without a copy (score {target_score:.2f})",
+            )
     except CofreError as exc:
         log.warning(
             "chunk copy failed chunk=%s node=%s error=%s", chunk.hash, target.node_id, exc.detail
@@ -168,7 +175,13 @@ async def copy_chunk(m: Manager, chunk: LiveChunk) -> NodeId | None:
     return target.node_id
 
 
-async def _fill(m: Manager, todo: list[LiveChunk], *, excluded: set[NodeId]) -> tuple[int, int]:
+async def _fill(
+    m: Manager,
+    todo: list[LiveChunk],
+    *,
+    excluded: set[NodeId],
+    why_of: Callable[[LiveChunk], str],
+) -> tuple[int, int]:
     """Copy each chunk until it has F copies outside ``excluded``; -> (copies made, stuck)."""
     limit = asyncio.Semaphore(PARALLEL_COPIES)
     copied = stuck = 0
@@ -178,7 +191,9 @@ async def _fill(m: Manager, todo: list[LiveChunk], *, excluded: set[NodeId]) -> 
         holders = set(chunk.holders)
         async with limit:
             for _ in range(copies_needed(chunk, draining=excluded, factor=m.factor)):
-                node = await copy_chunk(m, LiveChunk(chunk.hash, chunk.length, frozenset(holders)))
+                node = await copy_chunk(
+                    m, LiveChunk(chunk.hash, chunk.length, frozenset(holders)), why=why_of(chunk)
+                )
                 if node is None:
                     stuck += 1
                     return
@@ -196,7 +211,12 @@ async def drain_pass(m: Manager) -> dict[str, Any]:
         return drain_status([], draining=draining, factor=m.factor)
     chunks = await m.catalog.live_chunks(on_nodes=draining)
     todo = [c for c in chunks if copies_needed(c, draining=draining, factor=m.factor)]
-    copied, stuck = await _fill(m, todo, excluded=draining)
+    copied, stuck = await _fill(
+        m,
+        todo,
+        excluded=draining,
+        why_of=lambda c: f"copied off {_listed(c.holders & draining)} while it drained",
+    )
     result = await status(m)
     log.log(
         logging.INFO if todo else logging.DEBUG,
@@ -224,7 +244,12 @@ async def repair_pass(m: Manager) -> tuple[int, int]:
     if not todo:
         log.debug("repair pass chunks=%d lost_nodes=%d nothing to copy", len(chunks), len(lost))
         return 0, 0
-    copied, stuck = await _fill(m, todo, excluded=excluded)
+    copied, stuck = await _fill(
+        m,
+        todo,
+        excluded=excluded,
+        why_of=lambda c: f"repair: the copies on {_listed(c.holders & excluded)} were lost",
+    )
     log.info(
         "repair pass lost_nodes=%s under_replicated=%d copied=%d stuck=%d",
         ",".join(sorted(lost)) or "-",
@@ -233,6 +258,10 @@ async def repair_pass(m: Manager) -> tuple[int, int]:
         stuck,
     )
     return copied, stuck
+
+
+def _listed(nodes: Iterable[NodeId]) -> str:
+    return ",".join(sorted(nodes)) or "-"
 
 
 async def drain_loop(m: Manager) -> None:

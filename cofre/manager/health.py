@@ -175,3 +175,54 @@ async def cluster_stats(m: Manager) -> dict[str, Any]:
         "versions": versions,
         "under_replicated_chunks": under,
     }
+
+
+def copy_state(node: NodeId, *, good: set[NodeId], bad: set[NodeId], ready: set[NodeId]) -> str:
+    """What one recorded copy is now: ok, corrupt, missing (the node says so) or unreachable."""
+    if node in good:
+        return "ok"
+    if node in bad:
+        return "corrupt"
+    return "missing" if node in ready else "unreachable"
+
+
+async def where(m: Manager, *, name: str, version: int | None) -> dict[str, Any]:
+    """Every chunk of one version, each copy's node, its state now and why it is there."""
+    found = await m.catalog.version(name, version)
+    if found is None:
+        which = f"version {version} of {name!r}" if version else f"{name!r}"
+        raise NotFound(f"no live {which}")
+    row, chunks = found
+    hashes = {c.hash for c in chunks} | {row.manifest_hash}
+    copies = await check_copies(m, hashes, verify=False)
+    reasons = await m.catalog.copy_reasons(hashes)
+    lengths = await m.catalog.lengths([row.manifest_hash])
+    ready = {s.node_id for s in m.registry.ready_nodes()}
+
+    def entry(chunk_hash: ChunkHash, length: int) -> dict[str, Any]:
+        good, bad = copies.get(chunk_hash, (set(), set()))
+        recorded = reasons.get(chunk_hash, {})
+        listed = []
+        for node in sorted(set(recorded) | good | bad):
+            why, since = recorded.get(node, ("", 0.0))
+            listed.append(
+                {
+                    "node_id": node,
+                    "state": copy_state(node, good=good, bad=bad, ready=ready),
+                    "why": why or "not recorded (an older catalog, or found by a check)",
+                    "since": since or None,
+                }
+            )
+        return {
+            "hash": chunk_hash,
+            "length": length,
+            "status": classify(good=len(good), corrupt=len(bad), factor=m.factor),
+            "copies": listed,
+        }
+
+    return {
+        **row.to_json(),
+        "replication_factor": m.factor,
+        "manifest": entry(row.manifest_hash, lengths.get(row.manifest_hash, 0)),
+        "chunks": [entry(c.hash, c.length) for c in chunks],
+    }

@@ -119,6 +119,34 @@ _MANIFEST = {
     ]
 }
 
+_COPIES = _obj(
+    {
+        "hash": _STR,
+        "length": _INT,
+        "status": _STR,
+        "copies": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "node_id": _STR,
+                    "state": {"enum": ["ok", "corrupt", "missing", "unreachable"]},
+                    "why": _STR,
+                    "since": {"type": ["number", "null"]},
+                }
+            ),
+        },
+    }
+)
+_WHERE = _obj(
+    {
+        "name": _STR,
+        "version": _INT,
+        "replication_factor": _INT,
+        "manifest": _COPIES,
+        "chunks": {"type": "array", "items": _COPIES},
+    }
+)
+
 PATHS: dict[str, Any] = {
     "/healthz": {"get": {"summary": "liveness", "security": [], **{"responses": _ok("200", "up")}}},
     "/readyz": {
@@ -248,6 +276,17 @@ PATHS: dict[str, Any] = {
             "parameters": [_query("name", _STR, required=True), _query("version", _INT)],
             "responses": {
                 **_ok("200", "manifest", _MANIFEST),
+                **_errors("400", "404"),
+            },
+        }
+    },
+    "/v1/files/where": {
+        "get": {
+            "summary": "where every copy of a version's chunks (and its manifest) is, its state "
+            "now (ok, corrupt, missing, unreachable) and why it is there",
+            "parameters": [_query("name", _STR, required=True), _query("version", _INT)],
+            "responses": {
+                **_ok("200", "copies of every chunk", _WHERE),
                 **_errors("400", "404"),
             },
         }

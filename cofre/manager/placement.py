@@ -7,8 +7,8 @@ bytes count the bytes of uploads in flight reserved on the node, so parallel upl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from cofre.errors import NotEnoughNodes
 from cofre.models import NodeId
@@ -48,6 +48,18 @@ class Placement:
     primary: NodeView
     replicas: tuple[NodeView, ...]
     keep_copy: bool
+    # The chosen nodes' scores, and how many candidates they were the best of.
+    scores: Mapping[NodeId, float] = field(default_factory=dict)
+    candidates: int = 0
+
+    def explain(self, upload: str) -> str:
+        """Why these nodes: the reason recorded with every copy ``upload`` places."""
+        scored = ", ".join(f"{n.node_id} {self.scores.get(n.node_id, 0.0):.2f}" for n in self.nodes)
+        role = "kept a copy" if self.keep_copy else "relayed it and kept none"
+        return (
+            f"placed by {upload}: the {len(self.nodes)} best-scored of {self.candidates} "
+            f"candidate nodes ({scored}); the primary {self.primary.node_id} {role}"
+        )
 
     @property
     def nodes(self) -> tuple[NodeView, ...]:
@@ -113,8 +125,15 @@ def choose(
             needed=need,
             available=len(pool),
         )
-    best = [n for n, _ in rank(pool, weights)[:need]]
-    return Placement(primary=best[0], replicas=tuple(best[1:]), keep_copy=primary_keeps_copy)
+    ranked = rank(pool, weights)[:need]
+    best = [n for n, _ in ranked]
+    return Placement(
+        primary=best[0],
+        replicas=tuple(best[1:]),
+        keep_copy=primary_keeps_copy,
+        scores={n.node_id: score for n, score in ranked},
+        candidates=len(pool),
+    )
 
 
 def restore_order(holders: Iterable[NodeView], weights: Weights) -> list[NodeView]:

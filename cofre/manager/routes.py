@@ -114,6 +114,13 @@ async def get_manifest(request: web.Request) -> web.Response:
     return web.json_response({**row.to_json(), "chunks": out})
 
 
+@routes.get("/v1/files/where")
+async def where(request: web.Request) -> web.Response:
+    """Where every copy of a version's chunks is, in what state, and why it is there."""
+    m = request.app[MANAGER]
+    return web.json_response(await health.where(m, name=_name(request), version=_version(request)))
+
+
 @routes.post("/v1/files/manifests")
 async def get_manifests(request: web.Request) -> web.Response:
     """The latest live version of each named file, as ``GET /v1/files/manifest`` answers it;

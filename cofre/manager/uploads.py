@@ -71,6 +71,14 @@ def _declared_files(body: dict[str, Any]) -> list[tuple[str, int, int, float]]:
     return files
 
 
+def _upload_label(files: list[tuple[str, int, int, float]], now: float) -> str:
+    """How copies name the upload that placed them."""
+    first = repr(files[0][0])
+    others = f" and {len(files) - 1} other files" if len(files) > 1 else ""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return f"the upload of {first}{others} at {when}"
+
+
 async def refuse_over_a_lost_catalog(m: Manager) -> None:
     """An empty catalog over nodes that hold manifests is a lost catalog, not a new cluster:
     the first commit would make every earlier backup garbage to GC, so new uploads wait for
@@ -131,6 +139,7 @@ async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
         primary=placement.primary.node_id,
         nodes=node_ids,
         keep_copy=placement.keep_copy,
+        why=placement.explain(_upload_label(files, now)),
     )
     key = m.ticket_key
     client_ticket = Ticket(upload_id, (placement.primary.node_id,), expires).sign(key)

@@ -168,6 +168,15 @@ class ManagerClient(_ApiClient):
         result: dict[str, Any] = await self._request("GET", "/v1/files/manifest", params=params)
         return result
 
+    async def where(self, name: str, *, version: int | None = None) -> dict[str, Any]:
+        """-> {name, version, ..., manifest, chunks: [{hash, length, status, copies: [{node_id,
+        state, why, since}]}]}"""
+        params = {"name": name}
+        if version is not None:
+            params["version"] = str(version)
+        result: dict[str, Any] = await self._request("GET", "/v1/files/where", params=params)
+        return result
+
     async def delete(self, name: str, *, version: int | None = None) -> list[int]:
         params = {"name": name}
         if version is not None:

@@ -152,6 +152,46 @@ def test_fsck_healthy_then_damaged(cluster: Any, it: Any, tmp_path: Path) -> Non
     assert cluster.cli("rm", name).code == 0  # leave the shared cluster healthy
 
 
+def test_where_lists_every_copy_and_why(cluster: Any, it: Any, tmp_path: Path) -> None:
+    src = it.random_file(tmp_path / "src", DEFAULT_CHUNK_SIZE + 10)
+    name = f"where/{uuid.uuid4().hex}"
+    assert cluster.cli("put", str(src), "--name", name).code == 0
+    hashes = it.chunk_hashes(src, DEFAULT_CHUNK_SIZE)
+
+    report = cluster.cli("where", name, "--json")
+    assert report.code == 0, report.err
+    data = report.json()
+    assert [c["hash"] for c in data["chunks"]] == hashes
+    for entry in data["chunks"]:
+        # The copies the catalog records are the files on the nodes' disks.
+        assert {c["node_id"] for c in entry["copies"]} == cluster.holders(entry["hash"])
+        assert all(c["state"] == "ok" for c in entry["copies"])
+        assert all(
+            c["why"].startswith(f"placed by the upload of {name!r}") for c in entry["copies"]
+        )
+
+    human = cluster.cli("where", name)
+    assert human.code == 0, human.err
+    lines = human.out.splitlines()
+    assert lines[0].startswith(f"{name} version 1: ") and lines[0].endswith("2 copies each")
+    assert f"chunk 1/2 {hashes[0][:16]}" in human.out and "manifest " in human.out
+    assert "why:" in lines and f"  [1] placed by the upload of {name!r}" in human.out
+
+    # One copy gone from its disk: that copy shows missing, the exit code says so.
+    lost_on = sorted(cluster.holders(hashes[0]))[0]
+    _chunk_path(cluster, lost_on, hashes[0]).unlink()
+    damaged = cluster.cli("where", name, "--json")
+    assert damaged.code == ExitCode.FAILURE
+    first = damaged.json()["chunks"][0]
+    assert first["status"] == "under_replicated"
+    assert {c["node_id"]: c["state"] for c in first["copies"]}[lost_on] == "missing"
+
+    unknown = cluster.cli("where", f"{name}-nothing")
+    assert unknown.code == ExitCode.NOT_FOUND
+    assert "no live" in it.one_error_line(unknown)
+    assert cluster.cli("rm", name).code == 0  # leave the shared cluster healthy
+
+
 def _chunk_path(c: Any, node_id: str, chunk_hash: str) -> Path:
     [path] = [p for p in (c.data_dir / "nodes" / node_id / "chunks").rglob(chunk_hash)]
     return path

@@ -153,6 +153,8 @@ def test_local_down_stops_every_process_and_keeps_the_backups(
     src = it.random_file(tmp_path / "src", 7000)
     assert c.cli("put", str(src), "--name", "kept").code == 0
     pids = list(c.state()["pids"].values())
+    # An error answer: the manager closes that connection, leaving it in TIME_WAIT on its port.
+    assert c.cli("where", "nothing").code == ExitCode.NOT_FOUND
 
     down = it.run_cli(["local", "down"], env=env)
     assert down.code == 0, down.err
@@ -166,7 +168,8 @@ def test_local_down_stops_every_process_and_keeps_the_backups(
     assert again.code == 0, again.err
     assert "no local cluster runs from" in again.err
 
-    restarted = start_local(data_dir, nodes=3, replication_factor=2)
+    # At once on the same port: the last cluster's closed connections do not hold it.
+    restarted = start_local(data_dir, nodes=3, replication_factor=2, port=c.port)
     got = restarted.cli("get", "kept", "-o", str(tmp_path / "back"))
     assert got.code == 0, got.err
     assert (tmp_path / "back").read_bytes() == src.read_bytes()

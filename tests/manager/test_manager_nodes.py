@@ -74,3 +74,11 @@ async def test_chunks_of_a_lost_node_are_copied_elsewhere(make_cluster: Any) -> 
     for chunk in got["chunks"]:
         assert len(chunk["nodes"]) == 2 and victim_url not in chunk["nodes"]
     assert [c["hash"] for c in got["chunks"]] == [c.hash for c in manifest.chunks]
+    # The new copies say why they were made.
+    report = await cluster.api.where("r")
+    for entry in report["chunks"]:
+        repaired_copies = [c for c in entry["copies"] if c["why"].startswith("repair: ")]
+        assert [c["why"].split(";")[0] for c in repaired_copies] == [
+            f"repair: the copies on {victim} were lost"
+        ] * len(repaired_copies)
+    assert any(c["why"].startswith("repair: ") for e in report["chunks"] for c in e["copies"])

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cofre.errors import Conflict
+from cofre.manager.catalog import WHY_REBUILD
 from cofre.models import ChunkHash
 
 
@@ -68,6 +69,9 @@ async def test_a_fresh_manager_rebuilds_the_catalog_from_the_nodes(
     assert {(f["name"], f["version"]): f["created"] for f in listed} == created
     report = await second.api.fsck()
     assert report["healthy"] is True and report["summary"]["versions"] == 6
+    where = await second.api.where("docs/a")
+    whys = {c["why"] for e in [*where["chunks"], where["manifest"]] for c in e["copies"]}
+    assert whys == {WHY_REBUILD}
 
     with pytest.raises(Conflict, match="only fills an empty catalog"):
         await second.api.rebuild_catalog()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -89,7 +91,7 @@ async def test_live_references_and_locations(tmp_path: Path) -> None:
         assert await cat.drop_unreferenced() == 4  # chunk 1 and x's manifest, on B and C
         assert await cat.locations([h("1"), h("2")]) == {h("1"): set(), h("2"): {B, C}}
 
-        await cat.add_location(h("2"), A)
+        await cat.add_location(h("2"), A, why="copied for a test")
         await cat.remove_locations(B, [h("2")])
         live = {c.hash: c for c in await cat.live_chunks(on_nodes=[A])}
         assert set(live) == {h("2")} and live[h("2")].holders == {A, C}
@@ -202,3 +204,59 @@ async def test_an_open_uploads_pins_are_kept_until_it_ends(tmp_path: Path) -> No
         assert await cat.drop_unreferenced() == 2
     finally:
         await cat.close()
+
+
+async def test_every_copy_records_why_and_since(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.sqlite3")
+    await cat.open()
+    try:
+        m = manifest("x", "1")
+        s = dataclasses.replace(session("u1", "x", 10), why="placed by a test upload")
+        await cat.add_session(s)
+        await cat.commit(s, m, manifest_hash=m.hash, manifest_length=9, holders=[B, C], now=50.0)
+        await cat.add_location(h("1"), A, why="copied for a test")
+        reasons = await cat.copy_reasons([h("1"), h("nothing")])
+        assert reasons[h("nothing")] == {}
+        assert reasons[h("1")][B] == ("placed by a test upload", 50.0)
+        why, since = reasons[h("1")][A]
+        assert why == "copied for a test" and since > 50.0
+        # A copy recorded before keeps its reason when a later version references the chunk.
+        again = dataclasses.replace(session("u2", "y", 10), why="a later upload")
+        await cat.add_session(again)
+        my = manifest("y", "1")
+        await cat.commit(again, my, manifest_hash=my.hash, manifest_length=9, holders=[B])
+        assert (await cat.copy_reasons([h("1")]))[h("1")][B][0] == "placed by a test upload"
+        assert (await cat.session(again.upload_id)) == dataclasses.replace(
+            again, state="committed", version=1
+        )
+    finally:
+        await cat.close()
+
+
+async def test_a_schema_1_catalog_is_migrated_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    cat = Catalog(path)
+    await cat.open()
+    m = manifest("x", "1")
+    await commit(cat, "u1", m)
+    await cat.close()
+    # Make it what a schema 1 manager wrote: no reasons anywhere.
+    db = sqlite3.connect(path)
+    for table, column in (("locations", "why"), ("locations", "since"), ("sessions", "why")):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute("UPDATE schema_version SET version = 1")
+    db.commit()
+    db.close()
+
+    cat = Catalog(path)
+    await cat.open()
+    try:
+        assert (await cat.copy_reasons([h("1")]))[h("1")] == {B: ("", 0.0), C: ("", 0.0)}
+        found = await cat.session(UploadId("u1"))
+        assert found is not None and found.why == "" and found.state == "committed"
+        assert await commit(cat, "u2", manifest("x", "2")) == 2
+    finally:
+        await cat.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT version FROM schema_version").fetchone() == (2,)
+    db.close()

@@ -58,8 +58,9 @@ def test_targets_exclude_holders_draining_and_unready_nodes() -> None:
         _view("e", ready=False),
     ]
     kwargs = {"length": 10, "weights": Weights(), "min_free_bytes": 0}
-    target = pick_target(views, holders=[NodeId("a"), NodeId("d")], **kwargs)  # type: ignore[arg-type]
-    assert target is not None and target.node_id == "c"
+    picked = pick_target(views, holders=[NodeId("a"), NodeId("d")], **kwargs)  # type: ignore[arg-type]
+    assert picked is not None and picked[0].node_id == "c"
+    assert 0.0 < picked[1] <= 1.0
     assert pick_target(views, holders=[NodeId(n) for n in "abc"], **kwargs) is None  # type: ignore[arg-type]
 
 
