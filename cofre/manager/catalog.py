@@ -9,197 +9,49 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cofre.errors import Conflict
+from cofre.manager.catalog_rows import (
+    CommitEntry,
+    LiveChunk,
+    RecoveredVersion,
+    SessionRow,
+    VersionRow,
+)
+from cofre.manager.catalog_sql import (
+    KEPT_HASHES,
+    LIVE_HASHES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    VERSION_COLUMNS,
+    WHY_REBUILD,
+    find_version,
+    insert_recovered,
+    insert_version,
+    migrate,
+    session_row,
+    transaction,
+    version_row,
+)
 from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, UploadId
 
+__all__ = [
+    "WHY_REBUILD",
+    "Catalog",
+    "CommitEntry",
+    "LiveChunk",
+    "RecoveredVersion",
+    "SessionRow",
+    "VersionRow",
+]
+
 T = TypeVar("T")
-
-log = logging.getLogger(__name__)
-# The reason of copies found on the nodes by a catalog rebuild.
-WHY_REBUILD = "found on this node by a catalog rebuild"
-
-SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS versions (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    mode INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    created REAL NOT NULL,
-    manifest_hash TEXT NOT NULL,
-    deleted_at REAL,
-    UNIQUE (name, version)
-);
-CREATE TABLE IF NOT EXISTS version_chunks (
-    version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    length INTEGER NOT NULL,
-    PRIMARY KEY (version_id, seq)
-);
-CREATE INDEX IF NOT EXISTS version_chunks_hash ON version_chunks(hash);
-CREATE TABLE IF NOT EXISTS chunk_lengths (hash TEXT PRIMARY KEY, length INTEGER NOT NULL);
--- why: how the copy came to be there (placed by an upload, a drain, a repair, a rebuild);
--- since: when it was recorded (seconds since the epoch).
-CREATE TABLE IF NOT EXISTS locations (
-    hash TEXT NOT NULL,
-    node_id TEXT NOT NULL,
-    why TEXT NOT NULL DEFAULT '',
-    since REAL NOT NULL DEFAULT 0,
-    PRIMARY KEY (hash, node_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS locations_node ON locations(node_id);
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mode INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    created REAL NOT NULL,
-    expires REAL NOT NULL,
-    primary_node TEXT NOT NULL,
-    nodes TEXT NOT NULL,
-    keep_copy INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    version INTEGER,
-    why TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
-CREATE TABLE IF NOT EXISTS session_files (
-    session_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    version INTEGER,
-    PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
--- Chunks an open upload was told it need not send (dedup across placement): GC keeps them.
-CREATE TABLE IF NOT EXISTS session_pins (
-    session_id TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    PRIMARY KEY (session_id, hash)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS draining (node_id TEXT PRIMARY KEY, since REAL NOT NULL);
-"""
-
-# The live reference set: data chunks and manifests of versions not deleted.
-_LIVE_HASHES = """
-SELECT vc.hash FROM version_chunks vc JOIN versions v ON v.id = vc.version_id
-WHERE v.deleted_at IS NULL
-UNION SELECT manifest_hash FROM versions WHERE deleted_at IS NULL
-"""
-# What GC keeps: live chunks, and those open uploads were told are stored already.
-_KEPT_HASHES = (
-    _LIVE_HASHES
-    + """UNION SELECT p.hash FROM session_pins p JOIN sessions s ON s.id = p.session_id
-WHERE s.state = 'open'
-"""
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRow:
-    upload_id: UploadId
-    name: str
-    size: int
-    mode: int
-    mtime: float
-    created: float
-    expires: float
-    primary: NodeId
-    nodes: tuple[NodeId, ...]  # every chosen node, the primary first
-    keep_copy: bool
-    state: str = "open"  # open, committed, aborted, expired
-    version: int | None = None
-    # Why its nodes were chosen; becomes the reason of every copy the upload places.
-    why: str = ""
-
-    @property
-    def copy_holders(self) -> tuple[NodeId, ...]:
-        return self.nodes if self.keep_copy else self.nodes[1:]
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRow:
-    name: str
-    version: int
-    size: int
-    mode: int
-    mtime: float
-    created: float
-    manifest_hash: ChunkHash
-    chunk_count: int
-    deleted_at: float | None = None
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "size": self.size,
-            "mode": self.mode,
-            "mtime": self.mtime,
-            "created": self.created,
-            "chunks": self.chunk_count,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class LiveChunk:
-    hash: ChunkHash
-    length: int
-    holders: frozenset[NodeId]
-
-
-_VERSION_COLUMNS = (
-    "v.name, v.version, v.size, v.mode, v.mtime, v.created, v.manifest_hash, "
-    "(SELECT COUNT(*) FROM version_chunks vc WHERE vc.version_id = v.id), v.deleted_at"
-)
-
-
-def _version(row: tuple[Any, ...]) -> VersionRow:
-    name, number, size, mode, mtime, created, manifest_hash, count, deleted_at = row
-    return VersionRow(
-        name=str(name),
-        version=int(number),
-        size=int(size),
-        mode=int(mode),
-        mtime=float(mtime),
-        created=float(created),
-        manifest_hash=ChunkHash(str(manifest_hash)),
-        chunk_count=int(count),
-        deleted_at=None if deleted_at is None else float(deleted_at),
-    )
-
-
-def _session(row: tuple[Any, ...]) -> SessionRow:
-    uid, name, size, mode, mtime, created, expires, primary, nodes, keep, state, version, why = row
-    return SessionRow(
-        upload_id=UploadId(str(uid)),
-        name=str(name),
-        size=int(size),
-        mode=int(mode),
-        mtime=float(mtime),
-        created=float(created),
-        expires=float(expires),
-        primary=NodeId(str(primary)),
-        nodes=tuple(NodeId(n) for n in json.loads(str(nodes))),
-        keep_copy=bool(keep),
-        state=str(state),
-        version=None if version is None else int(version),
-        why=str(why),
-    )
 
 
 class Catalog:
@@ -226,12 +78,12 @@ class Catalog:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(_SCHEMA)
+            db.executescript(SCHEMA)
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             elif row[0] < SCHEMA_VERSION:
-                _migrate(db, int(row[0]))
+                migrate(db, int(row[0]))
             elif row[0] > SCHEMA_VERSION:
                 db.close()
                 raise RuntimeError(
@@ -268,7 +120,7 @@ class Catalog:
             # memory too. Versions are never written this way.
             db.execute("PRAGMA synchronous=NORMAL")
             try:
-                with _transaction(db):
+                with transaction(db):
                     db.execute(
                         "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
@@ -311,14 +163,14 @@ class Catalog:
     async def session(self, upload_id: UploadId) -> SessionRow | None:
         def do(db: sqlite3.Connection) -> SessionRow | None:
             row = db.execute("SELECT * FROM sessions WHERE id = ?", (upload_id,)).fetchone()
-            return None if row is None else _session(row)
+            return None if row is None else session_row(row)
 
         return await self._run(do)
 
     async def open_sessions(self) -> list[SessionRow]:
         def do(db: sqlite3.Connection) -> list[SessionRow]:
             rows = db.execute("SELECT * FROM sessions WHERE state = 'open' ORDER BY created")
-            return [_session(r) for r in rows]
+            return [session_row(r) for r in rows]
 
         return await self._run(do)
 
@@ -338,7 +190,7 @@ class Catalog:
         """Forget closed sessions whose expiry passed before ``closed_before``."""
 
         def do(db: sqlite3.Connection) -> int:
-            with _transaction(db):
+            with transaction(db):
                 for table in ("session_files", "session_pins"):
                     db.execute(
                         f"DELETE FROM {table} WHERE session_id IN (SELECT id FROM sessions"
@@ -395,7 +247,7 @@ class Catalog:
                 return holder_list
 
         def do(db: sqlite3.Connection) -> list[int]:
-            with _transaction(db):
+            with transaction(db):
                 # Only an open session commits, once: a concurrent abort or commit loses here.
                 closed = db.execute(
                     "UPDATE sessions SET state = 'committed' WHERE id = ? AND state = 'open'",
@@ -404,7 +256,7 @@ class Catalog:
                 if closed.rowcount != 1:
                     raise Conflict(f"upload {session.upload_id} is no longer open")
                 numbers = [
-                    _insert_version(db, e, holders_of, created, why=session.why) for e in entries
+                    insert_version(db, e, holders_of, created, why=session.why) for e in entries
                 ]
                 db.executemany(
                     "UPDATE session_files SET version = ? WHERE session_id = ? AND name = ?",
@@ -438,11 +290,11 @@ class Catalog:
                     " WHERE w.name = v.name AND w.deleted_at IS NULL)"
                 )
             rows = db.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM versions v WHERE {where}"
+                f"SELECT {VERSION_COLUMNS} FROM versions v WHERE {where}"
                 " ORDER BY v.name, v.version",
                 params,
             )
-            return [_version(r) for r in rows]
+            return [version_row(r) for r in rows]
 
         return await self._run(do)
 
@@ -450,13 +302,13 @@ class Catalog:
         self, name: str, version: int | None = None
     ) -> tuple[VersionRow, list[ChunkRef]] | None:
         """A live version (the latest without ``version``) and its chunks in order."""
-        return await self._run(lambda db: _find_version(db, name, version))
+        return await self._run(lambda db: find_version(db, name, version))
 
     async def latest_many(self, names: Sequence[str]) -> list[tuple[VersionRow, list[ChunkRef]]]:
         """The latest live version of each name that has one, in order, in one thread hop."""
 
         def do(db: sqlite3.Connection) -> list[tuple[VersionRow, list[ChunkRef]]]:
-            found = (_find_version(db, name, None) for name in dict.fromkeys(names))
+            found = (find_version(db, name, None) for name in dict.fromkeys(names))
             return [f for f in found if f is not None]
 
         return await self._run(do)
@@ -470,7 +322,7 @@ class Catalog:
             if version is not None:
                 sql += " AND version = ?"
                 params = (name, version)
-            with _transaction(db):
+            with transaction(db):
                 numbers = [int(r[0]) for r in db.execute(sql + " ORDER BY version", params)]
                 db.executemany(
                     "UPDATE versions SET deleted_at = ? WHERE name = ? AND version = ?",
@@ -504,7 +356,7 @@ class Catalog:
         transaction; Conflict (nothing written) if it holds any version."""
 
         def do(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 held = int(db.execute("SELECT COUNT(*) FROM versions").fetchone()[0])
                 if held:
                     raise Conflict(
@@ -512,7 +364,7 @@ class Catalog:
                         "empty catalog"
                     )
                 for v in versions:
-                    _insert_recovered(db, v)
+                    insert_recovered(db, v)
 
         await self._run(do)
 
@@ -520,7 +372,7 @@ class Catalog:
 
     async def live_hashes(self) -> set[ChunkHash]:
         def do(db: sqlite3.Connection) -> set[ChunkHash]:
-            return {ChunkHash(r[0]) for r in db.execute(_LIVE_HASHES)}
+            return {ChunkHash(r[0]) for r in db.execute(LIVE_HASHES)}
 
         return await self._run(do)
 
@@ -528,7 +380,7 @@ class Catalog:
         """Live chunks and those pinned by open uploads: what GC must not delete."""
 
         def do(db: sqlite3.Connection) -> set[ChunkHash]:
-            return {ChunkHash(r[0]) for r in db.execute(_KEPT_HASHES)}
+            return {ChunkHash(r[0]) for r in db.execute(KEPT_HASHES)}
 
         return await self._run(do)
 
@@ -537,7 +389,7 @@ class Catalog:
         rows = [(upload_id, h) for h in hashes]
 
         def do(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 db.executemany("INSERT OR IGNORE INTO session_pins VALUES (?,?)", rows)
 
         if rows:
@@ -550,12 +402,12 @@ class Catalog:
         def do(db: sqlite3.Connection) -> list[LiveChunk]:
             holders: dict[str, set[NodeId]] = {}
             for h, n in db.execute(
-                f"SELECT hash, node_id FROM locations WHERE hash IN ({_LIVE_HASHES})"
+                f"SELECT hash, node_id FROM locations WHERE hash IN ({LIVE_HASHES})"
             ):
                 holders.setdefault(h, set()).add(NodeId(n))
             lengths = dict(
                 db.execute(
-                    f"SELECT hash, length FROM chunk_lengths WHERE hash IN ({_LIVE_HASHES})"
+                    f"SELECT hash, length FROM chunk_lengths WHERE hash IN ({LIVE_HASHES})"
                 ).fetchall()
             )
             out = []
@@ -634,7 +486,7 @@ class Catalog:
         rows = [(h, node_id) for h in hashes]
 
         def do(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 db.executemany("DELETE FROM locations WHERE hash = ? AND node_id = ?", rows)
 
         await self._run(do)
@@ -644,9 +496,9 @@ class Catalog:
         open upload pinned; -> locations."""
 
         def do(db: sqlite3.Connection) -> int:
-            with _transaction(db):
-                cur = db.execute(f"DELETE FROM locations WHERE hash NOT IN ({_KEPT_HASHES})")
-                db.execute(f"DELETE FROM chunk_lengths WHERE hash NOT IN ({_KEPT_HASHES})")
+            with transaction(db):
+                cur = db.execute(f"DELETE FROM locations WHERE hash NOT IN ({KEPT_HASHES})")
+                db.execute(f"DELETE FROM chunk_lengths WHERE hash NOT IN ({KEPT_HASHES})")
                 return cur.rowcount
 
         return await self._run(do)
@@ -657,7 +509,7 @@ class Catalog:
         rows = [(n, now) for n in node_ids]
 
         def do(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 db.executemany("INSERT OR IGNORE INTO draining VALUES (?,?)", rows)
 
         await self._run(do)
@@ -667,7 +519,7 @@ class Catalog:
         keep = sorted(set(node_ids))
 
         def do(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 marks = ",".join("?" * len(keep))
                 db.execute(f"DELETE FROM draining WHERE node_id NOT IN ({marks})", keep)
                 db.executemany(
@@ -681,152 +533,3 @@ class Catalog:
             return {NodeId(r[0]) for r in db.execute("SELECT node_id FROM draining")}
 
         return await self._run(do)
-
-
-def _find_version(
-    db: sqlite3.Connection, name: str, version: int | None
-) -> tuple[VersionRow, list[ChunkRef]] | None:
-    sql = f"SELECT v.id, {_VERSION_COLUMNS} FROM versions v WHERE v.name = ?"
-    sql += " AND v.deleted_at IS NULL"
-    params: tuple[object, ...] = (name,)
-    if version is not None:
-        sql += " AND v.version = ?"
-        params = (name, version)
-    row = db.execute(sql + " ORDER BY v.version DESC LIMIT 1", params).fetchone()
-    if row is None:
-        return None
-    chunks = [
-        ChunkRef(ChunkHash(h), int(n))
-        for h, n in db.execute(
-            "SELECT hash, length FROM version_chunks WHERE version_id = ? ORDER BY seq",
-            (row[0],),
-        )
-    ]
-    return _version(row[1:]), chunks
-
-
-@dataclass(frozen=True, slots=True)
-class CommitEntry:
-    manifest: Manifest
-    manifest_hash: ChunkHash
-    manifest_length: int
-
-
-def _insert_version(
-    db: sqlite3.Connection,
-    entry: CommitEntry,
-    holders_of: Callable[[ChunkHash], Iterable[NodeId]],
-    created: float,
-    *,
-    why: str,
-) -> int:
-    """A newly committed version: the next number of its name; each chunk on its holders."""
-    row = db.execute(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?",
-        (entry.manifest.name,),
-    ).fetchone()
-    number = int(row[0])
-    _insert_rows(
-        db,
-        entry.manifest,
-        number=number,
-        created=created,
-        manifest_hash=entry.manifest_hash,
-        manifest_length=entry.manifest_length,
-        holders_of=holders_of,
-        why=why,
-        now=created,
-    )
-    return number
-
-
-def _insert_rows(
-    db: sqlite3.Connection,
-    manifest: Manifest,
-    *,
-    number: int,
-    created: float,
-    manifest_hash: ChunkHash,
-    manifest_length: int,
-    holders_of: Callable[[ChunkHash], Iterable[NodeId]],
-    why: str,
-    now: float,
-) -> None:
-    """One version's rows: the version, its ordered chunks, their lengths and locations (a
-    copy recorded before keeps its reason)."""
-    cur = db.execute(
-        "INSERT INTO versions (name, version, size, mode, mtime, created, manifest_hash)"
-        " VALUES (?,?,?,?,?,?,?)",
-        (
-            manifest.name,
-            number,
-            manifest.size,
-            manifest.mode,
-            manifest.mtime,
-            created,
-            manifest_hash,
-        ),
-    )
-    vid = cur.lastrowid
-    db.executemany(
-        "INSERT INTO version_chunks VALUES (?,?,?,?)",
-        [(vid, i, c.hash, c.length) for i, c in enumerate(manifest.chunks)],
-    )
-    lengths = {c.hash: c.length for c in manifest.chunks}
-    lengths[manifest_hash] = manifest_length
-    db.executemany("INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)", list(lengths.items()))
-    db.executemany(
-        "INSERT OR IGNORE INTO locations (hash, node_id, why, since) VALUES (?,?,?,?)",
-        [(h, n, why, now) for h in lengths for n in holders_of(h)],
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class RecoveredVersion:
-    """A version rebuilt from its manifest on the nodes, with every node holding each chunk."""
-
-    number: int
-    manifest: Manifest
-    manifest_hash: ChunkHash
-    manifest_length: int
-    # chunk (data chunks and the manifest) -> nodes holding it
-    locations: Mapping[ChunkHash, frozenset[NodeId]]
-
-
-def _insert_recovered(db: sqlite3.Connection, v: RecoveredVersion) -> None:
-    _insert_rows(
-        db,
-        v.manifest,
-        number=v.number,
-        created=v.manifest.created,
-        manifest_hash=v.manifest_hash,
-        manifest_length=v.manifest_length,
-        holders_of=lambda h: sorted(v.locations.get(h, ())),
-        why=WHY_REBUILD,
-        now=time.time(),
-    )
-
-
-def _migrate(db: sqlite3.Connection, version: int) -> None:
-    """Bring a catalog of an older schema to this one, in one transaction."""
-    with _transaction(db):
-        if version < 2:
-            # Copies recorded before their reasons were: why stays empty, since 0.
-            db.execute("ALTER TABLE locations ADD COLUMN why TEXT NOT NULL DEFAULT ''")
-            db.execute("ALTER TABLE locations ADD COLUMN since REAL NOT NULL DEFAULT 0")
-            db.execute("ALTER TABLE sessions ADD COLUMN why TEXT NOT NULL DEFAULT ''")
-        db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-    log.info("catalog schema migrated from=%d to=%d", version, SCHEMA_VERSION)
-
-
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK on an autocommit connection."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
