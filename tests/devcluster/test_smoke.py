@@ -122,6 +122,14 @@ metadata: {{name: web}}
 spec:
   selector: {{app: web}}
   ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-nodeport}}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
 """,
         ns,
     )
@@ -161,6 +169,28 @@ spec:
     dc.wait_for("the Service to answer by its DNS name", service_answers, timeout=60)
     out = answers[-1]
     assert out.startswith("hello from web-")
+
+    # The NodePort answers on every node's address, whichever node runs the pods.
+    port = dc.kubectl_json("get", "service", "web-nodeport", "-n", ns)["spec"]["ports"][0][
+        "nodePort"
+    ]
+    addresses = [
+        a["address"]
+        for node in dc.kubectl_json("get", "nodes")["items"]
+        for a in node["status"]["addresses"]
+        if a["type"] == "InternalIP"
+    ]
+    assert len(addresses) == 3
+
+    def node_port_answers(address: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{address}:{port}/", timeout=5) as resp:
+                return resp.read().decode().startswith("hello from web-")
+        except OSError:
+            return False
+
+    for address in addresses:
+        dc.wait_for(f"the NodePort to answer on {address}", lambda a=address: node_port_answers(a))
 
 
 def test_statefulset_keeps_data_across_scale_down_and_up(
