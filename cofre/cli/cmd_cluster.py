@@ -1,5 +1,5 @@
-"""`cofre status`, `fsck`, `gc`, `catalog rebuild`: the cluster's nodes, the health of every
-backup, cleanup, and recovery of a lost catalog."""
+"""`cofre status`, `fsck`, `repair`, `gc`, `catalog rebuild`: the cluster's nodes, the health
+of every backup and its repair, cleanup, and recovery of a lost catalog."""
 
 from __future__ import annotations
 
@@ -74,6 +74,10 @@ def fsck_text(report: dict[str, Any]) -> str:
             lines.append(
                 f"  {label}: chunk {str(c['hash'])[:16]} {c['status']} (on {holders}{extra})"
             )
+    if not report.get("healthy"):
+        lines.append(
+            "`cofre repair` copies every chunk that still has a good copy back to its full count"
+        )
     lines.append("HEALTHY" if report.get("healthy") else "NOT HEALTHY")
     return "\n".join(lines)
 
@@ -90,6 +94,33 @@ async def run_gc(args: argparse.Namespace, ctx: Context) -> ExitCode:
         flush=True,
     )
     return ExitCode.OK
+
+
+async def run_repair(args: argparse.Namespace, ctx: Context) -> ExitCode:
+    async with connect(ctx) as clients:
+        result = await clients.manager.repair(verify=args.verify)
+    if args.json:
+        print_json(result)
+    else:
+        print(repair_text(result), flush=True)
+    return ExitCode.OK if result.get("healthy") else ExitCode.FAILURE
+
+
+def repair_text(result: dict[str, Any]) -> str:
+    lines = [
+        f"checked {result.get('chunks', 0)} chunks: {result.get('lost_copies', 0)} copies lost, "
+        f"{result.get('under_replicated', 0)} chunks short of copies, "
+        f"{result.get('copies_made', 0)} copies made"
+    ]
+    if result.get("stuck"):
+        lines.append(
+            f"{result['stuck']} chunks found no node to copy to or from; run repair again "
+            "once more nodes are ready"
+        )
+    if result.get("unrecoverable"):
+        lines.append(f"{result['unrecoverable']} chunks have no good copy left (see cofre fsck)")
+    lines.append("HEALTHY" if result.get("healthy") else "NOT HEALTHY")
+    return "\n".join(lines)
 
 
 async def run_catalog_rebuild(args: argparse.Namespace, ctx: Context) -> ExitCode:

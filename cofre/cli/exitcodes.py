@@ -36,7 +36,7 @@ class ExitCode(IntEnum):
 
 _MEANING: dict[ExitCode, str] = {
     ExitCode.OK: "success",
-    ExitCode.FAILURE: "failure (fsck, where: not every copy is there; other errors)",
+    ExitCode.FAILURE: "failure (fsck, where, repair: not every copy is there; other errors)",
     ExitCode.USAGE: "usage error: bad arguments, no manager configured, invalid request",
     ExitCode.UNAVAILABLE: "the manager or a storage node cannot be reached",
     ExitCode.NOT_FOUND: "unknown name or version",

@@ -11,7 +11,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from cofre.cli.cmd_cluster import run_catalog_rebuild, run_fsck, run_gc, run_status
+from cofre.cli.cmd_cluster import (
+    run_catalog_rebuild,
+    run_fsck,
+    run_gc,
+    run_repair,
+    run_status,
+)
 from cofre.cli.cmd_files import run_get, run_ls, run_put, run_rm
 from cofre.cli.cmd_where import run_where
 from cofre.cli.context import Context, resolve
@@ -132,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("--verify", action="store_true", help="re-hash every copy on the nodes")
     p.set_defaults(handler=run_fsck)
+
+    p = sub.add_parser(
+        "repair",
+        parents=[conn, js],
+        help="copy every chunk back to its full count of good copies (exit 1 if one can't be)",
+    )
+    p.add_argument(
+        "--verify", action="store_true", help="re-hash every copy first (finds silent rot)"
+    )
+    p.set_defaults(handler=run_repair)
 
     p = sub.add_parser("gc", parents=[conn, js], help="delete unreferenced chunks now")
     p.add_argument(

@@ -175,7 +175,7 @@ async def copy_chunk(m: Manager, chunk: LiveChunk, *, why: str) -> NodeId | None
     return target.node_id
 
 
-async def _fill(
+async def fill_copies(
     m: Manager,
     todo: list[LiveChunk],
     *,
@@ -211,7 +211,7 @@ async def drain_pass(m: Manager) -> dict[str, Any]:
         return drain_status([], draining=draining, factor=m.factor)
     chunks = await m.catalog.live_chunks(on_nodes=draining)
     todo = [c for c in chunks if copies_needed(c, draining=draining, factor=m.factor)]
-    copied, stuck = await _fill(
+    copied, stuck = await fill_copies(
         m,
         todo,
         excluded=draining,
@@ -244,7 +244,7 @@ async def repair_pass(m: Manager) -> tuple[int, int]:
     if not todo:
         log.debug("repair pass chunks=%d lost_nodes=%d nothing to copy", len(chunks), len(lost))
         return 0, 0
-    copied, stuck = await _fill(
+    copied, stuck = await fill_copies(
         m,
         todo,
         excluded=excluded,

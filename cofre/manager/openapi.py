@@ -381,6 +381,32 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/v1/repair": {
+        "post": {
+            "summary": "copy every live chunk back to F good copies on ready, non-draining nodes, "
+            "from the copies the nodes confirm now (verify: re-hash them first); copies a ready "
+            "node lost are forgotten",
+            "requestBody": {"content": _json(_obj({"verify": {"type": "boolean"}}))},
+            "responses": {
+                **_ok(
+                    "200",
+                    "what the pass found and did",
+                    _obj(
+                        {
+                            "chunks": _INT,
+                            "lost_copies": _INT,
+                            "under_replicated": _INT,
+                            "copies_made": _INT,
+                            "stuck": _INT,
+                            "unrecoverable": _INT,
+                            "healthy": {"type": "boolean"},
+                        }
+                    ),
+                ),
+                **_errors("400"),
+            },
+        }
+    },
     "/v1/catalog/rebuild": {
         "post": {
             "summary": "fill an empty catalog from the manifests stored on every node: per name "

@@ -7,7 +7,7 @@ import time
 from aiohttp import web
 
 from cofre.errors import BadRequest, NotFound
-from cofre.manager import dedup, drain, gc, health, rebuild, uploads
+from cofre.manager import dedup, drain, gc, health, rebuild, repair, uploads
 from cofre.manager.keys import MANAGER
 from cofre.manager.placement import restore_order
 from cofre.models import UploadId, validate_name
@@ -185,6 +185,15 @@ async def run_gc(request: web.Request) -> web.Response:
         raise BadRequest("grace_s must be a non-negative number")
     result = await gc.collect(request.app[MANAGER], grace_s=None if grace is None else float(grace))
     return web.json_response(result)
+
+
+@routes.post("/v1/repair")
+async def run_repair(request: web.Request) -> web.Response:
+    body = await read_json(request) if request.can_read_body else {}
+    verify = body.get("verify", False)
+    if not isinstance(verify, bool):
+        raise BadRequest("verify must be true or false")
+    return web.json_response(await repair.repair(request.app[MANAGER], verify=verify))
 
 
 @routes.post("/v1/catalog/rebuild")

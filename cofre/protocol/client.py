@@ -206,6 +206,12 @@ class ManagerClient(_ApiClient):
         result: dict[str, Any] = await self._request("GET", "/v1/stats")
         return result
 
+    async def repair(self, *, verify: bool = False) -> dict[str, Any]:
+        """-> {chunks, lost_copies, under_replicated, copies_made, stuck, unrecoverable,
+        healthy}"""
+        result: dict[str, Any] = await self._request("POST", "/v1/repair", json={"verify": verify})
+        return result
+
     async def rebuild_catalog(self) -> dict[str, Any]:
         """Fill an empty catalog from the manifests on the nodes (Conflict if not empty)
         -> {versions, names, skipped_incomplete, skipped_unreadable, nodes_scanned}"""

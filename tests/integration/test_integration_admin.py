@@ -149,6 +149,19 @@ def test_fsck_healthy_then_damaged(cluster: Any, it: Any, tmp_path: Path) -> Non
     got = cluster.cli("get", name, "-o", str(tmp_path / "back"))
     assert got.code == 0, got.err
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
+    assert "cofre repair" in human.out
+
+    # Repair copies both chunks back to two good copies, from the intact ones.
+    repaired = cluster.cli("repair", "--verify", "--json")
+    assert repaired.code == 0, repaired.err
+    assert repaired.json()["copies_made"] >= 2 and repaired.json()["healthy"] is True
+    healed = cluster.cli("fsck", name, "--verify", "--json")
+    assert healed.code == 0, healed.out
+    for c in healed.json()["files"][0]["chunks"]:
+        assert c["status"] == "ok" and len(c["nodes"]) == 2
+        assert len(cluster.holders(c["hash"])) == 2  # on disk too
+    again = cluster.cli("repair")
+    assert again.code == 0 and "0 copies made" in again.out and "HEALTHY" in again.out
     assert cluster.cli("rm", name).code == 0  # leave the shared cluster healthy
 
 
