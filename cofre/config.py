@@ -83,6 +83,14 @@ class GCConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RepairConfig:
+    # seconds between background repair passes, which ask every node about every live chunk and
+    # copy back the ones a node lost; 0 turns them off. Hourly: one small request per thousand
+    # chunks per node, and a lost copy is not left alone for long.
+    interval_s: float = 3600.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class ManagerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -95,6 +103,7 @@ class ManagerConfig:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     gc: GCConfig = field(default_factory=GCConfig)
+    repair: RepairConfig = field(default_factory=RepairConfig)
 
 
 @dataclass(frozen=True, kw_only=True)

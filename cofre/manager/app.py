@@ -10,7 +10,7 @@ from aiohttp import web
 
 from cofre.aio import cancel_all
 from cofre.config import ManagerConfig
-from cofre.manager import drain, gc, openapi, uploads
+from cofre.manager import drain, gc, openapi, repair, uploads
 from cofre.manager.catalog import Catalog
 from cofre.manager.context import Manager
 from cofre.manager.discovery import NodeDiscovery, make_discovery
@@ -82,6 +82,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         "gc": lambda: gc.gc_loop(m),
         "sessions": lambda: uploads.sweeper_loop(m),
         "drain": lambda: drain.drain_loop(m),
+        "repair": lambda: repair.repair_loop(m),
     }
     tasks = [
         asyncio.create_task(_guard(name, fn), name=f"manager-{name}") for name, fn in loops.items()

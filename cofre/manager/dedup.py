@@ -52,9 +52,9 @@ async def held_elsewhere(
     wanted = list(dict.fromkeys(hashes))
     if not wanted:
         return {}
-    copies = await check_copies(m, wanted, verify=False, touch=True)
+    checked = await check_copies(m, wanted, verify=False, touch=True)
     usable = {s.node_id for s in m.registry.ready_nodes()} - m.registry.draining
-    good = {h: nodes for h, (nodes, _) in copies.items()}
+    good = {h: nodes for h, (nodes, _) in checked.copies.items()}
     return enough_copies(good, usable=usable, factor=m.factor)
 
 

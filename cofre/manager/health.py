@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +61,33 @@ async def _check_node(
     return present - corrupt, corrupt
 
 
-async def check_copies(
-    m: Manager, hashes: Iterable[ChunkHash], *, verify: bool, touch: bool = False
-) -> dict[ChunkHash, tuple[set[NodeId], set[NodeId]]]:
-    """Ask every ready node about the chunks the catalog places on it (``touch``: and mark
-    them used now).
+@dataclass(frozen=True, slots=True)
+class CopyCheck:
+    """What the nodes said about the copies the catalog records."""
 
-    -> per hash (nodes with a good copy, nodes with a corrupt copy). An unreachable node's
-    copies count as absent.
+    # per hash: (nodes with a good copy, nodes with a corrupt copy)
+    copies: dict[ChunkHash, tuple[set[NodeId], set[NodeId]]]
+    # the nodes that answered; a copy on any other node is of unknown state
+    answered: set[NodeId]
+
+    def good(self, chunk_hash: ChunkHash) -> set[NodeId]:
+        return self.copies.get(chunk_hash, (set(), set()))[0]
+
+
+async def check_copies(
+    m: Manager,
+    hashes: Iterable[ChunkHash],
+    *,
+    verify: bool,
+    touch: bool = False,
+    locations: Mapping[ChunkHash, Iterable[NodeId]] | None = None,
+) -> CopyCheck:
+    """Ask every ready node about the chunks the catalog places on it, or ``locations`` when
+    the caller read them already (``touch``: and mark them used now). A node that is not ready,
+    or fails to answer, confirms nothing.
     """
-    locations = await m.catalog.locations(hashes)
+    if locations is None:
+        locations = await m.catalog.locations(hashes)
     by_node: dict[NodeId, list[ChunkHash]] = {}
     for h, nodes in locations.items():
         for n in nodes:
@@ -82,12 +99,14 @@ async def check_copies(
         return_exceptions=True,
     )
     out: dict[ChunkHash, tuple[set[NodeId], set[NodeId]]] = {h: (set(), set()) for h in locations}
+    answered: set[NodeId] = set()
     for node_id, result in zip(asked, results, strict=True):
         if isinstance(result, BaseException):
             if not isinstance(result, CofreError):
                 raise result
             log.warning("copy check failed node=%s error=%s", node_id, result.detail)
             continue
+        answered.add(node_id)
         good, bad = result
         for h in good:
             if h in out:
@@ -95,7 +114,7 @@ async def check_copies(
         for h in bad:
             if h in out:
                 out[h][1].add(node_id)
-    return out
+    return CopyCheck(copies=out, answered=answered)
 
 
 async def fsck(m: Manager, *, name: str | None, verify: bool) -> dict[str, Any]:
@@ -111,7 +130,7 @@ async def fsck(m: Manager, *, name: str | None, verify: bool) -> dict[str, Any]:
     for row, chunks in contents:
         all_hashes.update(c.hash for c in chunks)
         all_hashes.add(row.manifest_hash)
-    copies = await check_copies(m, all_hashes, verify=verify)
+    copies = (await check_copies(m, all_hashes, verify=verify)).copies
     lengths = await m.catalog.lengths([row.manifest_hash for row, _ in contents])
 
     def health(h: ChunkHash, length: int) -> ChunkHealth:
@@ -177,13 +196,14 @@ async def cluster_stats(m: Manager) -> dict[str, Any]:
     }
 
 
-def copy_state(node: NodeId, *, good: set[NodeId], bad: set[NodeId], ready: set[NodeId]) -> str:
-    """What one recorded copy is now: ok, corrupt, missing (the node says so) or unreachable."""
+def copy_state(node: NodeId, *, good: set[NodeId], bad: set[NodeId], answered: set[NodeId]) -> str:
+    """What one recorded copy is now: ok, corrupt, missing (its node says so) or unreachable
+    (its node is not ready or did not answer)."""
     if node in good:
         return "ok"
     if node in bad:
         return "corrupt"
-    return "missing" if node in ready else "unreachable"
+    return "missing" if node in answered else "unreachable"
 
 
 async def where(m: Manager, *, name: str, version: int | None) -> dict[str, Any]:
@@ -194,10 +214,14 @@ async def where(m: Manager, *, name: str, version: int | None) -> dict[str, Any]
         raise NotFound(f"no live {which}")
     row, chunks = found
     hashes = {c.hash for c in chunks} | {row.manifest_hash}
-    copies = await check_copies(m, hashes, verify=False)
+    # The copies to ask about are the ones read with their reasons: one snapshot, so a copy
+    # recorded meanwhile (a drain, a repair) is never listed without having been asked about.
     reasons = await m.catalog.copy_reasons(hashes)
+    checked = await check_copies(
+        m, hashes, verify=False, locations={h: list(nodes) for h, nodes in reasons.items()}
+    )
+    copies = checked.copies
     lengths = await m.catalog.lengths([row.manifest_hash])
-    ready = {s.node_id for s in m.registry.ready_nodes()}
 
     def entry(chunk_hash: ChunkHash, length: int) -> dict[str, Any]:
         good, bad = copies.get(chunk_hash, (set(), set()))
@@ -208,7 +232,7 @@ async def where(m: Manager, *, name: str, version: int | None) -> dict[str, Any]
             listed.append(
                 {
                     "node_id": node,
-                    "state": copy_state(node, good=good, bad=bad, ready=ready),
+                    "state": copy_state(node, good=good, bad=bad, answered=checked.answered),
                     "why": why or "not recorded (an older catalog, or found by a check)",
                     "since": since or None,
                 }

@@ -10,6 +10,7 @@ counted, and fsck keeps reporting it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -27,7 +28,7 @@ def plan_repair(
     chunks: Iterable[LiveChunk],
     good: dict[ChunkHash, set[NodeId]],
     *,
-    ready: set[NodeId],
+    answered: set[NodeId],
     draining: set[NodeId],
     factor: int,
 ) -> tuple[list[LiveChunk], dict[NodeId, list[ChunkHash]], int]:
@@ -38,8 +39,9 @@ def plan_repair(
     unrecoverable = 0
     for chunk in chunks:
         holding = good.get(chunk.hash, set())
-        # Only a ready node's answer counts: an unreachable node may still hold its copy.
-        for node in sorted(chunk.holders & ready - holding):
+        # Only a node's own answer makes a copy lost: one that did not answer (unready, or a
+        # failed request) may still hold it.
+        for node in sorted(chunk.holders & answered - holding):
             lost.setdefault(node, []).append(chunk.hash)
         if len(holding - draining) >= factor:
             continue
@@ -53,13 +55,12 @@ def plan_repair(
 async def repair(m: Manager, *, verify: bool) -> dict[str, Any]:
     """One pass over every live chunk; -> what it found and did."""
     chunks = await m.catalog.live_chunks()
-    copies = await check_copies(m, [c.hash for c in chunks], verify=verify)
-    ready = {s.node_id for s in m.registry.ready_nodes()}
+    checked = await check_copies(m, [c.hash for c in chunks], verify=verify)
     draining = set(m.registry.draining)
     todo, lost, unrecoverable = plan_repair(
         chunks,
-        {h: good for h, (good, _) in copies.items()},
-        ready=ready,
+        {h: good for h, (good, _) in checked.copies.items()},
+        answered=checked.answered,
         draining=draining,
         factor=m.factor,
     )
@@ -84,3 +85,17 @@ async def repair(m: Manager, *, verify: bool) -> dict[str, Any]:
     }
     log.info("repair pass verify=%s %s", verify, " ".join(f"{k}={v}" for k, v in result.items()))
     return result
+
+
+async def repair_loop(m: Manager) -> None:
+    """A presence-only repair pass every ``repair.interval_s`` (re-hashing is left to
+    ``cofre repair --verify``: it reads every byte)."""
+    interval = m.config.repair.interval_s
+    if interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await repair(m, verify=False)
+        except Exception:
+            log.exception("repair pass failed")

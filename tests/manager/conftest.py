@@ -20,6 +20,7 @@ from cofre.config import (
     NodeConfig,
     PlacementConfig,
     ProbeConfig,
+    RepairConfig,
     UploadConfig,
 )
 from cofre.manager import create_app as create_manager_app
@@ -121,6 +122,7 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
         data_dir: Path | None = None,
         node_servers: dict[str, TestServer] | None = None,
         latency_weight: float = 0.5,
+        repair_interval_s: float = 3600.0,
     ) -> Cluster:
         servers = dict(node_servers or {})
         for i in range(len(servers), nodes):
@@ -147,6 +149,7 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
             ),
             upload=UploadConfig(chunk_size=CHUNK_SIZE),
             gc=GCConfig(interval_s=3600.0),
+            repair=RepairConfig(interval_s=repair_interval_s),
         )
         client = await aiohttp_client(
             create_manager_app(config), server_kwargs={"host": "127.0.0.1"}

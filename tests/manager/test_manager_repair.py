@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import Any
 
 from cofre.models import ChunkHash
@@ -67,3 +69,24 @@ async def test_a_chunk_without_a_good_copy_is_reported_not_invented(make_cluster
     assert fsck["files"][0]["chunks"][0]["status"] == "missing"
     # Its lost copies are forgotten: the catalog no longer claims a node holds it.
     assert (await cluster.api.where("gone"))["chunks"][0]["copies"] == []
+
+
+async def test_the_background_pass_replaces_a_lost_copy_by_itself(make_cluster: Any) -> None:
+    cluster = await make_cluster(4, repair_interval_s=0.2)
+    _, manifest, _ = await cluster.send("bg", os.urandom(1500))
+    chunk = manifest.chunks[0].hash
+    lost_on = sorted(_copies((await cluster.api.where("bg"))["chunks"][0]))[0]
+    await cluster.node(lost_on).delete_chunks([ChunkHash(chunk)])
+
+    deadline = time.monotonic() + 20
+    while True:
+        copies = _copies((await cluster.api.where("bg"))["chunks"][0])
+        repaired = [c for c in copies.values() if c["why"].startswith("repair: ")]
+        if repaired:
+            break
+        assert time.monotonic() < deadline, copies
+        await asyncio.sleep(0.05)
+    # The lost copy was forgotten and a new one made (on whichever node scored best, which may
+    # be the one that lost it).
+    assert len(copies) == 2 and all(c["state"] == "ok" for c in copies.values()), copies
+    assert repaired[0]["why"].startswith(f"repair: copies lost on {lost_on}; copied from ")
