@@ -184,6 +184,8 @@ def test_cli_job_backs_up_restores_lists_and_deletes(dev_cluster: DevCluster, ns
         cmp big.bin big.out && echo "RESTORED big.bin identical"
         cmp small.txt small.out && echo "RESTORED small.txt identical"
         cofre ls
+        cofre where big.bin
+        cofre repair
         cofre rm small.txt
         echo "AFTER RM"
         cofre ls
@@ -191,6 +193,10 @@ def test_cli_job_backs_up_restores_lists_and_deletes(dev_cluster: DevCluster, ns
     )
     assert "RESTORED big.bin identical" in logs
     assert "RESTORED small.txt identical" in logs
+    # Where each copy is and why, from inside the cluster; nothing for repair to do.
+    assert "big.bin version 1: 50.0 MiB in 13 chunks, 2 copies each" in logs
+    assert "[1] placed by the upload of 'big.bin' at " in logs
+    assert "0 copies lost, 0 chunks short of copies, 0 copies made" in logs
     before, after = logs.split("AFTER RM")
     assert "big.bin" in before and "small.txt" in before
     assert "big.bin" in after and "small.txt" not in after
