@@ -85,8 +85,7 @@ async def run_put(args: argparse.Namespace, ctx: Context) -> ExitCode:
         if isinstance(result, PutResult):
             done.append(result)
             if not args.json:
-                size = human_size(result.size)
-                print(f"{display_name(name)}  version {result.version}  {size}", flush=True)
+                print(f"{display_name(name)}  {result.summary()}", flush=True)
         else:
             print(f"cofre: error: {display_name(name)}: {describe_error(result)}", file=sys.stderr)
             codes.append(exit_code_for(result))

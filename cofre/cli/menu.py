@@ -18,7 +18,7 @@ from cofre.cli.context import Context
 from cofre.cli.download import default_dest, get_to_path
 from cofre.cli.exitcodes import ExitCode, describe_error
 from cofre.cli.http import Clients, connect
-from cofre.cli.output import display_name, human_size
+from cofre.cli.output import display_name
 from cofre.cli.upload import put_file
 
 T = TypeVar("T")
@@ -103,7 +103,7 @@ def _back_up(ctx: Context) -> None:
         ctx,
         lambda c: put_file(c, path=path, name=name, budget=Budget(ctx.parallelism)),
     )
-    _say(f"Backed up {display_name(name)}  version {result.version}  {human_size(result.size)}")
+    _say(f"Backed up {display_name(name)}  {result.summary()}")
 
 
 def _names(ctx: Context) -> list[str]:

@@ -25,6 +25,7 @@ from cofre.chunks import MAX_CHUNK_SIZE, hash_bytes
 from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
+from cofre.cli.output import human_size
 from cofre.cli.progress import Progress
 from cofre.errors import BadRequest, ReplicaFailed, Unavailable
 from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId, validate_name
@@ -50,6 +51,13 @@ class PutResult:
     size: int
     chunks: int
     sent_bytes: int
+
+    def summary(self) -> str:
+        """``version N  SIZE``, and how much travelled when chunks were stored already."""
+        text = f"version {self.version}  {human_size(self.size)}"
+        if self.sent_bytes < self.size:
+            text += f"  ({human_size(self.sent_bytes)} sent, the rest was stored already)"
+        return text
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -115,6 +115,11 @@ def test_unchanged_file_is_not_sent_again(cluster: Any, it: Any, tmp_path: Path)
         assert again.code == 0, again.err
         assert again.json()[0]["version"] == version
         assert again.json()[0]["sent_bytes"] == 0
+    human = cluster.cli("put", str(src), "--name", name)
+    assert human.code == 0, human.err
+    assert human.out.strip() == (
+        f"{name}  version 4  12.0 MiB  (0 B sent, the rest was stored already)"
+    )
     holders = [cluster.holders(h) for h in it.chunk_hashes(src, DEFAULT_CHUNK_SIZE)]
     assert all(len(h) == 2 for h in holders), holders
     got = cluster.cli("get", f"{name}-c", "-o", str(tmp_path / "back"))

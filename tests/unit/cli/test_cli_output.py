@@ -36,3 +36,14 @@ def test_table_aligns_columns() -> None:
     assert lines[0] == "NAME        SIZE"
     assert lines[1] == "a            1 B"
     assert lines[2] == "longer  10.0 KiB"
+
+
+def test_a_put_says_how_much_travelled_when_chunks_were_stored_already() -> None:
+    from cofre.cli.upload import PutResult
+
+    fresh = PutResult(name="a", version=1, size=3 << 20, chunks=1, sent_bytes=3 << 20)
+    assert fresh.summary() == "version 1  3.0 MiB"
+    again = PutResult(name="a", version=2, size=3 << 20, chunks=1, sent_bytes=0)
+    assert again.summary() == "version 2  3.0 MiB  (0 B sent, the rest was stored already)"
+    empty = PutResult(name="e", version=1, size=0, chunks=0, sent_bytes=0)
+    assert empty.summary() == "version 1  0 B"
