@@ -28,7 +28,8 @@ def where_text(report: dict[str, Any]) -> str:
     reasons: dict[str, int] = {}
     lines = [
         f"{display_name(str(report['name']))} version {report['version']}: "
-        f"{human_size(int(report.get('size') or 0))} in {len(chunks)} chunks, "
+        f"{human_size(int(report.get('size') or 0))} in {len(chunks)} "
+        f"chunk{'' if len(chunks) == 1 else 's'}, "
         f"{report.get('replication_factor')} copies each"
     ]
     for i, chunk in enumerate(chunks, 1):

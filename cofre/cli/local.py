@@ -107,7 +107,7 @@ def run_local_up(args: argparse.Namespace) -> ExitCode:
         print(
             f"cofre: local cluster up: manager {manager.url}, {args.nodes} nodes, "
             f"replication factor {args.replication_factor}, data in {data_dir}; "
-            "Ctrl-C stops it",
+            "Ctrl-C or `cofre local down` stops it",
             file=sys.stderr,
             flush=True,
         )

@@ -47,3 +47,33 @@ def test_a_put_says_how_much_travelled_when_chunks_were_stored_already() -> None
     assert again.summary() == "version 2  3.0 MiB  (0 B sent, the rest was stored already)"
     empty = PutResult(name="e", version=1, size=0, chunks=0, sent_bytes=0)
     assert empty.summary() == "version 1  0 B"
+
+
+def test_where_text_prints_each_reason_once() -> None:
+    from cofre.cli.cmd_where import where_text
+
+    placed = {"node_id": "n1", "state": "ok", "why": "placed by an upload", "since": None}
+    copied = {"node_id": "n2", "state": "missing", "why": "copied off n3", "since": None}
+    chunk = {"hash": "ab" * 32, "length": 10, "status": "ok", "copies": [placed, copied]}
+    manifest = {"hash": "cd" * 32, "length": 5, "status": "ok", "copies": [placed]}
+    text = where_text(
+        {
+            "name": "f",
+            "version": 2,
+            "size": 10,
+            "replication_factor": 2,
+            "chunks": [chunk],
+            "manifest": manifest,
+        }
+    )
+    assert text.splitlines() == [
+        "f version 2: 10 B in 1 chunk, 2 copies each",
+        f"chunk 1/1 {'ab' * 8}  10 B  ok",
+        "  n1  ok  since -  [1]",
+        "  n2  missing  since -  [2]",
+        f"manifest {'cd' * 8}  5 B  ok",
+        "  n1  ok  since -  [1]",
+        "why:",
+        "  [1] placed by an upload",
+        "  [2] copied off n3",
+    ]
