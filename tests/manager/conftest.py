@@ -77,7 +77,8 @@ class Cluster:
     async def send(
         self, name: str, data: bytes, *, skip: int = 0, commit: bool = True
     ) -> tuple[dict[str, Any], Manifest, dict[str, Any] | None]:
-        """The CLI's backup flow; ``skip`` leaves out that many data chunks."""
+        """The CLI's backup flow (chunks stored already anywhere are not sent, as the CLI
+        asks ``known``); ``skip`` leaves out that many of the data chunks to send."""
         up = await self.api.create_upload(name=name, size=len(data), mode=0o640, mtime=1.5)
         uid = UploadId(up["upload_id"])
         primary = NodeClient(self.http, up["primary_url"], TOKEN)
@@ -94,7 +95,9 @@ class Cluster:
             created=time.time(),
             chunks=tuple(refs),
         )
-        missing = await primary.missing(uid, list(blobs), ticket=up["ticket"])
+        known = await self.api.known(uid, list(blobs))
+        lacking = await primary.missing(uid, list(blobs), ticket=up["ticket"])
+        missing = [h for h in lacking if h not in known]
         for h in missing[skip:]:
             await primary.upload_chunk(uid, h, blobs[h], ticket=up["ticket"])
         await primary.upload_chunk(uid, manifest.hash, manifest.encode(), ticket=up["ticket"])
