@@ -13,7 +13,6 @@ renames; a smaller one fsyncs each file and directory, on several threads so the
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import os
@@ -184,7 +183,13 @@ def _write_all(
     step (cofre.durable); a small one fsyncs each file and directory."""
     whole_fs = len(manifests) >= SYNCFS_MIN_FILES and have_syncfs()
     with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="restore") as pool:
-        stage = functools.partial(_stage, chunks=chunks, root=root, force=force, fsync=not whole_fs)
+
+        def stage(manifest: dict[str, Any]) -> _Staged | Exception:
+            try:
+                return _stage(manifest, chunks, root, force, fsync=not whole_fs)
+            except Exception as exc:  # reported per file; the others go on
+                return exc
+
         staged = list(pool.map(stage, manifests))
         if whole_fs:
             failure = _sync_filesystems([s.dest.parent for s in staged if isinstance(s, _Staged)])
@@ -247,20 +252,6 @@ def _install_staged(staged: _Staged, force: bool) -> GetResult | Exception:
 
 
 def _stage(
-    manifest: dict[str, Any],
-    chunks: dict[ChunkHash, bytes | Exception],
-    root: Path,
-    force: bool,
-    *,
-    fsync: bool,
-) -> _Staged | Exception:
-    try:
-        return _stage_one(manifest, chunks, root, force, fsync=fsync)
-    except Exception as exc:
-        return exc
-
-
-def _stage_one(
     manifest: dict[str, Any],
     chunks: dict[ChunkHash, bytes | Exception],
     root: Path,

@@ -206,13 +206,24 @@ def copy_state(node: NodeId, *, good: set[NodeId], bad: set[NodeId], answered: s
     return "missing" if node in answered else "unreachable"
 
 
-async def where(m: Manager, *, name: str, version: int | None) -> dict[str, Any]:
-    """Every chunk of one version, each copy's node, its state now and why it is there."""
+def no_live(name: str, version: int | None) -> NotFound:
+    which = f"version {version} of {name!r}" if version else f"{name!r}"
+    return NotFound(f"no live {which}")
+
+
+async def live_version(
+    m: Manager, name: str, version: int | None
+) -> tuple[VersionRow, list[ChunkRef]]:
+    """A live version (the latest without ``version``) and its chunks; NotFound if none."""
     found = await m.catalog.version(name, version)
     if found is None:
-        which = f"version {version} of {name!r}" if version else f"{name!r}"
-        raise NotFound(f"no live {which}")
-    row, chunks = found
+        raise no_live(name, version)
+    return found
+
+
+async def where(m: Manager, *, name: str, version: int | None) -> dict[str, Any]:
+    """Every chunk of one version, each copy's node, its state now and why it is there."""
+    row, chunks = await live_version(m, name, version)
     hashes = {c.hash for c in chunks} | {row.manifest_hash}
     # The copies to ask about are the ones read with their reasons: one snapshot, so a copy
     # recorded meanwhile (a drain, a repair) is never listed without having been asked about.

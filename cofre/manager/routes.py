@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from cofre.errors import BadRequest, NotFound
+from cofre.errors import BadRequest
 from cofre.manager import dedup, drain, gc, health, rebuild, repair, uploads
 from cofre.manager.keys import MANAGER
 from cofre.manager.placement import restore_order
@@ -99,11 +99,7 @@ async def list_files(request: web.Request) -> web.Response:
 async def get_manifest(request: web.Request) -> web.Response:
     m = request.app[MANAGER]
     name, version = _name(request), _version(request)
-    found = await m.catalog.version(name, version)
-    if found is None:
-        which = f"version {version} of {name!r}" if version else f"{name!r}"
-        raise NotFound(f"no live {which}")
-    row, chunks = found
+    row, chunks = await health.live_version(m, name, version)
     locations = await m.catalog.locations({c.hash for c in chunks})
     views = {v.node_id: v for v in m.registry.views()}
     out = []
@@ -149,8 +145,7 @@ async def delete_files(request: web.Request) -> web.Response:
     name, version = _name(request), _version(request)
     deleted = await request.app[MANAGER].catalog.delete(name, version, now=time.time())
     if not deleted:
-        which = f"version {version} of {name!r}" if version else f"{name!r}"
-        raise NotFound(f"no live {which}")
+        raise health.no_live(name, version)
     return web.json_response({"deleted": deleted})
 
 
