@@ -19,7 +19,12 @@ from cofre.manager.probing import probe_loop
 from cofre.manager.registry import Registry
 from cofre.manager.routes import routes
 from cofre.protocol.client import open_session
-from cofre.protocol.server import auth_middleware, error_middleware, openapi_route
+from cofre.protocol.server import (
+    HANDLER_ARGS,
+    auth_middleware,
+    error_middleware,
+    openapi_route,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,7 @@ def create_app(config: ManagerConfig) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware(config.token)],
         client_max_size=CLIENT_MAX_SIZE,
+        handler_args=HANDLER_ARGS,
     )
     app[CONFIG] = config
     # Built here so a bad node list fails at start, not in a background task.

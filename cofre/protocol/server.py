@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from cofre.errors import BadRequest, CofreError, Unauthorized
@@ -20,6 +21,42 @@ TICKET_HEADER = "X-Cofre-Ticket"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# A problem detail quotes at most this much of what a peer sent.
+_QUOTE_CHARS = 120
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse (a request line or header over its limits, bad
+    framing) as an ERROR with a traceback; it is the peer's mistake, answered 400 already: one
+    INFO line instead. Anything else aiohttp logs is left as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "-"
+            record.msg = "malformed request refused peer=%s status=%d error=%s"
+            record.args = (peer, exc.code, _one_line(exc.message))
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+# aiohttp's request handler logs to this logger (not aiohttp.server): the apps pass it through
+# ``web.Application(handler_args=HANDLER_ARGS)``, so run_app and test servers behave alike.
+http_log = logging.getLogger(__name__ + ".http")
+http_log.addFilter(_MalformedRequestFilter())
+HANDLER_ARGS: dict[str, Any] = {"logger": http_log}
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _QUOTE_CHARS else flat[:_QUOTE_CHARS] + "..."
+
+
+def _peer_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def problem_response(error: CofreError) -> web.Response:
@@ -53,7 +90,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "code": "http_" + str(exc.status),
         }
         return web.json_response(body, status=exc.status, content_type="application/problem+json")
-    except Exception:
+    except RecursionError:
+        # Input nested deeper than Python recurses (JSON 100,000 brackets deep): the client's
+        # mistake. Nothing but parsing what a client sent recurses that deep.
+        log.info("request nests too deeply method=%s path=%s", request.method, request.path)
+        return problem_response(BadRequest("request body nests too deeply"))
+    except Exception as exc:
+        # Only our own client's connection counts: a node the handler called hanging up is a
+        # server error like any other.
+        if isinstance(exc, ConnectionError) and _peer_gone(request):
+            log.info(
+                "client hung up mid-request method=%s path=%s error=%s",
+                request.method,
+                request.path,
+                exc,
+            )
+            # Nobody reads this answer; aiohttp drops it quietly as the transport is closed.
+            return problem_response(BadRequest("client closed the connection"))
         log.exception("unhandled error method=%s path=%s", request.method, request.path)
         return problem_response(CofreError("internal error; see the service log"))
 

@@ -8,7 +8,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from cofre.config import NodeConfig
-from cofre.protocol.server import auth_middleware, error_middleware, openapi_route
+from cofre.protocol.server import (
+    HANDLER_ARGS,
+    auth_middleware,
+    error_middleware,
+    openapi_route,
+)
 from cofre.storage_node import chunk_api, keys, openapi, relay
 from cofre.storage_node.inputs import MAX_BODY_BYTES
 from cofre.storage_node.relay_sessions import SessionRegistry
@@ -24,6 +29,7 @@ def create_app(config: NodeConfig) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware(config.token)],
         client_max_size=CLIENT_MAX_SIZE,
+        handler_args=HANDLER_ARGS,
     )
     app[keys.CONFIG] = config
     app[keys.STORE] = ChunkStore(config.data_dir, reserve_bytes=config.reserve_bytes)
