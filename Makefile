@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 
 include devcluster/devcluster.mk
 
-.PHONY: help setup run lint test test-fast bench
+.PHONY: help setup run lint test test-fast fuzz bench
 
 help:
 	@echo "make run        set up and start cofre on this machine (cofre local up)"
 	@echo "make test       set up and run the whole test suite (lint, unit, integration, cluster)"
 	@echo "make test-fast  lint, unit and integration tests only (no Kubernetes)"
 	@echo "make lint       ruff, mypy --strict, import-linter"
+	@echo "make fuzz       fuzz both services' HTTP APIs with many more cases (FUZZ_EXAMPLES=500)"
 	@echo "make bench      run the benchmark and write docs/benchmarks.md"
 
 # The venv is rebuilt when the dependency pins change. constraints.txt locks every transitive
@@ -36,6 +37,11 @@ lint: setup
 
 test-fast: lint
 	$(BIN)/pytest -q -m "not cluster" tests
+
+# The API fuzz tests with far more (and random) cases than the normal suite tries.
+FUZZ_EXAMPLES ?= 500
+fuzz: setup
+	COFRE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q --timeout=3600 tests/api/test_api_fuzz.py
 
 bench: setup
 	$(BIN)/python bench/run.py
