@@ -142,7 +142,7 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
             failures[name] = result
 
     async with connect(ctx) as clients:
-        files = [f for f in await clients.manager.list_files() if f["name"].startswith(args.prefix)]
+        files = [f for f in await clients.manager.list_files() if f.name.startswith(args.prefix)]
         if not files:
             raise UsageError(f"no backed-up name starts with {args.prefix!r}")
 
@@ -170,10 +170,10 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
                     clients, group, root=root, force=args.force, budget=budget, on_result=report
                 )
 
-        names = [str(f["name"]) for f in files]
+        names = [f.name for f in files]
         # Small files come in batches (one manifest request, one read per node); big ones stream.
-        small = [(str(f["name"]), int(f["size"])) for f in files if f["size"] <= SMALL_FILE_BYTES]
-        large = [str(f["name"]) for f in files if f["size"] > SMALL_FILE_BYTES]
+        small = [(f.name, f.size) for f in files if f.size <= SMALL_FILE_BYTES]
+        large = [f.name for f in files if f.size > SMALL_FILE_BYTES]
         await asyncio.gather(*(batch(g) for g in plan_batches(small)), *(one(n) for n in large))
     code = ExitCode.OK
     for name in names:
@@ -192,7 +192,7 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
 async def run_ls(args: argparse.Namespace, ctx: Context) -> ExitCode:
     async with connect(ctx) as clients:
         files = await clients.manager.list_files(versions=args.versions)
-    files.sort(key=lambda f: (f["name"], f["version"]))
+    files.sort(key=lambda f: (f.name, f.version))
     if args.json:
         print_json(files)
         return ExitCode.OK
@@ -201,10 +201,10 @@ async def run_ls(args: argparse.Namespace, ctx: Context) -> ExitCode:
         return ExitCode.OK
     rows = [
         [
-            display_name(f["name"]),
-            str(f["version"]),
-            human_size(int(f["size"])),
-            human_time(f.get("created")),
+            display_name(f.name),
+            str(f.version),
+            human_size(f.size),
+            human_time(f.created),
         ]
         for f in files
     ]

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from cofre.aio import cancel_all
 from cofre.config import ManagerConfig
-from cofre.manager import drain, gc, openapi, repair, uploads
+from cofre.limits import MAX_MANAGER_JSON_BYTES
+from cofre.manager import drain, gc, repair, uploads
 from cofre.manager.catalog import Catalog
 from cofre.manager.context import Manager
 from cofre.manager.discovery import NodeDiscovery, make_discovery
@@ -19,13 +20,11 @@ from cofre.manager.probing import probe_loop
 from cofre.manager.registry import Registry
 from cofre.manager.routes import routes
 from cofre.protocol.client import open_session
-from cofre.protocol.server import auth_middleware, error_middleware, openapi_route
+from cofre.protocol.server import auth_middleware, error_middleware
 
 log = logging.getLogger(__name__)
 
 CATALOG_FILE = "catalog.sqlite3"
-# Manager requests carry JSON only; a manifest of a 1 TiB file is about 20 MB.
-CLIENT_MAX_SIZE = 64 * 1024 * 1024
 DISCOVERY = web.AppKey("discovery", NodeDiscovery)
 # Seconds shutdown waits for the background loops; a cancelled loop stops at once.
 STOP_TIMEOUT_S = 10.0
@@ -34,14 +33,13 @@ STOP_TIMEOUT_S = 10.0
 def create_app(config: ManagerConfig) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware(config.token)],
-        client_max_size=CLIENT_MAX_SIZE,
+        client_max_size=MAX_MANAGER_JSON_BYTES,
     )
     app[CONFIG] = config
     # Built here so a bad node list fails at start, not in a background task.
     app[DISCOVERY] = make_discovery(config.discovery)
     app.cleanup_ctx.extend([_manager_ctx, _background_ctx])
     app.add_routes(routes)
-    app.add_routes([openapi_route(openapi.document())])
     return app
 
 

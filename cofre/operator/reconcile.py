@@ -33,6 +33,7 @@ from cofre.operator.decisions import (
 from cofre.operator.spec import TOKEN_KEY, ClusterSpec, Names, storage_selector
 from cofre.operator.status import Observed, build_status, condition, was_ready
 from cofre.protocol.client import ManagerClient
+from cofre.protocol.manager_api import ClusterStats
 
 log = logging.getLogger(__name__)
 
@@ -156,16 +157,16 @@ async def ensure_toolbox(ctx: Context, target: Target, spec: ClusterSpec, *, ima
 
 async def ask_manager(
     ctx: Context, target: Target, *, token: str, manager_ready: bool
-) -> tuple[dict[str, Any] | None, DrainProgress | None]:
+) -> tuple[ClusterStats | None, DrainProgress | None]:
     """-> (stats, drain status); None for what the manager could not answer."""
     if not manager_ready:
         return None, None
     client = _manager(ctx, target, token)
-    stats: dict[str, Any] | None = None
+    stats: ClusterStats | None = None
     drain: DrainProgress | None = None
     try:
         stats = await client.stats()
-        drain = DrainProgress.from_json(await client.drain_status())
+        drain = await client.drain_status()
     except CofreError as exc:
         log.warning("manager did not answer cluster=%s/%s: %s", target.namespace, target.name, exc)
     return stats, drain

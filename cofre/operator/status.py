@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from cofre.operator.decisions import Phase, ScalePlan
+from cofre.protocol.manager_api import ClusterStats
 
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "ScalingDown")
 
@@ -64,7 +65,7 @@ class Observed:
     plan: ScalePlan
     selector: str
     # GET /v1/stats, None when the manager could not be asked.
-    stats: Mapping[str, Any] | None
+    stats: ClusterStats | None
 
 
 def build_status(
@@ -124,11 +125,11 @@ def build_status(
     }
     if o.stats is not None:
         status.update(
-            usedBytes=int(o.stats.get("used_bytes", 0)),
-            used=human_bytes(int(o.stats.get("used_bytes", 0))),
-            capacityBytes=int(o.stats.get("capacity_bytes", 0)),
-            files=int(o.stats.get("files", 0)),
-            underReplicatedChunks=int(o.stats.get("under_replicated_chunks", 0)),
+            usedBytes=o.stats.used_bytes,
+            used=human_bytes(o.stats.used_bytes),
+            capacityBytes=o.stats.capacity_bytes,
+            files=o.stats.files,
+            underReplicatedChunks=o.stats.under_replicated_chunks,
         )
     return status
 

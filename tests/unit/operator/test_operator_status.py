@@ -13,6 +13,7 @@ from cofre.operator.status import (
     set_condition,
     was_ready,
 )
+from cofre.protocol.manager_api import ClusterStats
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = datetime(2026, 1, 1, 12, 5, 0, tzinfo=UTC)
@@ -49,12 +50,15 @@ def _observed(**kw: object) -> Observed:
         "manager_ready": True,
         "plan": ScalePlan(replicas=4, state="steady"),
         "selector": "a=b",
-        "stats": {
-            "used_bytes": 1536,
-            "capacity_bytes": 4096,
-            "files": 2,
-            "under_replicated_chunks": 0,
-        },
+        "stats": ClusterStats(
+            nodes_ready=4,
+            nodes_total=4,
+            used_bytes=1536,
+            capacity_bytes=4096,
+            files=2,
+            versions=2,
+            under_replicated_chunks=0,
+        ),
     }
     base.update(kw)
     return Observed(**base)  # type: ignore[arg-type]
