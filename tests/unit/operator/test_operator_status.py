@@ -47,6 +47,7 @@ def _observed(**kw: object) -> Observed:
         "desired": 4,
         "ready_nodes": 4,
         "manager_ready": True,
+        "replicas": 4,
         "plan": ScalePlan(replicas=4, state="steady"),
         "selector": "a=b",
         "stats": {
