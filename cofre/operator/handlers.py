@@ -178,8 +178,13 @@ def owner_of(child: Mapping[str, Any]) -> Key | None:
 
 async def _child_changed(body: kopf.Body, memo: kopf.Memo) -> None:
     key = owner_of(body)
-    if key is not None:
+    if key is None:
+        return
+    try:
         await refresh_status(key, memo)
+    except kopf.TemporaryError as exc:
+        # Not retried here: the next child change or timer pass writes the status.
+        log.warning("status refresh failed cluster=%s/%s: %s", *key, exc)
 
 
 async def full_pass(key: Key, memo: kopf.Memo) -> None:

@@ -206,8 +206,10 @@ async def apply(ctx: Context, target: Target, obj: dict[str, Any]) -> dict[str, 
 
     -> the live object: as it was when it matched, else as the apply left it.
     """
-    path = object_path(obj["apiVersion"], obj["kind"], namespace=target.namespace)
-    live = await _get(ctx, f"{path}/{obj['metadata']['name']}")
+    name = obj["metadata"]["name"]
+    live = await _get(
+        ctx, object_path(obj["apiVersion"], obj["kind"], namespace=target.namespace, name=name)
+    )
     return await apply_over(ctx, target, obj, live=live)
 
 
