@@ -42,6 +42,7 @@ _PLURALS: dict[tuple[str, str], str] = {
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
+    ("cofre.dev/v1alpha1", "BackupCluster"): "backupclusters",
 }
 
 
@@ -207,6 +208,21 @@ class KubeApi:
             params={"fieldManager": field_manager, "force": "true"},
             body=obj,
             content_type="application/apply-patch+yaml",
+        )
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create ``obj``; a KubeError with status 409 if it exists already (never overwrites)."""
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], namespace=meta.get("namespace"))
+        return await self.request("POST", path, body=obj)
+
+    async def patch_status(self, path: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``status`` into the status subresource of the object at ``path``."""
+        return await self.request(
+            "PATCH",
+            path + "/status",
+            body={"status": status},
+            content_type="application/merge-patch+json",
         )
 
     async def delete(self, path: str) -> bool:

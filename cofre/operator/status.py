@@ -62,7 +62,10 @@ class Observed:
     desired: int
     ready_nodes: int
     manager_ready: bool
-    plan: ScalePlan
+    # The storage StatefulSet's replicas (what the plan gave it).
+    replicas: int
+    # None: a status-only refresh, which keeps the last full pass's ScalingDown condition.
+    plan: ScalePlan | None
     selector: str
     # GET /v1/stats, None when the manager could not be asked.
     stats: ClusterStats | None
@@ -101,26 +104,27 @@ def build_status(
         now=now,
     )
     reasons = {
-        "steady": "EndingDrain" if o.plan.targets else "Idle",
+        "steady": "EndingDrain" if o.plan is not None and o.plan.targets else "Idle",
         "draining": "Draining",
         "waiting": "WaitingForManager",
         "removing": "RemovingDrainedNodes",
         "refused": "BelowReplicationMinimum",
     }
-    conditions = set_condition(
-        conditions,
-        type="ScalingDown",
-        status=o.plan.state in ("draining", "waiting", "removing"),
-        reason=reasons[o.plan.state],
-        message=o.plan.message,
-        now=now,
-    )
+    if o.plan is not None:
+        conditions = set_condition(
+            conditions,
+            type="ScalingDown",
+            status=o.plan.state in ("draining", "waiting", "removing"),
+            reason=reasons[o.plan.state],
+            message=o.plan.message,
+            now=now,
+        )
     status: dict[str, Any] = {
         "phase": o.phase,
         "observedGeneration": o.generation,
         "conditions": conditions,
         "readyNodes": o.ready_nodes,
-        "storageNodes": o.plan.replicas,
+        "storageNodes": o.replicas,
         "selector": o.selector,
     }
     if o.stats is not None:
@@ -142,6 +146,20 @@ def human_bytes(n: int) -> str:
             return f"{n}" if unit == "" else f"{value:.1f}{unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def scaling_down(previous: Mapping[str, Any]) -> bool:
+    """Whether the last full pass left a drain under way (its ScalingDown condition says so)."""
+    scaling = condition(previous.get("conditions") or [], "ScalingDown") or {}
+    return scaling.get("status") == "True" and scaling.get("reason") in (
+        "Draining",
+        "WaitingForManager",
+    )
+
+
+def changed_fields(previous: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``status`` whose value differs from ``previous`` (nothing to write: {})."""
+    return {k: v for k, v in status.items() if previous.get(k) != v}
 
 
 def was_ready(previous: Mapping[str, Any], *, generation: int) -> bool:
