@@ -27,6 +27,8 @@ from cofre.kube import KubeError, object_path
 from cofre.operator import handlers
 from cofre.operator.reconcile import Context, drift
 from cofre.operator.spec import labels
+from cofre.protocol.api import reply
+from cofre.protocol.manager_api import ClusterStats, DrainStatus, NodeDrain
 
 NS = "ns"
 PLURAL_KINDS = {
@@ -156,23 +158,30 @@ class FakeManager:
 
     async def stats(self, request: web.Request) -> web.Response:
         self._seen(request)
-        return web.json_response(
-            {"used_bytes": 10, "capacity_bytes": 100, "files": 1, "under_replicated_chunks": 0}
+        stats = ClusterStats(
+            nodes_ready=4,
+            nodes_total=4,
+            used_bytes=10,
+            capacity_bytes=100,
+            files=1,
+            versions=1,
+            under_replicated_chunks=0,
         )
+        return reply(stats)
 
-    def _status(self) -> dict[str, Any]:
-        nodes = {n: {"done": False, "chunks_left": 2, "bytes_left": 20} for n in self.draining}
-        return {"done": not nodes, "chunks_left": 2 * len(nodes), "bytes_left": 0, "nodes": nodes}
+    def _status(self) -> DrainStatus:
+        nodes = {n: NodeDrain(done=False, chunks_left=2, bytes_left=20) for n in self.draining}
+        return DrainStatus(done=not nodes, chunks_left=2 * len(nodes), bytes_left=0, nodes=nodes)
 
     async def drain_status(self, request: web.Request) -> web.Response:
         self._seen(request)
-        return web.json_response(self._status())
+        return reply(self._status())
 
     async def set_drain(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         self._seen(request, f" {','.join(body['nodes'])}")
         self.draining = list(body["nodes"])
-        return web.json_response(self._status())
+        return reply(self._status())
 
 
 class ToLoopback(AbstractResolver):
