@@ -34,6 +34,9 @@ MAX_CHUNK_SIZE = 64 * 1024 * 1024
 # A framed batch of chunks (cofre.protocol.framing): chunks and bytes (header included).
 MAX_FRAMED_CHUNKS = 1024
 MAX_FRAMED_BYTES = 32 * 1024 * 1024
+# The chunks one framed read answer carries: half the framed limit, leaving room for the
+# header; the client asks again for the chunks left out.
+MAX_READ_BYTES = MAX_FRAMED_BYTES // 2
 # The framed header line: MAX_FRAMED_CHUNKS entries of about 80 bytes each, with slack.
 MAX_FRAMED_HEADER_BYTES = 128 * 1024
 # A JSON body to a node: MAX_HASHES quoted hex hashes with separators, and some slack.

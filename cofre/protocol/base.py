@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    ValidationError,
+)
 
 from cofre import limits
 from cofre.models import ChunkHash, NodeId, UploadId, name_problem
@@ -39,6 +47,13 @@ class Reply(BaseModel):
     model_config = ConfigDict(
         strict=True, extra="ignore", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
     )
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first thing wrong, as ``field.path: message`` (or just the message)."""
+    first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
 
 
 def _valid_name(value: str) -> str:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from cofre.errors import BadRequest, CofreError, Unavailable, error_from_problem
 from cofre.models import ChunkHash, Manifest, NodeId, UploadId
+from cofre.protocol.base import first_error
 from cofre.protocol.framing import CONTENT_TYPE, decode_frames
 from cofre.protocol.manager_api import (
     BatchDecl,
@@ -152,11 +153,9 @@ class _ApiClient:
         try:
             return answer.model_validate_json(raw or b"")
         except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
             raise Unavailable(
                 f"{self.base_url} answered {what} with an invalid {answer.__name__}: "
-                f"{where}: {first['msg']}",
+                f"{first_error(exc)}",
                 url=self.base_url,
             ) from None
 

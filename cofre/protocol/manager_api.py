@@ -39,6 +39,7 @@ from cofre.protocol.base import (
     UnixTime,
     UploadIdField,
     Version,
+    first_error,
 )
 
 # RootModels take no ``extra`` setting: the models they wrap refuse or ignore unknown fields.
@@ -95,9 +96,7 @@ def decode_manifest(raw: bytes) -> Manifest:
     try:
         return ManifestDoc.model_validate_json(raw).to_manifest()
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(f"not a cofre manifest: {where}: {first['msg']}") from None
+        raise BadRequest(f"not a cofre manifest: {first_error(exc)}") from None
 
 
 # --- uploads --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from cofre.aio import within
 from cofre.errors import CofreError, IntegrityError, Unavailable
-from cofre.limits import MAX_CHUNK_SIZE, MAX_FRAMED_BYTES, MAX_NODE_JSON_BYTES
+from cofre.limits import MAX_CHUNK_SIZE, MAX_FRAMED_BYTES, MAX_NODE_JSON_BYTES, MAX_READ_BYTES
 from cofre.models import NodeId
 from cofre.protocol.api import (
     api_body,
@@ -103,8 +103,7 @@ async def read_chunks(request: web.Request) -> web.Response:
     """Each chunk is verified; those past the framed size limit are left out too (the client
     asks again for what it lacks)."""
     asked = await api_body(request, ReadRequest, limit=MAX_NODE_JSON_BYTES)
-    # Leave room for the header line within the framed limit.
-    found = await request.app[keys.STORE].get_many(asked.hashes, max_bytes=MAX_FRAMED_BYTES // 2)
+    found = await request.app[keys.STORE].get_many(asked.hashes, max_bytes=MAX_READ_BYTES)
     return web.Response(body=encode_frames(found), content_type=CONTENT_TYPE)
 
 
