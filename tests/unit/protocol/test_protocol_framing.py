@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from cofre.errors import BadRequest
-from cofre.models import ChunkHash
 from cofre.limits import MAX_FRAMED_CHUNKS
+from cofre.models import ChunkHash
 from cofre.protocol.framing import decode_frames, encode_frames, framed_size
 
 
