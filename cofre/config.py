@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -406,7 +407,10 @@ def _coerce(raw: str, hint: Any, what: str) -> Any:
         if hint is int:
             return int(raw)
         if hint is float:
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):  # nan and inf pass every comparison check wrongly
+                raise ValueError(raw)
+            return number
         if hint is Path:
             return Path(raw)
         if origin is tuple:

@@ -65,6 +65,8 @@ def test_typed_values() -> None:
         ({"COFRE_TOKEN": "t", "COFRE_PLACEMENT_REPLICATION_FACTOR": "0"}, "REPLICATION"),
         ({"COFRE_TOKEN": "t", "COFRE_DISCOVERY_BACKEND": "dns"}, "BACKEND"),
         ({"COFRE_TOKEN": "t", "COFRE_PLACEMENT_PRIMARY_KEEPS_COPY": "maybe"}, "KEEPS_COPY"),
+        ({"COFRE_TOKEN": "t", "COFRE_PROBE_INTERVAL_S": "inf"}, "PROBE_INTERVAL_S"),
+        ({"COFRE_TOKEN": "t", "COFRE_GC_GRACE_S": "nan"}, "GC_GRACE_S"),
     ],
 )
 def test_bad_settings_name_the_setting(env: dict[str, str], needle: str) -> None:
