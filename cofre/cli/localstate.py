@@ -2,7 +2,8 @@
 
 The token and ports persist so that a second `cofre local up` on the same dir is the same cluster
 (same nodes, same catalog, same token). The state file exists only while `local up` runs; other
-commands read it to find the manager.
+commands read it to find the manager. Which dir is the CLI's ``data_dir`` setting
+(cofre.config.ClientConfig: --data-dir, COFRE_DATA_DIR, default ./.cofre-local).
 """
 
 from __future__ import annotations
@@ -14,15 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DATA_DIR = Path(".cofre-local")
-DATA_DIR_ENV = "COFRE_DATA_DIR"
 STATE_FILE = "state.json"
 TOKEN_FILE = "token"
 PORTS_FILE = "node-ports.json"
-
-
-def default_data_dir(env: Mapping[str, str]) -> Path:
-    return Path(env[DATA_DIR_ENV]) if env.get(DATA_DIR_ENV) else DEFAULT_DATA_DIR
 
 
 def write_private(path: Path, text: str) -> None:

@@ -186,7 +186,7 @@ async def fill_copies(
     why_of: Callable[[LiveChunk], str],
 ) -> tuple[int, int]:
     """Copy each chunk until it has F copies outside ``excluded``; -> (copies made, stuck)."""
-    limit = asyncio.Semaphore(PARALLEL_COPIES)
+    limit = asyncio.Semaphore(m.config.repair.parallel_copies)
     copied = stuck = 0
 
     async def fill(chunk: LiveChunk) -> None:
@@ -271,12 +271,12 @@ async def drain_loop(m: Manager) -> None:
     """Drain passes every few seconds while draining; a repair pass every REPAIR_INTERVAL_S."""
     last_repair = time.monotonic()
     while True:
-        await wait_event(m.drain_wakeup, PASS_INTERVAL_S)
+        await wait_event(m.drain_wakeup, m.config.drain.pass_interval_s)
         m.drain_wakeup.clear()
         try:
             if m.registry.draining:
                 await drain_pass(m)
-            if time.monotonic() - last_repair >= min(REPAIR_INTERVAL_S, m.repair_after_s):
+            if time.monotonic() - last_repair >= min(m.config.repair.lost_scan_s, m.repair_after_s):
                 last_repair = time.monotonic()
                 await repair_pass(m)
         except Exception:

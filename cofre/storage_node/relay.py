@@ -277,15 +277,18 @@ def _log_replica_failure(
 
 async def sweeper(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: drop expired sessions in the background."""
-    task = asyncio.create_task(_sweep_loop(app[keys.SESSIONS]), name="relay-session-sweeper")
+    task = asyncio.create_task(
+        _sweep_loop(app[keys.SESSIONS], app[keys.CONFIG].relay_sweep_interval_s),
+        name="relay-session-sweeper",
+    )
     yield
     if await cancel_all([task], STOP_TIMEOUT_S):
         log.error("relay session sweeper did not stop")
 
 
-async def _sweep_loop(sessions: SessionRegistry) -> None:
+async def _sweep_loop(sessions: SessionRegistry, interval_s: float) -> None:
     while True:
-        await asyncio.sleep(SWEEP_INTERVAL_S)
+        await asyncio.sleep(interval_s)
         dropped = sessions.sweep()
         log.debug("relay session sweep dropped=%d open=%d", dropped, len(sessions))
 
