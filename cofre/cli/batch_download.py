@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,18 +24,19 @@ from typing import Any
 
 from cofre.cli.budget import Budget
 from cofre.cli.download import (
-    MODE_MASK,
     GetResult,
-    _discard,
-    _install,
-    _prepare_dest,
     dest_under,
+    discard,
     fetch_chunk,
+    install,
+    part_file,
+    prepare_dest,
     spread_nodes,
 )
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
-from cofre.durable import have_syncfs, sync_filesystem
+from cofre.cli.packing import pack
+from cofre.durable import fsync_dir, have_syncfs, sync_filesystem
 from cofre.errors import CofreError, IntegrityError, NotFound
 from cofre.models import ChunkHash, parse_chunk_hash
 from cofre.protocol.framing import MAX_FRAMED_CHUNKS
@@ -58,18 +58,7 @@ OnResult = Callable[[str, GetResult | Exception], None]
 
 def plan_batches(files: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
     """(name, size) grouped into batches of at most BATCH_FILES files and BATCH_BYTES bytes."""
-    batches: list[list[tuple[str, int]]] = []
-    current: list[tuple[str, int]] = []
-    size = 0
-    for name, n in files:
-        if current and (len(current) >= BATCH_FILES or size + n > BATCH_BYTES):
-            batches.append(current)
-            current, size = [], 0
-        current.append((name, n))
-        size += n
-    if current:
-        batches.append(current)
-    return batches
+    return pack(files, size=lambda f: f[1], max_items=BATCH_FILES, max_bytes=BATCH_BYTES)
 
 
 async def get_batch(
@@ -196,7 +185,7 @@ def _write_all(
             if failure is not None:
                 for s in staged:
                     if isinstance(s, _Staged):
-                        _discard(s.tmp)
+                        discard(s.tmp)
                 return [failure if isinstance(s, _Staged) else s for s in staged]
         out = [_install_staged(s, force) if isinstance(s, _Staged) else s for s in staged]
         # New directory entries made durable once for the batch, before any file of it is
@@ -229,11 +218,7 @@ def _sync_filesystems(dirs: list[Path]) -> Exception | None:
 
 def _sync_dir(path: Path) -> Exception | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(path)
     except OSError as exc:
         return LocalFileError(f"cannot sync {path}: {exc.strerror or exc}")
     return None
@@ -241,13 +226,9 @@ def _sync_dir(path: Path) -> Exception | None:
 
 def _install_staged(staged: _Staged, force: bool) -> GetResult | Exception:
     try:
-        _install(staged.tmp, staged.dest, force=force, sync_dir=False)
+        install(staged.tmp, staged.dest, force=force, sync_dir=False)
     except LocalFileError as exc:
-        _discard(staged.tmp)
         return exc
-    except OSError as exc:
-        _discard(staged.tmp)
-        return LocalFileError(f"cannot write {staged.dest}: {exc.strerror or exc}")
     return staged.result
 
 
@@ -271,28 +252,12 @@ def _stage(
     size = int(manifest["size"])
     if sum(len(p) for p in parts) != size:
         raise IntegrityError(f"{name}: chunks add up to another size than the manifest's {size}")
-    dest = _prepare_dest(dest_under(root, name), name=name, force=force, make_parents=True)
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=dest.parent, prefix=f".{dest.name[:80]}.", suffix=".cofre-part"
-        )
-    except OSError as exc:
-        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for part in parts:
-                f.write(part)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-            os.fchmod(f.fileno(), int(manifest["mode"]) & MODE_MASK)
-        mtime = float(manifest["mtime"])
-        os.utime(tmp_name, (mtime, mtime))
-    except OSError as exc:
-        _discard(tmp_name)
-        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _discard(tmp_name)
-        raise
+    dest = prepare_dest(dest_under(root, name), name=name, force=force, make_parents=True)
+    with part_file(dest, mode=int(manifest["mode"]), mtime=float(manifest["mtime"])) as (f, tmp):
+        for part in parts:
+            f.write(part)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
     result = GetResult(name=name, version=int(manifest["version"]), size=size, dest=str(dest))
-    return _Staged(tmp=tmp_name, dest=dest, result=result)
+    return _Staged(tmp=tmp, dest=dest, result=result)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from cofre.cli.batch_download import SMALL_FILE_BYTES, get_batch, plan_batches
+from cofre.cli.batch_upload import put_many
 from cofre.cli.budget import Budget
 from cofre.cli.context import Context
 from cofre.cli.download import GetResult, default_dest, dest_under, get_to_path, get_to_stdout
@@ -22,7 +23,7 @@ from cofre.cli.exitcodes import (
 )
 from cofre.cli.http import connect
 from cofre.cli.output import display_name, human_size, human_time, print_json, table
-from cofre.cli.upload import PutResult, put_many
+from cofre.cli.sending import PutResult
 from cofre.models import validate_name
 
 

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -25,6 +25,7 @@ from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError, UsageError
 from cofre.cli.http import Clients
 from cofre.cli.progress import Progress
+from cofre.durable import fsync_dir
 from cofre.errors import CofreError, IntegrityError, Unavailable
 from cofre.models import ChunkHash, parse_chunk_hash
 
@@ -165,43 +166,31 @@ async def get_to_path(
     make_parents: bool = False,
 ) -> GetResult:
     manifest = await clients.manager.get_manifest(name, version=version)
-    dest = _prepare_dest(dest, name=name, force=force, make_parents=make_parents)
+    dest = prepare_dest(dest, name=name, force=force, make_parents=make_parents)
     size = int(manifest["size"])
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=dest.parent, prefix=f".{dest.name[:80]}.", suffix=".cofre-part"
-        )
-    except OSError as exc:
-        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+    mode, mtime = int(manifest["mode"]), float(manifest["mtime"])
     progress = Progress(label=name, total=size, enabled=None if show_progress else False)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with part_file(dest, mode=mode, mtime=mtime) as (f, tmp):
             written = await stream_chunks(
                 clients, manifest["chunks"], budget=budget, write=_file_writer(f, progress, dest)
             )
             if written != size:
                 raise IntegrityError(f"{name}: got {written} bytes, the manifest says {size}")
             await asyncio.to_thread(_sync, f)
-            os.fchmod(f.fileno(), int(manifest["mode"]) & MODE_MASK)
-        mtime = float(manifest["mtime"])
-        os.utime(tmp_name, (mtime, mtime))
-        _install(tmp_name, dest, force=force)
-    except OSError as exc:
-        _discard(tmp_name)
-        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _discard(tmp_name)
-        raise
+        install(tmp, dest, force=force)
     finally:
         progress.finish()
     return GetResult(name=name, version=int(manifest["version"]), size=size, dest=str(dest))
 
 
-def _prepare_dest(dest: Path, *, name: str, force: bool, make_parents: bool) -> Path:
+def prepare_dest(dest: Path, *, name: str, force: bool, make_parents: bool) -> Path:
+    """Where NAME is restored: ``dest``, or NAME's last part inside it when it is a directory;
+    refused when it exists (unless ``force``), parent directories made on request."""
     if dest.is_dir():
         dest = dest / default_dest(name)
     if (dest.exists() or dest.is_symlink()) and not force:
-        raise LocalFileError(f"{dest} already exists; use --force to overwrite it")
+        raise _exists(dest)
     if make_parents:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -210,22 +199,63 @@ def _prepare_dest(dest: Path, *, name: str, force: bool, make_parents: bool) -> 
     return dest
 
 
-def _install(tmp: str, dest: Path, *, force: bool, sync_dir: bool = True) -> None:
+def cannot_write(dest: Path, exc: OSError) -> LocalFileError:
+    return LocalFileError(f"cannot write {dest}: {exc.strerror or exc}")
+
+
+def _exists(dest: Path) -> LocalFileError:
+    return LocalFileError(f"{dest} already exists; use --force to overwrite it")
+
+
+@contextlib.contextmanager
+def part_file(dest: Path, *, mode: int, mtime: float) -> Iterator[tuple[BinaryIO, str]]:
+    """A temp file beside ``dest`` and its name, for the restored bytes; once written, given
+    ``mode`` (permission bits only) and ``mtime``. Removed if anything fails."""
+    try:
+        fd, tmp = tempfile.mkstemp(
+            dir=dest.parent, prefix=f".{dest.name[:80]}.", suffix=".cofre-part"
+        )
+    except OSError as exc:
+        raise cannot_write(dest, exc) from exc
+    with _removed_on_failure(tmp, dest):
+        with os.fdopen(fd, "wb") as f:
+            yield f, tmp
+            os.fchmod(f.fileno(), mode & MODE_MASK)
+        os.utime(tmp, (mtime, mtime))
+
+
+def install(tmp: str, dest: Path, *, force: bool, sync_dir: bool = True) -> None:
     """Put the finished file in place; without ``force`` never replace what appeared meanwhile.
-    ``sync_dir=False`` leaves the directory's fsync to the caller (one for many files)."""
-    if force:
-        os.replace(tmp, dest)
-    else:
-        try:
-            os.link(tmp, dest)
-        except FileExistsError:
-            raise LocalFileError(f"{dest} already exists; use --force to overwrite it") from None
-        os.unlink(tmp)
+    The temp file is removed if that fails. ``sync_dir=False`` leaves the directory's fsync to
+    the caller (one for many files)."""
+    with _removed_on_failure(tmp, dest):
+        if force:
+            os.replace(tmp, dest)
+        else:
+            try:
+                os.link(tmp, dest)
+            except FileExistsError:
+                raise _exists(dest) from None
+            os.unlink(tmp)
     if sync_dir:
-        _fsync_dir(dest.parent)
+        with contextlib.suppress(OSError):
+            fsync_dir(dest.parent)
 
 
-def _discard(tmp: str) -> None:
+@contextlib.contextmanager
+def _removed_on_failure(tmp: str, dest: Path) -> Iterator[None]:
+    """The temp file is removed if the body fails; an OSError becomes a LocalFileError."""
+    try:
+        yield
+    except OSError as exc:
+        discard(tmp)
+        raise cannot_write(dest, exc) from exc
+    except BaseException:
+        discard(tmp)
+        raise
+
+
+def discard(tmp: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
 
@@ -252,7 +282,7 @@ def _file_writer(f: BinaryIO, progress: Progress, dest: Path) -> Callable[[bytes
         except BrokenPipeError as exc:
             raise LocalFileError("output closed before the restore finished") from exc
         except OSError as exc:
-            raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+            raise cannot_write(dest, exc) from exc
         progress.advance(len(data))
 
     return write
@@ -261,12 +291,3 @@ def _file_writer(f: BinaryIO, progress: Progress, dest: Path) -> Callable[[bytes
 def _sync(f: BinaryIO) -> None:
     f.flush()
     os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
