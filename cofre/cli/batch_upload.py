@@ -40,8 +40,10 @@ from cofre.cli.sending import (
 )
 from cofre.cli.upload import put_file
 from cofre.errors import BadRequest
+from cofre.limits import MAX_FRAMED_BYTES, MAX_FRAMED_CHUNKS
 from cofre.models import ChunkHash, Manifest, validate_name
-from cofre.protocol.framing import MAX_FRAMED_BYTES, MAX_FRAMED_CHUNKS, Frame, encode_frames
+from cofre.protocol.framing import Frame, encode_frames
+from cofre.protocol.manager_api import FileDecl
 
 # Files up to this size travel in batches; larger ones stream.
 SMALL_FILE_BYTES = 1024 * 1024
@@ -208,10 +210,7 @@ async def put_batch(
 
 async def _send_batch(clients: Clients, files: list[_Read]) -> list[PutResult]:
     upload = await clients.manager.create_batch_upload(
-        [
-            {"name": r.file.name, "size": r.file.size, "mode": r.mode, "mtime": r.mtime}
-            for r in files
-        ]
+        [FileDecl(name=r.file.name, size=r.file.size, mode=r.mode, mtime=r.mtime) for r in files]
     )
     async with open_session(clients, upload) as session:
         return await _fill_and_commit(clients, files, session)
@@ -246,7 +245,7 @@ async def _fill_and_commit(
         await _upload_group(session, encode_frames(group))
     unsent = {h for h, _ in sending}
     committed = await clients.manager.commit_batch(session.upload_id, manifests)
-    by_name = {str(c["name"]): c for c in committed}
+    by_name = {c.name: c for c in committed}
     results = []
     for manifest in manifests:
         answer = by_name[manifest.name]
@@ -256,7 +255,7 @@ async def _fill_and_commit(
         results.append(
             PutResult(
                 name=manifest.name,
-                version=int(answer["version"]),
+                version=answer.version,
                 size=manifest.size,
                 chunks=len(manifest.chunks),
                 sent_bytes=sent,

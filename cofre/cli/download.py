@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from cofre.chunks import hash_bytes
 from cofre.cli.budget import Budget
@@ -27,7 +27,7 @@ from cofre.cli.http import Clients
 from cofre.cli.progress import Progress
 from cofre.durable import fsync_dir
 from cofre.errors import CofreError, IntegrityError, Unavailable
-from cofre.models import ChunkHash, parse_chunk_hash
+from cofre.protocol.manager_api import ChunkLocation
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,9 @@ class GetResult:
     dest: str
 
 
-async def fetch_chunk(clients: Clients, chunk: dict[str, Any]) -> bytes:
+async def fetch_chunk(clients: Clients, chunk: ChunkLocation) -> bytes:
     """The bytes of one manifest chunk from the first node that has them intact."""
-    chunk_hash: ChunkHash = parse_chunk_hash(chunk["hash"])
-    length = int(chunk["length"])
-    nodes = [str(u) for u in chunk.get("nodes") or []]
+    chunk_hash, length, nodes = chunk.hash, chunk.length, chunk.nodes
     failures: list[str] = []
     corrupt = False
     for url in nodes:
@@ -71,7 +69,7 @@ async def fetch_chunk(clients: Clients, chunk: dict[str, Any]) -> bytes:
 
 async def stream_chunks(
     clients: Clients,
-    chunks: list[dict[str, Any]],
+    chunks: list[ChunkLocation],
     *,
     budget: Budget,
     write: Callable[[bytes], Awaitable[None]],
@@ -80,7 +78,7 @@ async def stream_chunks(
     window: collections.deque[tuple[int, asyncio.Task[bytes]]] = collections.deque()
     written = 0
 
-    async def fetch(chunk: dict[str, Any], length: int) -> bytes:
+    async def fetch(chunk: ChunkLocation, length: int) -> bytes:
         async with budget.requests:
             await budget.in_flight.acquire(length)
             try:
@@ -104,7 +102,7 @@ async def stream_chunks(
     try:
         for index, listed in enumerate(chunks):
             chunk = spread_nodes(listed, index)
-            length = int(chunk["length"])
+            length = chunk.length
             # Never block on memory while holding fetched chunks that only we can release.
             while window and (len(window) >= budget.batch or budget.memory.would_block(length)):
                 await write_oldest()
@@ -121,14 +119,14 @@ async def stream_chunks(
     return written
 
 
-def spread_nodes(chunk: dict[str, Any], index: int) -> dict[str, Any]:
+def spread_nodes(chunk: ChunkLocation, index: int) -> ChunkLocation:
     """The chunk with its nodes rotated by ``index``: consecutive chunks are read from different
     copies, so every holder serves (and hashes) a share; the others stay as fallbacks."""
-    nodes = list(chunk.get("nodes") or [])
+    nodes = chunk.nodes
     if len(nodes) < 2:
         return chunk
     k = index % len(nodes)
-    return {**chunk, "nodes": nodes[k:] + nodes[:k]}
+    return chunk.model_copy(update={"nodes": nodes[k:] + nodes[:k]})
 
 
 def default_dest(name: str) -> Path:
@@ -167,13 +165,12 @@ async def get_to_path(
 ) -> GetResult:
     manifest = await clients.manager.get_manifest(name, version=version)
     dest = prepare_dest(dest, name=name, force=force, make_parents=make_parents)
-    size = int(manifest["size"])
-    mode, mtime = int(manifest["mode"]), float(manifest["mtime"])
+    size, mode, mtime = manifest.size, manifest.mode, manifest.mtime
     progress = Progress(label=name, total=size, enabled=None if show_progress else False)
     try:
         with part_file(dest, mode=mode, mtime=mtime) as (f, tmp):
             written = await stream_chunks(
-                clients, manifest["chunks"], budget=budget, write=_file_writer(f, progress, dest)
+                clients, manifest.chunks, budget=budget, write=_file_writer(f, progress, dest)
             )
             if written != size:
                 raise IntegrityError(f"{name}: got {written} bytes, the manifest says {size}")
@@ -181,7 +178,7 @@ async def get_to_path(
         install(tmp, dest, force=force)
     finally:
         progress.finish()
-    return GetResult(name=name, version=int(manifest["version"]), size=size, dest=str(dest))
+    return GetResult(name=name, version=manifest.version, size=size, dest=str(dest))
 
 
 def prepare_dest(dest: Path, *, name: str, force: bool, make_parents: bool) -> Path:
@@ -265,14 +262,14 @@ async def get_to_stdout(
 ) -> GetResult:
     manifest = await clients.manager.get_manifest(name, version=version)
     out = sys.stdout.buffer
-    progress = Progress(label=name, total=int(manifest["size"]), enabled=False)
+    progress = Progress(label=name, total=manifest.size, enabled=False)
     written = await stream_chunks(
-        clients, manifest["chunks"], budget=budget, write=_file_writer(out, progress, Path("-"))
+        clients, manifest.chunks, budget=budget, write=_file_writer(out, progress, Path("-"))
     )
     out.flush()
-    if written != int(manifest["size"]):
-        raise IntegrityError(f"{name}: got {written} bytes, the manifest says {manifest['size']}")
-    return GetResult(name=name, version=int(manifest["version"]), size=written, dest="-")
+    if written != manifest.size:
+        raise IntegrityError(f"{name}: got {written} bytes, the manifest says {manifest.size}")
+    return GetResult(name=name, version=manifest.version, size=written, dest="-")
 
 
 def _file_writer(f: BinaryIO, progress: Progress, dest: Path) -> Callable[[bytes], Awaitable[None]]:

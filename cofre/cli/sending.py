@@ -19,21 +19,20 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from cofre.aio import within
-from cofre.chunks import MAX_CHUNK_SIZE
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
 from cofre.cli.output import human_size
 from cofre.errors import ReplicaFailed, Unavailable
+from cofre.limits import MAX_CHUNK_SIZE, MAX_KNOWN_HASHES
 from cofre.models import ChunkHash, UploadId
 from cofre.protocol.client import NodeClient
+from cofre.protocol.manager_api import UploadCreated
 
 log = logging.getLogger(__name__)
 
 ABORT_TIMEOUT_S = 10.0
 # seconds between attempts of one chunk request; a node that stays away fails the put soon.
 RETRY_PAUSES_S = (0.2, 1.0)
-# Hashes per `known` request (the manager's limit).
-KNOWN_BATCH = 4096
 
 T = TypeVar("T")
 
@@ -106,16 +105,17 @@ class Session:
 
 
 @contextlib.asynccontextmanager
-async def open_session(clients: Clients, upload: dict[str, object]) -> AsyncIterator[Session]:
+async def open_session(clients: Clients, upload: UploadCreated) -> AsyncIterator[Session]:
     """The session of an upload the manager just created; aborted if the body fails."""
-    upload_id = UploadId(str(upload["upload_id"]))
+    upload_id = upload.upload_id
     try:
-        ticket = str(upload["ticket"])
-        chunk_size = int(str(upload["chunk_size"]))
+        chunk_size = upload.chunk_size
         if not 0 < chunk_size <= MAX_CHUNK_SIZE:
             raise Unavailable(f"manager handed out an unusable chunk size {chunk_size}")
-        primary = clients.node(str(upload["primary_url"]))
-        yield Session(upload_id=upload_id, ticket=ticket, chunk_size=chunk_size, primary=primary)
+        primary = clients.node(upload.primary_url)
+        yield Session(
+            upload_id=upload_id, ticket=upload.ticket, chunk_size=chunk_size, primary=primary
+        )
     except BaseException:
         await abort_upload(clients, upload_id)
         raise
@@ -148,8 +148,8 @@ async def to_send(clients: Clients, session: Session, hashes: list[ChunkHash]) -
 
     async def known() -> set[ChunkHash]:
         found: set[ChunkHash] = set()
-        for start in range(0, len(hashes), KNOWN_BATCH):
-            group = hashes[start : start + KNOWN_BATCH]
+        for start in range(0, len(hashes), MAX_KNOWN_HASHES):
+            group = hashes[start : start + MAX_KNOWN_HASHES]
             found |= await retrying(
                 functools.partial(clients.manager.known, upload_id, group),
                 what=f"known upload_id={upload_id}",

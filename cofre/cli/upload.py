@@ -96,10 +96,10 @@ async def _send_file(
     finally:
         progress.finish()
     committed = await clients.manager.commit_upload(session.upload_id, manifests[0])
-    log.debug("upload committed name=%r version=%s", name, committed.get("version"))
+    log.debug("upload committed name=%r version=%s", name, committed.version)
     return PutResult(
         name=name,
-        version=int(committed["version"]),
+        version=committed.version,
         size=st.st_size,
         chunks=len(refs),
         sent_bytes=sender.sent_bytes,
