@@ -26,6 +26,7 @@ from cofre.config import (
 from cofre.manager import create_app as create_manager_app
 from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId
 from cofre.protocol.client import ManagerClient, NodeClient
+from cofre.protocol.manager_api import Committed, UploadCreated
 from cofre.storage_node import create_app as create_node_app
 
 TOKEN = "manager-test-token"
@@ -62,12 +63,27 @@ class Cluster:
     def node(self, node_id: str) -> NodeClient:
         return NodeClient(self.http, self.url(node_id), TOKEN)
 
+    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        """A raw request to the manager with the token (for what the typed client cannot send
+        or does not show); -> (status, the JSON answer)."""
+        resp = await self.manager.request(
+            method, path, headers={"Authorization": f"Bearer {TOKEN}"}, **kw
+        )
+        return resp.status, await resp.json(content_type=None)
+
+    async def refused(self, method: str, path: str, **kw: Any) -> str:
+        """The detail of the 400 problem the manager answers this raw request with."""
+        status, problem = await self.call(method, path, **kw)
+        assert status == 400 and problem["code"] == "bad_request", (status, problem)
+        assert problem["errors"] and problem["detail"].startswith(problem["errors"][0]["loc"])
+        return str(problem["detail"])
+
     async def wait_ready(self, count: int | None = None, deadline_s: float = 15.0) -> None:
         want = len(self.nodes) if count is None else count
         end = time.monotonic() + deadline_s
         while True:
             listed = await self.api.nodes()
-            ready = sum(1 for n in listed["nodes"] if n["ready"])
+            ready = sum(1 for n in listed.nodes if n.ready)
             if ready >= want:
                 return
             if time.monotonic() > end:
@@ -76,15 +92,15 @@ class Cluster:
 
     async def send(
         self, name: str, data: bytes, *, skip: int = 0, commit: bool = True
-    ) -> tuple[dict[str, Any], Manifest, dict[str, Any] | None]:
+    ) -> tuple[UploadCreated, Manifest, Committed | None]:
         """The CLI's backup flow (chunks stored already anywhere are not sent, as the CLI
         asks ``known``); ``skip`` leaves out that many of the data chunks to send."""
         up = await self.api.create_upload(name=name, size=len(data), mode=0o640, mtime=1.5)
-        uid = UploadId(up["upload_id"])
-        primary = NodeClient(self.http, up["primary_url"], TOKEN)
+        uid = UploadId(up.upload_id)
+        primary = NodeClient(self.http, up.primary_url, TOKEN)
         refs: list[ChunkRef] = []
         blobs: dict[ChunkHash, bytes] = {}
-        for ref, blob in iter_chunks(io.BytesIO(data), up["chunk_size"]):
+        for ref, blob in iter_chunks(io.BytesIO(data), up.chunk_size):
             refs.append(ref)
             blobs[ref.hash] = blob
         manifest = Manifest(
@@ -96,11 +112,11 @@ class Cluster:
             chunks=tuple(refs),
         )
         known = await self.api.known(uid, list(blobs))
-        lacking = await primary.missing(uid, list(blobs), ticket=up["ticket"])
+        lacking = await primary.missing(uid, list(blobs), ticket=up.ticket)
         missing = [h for h in lacking if h not in known]
         for h in missing[skip:]:
-            await primary.upload_chunk(uid, h, blobs[h], ticket=up["ticket"])
-        await primary.upload_chunk(uid, manifest.hash, manifest.encode(), ticket=up["ticket"])
+            await primary.upload_chunk(uid, h, blobs[h], ticket=up.ticket)
+        await primary.upload_chunk(uid, manifest.hash, manifest.encode(), ticket=up.ticket)
         result = await self.api.commit_upload(uid, manifest) if commit else None
         return up, manifest, result
 

@@ -171,20 +171,34 @@ async def test_expired_session_is_gone(start_node, kit) -> None:
 
 async def test_session_registration_is_validated(start_node, kit) -> None:
     primary, _ = await start_node(PRIMARY)
+    good = {
+        "upload_id": "u",
+        "replicas": [{"node_id": "n", "url": "http://127.0.0.1:1"}],
+        "replica_ticket": kit.ticket("n", upload_id="u"),
+        "keep_copy": False,
+        "expires": time.time() + 600,
+    }
+    # Each differs from a good body in one field, and the refusal names that field.
     bad_bodies = [
-        {},
-        {"upload_id": "../x", "replicas": [], "replica_ticket": "t", "keep_copy": True},
-        {"upload_id": "u", "replicas": [], "replica_ticket": "t", "keep_copy": False, "expires": 1},
-        {
-            "upload_id": "u",
-            "replicas": [{"node_id": "n", "url": "file:///etc/passwd"}],
-            "replica_ticket": "t",
-            "expires": 1,
-        },
+        ({}, "body.upload_id"),
+        ({**good, "upload_id": "../x"}, "body.upload_id"),
+        ({**good, "replicas": []}, "body"),  # no replica and no copy kept: nowhere to store
+        (
+            {**good, "replicas": [{"node_id": "n", "url": "file:///etc/passwd"}]},
+            "body.replicas.0.url",
+        ),
+        ({**good, "replica_ticket": "t"}, "body.replica_ticket"),
+        ({**good, "expires": "later"}, "body.expires"),
+        ({**good, "keep_copy": True, "extra": 1}, "body.extra"),
     ]
-    for body in bad_bodies:
-        status, _ = await call("POST", primary, "/v1/sessions", kit, ticket_nodes=(), json=body)
-        assert status == 400, body
+    for body, field in bad_bodies:
+        status, problem = await call(
+            "POST", primary, "/v1/sessions", kit, ticket_nodes=(), json=body
+        )
+        assert status == 400 and problem["code"] == "bad_request", (body, problem)
+        assert problem["detail"].startswith(f"{field}: "), (body, problem)
+    status, _ = await call("POST", primary, "/v1/sessions", kit, ticket_nodes=(), json=good)
+    assert status == 201
 
 
 async def test_pull_fetches_from_the_first_source_that_has_it(start_node, kit) -> None:
