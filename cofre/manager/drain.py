@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from cofre.aio import wait_event
+from cofre.aio import Periodic
 from cofre.errors import BadRequest, CofreError
 from cofre.manager.catalog import LiveChunk
 from cofre.manager.context import Manager
@@ -264,17 +264,18 @@ def _listed(nodes: Iterable[NodeId]) -> str:
     return ",".join(sorted(nodes)) or "-"
 
 
-async def drain_loop(m: Manager) -> None:
-    """Drain passes every few seconds while draining; a repair pass every REPAIR_INTERVAL_S."""
+def drain_loop(m: Manager) -> Periodic:
+    """A drain pass every few seconds while draining, at once on ``m.drain_wakeup``; a repair
+    pass of lost nodes' chunks with it every REPAIR_INTERVAL_S (or ``m.repair_after_s`` if
+    shorter)."""
     last_repair = time.monotonic()
-    while True:
-        await wait_event(m.drain_wakeup, PASS_INTERVAL_S)
-        m.drain_wakeup.clear()
-        try:
-            if m.registry.draining:
-                await drain_pass(m)
-            if time.monotonic() - last_repair >= min(REPAIR_INTERVAL_S, m.repair_after_s):
-                last_repair = time.monotonic()
-                await repair_pass(m)
-        except Exception:
-            log.exception("drain or repair pass failed")
+
+    async def drain_and_repair() -> None:
+        nonlocal last_repair
+        if m.registry.draining:
+            await drain_pass(m)
+        if time.monotonic() - last_repair >= min(REPAIR_INTERVAL_S, m.repair_after_s):
+            last_repair = time.monotonic()
+            await repair_pass(m)
+
+    return Periodic("drain", drain_and_repair, interval_s=PASS_INTERVAL_S, wakeup=m.drain_wakeup)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from cofre.aio import Periodic
 from cofre.errors import CofreError
 from cofre.manager.context import Manager
 from cofre.manager.registry import NodeState
@@ -99,10 +100,6 @@ async def collect(m: Manager, *, grace_s: float | None = None) -> dict[str, int]
     return {"deleted_chunks": deleted, "freed_bytes": freed}
 
 
-async def gc_loop(m: Manager) -> None:
-    while True:
-        await asyncio.sleep(m.config.gc.interval_s)
-        try:
-            await collect(m)
-        except Exception:
-            log.exception("gc pass failed")
+def gc_loop(m: Manager) -> Periodic:
+    """A collection every ``gc.interval_s``, the first one interval after start."""
+    return Periodic("gc", lambda: collect(m), interval_s=m.config.gc.interval_s)

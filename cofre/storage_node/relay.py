@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cofre.aio import cancel_all, within
+from cofre.aio import Periodic, cancel_all, within
 from cofre.chunks import hash_bytes
 from cofre.errors import CofreError, IntegrityError, ReplicaFailed
 from cofre.models import ChunkHash, NodeId
@@ -39,6 +39,8 @@ SWEEP_INTERVAL_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 routes = web.RouteTableDef()
+# The sweeper of expired sessions; tests run a sweep with ``await app[SWEEPER].run_once()``.
+SWEEPER = web.AppKey("relay_sweeper", Periodic)
 
 
 def _session_for(request: web.Request) -> RelaySession:
@@ -240,19 +242,22 @@ def _log_replica_failure(
     )
 
 
+def sweeper_loop(sessions: SessionRegistry) -> Periodic:
+    """Expired relay sessions dropped every SWEEP_INTERVAL_S."""
+
+    async def sweep() -> None:
+        dropped = sessions.sweep()
+        log.debug("relay session sweep dropped=%d open=%d", dropped, len(sessions))
+
+    return Periodic("relay-sessions", sweep, interval_s=SWEEP_INTERVAL_S)
+
+
 async def sweeper(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: drop expired sessions in the background."""
-    task = asyncio.create_task(_sweep_loop(app[keys.SESSIONS]), name="relay-session-sweeper")
+    task = app[SWEEPER].start()
     yield
     if await cancel_all([task], STOP_TIMEOUT_S):
         log.error("relay session sweeper did not stop")
-
-
-async def _sweep_loop(sessions: SessionRegistry) -> None:
-    while True:
-        await asyncio.sleep(SWEEP_INTERVAL_S)
-        dropped = sessions.sweep()
-        log.debug("relay session sweep dropped=%d open=%d", dropped, len(sessions))
 
 
 async def http_session(app: web.Application) -> AsyncIterator[None]:
