@@ -34,21 +34,22 @@ async def eventually(
     check: Callable[[], T | Awaitable[T]],
     *,
     what: str,
+    until: Callable[[T], object] = bool,
     timeout_s: float = TIMEOUT_S,
     poll_s: float = POLL_S,
 ) -> T:
-    """Call ``check`` (sync or async) until it returns something truthy; -> that value.
+    """Call ``check`` (sync or async) until ``until`` holds for what it returns (by default:
+    until that is truthy); -> that value.
 
     Fails with an AssertionError naming ``what`` and the last value after ``timeout_s``; an
     exception ``check`` raises is not retried but raised at once.
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value  # type: ignore[return-value]
+        got = check()
+        value: T = await got if inspect.isawaitable(got) else got
+        if until(value):
+            return value
         if time.monotonic() >= deadline:
             raise _timed_out(what, timeout_s, value)
         await asyncio.sleep(poll_s)
@@ -58,6 +59,7 @@ def eventually_sync(
     check: Callable[[], T],
     *,
     what: str,
+    until: Callable[[T], object] = bool,
     timeout_s: float = TIMEOUT_S,
     poll_s: float = POLL_S,
 ) -> T:
@@ -65,7 +67,7 @@ def eventually_sync(
     deadline = time.monotonic() + timeout_s
     while True:
         value = check()
-        if value:
+        if until(value):
             return value
         if time.monotonic() >= deadline:
             raise _timed_out(what, timeout_s, value)

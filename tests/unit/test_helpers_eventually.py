@@ -19,6 +19,7 @@ async def test_eventually_returns_the_first_truthy_value_of_a_sync_or_async_chec
 
     assert await eventually(count, what="three calls") == 3
     assert await eventually(ready, what="ready") == "yes"
+    assert await eventually(lambda: [1, 2], until=lambda v: len(v) == 2, what="two") == [1, 2]
 
 
 async def test_eventually_fails_naming_what_and_the_last_value() -> None:
@@ -31,3 +32,5 @@ def test_eventually_sync_polls_until_true_or_fails() -> None:
     assert eventually_sync(lambda: calls.append(1) or len(calls) >= 2, what="two calls")
     with pytest.raises(AssertionError, match="waiting for never; last: False"):
         eventually_sync(lambda: False, what="never", timeout_s=0.05)
+    with pytest.raises(AssertionError, match=r"waiting for three; last: \[1, 2\]"):
+        eventually_sync(lambda: [1, 2], until=lambda v: len(v) == 3, what="three", timeout_s=0.05)
