@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, NewType
+from typing import NewType
 
 from cofre.errors import BadRequest
 from cofre.limits import MAX_NAME_BYTES
@@ -94,7 +94,9 @@ class Manifest:
     created: float
     chunks: tuple[ChunkRef, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
+        """The canonical fields (``cofre.protocol.manager_api.ManifestDoc`` is the same on the
+        wire); a plain dict, since its exact JSON encoding is what the manifest's hash covers."""
         return {
             "format": MANIFEST_FORMAT,
             "name": self.name,

@@ -7,6 +7,7 @@ import asyncio
 import os
 import stat
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from cofre.cli.batch_download import SMALL_FILE_BYTES, get_batch, plan_batches
@@ -101,7 +102,7 @@ async def run_put(args: argparse.Namespace, ctx: Context) -> ExitCode:
         )
     if args.json:
         order = {name: i for i, (_, name) in enumerate(items)}
-        print_json([r.to_json() for r in sorted(done, key=lambda r: order[r.name])])
+        print_json([asdict(r) for r in sorted(done, key=lambda r: order[r.name])])
     return codes[0] if codes else ExitCode.OK
 
 

@@ -37,11 +37,11 @@ def resolve(settings: ClientConfig) -> Context:
     where neither flags nor environment set them."""
     state_dir = settings.data_dir
     state = read_state(state_dir)
-    state_url = str(state.get("manager_url") or "") if state else ""
-    state_token = str(state.get("token") or "") if state else ""
+    state_url = state.manager_url if state else ""
+    state_token = state.token if state else ""
     url = settings.manager_url or state_url
     tok = settings.token or state_token
-    pid = int(state.get("pid") or 0) if state else 0
+    pid = state.pid if state else 0
     if url and url == state_url and pid and not pid_alive(pid):
         # A state file outlives a `local up` that was killed outright; say so plainly.
         raise Unavailable(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import signal
@@ -29,10 +28,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from cofre.cli.exitcodes import ExitCode, UsageError
 from cofre.cli.localstate import (
+    LocalNode,
+    LocalState,
     load_node_ports,
     load_or_create_token,
     pid_alive,
@@ -53,6 +53,7 @@ from cofre.config import (
     leaves,
     load,
 )
+from cofre.protocol.manager_api import NodeList
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def run_local_down(args: argparse.Namespace, settings: ClientConfig) -> ExitCode
     """SIGTERM the `local up` running from the data dir and wait until it has stopped."""
     data_dir = settings.data_dir.absolute()
     state = read_state(data_dir)
-    pid = int(state.get("pid") or 0) if state else 0
+    pid = state.pid if state else 0
     if not pid or not pid_running(pid) or not _is_local_up(pid):
         if state is not None:
             remove_state(data_dir)  # left by a `local up` that was killed
@@ -260,7 +261,7 @@ def _prepare_dir(data_dir: Path) -> None:
 
 def _refuse_if_running(data_dir: Path) -> None:
     state = read_state(data_dir)
-    pid = int(state.get("pid") or 0) if state else 0
+    pid = state.pid if state else 0
     if pid and pid != os.getpid() and pid_alive(pid):
         raise UsageError(f"a local cluster already runs from {data_dir} (pid {pid})")
 
@@ -413,29 +414,26 @@ def _ready_nodes(manager_url: str, token: str) -> set[str] | None:
     )
     try:
         with urllib.request.urlopen(req, timeout=2.0) as resp:
-            body: Any = json.load(resp)
+            listed = NodeList.model_validate_json(resp.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None
-    nodes = body.get("nodes", []) if isinstance(body, dict) else []
-    return {str(n.get("node_id")) for n in nodes if isinstance(n, dict) and n.get("ready")}
+    return {n.node_id for n in listed.nodes if n.ready}
 
 
-def _state(
-    config: ManagerConfig, data_dir: Path, token: str, children: list[Child]
-) -> dict[str, Any]:
-    return {
-        "manager_url": children[-1].url,
-        "token": token,
-        "pid": os.getpid(),
-        "data_dir": str(data_dir),
-        "replication_factor": config.placement.replication_factor,
-        "primary_keeps_copy": config.placement.primary_keeps_copy,
-        "pids": {c.role: c.pid for c in children},
-        "nodes": [
-            {"node_id": c.role, "url": c.url, "pid": c.pid, "data_dir": str(c.data_dir)}
+def _state(config: ManagerConfig, data_dir: Path, token: str, children: list[Child]) -> LocalState:
+    return LocalState(
+        manager_url=children[-1].url,
+        token=token,
+        pid=os.getpid(),
+        data_dir=str(data_dir),
+        replication_factor=config.placement.replication_factor,
+        primary_keeps_copy=config.placement.primary_keeps_copy,
+        pids={c.role: c.pid for c in children},
+        nodes=[
+            LocalNode(node_id=c.role, url=c.url, pid=c.pid, data_dir=str(c.data_dir))
             for c in children[:-1]
         ],
-    }
+    )
 
 
 def _stop_all(children: list[Child], data_dir: Path, code: ExitCode) -> ExitCode:
@@ -455,7 +453,7 @@ def _stop_all(children: list[Child], data_dir: Path, code: ExitCode) -> ExitCode
             _signal(child, signal.SIGKILL)
             child.proc.wait()
     state = read_state(data_dir)
-    if state is not None and state.get("pid") == os.getpid():
+    if state is not None and state.pid == os.getpid():
         remove_state(data_dir)
     return code
 

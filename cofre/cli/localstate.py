@@ -13,7 +13,8 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 STATE_FILE = "state.json"
 TOKEN_FILE = "token"
@@ -63,17 +64,38 @@ def save_node_ports(data_dir: Path, ports: Mapping[str, int]) -> None:
     write_private(data_dir / PORTS_FILE, json.dumps(dict(ports), indent=2) + "\n")
 
 
-def write_state(data_dir: Path, state: Mapping[str, Any]) -> None:
-    write_private(data_dir / STATE_FILE, json.dumps(dict(state), indent=2) + "\n")
+class LocalNode(BaseModel):
+    node_id: str
+    url: str
+    pid: int
+    data_dir: str
 
 
-def read_state(data_dir: Path) -> dict[str, Any] | None:
+class LocalState(BaseModel):
+    """What a running `local up` tells the other commands (the state file)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    manager_url: str
+    token: str
+    pid: int = Field(description="The `local up` process; 0 if unknown.")
+    data_dir: str = ""
+    replication_factor: int = 0
+    primary_keeps_copy: bool = False
+    pids: dict[str, int] = Field(default_factory=dict)
+    nodes: list[LocalNode] = Field(default_factory=list)
+
+
+def write_state(data_dir: Path, state: LocalState) -> None:
+    write_private(data_dir / STATE_FILE, state.model_dump_json(indent=2) + "\n")
+
+
+def read_state(data_dir: Path) -> LocalState | None:
     """The running cluster's state, or None when there is none (or it is unreadable)."""
     try:
-        data = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return LocalState.model_validate_json((data_dir / STATE_FILE).read_bytes())
+    except (OSError, ValidationError):
         return None
-    return data if isinstance(data, dict) else None
 
 
 def pid_alive(pid: int) -> bool:

@@ -52,15 +52,6 @@ class PutResult:
             text += f"  ({human_size(self.sent_bytes)} sent, the rest was stored already)"
         return text
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "size": self.size,
-            "chunks": self.chunks,
-            "sent_bytes": self.sent_bytes,
-        }
-
 
 def unreadable(path: Path, exc: OSError) -> LocalFileError:
     return LocalFileError(f"cannot read {path}: {exc.strerror or exc}")

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from cofre.aio import wait_event
+from cofre.aio import Periodic
 from cofre.errors import BadRequest, CofreError, NotFound
 from cofre.manager.catalog import LiveChunk
 from cofre.manager.context import Manager
@@ -24,12 +24,6 @@ from cofre.tickets import Ticket
 
 log = logging.getLogger(__name__)
 
-# Seconds between drain passes while something is draining (and retries after failures).
-PASS_INTERVAL_S = 5.0
-# Seconds between scans of the whole catalog for chunks whose nodes are lost.
-REPAIR_INTERVAL_S = 60.0
-# Chunks copied at once: each pull moves one chunk between two nodes.
-PARALLEL_COPIES = 4
 # Seconds a pull ticket is valid; one chunk copy takes far less.
 PULL_TICKET_TTL_S = 600.0
 
@@ -267,17 +261,20 @@ def _listed(nodes: Iterable[NodeId]) -> str:
     return ",".join(sorted(nodes)) or "-"
 
 
-async def drain_loop(m: Manager) -> None:
-    """Drain passes every few seconds while draining; a repair pass every REPAIR_INTERVAL_S."""
+def drain_loop(m: Manager) -> Periodic:
+    """A drain pass every few seconds while draining, at once on ``m.drain_wakeup``; a repair
+    pass of lost nodes' chunks with it every ``repair.lost_scan_s`` (or ``m.repair_after_s`` if
+    shorter)."""
     last_repair = time.monotonic()
-    while True:
-        await wait_event(m.drain_wakeup, m.config.drain.pass_interval_s)
-        m.drain_wakeup.clear()
-        try:
-            if m.registry.draining:
-                await drain_pass(m)
-            if time.monotonic() - last_repair >= min(m.config.repair.lost_scan_s, m.repair_after_s):
-                last_repair = time.monotonic()
-                await repair_pass(m)
-        except Exception:
-            log.exception("drain or repair pass failed")
+
+    async def drain_and_repair() -> None:
+        nonlocal last_repair
+        if m.registry.draining:
+            await drain_pass(m)
+        if time.monotonic() - last_repair >= min(m.config.repair.lost_scan_s, m.repair_after_s):
+            last_repair = time.monotonic()
+            await repair_pass(m)
+
+    return Periodic(
+        "drain", drain_and_repair, interval_s=m.config.drain.pass_interval_s, wakeup=m.drain_wakeup
+    )

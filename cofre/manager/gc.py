@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterable
 
+from cofre.aio import Periodic
 from cofre.errors import CofreError
 from cofre.limits import CHECK_BATCH
 from cofre.manager.context import Manager
@@ -100,10 +101,6 @@ async def collect(m: Manager, *, grace_s: float | None = None) -> GcResult:
     return GcResult(deleted_chunks=deleted, freed_bytes=freed)
 
 
-async def gc_loop(m: Manager) -> None:
-    while True:
-        await asyncio.sleep(m.config.gc.interval_s)
-        try:
-            await collect(m)
-        except Exception:
-            log.exception("gc pass failed")
+def gc_loop(m: Manager) -> Periodic:
+    """A collection every ``gc.interval_s``, the first one interval after start."""
+    return Periodic("gc", lambda: collect(m), interval_s=m.config.gc.interval_s)

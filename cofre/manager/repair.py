@@ -10,10 +10,10 @@ counted, and fsck keeps reporting it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 
+from cofre.aio import Periodic
 from cofre.manager.catalog import LiveChunk
 from cofre.manager.context import Manager
 from cofre.manager.drain import fill_copies
@@ -91,15 +91,10 @@ async def repair(m: Manager, *, verify: bool) -> RepairReport:
     return result
 
 
-async def repair_loop(m: Manager) -> None:
-    """A presence-only repair pass every ``repair.interval_s`` (re-hashing is left to
-    ``cofre repair --verify``: it reads every byte)."""
+def repair_loop(m: Manager) -> Periodic | None:
+    """A presence-only repair pass every ``repair.interval_s``, or None when that is 0
+    (re-hashing is left to ``cofre repair --verify``: it reads every byte)."""
     interval = m.config.repair.interval_s
     if interval <= 0:
-        return
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await repair(m, verify=False)
-        except Exception:
-            log.exception("repair pass failed")
+        return None
+    return Periodic("repair", lambda: repair(m, verify=False), interval_s=interval)

@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Sequence
 
-from cofre.aio import within
+from cofre.aio import Periodic, within
 from cofre.errors import BadRequest, CofreError, Conflict, IncompleteUpload, NotFound
 from cofre.limits import CHECK_BATCH
 from cofre.manager import dedup
@@ -298,12 +298,12 @@ async def sweep_expired(m: Manager, *, now: float | None = None) -> int:
     return len(expired)
 
 
-async def sweeper_loop(m: Manager) -> None:
+def sweeper_loop(m: Manager) -> Periodic:
+    """Expired upload sessions closed a few times per session lifetime (1 s to 60 s apart)."""
+
+    async def sweep() -> None:
+        count = await sweep_expired(m)
+        log.debug("session sweep expired=%d", count)
+
     interval = max(1.0, min(60.0, m.config.upload.session_ttl_s / 4))
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            count = await sweep_expired(m)
-            log.debug("session sweep expired=%d", count)
-        except Exception:
-            log.exception("session sweep failed")
+    return Periodic("sessions", sweep, interval_s=interval)

@@ -25,7 +25,7 @@ import aiohttp
 import kopf
 
 from cofre.errors import CofreError
-from cofre.kube import KubeError, object_path
+from cofre.kube import KubeError, KubeObject, object_path
 from cofre.operator import builders
 from cofre.operator.decisions import (
     DrainProgress,
@@ -68,15 +68,15 @@ API_VERSION = f"{GROUP}/{VERSION}"
 class Kube(Protocol):
     """What reconcile needs of the Kubernetes API (``cofre.kube.KubeApi`` in the operator)."""
 
-    async def get(self, path: str) -> dict[str, Any] | None: ...
+    async def get(self, path: str) -> KubeObject | None: ...
 
     async def apply(self, obj: Mapping[str, Any]) -> Any: ...
 
-    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def create(self, obj: Mapping[str, Any]) -> KubeObject: ...
 
     async def delete(self, path: str) -> bool: ...
 
-    async def patch_status(self, path: str, status: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def patch_status(self, path: str, status: Mapping[str, Any]) -> KubeObject: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,12 +119,12 @@ def cluster_path(*, namespace: str, name: str) -> str:
     return object_path(API_VERSION, KIND, namespace=namespace, name=name)
 
 
-async def read_cluster(ctx: Context, *, namespace: str, name: str) -> dict[str, Any] | None:
+async def read_cluster(ctx: Context, *, namespace: str, name: str) -> KubeObject | None:
     """The BackupCluster as it is now (None: deleted); a pass never trusts an older event's copy."""
     return await _get(ctx, cluster_path(namespace=namespace, name=name))
 
 
-def stamp(obj: dict[str, Any]) -> str:
+def stamp(obj: KubeObject) -> str:
     """Annotate ``obj`` with the hash of what it is now; -> the hash."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -202,7 +202,7 @@ def _write_error(kind: str, name: str, exc: KubeError) -> kopf.PermanentError | 
     return kopf.TemporaryError(f"cannot write {kind} {name}: {exc}", delay=15)
 
 
-async def apply(ctx: Context, target: Target, obj: dict[str, Any]) -> dict[str, Any]:
+async def apply(ctx: Context, target: Target, obj: KubeObject) -> KubeObject:
     """Adopt ``obj`` (ownerReference to the BackupCluster) and create-or-patch it if needed.
 
     -> the live object: as it was when it matched, else as the apply left it.
@@ -215,8 +215,8 @@ async def apply(ctx: Context, target: Target, obj: dict[str, Any]) -> dict[str, 
 
 
 async def apply_over(
-    ctx: Context, target: Target, obj: dict[str, Any], *, live: dict[str, Any] | None
-) -> dict[str, Any]:
+    ctx: Context, target: Target, obj: KubeObject, *, live: KubeObject | None
+) -> KubeObject:
     """``apply`` with the live object read already."""
     kopf.adopt(obj, owner=target.body)
     stamp(obj)
@@ -226,14 +226,14 @@ async def apply_over(
         assert live is not None
         return live
     try:
-        result: dict[str, Any] = await ctx.api.apply(obj)
+        result: KubeObject = await ctx.api.apply(obj)
     except KubeError as exc:
         raise _write_error(kind, name, exc) from exc
     log.info("applied kind=%s name=%s namespace=%s reason=%s", kind, name, target.namespace, why)
     return result
 
 
-async def _get(ctx: Context, path: str) -> dict[str, Any] | None:
+async def _get(ctx: Context, path: str) -> KubeObject | None:
     try:
         return await ctx.api.get(path)
     except KubeError as exc:
@@ -275,14 +275,14 @@ async def ensure_manager_rbac(ctx: Context, target: Target) -> None:
     await apply(ctx, target, builders.build_manager_role_binding(**kw))
 
 
-async def read_statefulset(ctx: Context, target: Target, name: str) -> dict[str, Any] | None:
+async def read_statefulset(ctx: Context, target: Target, name: str) -> KubeObject | None:
     path = object_path("apps/v1", "StatefulSet", namespace=target.namespace, name=name)
     return await _get(ctx, path)
 
 
 async def ensure_storage(
     ctx: Context, target: Target, spec: ClusterSpec, *, image: str, plan: ScalePlan
-) -> dict[str, Any]:
+) -> KubeObject:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_storage_service(**kw))
     await apply(ctx, target, builders.build_storage_disruption_budget(**kw))
@@ -295,7 +295,7 @@ async def ensure_storage(
 
 async def ensure_manager(
     ctx: Context, target: Target, spec: ClusterSpec, *, image: str
-) -> dict[str, Any]:
+) -> KubeObject:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_manager_service(**kw))
     return await apply(ctx, target, builders.build_manager_statefulset(spec, image=image, **kw))
@@ -354,7 +354,7 @@ async def send_drain(ctx: Context, target: Target, *, token: str, nodes: tuple[s
 
 async def reconcile(
     ctx: Context, target: Target, spec: ClusterSpec, *, previous: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> KubeObject:
     """Bring every child in line with ``spec``; return the new status."""
     names = target.names
     image = spec.image or ctx.default_image
@@ -438,7 +438,7 @@ async def reconcile(
 
 async def observe(
     ctx: Context, target: Target, spec: ClusterSpec, *, previous: Mapping[str, Any]
-) -> dict[str, Any] | None:
+) -> KubeObject | None:
     """The status as the children show it now, without writing a child or asking the manager.
 
     What a child's change can alter: readiness and phase. The spec's generation, the scale plan

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cofre.kube import KubeObject
 from cofre.operator.decisions import Phase, ScalePlan
 from cofre.protocol.manager_api import ClusterStats
 
@@ -29,7 +30,7 @@ def set_condition(
     reason: str,
     message: str,
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[KubeObject]:
     """``conditions`` with ``type`` set (added or replaced), in a stable order."""
     text = "True" if status else "False"
     previous = next((c for c in conditions if c.get("type") == type), None)
@@ -71,12 +72,10 @@ class Observed:
     stats: ClusterStats | None
 
 
-def build_status(
-    previous: Mapping[str, Any], observed: Observed, *, now: datetime
-) -> dict[str, Any]:
+def build_status(previous: Mapping[str, Any], observed: Observed, *, now: datetime) -> KubeObject:
     """The new status document (a full replacement of the fields it names)."""
     o = observed
-    conditions: list[dict[str, Any]] = list(previous.get("conditions") or [])
+    conditions: list[KubeObject] = list(previous.get("conditions") or [])
     nodes = f"{o.ready_nodes}/{o.desired} storage nodes ready"
     manager = "manager ready" if o.manager_ready else "manager not ready"
     conditions = set_condition(
@@ -119,7 +118,7 @@ def build_status(
             message=o.plan.message,
             now=now,
         )
-    status: dict[str, Any] = {
+    status: KubeObject = {
         "phase": o.phase,
         "observedGeneration": o.generation,
         "conditions": conditions,
@@ -157,7 +156,7 @@ def scaling_down(previous: Mapping[str, Any]) -> bool:
     )
 
 
-def changed_fields(previous: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
+def changed_fields(previous: Mapping[str, Any], status: Mapping[str, Any]) -> KubeObject:
     """The fields of ``status`` whose value differs from ``previous`` (nothing to write: {})."""
     return {k: v for k, v in status.items() if previous.get(k) != v}
 

@@ -27,9 +27,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from cofre.errors import BadRequest, PayloadTooLarge
-from cofre.protocol.base import Health, OpenApiDocument
+from cofre.protocol.base import Health, OpenApiDocument, error_location
 from cofre.protocol.server import TICKET_HEADER
 
+# OpenAPI and JSON Schema fragments: free-form JSON by nature (the document is checked against
+# the OpenAPI 3.1 schema by a test).
+Json = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 
@@ -112,7 +115,7 @@ class Api:
     def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("DELETE", path, **kw)
 
-    def openapi(self, *, title: str, version: str, description: str) -> dict[str, Any]:
+    def openapi(self, *, title: str, version: str, description: str) -> Json:
         return openapi_document(
             self.operations, title=title, version=version, description=description
         )
@@ -138,7 +141,7 @@ def invalid(exc: ValidationError, *, where: str) -> BadRequest:
     """A 400 problem naming each bad field, e.g. ``body.files.0.mtime: ...``."""
     errors = [
         {
-            "loc": ".".join([where, *(str(part) for part in e["loc"])]),
+            "loc": ".".join(part for part in (where, error_location(e["loc"])) if part),
             "message": e["msg"],
             "type": e["type"],
         }
@@ -262,15 +265,15 @@ _ERROR_STATUSES = {
 
 def _content(
     what: type[BaseModel] | RawBody,
-    refs: Mapping[Any, dict[str, Any]],
+    refs: Mapping[Any, Json],
     mode: str,
-) -> dict[str, Any]:
+) -> Json:
     if isinstance(what, RawBody):
         return {what.content_type: {"schema": {"type": "string", "format": "binary"}}}
     return {"application/json": {"schema": refs[(what, mode)]}}
 
 
-def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
+def _parameters(model: type[BaseModel], where: str) -> list[Json]:
     schema = model.model_json_schema(mode="validation")
     required = set(schema.get("required", ()))
     out = []
@@ -279,7 +282,7 @@ def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
         description = prop.pop("description", None)
         prop.pop("title", None)
         # A query string carries text: integers and booleans arrive as their JSON spelling.
-        param: dict[str, Any] = {
+        param: Json = {
             "name": name,
             "in": where,
             "required": where == "path" or name in required,
@@ -293,7 +296,7 @@ def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
 
 def openapi_document(
     operations: Sequence[Operation], *, title: str, version: str, description: str
-) -> dict[str, Any]:
+) -> Json:
     """An OpenAPI 3.1 document of ``operations``: schemas from the models, shared problem and
     bearer-token auth."""
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
@@ -306,15 +309,15 @@ def openapi_document(
     refs, defs = models_json_schema(
         list(dict.fromkeys(wanted)), ref_template="#/components/schemas/{model}"
     )
-    schemas: dict[str, Any] = {"Problem": _PROBLEM, **defs.get("$defs", {})}
-    paths: dict[str, dict[str, Any]] = {}
+    schemas: Json = {"Problem": _PROBLEM, **defs.get("$defs", {})}
+    paths: dict[str, Json] = {}
     for op in operations:
-        entry: dict[str, Any] = {
+        entry: Json = {
             "summary": op.summary,
             "operationId": _operation_id(op),
             "responses": {},
         }
-        params: list[dict[str, Any]] = []
+        params: list[Json] = []
         if op.path_params is not None:
             params += _parameters(op.path_params, "path")
         if op.query is not None:
@@ -337,7 +340,7 @@ def openapi_document(
                 "content": _content(op.body, refs, "validation"),
             }
         for status, what in sorted(op.replies.items()):
-            response: dict[str, Any] = {"description": _describe(status, what)}
+            response: Json = {"description": _describe(status, what)}
             if what is not None:
                 response["content"] = _content(what, refs, "serialization")
             entry["responses"][str(status)] = response

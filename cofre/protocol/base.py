@@ -49,10 +49,16 @@ class Reply(BaseModel):
     )
 
 
+def error_location(loc: tuple[int | str, ...]) -> str:
+    """``files.0.mtime``: a pydantic error location without the names of a body's forms
+    (tags in parentheses, see ``manager_api``), which are no fields."""
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("(")))
+
+
 def first_error(exc: ValidationError) -> str:
     """The first thing wrong, as ``field.path: message`` (or just the message)."""
     first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
+    where = error_location(first["loc"])
     return f"{where}: {first['msg']}" if where else first["msg"]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -160,6 +160,22 @@ class _ApiClient:
             ) from None
 
 
+def _valid(model: type[R], **fields: Any) -> R:
+    """A request body built here, checked as the peer will check it: bad input is refused
+    before anything is sent, with the same BadRequest the peer would answer."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise BadRequest(first_error(exc)) from None
+
+
+def _doc(manifest: Manifest) -> ManifestDoc:
+    try:
+        return ManifestDoc.of(manifest)
+    except ValidationError as exc:
+        raise BadRequest(f"manifest of {manifest.name!r}: {first_error(exc)}") from None
+
+
 async def _error_of(resp: aiohttp.ClientResponse) -> CofreError:
     try:
         problem = await resp.json(content_type=None)
@@ -182,19 +198,21 @@ class ManagerClient(_ApiClient):
     async def create_upload(
         self, *, name: str, size: int, mode: int, mtime: float
     ) -> UploadCreated:
-        body = FileDecl(name=name, size=size, mode=mode, mtime=mtime)
+        body = _valid(FileDecl, name=name, size=size, mode=mode, mtime=mtime)
         return await self._call("POST", "/v1/uploads", UploadCreated, body=body)
 
     async def create_batch_upload(self, files: list[FileDecl]) -> UploadCreated:
         """One upload for several files."""
-        return await self._call("POST", "/v1/uploads", UploadCreated, body=BatchDecl(files=files))
+        return await self._call(
+            "POST", "/v1/uploads", UploadCreated, body=_valid(BatchDecl, files=files)
+        )
 
     async def commit_upload(self, upload_id: UploadId, manifest: Manifest) -> Committed:
         answer = await self._call(
             "POST",
             f"/v1/uploads/{upload_id}/commit",
             CommitAnswer,
-            body=CommitOne(manifest=ManifestDoc.of(manifest)),
+            body=_valid(CommitOne, manifest=_doc(manifest)),
         )
         if not isinstance(answer.root, Committed):
             raise Unavailable(f"{self.base_url} answered one commit with a batch's answer")
@@ -206,7 +224,7 @@ class ManagerClient(_ApiClient):
             "POST",
             f"/v1/uploads/{upload_id}/commit",
             CommitAnswer,
-            body=CommitBatch(manifests=[ManifestDoc.of(m) for m in manifests]),
+            body=_valid(CommitBatch, manifests=[_doc(m) for m in manifests]),
         )
         if not isinstance(answer.root, CommittedBatch):
             raise Unavailable(f"{self.base_url} answered a batch commit with one version")
@@ -215,7 +233,10 @@ class ManagerClient(_ApiClient):
     async def known(self, upload_id: UploadId, hashes: list[ChunkHash]) -> set[ChunkHash]:
         """Those of ``hashes`` already stored with every copy elsewhere: no need to send them."""
         answer = await self._call(
-            "POST", f"/v1/uploads/{upload_id}/known", KnownAnswer, body=KnownQuery(hashes=hashes)
+            "POST",
+            f"/v1/uploads/{upload_id}/known",
+            KnownAnswer,
+            body=_valid(KnownQuery, hashes=hashes),
         )
         return set(answer.known)
 
@@ -226,7 +247,7 @@ class ManagerClient(_ApiClient):
         """The latest live version of each name, as ``get_manifest`` answers; a name without one
         is left out."""
         answer = await self._call(
-            "POST", "/v1/files/manifests", ManifestList, body=ManifestsQuery(names=names)
+            "POST", "/v1/files/manifests", ManifestList, body=_valid(ManifestsQuery, names=names)
         )
         return answer.manifests
 
@@ -256,27 +277,27 @@ class ManagerClient(_ApiClient):
         return await self._call("GET", "/v1/fsck", FsckReport, params=params)
 
     async def gc(self, *, grace_s: float | None = None) -> GcResult:
-        return await self._call("POST", "/v1/gc", GcResult, body=GcRequest(grace_s=grace_s))
+        return await self._call("POST", "/v1/gc", GcResult, body=_valid(GcRequest, grace_s=grace_s))
 
     async def stats(self) -> ClusterStats:
         return await self._call("GET", "/v1/stats", ClusterStats)
 
     async def repair(self, *, verify: bool = False) -> RepairReport:
-        body = RepairRequest(verify=verify)
+        body = _valid(RepairRequest, verify=verify)
         return await self._call("POST", "/v1/repair", RepairReport, body=body)
 
     async def rebuild_catalog(self) -> RebuildReport:
         """Fill an empty catalog from the manifests on the nodes (Conflict if not empty)."""
-        body = RebuildRequest()
+        body = _valid(RebuildRequest)
         return await self._call("POST", "/v1/catalog/rebuild", RebuildReport, body=body)
 
     async def drain(self, node_ids: Iterable[str]) -> DrainStatus:
-        body = DrainRequest(nodes=[NodeId(n) for n in node_ids])
+        body = _valid(DrainRequest, nodes=[NodeId(n) for n in node_ids])
         return await self._call("POST", "/v1/drain", DrainStatus, body=body)
 
     async def set_draining(self, node_ids: Iterable[str]) -> DrainStatus:
         """Make the manager's draining set exactly ``node_ids`` (empty ends every drain)."""
-        body = DrainRequest(nodes=[NodeId(n) for n in node_ids])
+        body = _valid(DrainRequest, nodes=[NodeId(n) for n in node_ids])
         return await self._call("PUT", "/v1/drain", DrainStatus, body=body)
 
     async def drain_status(self) -> DrainStatus:
@@ -311,7 +332,7 @@ class NodeClient(_ApiClient):
             "POST",
             f"/v1/sessions/{upload_id}/missing",
             Missing,
-            body=HashList(hashes=hashes),
+            body=_valid(HashList, hashes=hashes),
             ticket=ticket,
         )
         return answer.missing
@@ -345,7 +366,9 @@ class NodeClient(_ApiClient):
     async def read_chunks(self, hashes: list[ChunkHash]) -> list[tuple[ChunkHash, memoryview]]:
         """Several chunks in one framed answer, each verified by the node; absent or corrupt
         ones are left out (fetch those one by one elsewhere)."""
-        body = await self._request("POST", "/v1/chunks/read", body=ReadRequest(hashes=hashes))
+        body = await self._request(
+            "POST", "/v1/chunks/read", body=_valid(ReadRequest, hashes=hashes)
+        )
         if body is None:
             return []
         return decode_frames(body)
@@ -366,7 +389,7 @@ class NodeClient(_ApiClient):
     ) -> CheckResult:
         """Which chunks are present, missing, corrupt; verify re-hashes, touch protects from
         GC."""
-        body = CheckRequest(hashes=hashes, verify=verify, touch=touch)
+        body = _valid(CheckRequest, hashes=hashes, verify=verify, touch=touch)
         return await self._call("POST", "/v1/chunks/check", CheckResult, body=body)
 
     async def inventory(self, *, before: float | None = None) -> list[InventoryEntry]:
@@ -379,10 +402,10 @@ class NodeClient(_ApiClient):
         return (await self._call("GET", "/v1/manifests", ManifestCandidates)).manifests
 
     async def delete_chunks(self, hashes: list[ChunkHash]) -> ChunksDeleted:
-        body = HashList(hashes=hashes)
+        body = _valid(HashList, hashes=hashes)
         return await self._call("POST", "/v1/chunks/delete", ChunksDeleted, body=body)
 
     async def pull_chunk(self, chunk_hash: ChunkHash, sources: list[str], *, ticket: str) -> None:
         """Manager -> node: fetch this chunk from one of ``sources`` (node URLs) and store it."""
-        body = PullRequest(hash=chunk_hash, sources=sources)
+        body = _valid(PullRequest, hash=chunk_hash, sources=sources)
         await self._request("POST", "/v1/chunks/pull", body=body, ticket=ticket)

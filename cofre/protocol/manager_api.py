@@ -125,6 +125,11 @@ class BatchDecl(Request):
         return self
 
 
+# The forms a two-form body may take. Parenthesised, so an error location ("body.(batch).files")
+# tells them from field names, and ``cofre.protocol.api.invalid`` leaves them out.
+ONE_FILE, ONE, BATCH = "(one file)", "(one)", "(batch)"
+
+
 def _has(key: str, yes: str, no: str) -> Any:
     """A discriminator choosing a body's form by whether it has ``key``."""
 
@@ -138,8 +143,8 @@ def _has(key: str, yes: str, no: str) -> Any:
 class CreateUpload(
     RootModel[
         Annotated[
-            Annotated[FileDecl, Tag("file")] | Annotated[BatchDecl, Tag("batch")],
-            _has("files", "batch", "file"),
+            Annotated[FileDecl, Tag(ONE_FILE)] | Annotated[BatchDecl, Tag(BATCH)],
+            _has("files", BATCH, ONE_FILE),
         ]
     ]
 ):
@@ -175,8 +180,8 @@ class CommitBatch(Request):
 class CommitUpload(
     RootModel[
         Annotated[
-            Annotated[CommitOne, Tag("one")] | Annotated[CommitBatch, Tag("batch")],
-            _has("manifests", "batch", "one"),
+            Annotated[CommitOne, Tag(ONE)] | Annotated[CommitBatch, Tag(BATCH)],
+            _has("manifests", BATCH, ONE),
         ]
     ]
 ):
@@ -208,8 +213,8 @@ class CommittedBatch(Reply):
 class CommitAnswer(
     RootModel[
         Annotated[
-            Annotated[Committed, Tag("one")] | Annotated[CommittedBatch, Tag("batch")],
-            _has("versions", "batch", "one"),
+            Annotated[Committed, Tag(ONE)] | Annotated[CommittedBatch, Tag(BATCH)],
+            _has("versions", BATCH, ONE),
         ]
     ]
 ):

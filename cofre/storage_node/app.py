@@ -38,6 +38,9 @@ def create_app(config: NodeConfig) -> web.Application:
     app[keys.CONFIG] = config
     app[keys.STORE] = ChunkStore(config.data_dir, reserve_bytes=config.reserve_bytes)
     app[keys.SESSIONS] = SessionRegistry()
+    app[relay.SWEEPER] = relay.sweeper_loop(
+        app[keys.SESSIONS], interval_s=config.relay_sweep_interval_s
+    )
     app.cleanup_ctx.extend([_store_ctx, relay.http_session, relay.sweeper])
     app.add_routes(api.routes)
     return app

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cofre.aio import cancel_all, within
+from cofre.aio import Periodic, cancel_all, within
 from cofre.chunks import hash_bytes
 from cofre.errors import CofreError, IntegrityError, ReplicaFailed
 from cofre.limits import MAX_CHUNK_SIZE, MAX_FRAMED_BYTES, MAX_NODE_JSON_BYTES
@@ -40,10 +40,11 @@ from cofre.storage_node.relay_sessions import RelaySession, SessionRegistry
 
 log = logging.getLogger(__name__)
 
-# seconds between sweeps of expired sessions; a stale entry costs a few hundred bytes.
-SWEEP_INTERVAL_S = 30.0
 # Seconds shutdown waits for the sweeper; a cancelled sweeper stops at once.
 STOP_TIMEOUT_S = 10.0
+
+# The sweeper of expired sessions; tests run a sweep with ``await app[SWEEPER].run_once()``.
+SWEEPER = web.AppKey("relay_sweeper", Periodic)
 
 
 def _session_for(request: web.Request) -> RelaySession:
@@ -275,22 +276,22 @@ def _log_replica_failure(
     )
 
 
+def sweeper_loop(sessions: SessionRegistry, *, interval_s: float) -> Periodic:
+    """Expired relay sessions dropped every ``interval_s`` seconds."""
+
+    async def sweep() -> None:
+        dropped = sessions.sweep()
+        log.debug("relay session sweep dropped=%d open=%d", dropped, len(sessions))
+
+    return Periodic("relay-sessions", sweep, interval_s=interval_s)
+
+
 async def sweeper(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: drop expired sessions in the background."""
-    task = asyncio.create_task(
-        _sweep_loop(app[keys.SESSIONS], app[keys.CONFIG].relay_sweep_interval_s),
-        name="relay-session-sweeper",
-    )
+    task = app[SWEEPER].start()
     yield
     if await cancel_all([task], STOP_TIMEOUT_S):
         log.error("relay session sweeper did not stop")
-
-
-async def _sweep_loop(sessions: SessionRegistry, interval_s: float) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        dropped = sessions.sweep()
-        log.debug("relay session sweep dropped=%d open=%d", dropped, len(sessions))
 
 
 async def http_session(app: web.Application) -> AsyncIterator[None]:

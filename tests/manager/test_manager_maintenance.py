@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import pytest
@@ -11,6 +10,8 @@ import pytest
 from cofre.errors import NotFound
 from cofre.models import ChunkHash
 from cofre.protocol.manager_api import DrainStatus
+
+from ..helpers import eventually
 
 
 async def _holders(cluster: Any, name: str) -> dict[str, list[str]]:
@@ -69,11 +70,9 @@ async def test_fsck_reports_missing_and_corrupt_copies(make_cluster: Any) -> Non
     with pytest.raises(NotFound):
         await cluster.api.fsck(name="nothing")
 
-    # Probes run every 50 ms here: wait until they have seen the stored bytes.
-    deadline = time.monotonic() + 20
-    while (stats := await cluster.api.stats()).used_bytes == 0:
-        assert time.monotonic() < deadline, stats
-        await _tick()
+    # Stats come from the probes: after one the stored bytes show.
+    await cluster.probe()
+    stats = await cluster.api.stats()
     assert stats.nodes_ready == 3 and stats.nodes_total == 3
     assert stats.files == 1 and stats.versions == 1
     assert stats.capacity_bytes >= stats.used_bytes > 0
@@ -93,11 +92,11 @@ async def test_drain_copies_chunks_off_a_node_and_reports_done(make_cluster: Any
     assert set(answer) == {"done", "chunks_left", "bytes_left", "nodes"}
     started = DrainStatus.model_validate(answer)
     assert victim in started.nodes
-    deadline = time.monotonic() + 20
-    while not (status := await cluster.api.drain_status()).done:
-        assert time.monotonic() < deadline, status
-        await _tick()
-    assert status.chunks_left == 0 and status.nodes[victim].done is True
+    # The request woke the drain loop: it finishes by itself.
+    drained = await eventually(
+        cluster.api.drain_status, until=lambda s: s.done, what=f"the drain of {victim}"
+    )
+    assert drained.chunks_left == 0 and drained.nodes[victim].done is True
 
     after = await _holders(cluster, "d")
     for chunk in [*manifest.chunks]:
@@ -130,7 +129,13 @@ async def test_set_draining_is_exact_and_an_empty_list_ends_every_drain(make_clu
     assert not any(n.draining for n in listed.values())
 
 
-async def _tick() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.05)
+async def test_background_loops_run_a_pass_on_demand_and_repair_can_be_off(
+    make_cluster: Any,
+) -> None:
+    cluster = await make_cluster(3, repair_interval_s=0.0)
+    loops = cluster.loops
+    assert loops.repair is None
+    assert [loop.name for loop in loops.all()] == ["probe", "gc", "sessions", "drain"]
+    before = loops.gc.passes
+    await loops.gc.run_once()
+    assert (loops.gc.passes, loops.gc.failures) == (before + 1, 0)

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from typing import Any
 
 import pytest
 
 from cofre.errors import NotEnoughNodes
 from cofre.manager.keys import MANAGER
-
-
-async def _until(predicate: Any, what: str, deadline_s: float = 20.0) -> Any:
-    end = time.monotonic() + deadline_s
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+from cofre.protocol.manager_api import NodeStatus
 
 
 async def test_nodes_report_probes_and_scores(make_cluster: Any) -> None:
@@ -41,11 +30,16 @@ async def test_a_dead_node_becomes_unready_and_is_not_chosen(make_cluster: Any) 
     cluster = await make_cluster(3)
     await cluster.nodes["node-1"].close()
 
-    async def node1_down() -> bool:
+    async def node1() -> NodeStatus:
         listed = {n.node_id: n for n in (await cluster.api.nodes()).nodes}
-        return listed["node-1"].ready is False and listed["node-1"].score is None
+        return listed["node-1"]
 
-    await _until(node1_down, "node-1 to become unready")
+    # One failed probe is ridden out; failures_before_unready (2) in a row are not.
+    await cluster.probe()
+    assert (await node1()).ready is True
+    await cluster.probe_out_dead_nodes()
+    down = await node1()
+    assert down.ready is False and down.score is None, down
     with pytest.raises(NotEnoughNodes, match="have 2"):
         await cluster.api.create_upload(name="x", size=1, mode=0o644, mtime=0.0)
     stats = await cluster.api.stats()
@@ -59,15 +53,13 @@ async def test_chunks_of_a_lost_node_are_copied_elsewhere(make_cluster: Any) -> 
     victim_url = got.chunks[0].nodes[0]
     victim = cluster.node_id_of(victim_url)
     await cluster.nodes[victim].close()
-    manager = cluster.manager.server.app[MANAGER]
-    manager.repair_after_s = 0.0
+    cluster.manager.server.app[MANAGER].repair_after_s = 0.0
+    assert (await cluster.api.fsck()).healthy is False  # its copies cannot be reached
 
-    async def repaired() -> bool:
-        manager.drain_wakeup.set()
-        report = await cluster.api.fsck()
-        return bool(report.healthy)
-
-    await _until(repaired, "the repair to restore two copies")
+    await cluster.probe_out_dead_nodes()
+    await cluster.loops.drain.run_once()  # a repair pass comes with it once repair_after_s is up
+    report = await cluster.api.fsck()
+    assert report.healthy is True, report
     stats = await cluster.api.stats()
     assert stats.under_replicated_chunks == 0
     got = await cluster.api.get_manifest("r")

@@ -11,19 +11,12 @@ import pytest
 from cofre.errors import NotFound
 from cofre.protocol.manager_api import ChunkWhere, CopyWhere
 
+from ..helpers import eventually
 from .conftest import Cluster
 
 
 def _copies(entry: ChunkWhere) -> dict[str, CopyWhere]:
     return {c.node_id: c for c in entry.copies}
-
-
-async def _wait(cluster: Cluster, what: str, check: Any) -> Any:
-    deadline = time.monotonic() + 20
-    while not (value := await check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await _tick()
-    return value
 
 
 async def test_each_copy_says_which_upload_placed_it_and_how_it_scored(
@@ -63,7 +56,7 @@ async def test_a_drained_copy_says_so_and_a_lost_copy_shows_missing(make_cluster
     victim, other = holders
 
     await cluster.api.drain([victim])
-    await _wait(cluster, "the drain", lambda: _drained(cluster))
+    await eventually(lambda: _drained(cluster), what=f"the drain of {victim}")
     copies = _copies((await cluster.api.where("d")).chunks[0])
     added = set(copies) - set(holders)
     assert len(added) == 1
@@ -78,7 +71,8 @@ async def test_a_drained_copy_says_so_and_a_lost_copy_shows_missing(make_cluster
     assert report.chunks[0].status == "ok"  # still two good copies: victim's and the new
 
     await cluster.nodes[victim].close()
-    await _wait(cluster, f"{victim} unready", lambda: _unready(cluster, victim))
+    await cluster.probe_out_dead_nodes()
+    assert await _unready(cluster, victim)
     report = await cluster.api.where("d")
     assert _copies(report.chunks[0])[victim].state == "unreachable"
     assert report.chunks[0].status == "under_replicated"
@@ -91,9 +85,3 @@ async def _unready(cluster: Cluster, node_id: str) -> bool:
 
 async def _drained(cluster: Cluster) -> bool:
     return bool((await cluster.api.drain_status()).done)
-
-
-async def _tick() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.02)

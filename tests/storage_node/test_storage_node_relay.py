@@ -8,6 +8,9 @@ import time
 
 import aiohttp
 
+from cofre.models import UploadId
+from cofre.storage_node import keys, relay
+
 PRIMARY, R1, R2 = "node-p", "node-r1", "node-r2"
 
 
@@ -161,12 +164,18 @@ async def test_session_endpoints_check_ticket_session_and_bytes(start_node, kit)
 
 
 async def test_expired_session_is_gone(start_node, kit) -> None:
-    primary, _ = await start_node(PRIMARY)
+    primary, app = await start_node(PRIMARY)
     r1, _ = await start_node(R1)
     replicas = [(R1, str(r1.make_url("")))]
     assert (await register(primary, kit, replicas, expires=time.time() - 1))[0] == 201
     h, data = kit.chunk("late")
     assert (await send(primary, kit, h, data))[0] == 404
+    # The sweeper drops its entry; an open session stays.
+    assert (await register(primary, kit, replicas, upload="up-2"))[0] == 201
+    assert len(app[keys.SESSIONS]) == 2
+    await app[relay.SWEEPER].run_once()
+    assert len(app[keys.SESSIONS]) == 1
+    assert app[keys.SESSIONS].get(UploadId("up-2")).upload_id == "up-2"
 
 
 async def test_session_registration_is_validated(start_node, kit) -> None:

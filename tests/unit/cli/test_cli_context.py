@@ -13,7 +13,7 @@ import pytest
 
 from cofre.cli.context import Context, load_settings, resolve
 from cofre.cli.exitcodes import UsageError
-from cofre.cli.localstate import write_state
+from cofre.cli.localstate import LocalState, write_state
 from cofre.cli.main import build_parser
 from cofre.errors import Unavailable
 
@@ -21,11 +21,11 @@ from cofre.errors import Unavailable
 def _state(tmp_path: Path, pid: int | None = None) -> Path:
     write_state(
         tmp_path,
-        {
-            "manager_url": "http://127.0.0.1:7000",
-            "token": "from-state",
-            "pid": os.getpid() if pid is None else pid,
-        },
+        LocalState(
+            manager_url="http://127.0.0.1:7000",
+            token="from-state",
+            pid=os.getpid() if pid is None else pid,
+        ),
     )
     return tmp_path
 

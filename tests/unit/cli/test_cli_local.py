@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from cofre.cli.local import Child, child_env, manager_config, plan
 from cofre.cli.localstate import load_node_ports, load_or_create_token
 from cofre.cli.main import build_parser
 from cofre.config import PlacementConfig, RepairConfig, leaves
+
+from ...helpers import eventually_sync
 
 
 def _args(nodes: int = 3, port: int = 18080, keeps: bool = False, *more: str) -> argparse.Namespace:
@@ -71,11 +72,13 @@ def test_manager_gets_the_nodes_and_placement_flags(tmp_path: Path) -> None:
 
 def test_an_exited_child_not_yet_reaped_is_not_running() -> None:
     child = subprocess.Popen(["true"])
-    deadline = time.monotonic() + 10
     # Exited but not reaped (no wait yet): a zombie, which `kill -0` still finds.
-    while localstate.pid_running(child.pid):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    eventually_sync(
+        lambda: not localstate.pid_running(child.pid),
+        what=f"pid {child.pid} to exit",
+        timeout_s=10,
+        poll_s=0.01,
+    )
     assert localstate.pid_alive(child.pid)
     child.wait()
     assert not localstate.pid_alive(child.pid)

@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 from pydantic import BaseModel, ValidationError
 
 from cofre import limits
+from cofre.errors import BadRequest
+from cofre.models import ChunkHash, UploadId
 from cofre.protocol import manager_api, node_api
 from cofre.protocol.base import Request
+from cofre.protocol.client import ManagerClient, NodeClient
 
 H = "a" * 64
 MANIFEST = {
@@ -192,3 +196,20 @@ def test_a_session_needs_somewhere_to_store() -> None:
     assert kept.keep_copy
     url = node_api.Replica.model_validate({"node_id": "n", "url": "http://n:1/"}).url
     assert url == "http://n:1"
+
+
+async def test_the_clients_refuse_bad_input_before_sending_anything() -> None:
+    # The base URL is never contacted: each call fails while building its request body.
+    async with aiohttp.ClientSession() as session:
+        manager = ManagerClient(session, "http://127.0.0.1:9", "token")
+        node = NodeClient(session, "http://127.0.0.1:9", "token")
+        with pytest.raises(BadRequest, match=r"^hashes\.0: "):
+            await manager.known(UploadId("u"), [ChunkHash("../etc/passwd")])
+        with pytest.raises(BadRequest, match=r"^files: "):
+            await manager.create_batch_upload([])
+        with pytest.raises(BadRequest, match=r"^names: .*at most 1000"):
+            await manager.get_manifests(["x"] * 1001)
+        with pytest.raises(BadRequest, match="NUL"):
+            await manager.create_upload(name="a\x00b", size=1, mode=0o644, mtime=0.0)
+        with pytest.raises(BadRequest, match=r"^sources: "):
+            await node.pull_chunk(ChunkHash(H), [], ticket="t.s")
