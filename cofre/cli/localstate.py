@@ -72,13 +72,14 @@ class LocalNode(BaseModel):
 
 
 class LocalState(BaseModel):
-    """What a running `local up` tells the other commands (the state file)."""
+    """What a running `local up` tells the other commands (the state file). Every field has a
+    default: a partial file (an older version's, or one cut short) still names its owner."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    manager_url: str
-    token: str
-    pid: int = Field(description="The `local up` process; 0 if unknown.")
+    manager_url: str = ""
+    token: str = ""
+    pid: int = Field(0, description="The `local up` process; 0 if unknown.")
     data_dir: str = ""
     replication_factor: int = 0
     primary_keeps_copy: bool = False
