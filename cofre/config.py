@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NewType, TypeVar
 
 from cofre.chunks import DEFAULT_CHUNK_SIZE
+from cofre.limits import MAX_CHUNK_SIZE
 
 T = TypeVar("T")
 
@@ -541,7 +542,7 @@ def validate(config: object) -> None:
                 raise ConfigError(f"{_named('placement', name)} must be within [0, 1]")
         if config.discovery.backend not in {"static", "kubernetes"}:
             raise ConfigError(f"{_named('discovery', 'backend')} must be static or kubernetes")
-        if not 0 < config.upload.chunk_size <= 64 * 1024 * 1024:
+        if not 0 < config.upload.chunk_size <= MAX_CHUNK_SIZE:
             raise ConfigError(f"{_named('upload', 'chunk_size')} must be in 1..64 MiB")
         _positive(
             config,

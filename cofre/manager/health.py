@@ -22,6 +22,8 @@ from cofre.protocol.manager_api import (
     FileHealth,
     FsckReport,
     FsckSummary,
+    VersionBase,
+    VersionInfo,
     WhereReport,
 )
 
@@ -200,6 +202,23 @@ def copy_state(
     return "missing" if node in answered else "unreachable"
 
 
+def version_base(row: VersionRow) -> VersionBase:
+    """What every answer about one version says of it; answers extend it
+    (``Model(**version_base(row).model_dump(), ...)``)."""
+    return VersionBase(
+        name=row.name,
+        version=row.version,
+        size=row.size,
+        mode=row.mode,
+        mtime=row.mtime,
+        created=row.created,
+    )
+
+
+def version_info(row: VersionRow) -> VersionInfo:
+    return VersionInfo(**version_base(row).model_dump(), chunks=row.chunk_count)
+
+
 def no_live(name: str, version: int | None) -> NotFound:
     which = f"version {version} of {name!r}" if version else f"{name!r}"
     return NotFound(f"no live {which}")
@@ -250,12 +269,7 @@ async def where(m: Manager, *, name: str, version: int | None) -> WhereReport:
         )
 
     return WhereReport(
-        name=row.name,
-        version=row.version,
-        size=row.size,
-        mode=row.mode,
-        mtime=row.mtime,
-        created=row.created,
+        **version_base(row).model_dump(),
         replication_factor=m.factor,
         manifest=entry(row.manifest_hash, lengths.get(row.manifest_hash, 0)),
         chunks=[entry(c.hash, c.length) for c in chunks],

@@ -48,24 +48,11 @@ from cofre.protocol.manager_api import (
     RepairRequest,
     UploadCreated,
     UploadPath,
-    VersionInfo,
     WhereReport,
 )
 
 api = Api()
 routes = api.routes
-
-
-def version_info(row: VersionRow) -> VersionInfo:
-    return VersionInfo(
-        name=row.name,
-        version=row.version,
-        size=row.size,
-        mode=row.mode,
-        mtime=row.mtime,
-        created=row.created,
-        chunks=row.chunk_count,
-    )
 
 
 def _manifest_view(
@@ -80,8 +67,7 @@ def _manifest_view(
         holders = [views[n] for n in locations.get(c.hash, set()) if n in views]
         urls = [v.url for v in restore_order(holders, m.weights)]
         listed.append(ChunkLocation(hash=c.hash, length=c.length, nodes=urls))
-    info = version_info(row)
-    return ManifestView(**info.model_dump(exclude={"chunks"}), chunks=listed)
+    return ManifestView(**health.version_base(row).model_dump(), chunks=listed)
 
 
 @api.get("/healthz", summary="Liveness", replies={200: Health}, public=True)
@@ -159,7 +145,7 @@ async def abort_upload(request: web.Request) -> web.Response:
 async def list_files(request: web.Request) -> web.Response:
     query = api_query(request, ListQuery)
     rows = await request.app[MANAGER].catalog.versions(all_versions=query.versions)
-    return reply(FileList(files=[version_info(r) for r in rows]))
+    return reply(FileList(files=[health.version_info(r) for r in rows]))
 
 
 @api.get(
