@@ -1,4 +1,4 @@
-"""Timeouts that never swallow a cancellation.
+"""Timeouts that never swallow a cancellation, and the periodic loop built on them.
 
 On Python 3.11 ``asyncio.wait_for`` returns the inner result when the awaiting task is cancelled
 in the same loop iteration as the inner awaitable finishes (CPython gh-86296). A background loop
@@ -9,8 +9,12 @@ built on it can then miss its shutdown cancel and keep an application's cleanup 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection
+import logging
+import random
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -42,3 +46,76 @@ async def cancel_all(tasks: Collection[asyncio.Task[Any]], timeout_s: float) -> 
         return set()
     _, pending = await asyncio.wait(tasks, timeout=timeout_s)
     return {t.get_name() for t in pending}
+
+
+class Periodic:
+    """A background pass run every ``interval_s`` (jittered), early when ``wakeup`` is set, or
+    on demand with :meth:`run_once`.
+
+    The wait runs from the end of one pass to the start of the next, so a slow pass never piles
+    up behind itself. ``jitter`` is a fraction: each wait is ``interval_s`` times a factor drawn
+    from ``[1 - jitter, 1 + jitter]``, so many managers or nodes started together drift apart.
+    A pass that raises is logged with the loop's name and the loop goes on; a summary line per
+    pass is the pass's own business. Passes never overlap: the background loop and
+    :meth:`run_once` take turns. A cancel always stops the loop, even one that lands together
+    with a wakeup (the wait is :func:`wait_event`, see the module docstring).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        pass_fn: Callable[[], Awaitable[object]],
+        *,
+        interval_s: float,
+        jitter: float = 0.1,
+        wakeup: asyncio.Event | None = None,
+        pass_at_start: bool = False,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"loop {name}: interval_s must be positive, not {interval_s!r}")
+        if not 0 <= jitter < 1:
+            raise ValueError(f"loop {name}: jitter must be in [0, 1), not {jitter!r}")
+        self.name = name
+        self.interval_s = interval_s
+        self.jitter = jitter
+        # Passes that finished, and those that raised (a cancelled pass is neither).
+        self.passes = 0
+        self.failures = 0
+        self._pass_fn = pass_fn
+        # A private event when none is given: the wait is then a plain timeout.
+        self._wakeup = wakeup if wakeup is not None else asyncio.Event()
+        self._pass_at_start = pass_at_start
+        self._rng = rng or random.Random()
+        self._turn = asyncio.Lock()
+
+    def next_wait_s(self) -> float:
+        """Seconds until the next scheduled pass (a fresh jittered draw)."""
+        return self.interval_s * (1.0 + self._rng.uniform(-self.jitter, self.jitter))
+
+    async def run_once(self) -> None:
+        """Run one pass now (after a pass already running) and wait for it; its error, if
+        any, is raised here rather than logged. A pending wakeup counts as served."""
+        async with self._turn:
+            self._wakeup.clear()
+            try:
+                await self._pass_fn()
+            except Exception:
+                self.failures += 1
+                raise
+            self.passes += 1
+
+    async def run(self) -> None:
+        """The background loop: run until cancelled."""
+        if not self._pass_at_start:
+            await wait_event(self._wakeup, self.next_wait_s())
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("background pass failed loop=%s", self.name)
+            await wait_event(self._wakeup, self.next_wait_s())
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the loop in a task named after it."""
+        return asyncio.create_task(self.run(), name=f"loop-{self.name}")

@@ -10,13 +10,12 @@ import hashlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from cofre.limits import MAX_CHUNK_SIZE
 from cofre.models import ChunkHash, ChunkRef
 
 # 4 MiB: large enough that per-chunk HTTP and fsync costs vanish against the bytes, small
 # enough that a node holds a few in memory per request while verifying and relaying.
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
-# Nodes refuse larger request bodies; a chunk never exceeds the configured chunk size.
-MAX_CHUNK_SIZE = 64 * 1024 * 1024
 
 
 def hash_bytes(data: bytes) -> ChunkHash:

@@ -1,146 +1,333 @@
-"""Configuration: grouped dataclasses, each field with its unit and the reason for its default.
+"""Configuration: grouped dataclasses, each field with its help, unit and default.
 
 Precedence is defaults < environment < command-line flags. Every leaf field has one environment
 variable and one flag derived from its path, e.g. ``placement.replication_factor`` is
 ``COFRE_PLACEMENT_REPLICATION_FACTOR`` and ``--placement-replication-factor``; top-level fields
 drop the group (``COFRE_TOKEN``, ``--token``).
+
+Each field is declared with :func:`setting`, whose ``help`` and ``unit`` are the one place the
+field is described: ``--help`` of every service is built from them. ``name`` gives a field a
+public name other than its attribute (kept for settings older than this scheme) and ``aliases``
+adds further accepted names; the primary name wins when both are set.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NewType, TypeVar
 
 from cofre.chunks import DEFAULT_CHUNK_SIZE
+from cofre.limits import MAX_CHUNK_SIZE
 
 T = TypeVar("T")
+
+# A logging level name; a type of its own so that every config loads and checks it the same way.
+LogLevel = NewType("LogLevel", str)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; its message names the setting."""
 
 
+def setting(
+    default: Any,
+    help: str,
+    *,
+    unit: str = "",
+    name: str = "",
+    aliases: tuple[str, ...] = (),
+    metavar: str = "",
+) -> Any:
+    """A config field: ``help`` says what it is and why its default; ``unit`` is what a number
+    counts (seconds, bytes, ...). It returns a ``field()``, so ruff's RUF009 (a call as a
+    dataclass default) does not apply where it cannot tell."""
+    return field(
+        default=default,
+        metadata={
+            "help": help,
+            "unit": unit,
+            "name": name,
+            "aliases": aliases,
+            "metavar": metavar,
+        },
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class PlacementConfig:
-    # Copies of every chunk a committed version has; 2 survives one lost node (the seed's topology).
-    replication_factor: int = 2
-    # False: the primary relays and drops its copy (the seed). True: it is one of the copies.
-    primary_keeps_copy: bool = False
-    # Weights of the seed's score terms (unitless, 0..1); 50/50 as the seed scored.
-    latency_weight: float = 0.5
-    stored_bytes_weight: float = 0.5
-    # bytes: a node with less free space than this plus the upload is left out, keeping
-    # headroom for the filesystem and for manifests.
-    min_free_bytes: int = 64 * 1024 * 1024
+    replication_factor: int = setting(
+        2,
+        "copies of every chunk a committed version has; 2 survives one lost node",
+        unit="copies",
+    )
+    primary_keeps_copy: bool = setting(
+        False,
+        "true: the primary node keeps one of the copies; false: it relays and drops its copy",
+    )
+    latency_weight: float = setting(
+        0.5,
+        "weight of a node's probe latency in its placement score (50/50)",
+        unit="fraction 0..1",
+        metavar="FRACTION",
+    )
+    stored_bytes_weight: float = setting(
+        0.5,
+        "weight of the bytes a node stores in its placement score (50/50)",
+        unit="fraction 0..1",
+        metavar="FRACTION",
+    )
+    min_free_bytes: int = setting(
+        64 * 1024 * 1024,
+        "a node with less free space than this plus the upload gets no new chunks, keeping "
+        "headroom for the filesystem and for manifests",
+        unit="bytes",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeConfig:
-    # seconds between probes of each node: a dead node stops getting data within a few seconds.
-    interval_s: float = 2.0
-    # seconds before a probe counts as failed; a healthy node on one LAN answers in milliseconds.
-    timeout_s: float = 2.0
-    # weight of the newest latency sample in the exponential moving average (0..1).
-    smoothing: float = 0.3
-    # consecutive failed probes before a node is not ready; 2 rides out one lost packet.
-    failures_before_unready: int = 2
+    interval_s: float = setting(
+        2.0,
+        "time between probes of each node: a dead node stops getting data within seconds",
+        unit="seconds",
+    )
+    timeout_s: float = setting(
+        2.0,
+        "time before a probe counts as failed; a healthy node on one LAN answers in milliseconds",
+        unit="seconds",
+    )
+    smoothing: float = setting(
+        0.3,
+        "weight of the newest latency sample in the moving average",
+        unit="fraction 0..1",
+        metavar="FRACTION",
+    )
+    failures_before_unready: int = setting(
+        2,
+        "consecutive failed probes before a node is not ready; 2 rides out one lost packet",
+        unit="probes",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class DiscoveryConfig:
-    # "static": the nodes listed below; "kubernetes": storage pods watched through the API.
-    backend: str = "static"
-    # static backend: "node-id=http://host:port" entries, comma-separated in env and flags.
-    static_nodes: tuple[str, ...] = ()
-    # kubernetes backend: namespace ("" = the pod's own), label selector, and node port.
-    namespace: str = ""
-    selector: str = "app.kubernetes.io/component=storage-node"
-    node_port: int = 8081
+    backend: str = setting(
+        "static",
+        "static: the nodes of --discovery-static-nodes; kubernetes: storage pods watched "
+        "through the API",
+    )
+    static_nodes: tuple[str, ...] = setting(
+        (), "static backend: node-id=http://host:port entries, comma-separated"
+    )
+    namespace: str = setting("", "kubernetes backend: the namespace; empty: the pod's own")
+    selector: str = setting(
+        "app.kubernetes.io/component=storage-node", "kubernetes backend: the pods' label selector"
+    )
+    node_port: int = setting(8081, "kubernetes backend: the nodes' HTTP port", metavar="PORT")
 
 
 @dataclass(frozen=True, kw_only=True)
 class UploadConfig:
-    # bytes per chunk handed to clients; see cofre.chunks for why 4 MiB.
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    # seconds an upload session and its tickets live; a 1 TiB file at 300 MB/s fits.
-    session_ttl_s: float = 3600.0
+    chunk_size: int = setting(
+        DEFAULT_CHUNK_SIZE,
+        "size of the chunks clients cut files into (see cofre.chunks for why 4 MiB)",
+        unit="bytes",
+    )
+    session_ttl_s: float = setting(
+        3600.0,
+        "lifetime of an upload session and its tickets; a 1 TiB file at 300 MB/s fits",
+        unit="seconds",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class GCConfig:
-    # seconds between garbage collection passes; deletion is rare and cheap to defer.
-    interval_s: float = 300.0
-    # seconds an unreferenced chunk is kept after it was last written or touched, so chunks of
-    # uploads in flight (not yet in the catalog) are never collected.
-    grace_s: float = 3600.0
+    interval_s: float = setting(
+        300.0,
+        "time between garbage collection passes; deletion is rare and cheap to defer",
+        unit="seconds",
+    )
+    grace_s: float = setting(
+        3600.0,
+        "an unreferenced chunk is kept this long after it was last written, so chunks of "
+        "uploads in flight (not yet in the catalog) are never collected",
+        unit="seconds",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class RepairConfig:
-    # seconds between background repair passes, which ask every node about every live chunk and
-    # copy back the ones a node lost; 0 turns them off. Hourly: one small request per thousand
-    # chunks per node, and a lost copy is not left alone for long.
-    interval_s: float = 3600.0
+    interval_s: float = setting(
+        3600.0,
+        "time between background repair passes, which ask every node about every live chunk "
+        "and copy back lost ones; 0 turns them off. Hourly: one small request per thousand "
+        "chunks per node",
+        unit="seconds",
+    )
+    after_s: float = setting(
+        600.0,
+        "a node holding chunks may be unready or gone this long before its chunks are copied "
+        "elsewhere: long enough that a restarting pod does not set off a storm of copies",
+        unit="seconds",
+    )
+    lost_scan_s: float = setting(
+        60.0,
+        "time between scans of the catalog for chunks whose nodes are lost (at most "
+        "--repair-after-s)",
+        unit="seconds",
+    )
+    parallel_copies: int = setting(
+        4,
+        "chunks drain and repair copy at once; each copy moves one chunk between two nodes",
+        unit="chunks",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainConfig:
+    pass_interval_s: float = setting(
+        5.0,
+        "time between drain passes while a node drains, and between retries after a failure",
+        unit="seconds",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ManagerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    # The cluster token: every endpoint but health probes requires it.
-    token: str = ""
-    # The catalog (SQLite) lives here.
-    data_dir: Path = Path("./manager-data")
+    host: str = setting("127.0.0.1", "address to listen on", metavar="ADDRESS")
+    port: int = setting(8080, "HTTP port to listen on", metavar="PORT")
+    token: str = setting(
+        "", "the cluster token: every endpoint but health probes requires it", metavar="TOKEN"
+    )
+    data_dir: Path = setting(Path("./manager-data"), "where the catalog (SQLite) lives")  # noqa: RUF009
+    log_level: LogLevel = setting(LogLevel("INFO"), "least severe log level written to stderr")  # noqa: RUF009
     placement: PlacementConfig = field(default_factory=PlacementConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     gc: GCConfig = field(default_factory=GCConfig)
     repair: RepairConfig = field(default_factory=RepairConfig)
+    drain: DrainConfig = field(default_factory=DrainConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
 class NodeConfig:
-    host: str = "127.0.0.1"
-    port: int = 8081
-    token: str = ""
-    # Stable node name; in Kubernetes the pod name (a StatefulSet keeps it across restarts).
-    node_id: str = "node-0"
-    # Chunks live here (a PVC in Kubernetes).
-    data_dir: Path = Path("./node-data")
-    # bytes: writes are refused when the volume would have less free space than this.
-    reserve_bytes: int = 32 * 1024 * 1024
-    # seconds to wait for a replica to store one chunk before the relay fails.
-    replica_timeout_s: float = 60.0
+    host: str = setting("127.0.0.1", "address to listen on", metavar="ADDRESS")
+    port: int = setting(8081, "HTTP port to listen on", metavar="PORT")
+    token: str = setting(
+        "", "the cluster token: every endpoint but health probes requires it", metavar="TOKEN"
+    )
+    node_id: str = setting(
+        "node-0", "stable node name; in Kubernetes the pod name, which a StatefulSet keeps"
+    )
+    data_dir: Path = setting(Path("./node-data"), "where chunks live (a PVC in Kubernetes)")  # noqa: RUF009
+    log_level: LogLevel = setting(LogLevel("INFO"), "least severe log level written to stderr")  # noqa: RUF009
+    reserve_bytes: int = setting(
+        32 * 1024 * 1024,
+        "writes are refused when the volume would have less free space than this",
+        unit="bytes",
+    )
+    replica_timeout_s: float = setting(
+        60.0, "time a replica may take to store one chunk before the relay fails", unit="seconds"
+    )
+    relay_sweep_interval_s: float = setting(
+        30.0,
+        "time between sweeps of expired relay sessions; a stale one costs a few hundred bytes",
+        unit="seconds",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClientConfig:
-    manager_url: str = ""
-    token: str = ""
-    # chunks in flight at once per transfer: keeps the pipe full while memory stays at
-    # parallelism x chunk size.
-    parallelism: int = 4
-    # seconds for one request to the manager or a node.
-    timeout_s: float = 300.0
+    """The `cofre` command's settings (the manager and token may also come from the state file
+    of a running `cofre local up` in ``data_dir``; see cofre.cli.context)."""
+
+    manager_url: str = setting(
+        "",
+        "manager URL, e.g. http://127.0.0.1:8080; empty: the one of the `cofre local up` "
+        "running from --data-dir",
+        name="manager",
+        aliases=("manager_url",),
+        metavar="URL",
+    )
+    token: str = setting(
+        "", "cluster token; empty: the one of the running `cofre local up`", metavar="TOKEN"
+    )
+    parallelism: int = setting(
+        4,
+        "chunks in flight at once per transfer: keeps the pipe full while memory stays at "
+        "about parallelism x chunk size",
+        unit="chunks",
+    )
+    timeout_s: float = setting(
+        300.0,
+        "time one request may wait for data before it fails; a 64 MiB chunk through a relay "
+        "may take a while on a slow disk",
+        unit="seconds",
+    )
+    connect_timeout_s: float = setting(
+        10.0, "time to open a connection to the manager or a node", unit="seconds"
+    )
+    data_dir: Path = setting(  # noqa: RUF009
+        Path(".cofre-local"),
+        "data dir of `cofre local up`: it keeps everything there, and its state file names the "
+        "manager and token when none is set",
+    )
+    log_level: LogLevel = setting(  # noqa: RUF009
+        LogLevel("WARNING"), "least severe log level written to stderr; DEBUG logs every request"
+    )
 
 
-def _leaves(cls: type[Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+@dataclass(frozen=True)
+class Leaf:
+    """One setting: its attribute path, public name path, type and field."""
+
+    path: tuple[str, ...]
+    names: tuple[str, ...]
+    hint: Any
+    spec: dataclasses.Field[Any]
+
+    @property
+    def env(self) -> str:
+        return env_name(self.names)
+
+    @property
+    def flag(self) -> str:
+        return flag_name(self.names)
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
+
+    def alias_names(self) -> list[tuple[str, ...]]:
+        return [(*self.names[:-1], a) for a in self.spec.metadata.get("aliases", ())]
+
+
+def leaves(cls: type[Any]) -> list[Leaf]:
+    """Every setting of ``cls``, groups flattened, in declaration order."""
+    return _leaves(cls, (), ())
+
+
+def _leaves(cls: type[Any], path: tuple[str, ...], names: tuple[str, ...]) -> list[Leaf]:
     hints = typing.get_type_hints(cls)
-    out: list[tuple[tuple[str, ...], Any]] = []
+    out: list[Leaf] = []
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
+        name = f.metadata.get("name") or f.name
         if dataclasses.is_dataclass(hint):
-            out.extend(_leaves(typing.cast(type[Any], hint), (*prefix, f.name)))
+            group = typing.cast(type[Any], hint)
+            out.extend(_leaves(group, (*path, f.name), (*names, name)))
         else:
-            out.append(((*prefix, f.name), hint))
+            out.append(Leaf((*path, f.name), (*names, name), hint, f))
     return out
 
 
@@ -148,17 +335,69 @@ def env_name(path: tuple[str, ...]) -> str:
     return "COFRE_" + "_".join(path).upper()
 
 
-def flag_name(path: tuple[str, ...]) -> str:
-    return "--" + "-".join(path).replace("_", "-")
+def flag_name(path: tuple[str, ...], prefix: str = "") -> str:
+    return "--" + "-".join((prefix, *path) if prefix else path).replace("_", "-")
 
 
-def _dest(path: tuple[str, ...]) -> str:
-    return "cfg__" + "__".join(path)
+def dest_name(leaf: Leaf, prefix: str = "") -> str:
+    """The argparse attribute of a setting: what argparse itself derives from the flag."""
+    return flag_name(leaf.names, prefix)[2:].replace("-", "_")
+
+
+def _default(leaf: Leaf) -> Any:
+    if leaf.spec.default is not dataclasses.MISSING:
+        return leaf.spec.default
+    return None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    if value == "":
+        return "empty"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _metavar(leaf: Leaf) -> str:
+    if leaf.spec.metadata.get("metavar"):
+        return str(leaf.spec.metadata["metavar"])
+    unit = str(leaf.spec.metadata.get("unit", ""))
+    if unit.isalpha():
+        return unit.upper()
+    if leaf.hint is LogLevel:
+        return "LEVEL"
+    if leaf.hint is bool:
+        return "BOOL"
+    if leaf.hint is Path:
+        return "DIR"
+    if typing.get_origin(leaf.hint) is tuple:
+        return "LIST"
+    if leaf.hint is float:
+        return "NUMBER"
+    return "TEXT"
+
+
+def help_text(leaf: Leaf) -> str:
+    """The setting's help, unit, default and environment variable(s), for --help and docs."""
+    meta = leaf.spec.metadata
+    parts = [f"unit: {meta['unit']}"] if meta.get("unit") else []
+    if leaf.hint is LogLevel:
+        parts.append("one of " + ", ".join(LOG_LEVELS))
+    parts.append(f"default: {_shown(_default(leaf))}")
+    parts.append("env " + " or ".join(env_name(n) for n in (leaf.names, *leaf.alias_names())))
+    return f"{meta.get('help', '')} ({'; '.join(parts)})"
 
 
 def _coerce(raw: str, hint: Any, what: str) -> Any:
     origin = typing.get_origin(hint)
     try:
+        if hint is LogLevel:
+            level = raw.strip().upper()
+            if level not in LOG_LEVELS:
+                raise ValueError(raw)
+            return LogLevel(level)
         if hint is bool:
             low = raw.strip().lower()
             if low in {"1", "true", "yes", "on"}:
@@ -169,7 +408,10 @@ def _coerce(raw: str, hint: Any, what: str) -> Any:
         if hint is int:
             return int(raw)
         if hint is float:
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):  # nan and inf pass every comparison check wrongly
+                raise ValueError(raw)
+            return number
         if hint is Path:
             return Path(raw)
         if origin is tuple:
@@ -177,20 +419,59 @@ def _coerce(raw: str, hint: Any, what: str) -> Any:
         if hint is str or origin in (typing.Union, types.UnionType):
             return raw
     except ValueError:
-        raise ConfigError(f"{what}: cannot use {raw!r}") from None
+        expected = f" (one of {', '.join(LOG_LEVELS)})" if hint is LogLevel else ""
+        raise ConfigError(f"{what}: cannot use {raw!r}{expected}") from None
     raise ConfigError(f"{what}: unsupported setting type {hint!r}")
 
 
-def add_flags(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
-    """Add one flag per leaf setting of ``cls`` (all optional; absent flags change nothing)."""
-    for path, _hint in _leaves(cls):
+def _selected(cls: type[Any], skip: Collection[str], only: Collection[str] | None) -> list[Leaf]:
+    def wanted(key: str) -> bool:
+        inside = any(key == s or key.startswith(s + ".") for s in skip)
+        return not inside and (only is None or key in only)
+
+    return [leaf for leaf in leaves(cls) if wanted(leaf.key)]
+
+
+def add_flags(
+    parser: argparse._ActionsContainer,
+    cls: type[Any],
+    *,
+    prefix: str = "",
+    skip: Collection[str] = (),
+    only: Collection[str] | None = None,
+) -> None:
+    """Add one flag per leaf setting of ``cls`` (all optional; absent flags change nothing).
+
+    ``skip``/``only`` name settings by attribute path ("placement" skips the whole group);
+    ``prefix`` puts a word before each flag (``--node-reserve-bytes``) for a parser that takes
+    the settings of two components.
+    """
+    for leaf in _selected(cls, skip, only):
+        flags = [flag_name(n, prefix) for n in (leaf.names, *leaf.alias_names())]
         parser.add_argument(
-            flag_name(path),
-            dest=_dest(path),
+            *flags,
+            dest=dest_name(leaf, prefix),
             default=None,
-            metavar="VALUE",
-            help=f"(env {env_name(path)})",
+            metavar=_metavar(leaf),
+            help=help_text(leaf).replace("%", "%%"),
         )
+
+
+def given_flags(
+    args: argparse.Namespace,
+    cls: type[Any],
+    *,
+    prefix: str = "",
+    skip: Collection[str] = (),
+) -> list[str]:
+    """The flags of ``cls`` set on this command line, as argv for a child of that component
+    (without ``prefix``): what a wrapper such as `cofre local up` passes on."""
+    out: list[str] = []
+    for leaf in _selected(cls, skip, None):
+        value = getattr(args, dest_name(leaf, prefix), None)
+        if value is not None:
+            out.extend([leaf.flag, str(value)])
+    return out
 
 
 def load(
@@ -198,21 +479,26 @@ def load(
     *,
     env: Mapping[str, str] | None = None,
     args: argparse.Namespace | None = None,
-    **overrides: Any,
+    prefix: str = "",
+    overrides: Mapping[str, Any] | None = None,
+    **kw_overrides: Any,
 ) -> T:
-    """Build ``cls`` from defaults, then the environment, then flags, then keyword overrides."""
+    """Build ``cls`` from defaults, then the environment, then flags, then overrides (keyed by
+    attribute path, e.g. ``"placement.replication_factor"``)."""
     env = os.environ if env is None else env
     values: dict[tuple[str, ...], Any] = {}
-    for path, hint in _leaves(cls):
-        raw = env.get(env_name(path))
-        if args is not None and getattr(args, _dest(path), None) is not None:
-            raw = getattr(args, _dest(path))
-            what = flag_name(path)
-        else:
-            what = env_name(path)
-        if raw is not None:
-            values[path] = _coerce(raw, hint, what)
-    for key, value in overrides.items():
+    for leaf in leaves(cls):
+        flag = getattr(args, dest_name(leaf, prefix), None) if args is not None else None
+        if flag is not None:
+            values[leaf.path] = _coerce(str(flag), leaf.hint, flag_name(leaf.names, prefix))
+            continue
+        for names in (leaf.names, *leaf.alias_names()):
+            raw = env.get(env_name(names))
+            # An empty variable (as templates often leave one) is unset, not a value.
+            if raw is not None and (raw.strip() or leaf.hint is str):
+                values[leaf.path] = _coerce(raw, leaf.hint, env_name(names))
+                break
+    for key, value in {**(overrides or {}), **kw_overrides}.items():
         values[tuple(key.split("."))] = value
     config = _build(cls, values, ())
     validate(config)
@@ -232,20 +518,49 @@ def _build(cls: type[T], values: dict[tuple[str, ...], Any], prefix: tuple[str, 
     return cls(**kwargs)
 
 
+def _named(*path: str) -> str:
+    return f"{env_name(path)} (--{'-'.join(path).replace('_', '-')})"
+
+
+def _positive(config: object, *paths: str) -> None:
+    for dotted in paths:
+        value: Any = config
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        if not value > 0:
+            raise ConfigError(f"{_named(*dotted.split('.'))} must be more than 0, not {value}")
+
+
 def validate(config: object) -> None:
     """Reject settings no component can run with, naming the setting."""
     if isinstance(config, ManagerConfig):
         p = config.placement
         if p.replication_factor < 1:
-            raise ConfigError(f"{env_name(('placement', 'replication_factor'))} must be >= 1")
+            raise ConfigError(f"{_named('placement', 'replication_factor')} must be >= 1")
         for name in ("latency_weight", "stored_bytes_weight"):
             if not 0.0 <= getattr(p, name) <= 1.0:
-                raise ConfigError(f"{env_name(('placement', name))} must be within [0, 1]")
+                raise ConfigError(f"{_named('placement', name)} must be within [0, 1]")
         if config.discovery.backend not in {"static", "kubernetes"}:
-            raise ConfigError(f"{env_name(('discovery', 'backend'))} must be static or kubernetes")
-        if not 0 < config.upload.chunk_size <= 64 * 1024 * 1024:
-            raise ConfigError(f"{env_name(('upload', 'chunk_size'))} must be in 1..64 MiB")
+            raise ConfigError(f"{_named('discovery', 'backend')} must be static or kubernetes")
+        if not 0 < config.upload.chunk_size <= MAX_CHUNK_SIZE:
+            raise ConfigError(f"{_named('upload', 'chunk_size')} must be in 1..64 MiB")
+        _positive(
+            config,
+            "probe.interval_s",
+            "probe.timeout_s",
+            "gc.interval_s",
+            "repair.lost_scan_s",
+            "repair.parallel_copies",
+            "drain.pass_interval_s",
+        )
+        for name in ("interval_s", "after_s"):
+            if getattr(config.repair, name) < 0:
+                raise ConfigError(f"{_named('repair', name)} must not be negative")
+    if isinstance(config, NodeConfig):
+        _positive(config, "replica_timeout_s", "relay_sweep_interval_s")
     if isinstance(config, (ManagerConfig, NodeConfig)) and not config.token:
-        raise ConfigError(f"{env_name(('token',))} is required")
-    if isinstance(config, ClientConfig) and config.parallelism < 1:
-        raise ConfigError(f"{env_name(('parallelism',))} must be >= 1")
+        raise ConfigError(f"{_named('token')} is required")
+    if isinstance(config, ClientConfig):
+        if not 1 <= config.parallelism <= 64:
+            raise ConfigError(f"{_named('parallelism')} must be between 1 and 64")
+        _positive(config, "timeout_s", "connect_timeout_s")

@@ -24,6 +24,8 @@ class CofreError(Exception):
         self.detail = detail
         self.extra = extra
 
+    # A problem document carries extension members beside its fixed ones (RFC 9457): the
+    # ``extra`` an error was raised with, free-form by design.
     def to_problem(self) -> dict[str, Any]:
         return {
             "type": PROBLEM_TYPE_BASE + self.code,

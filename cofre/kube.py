@@ -23,6 +23,11 @@ import aiohttp
 
 log = logging.getLogger(__name__)
 
+# A Kubernetes object (or a part of one: a spec, a status, an event) as the API serves it.
+# Free-form JSON by nature: the API server validates it against its own schemas, and cofre
+# reads the few fields it needs where it needs them.
+KubeObject = dict[str, Any]
+
 SERVICEACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 FIELD_MANAGER = "cofre"
 # seconds the API server keeps one watch open; a re-watch from the last version is cheap.
@@ -42,6 +47,7 @@ _PLURALS: dict[tuple[str, str], str] = {
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
+    ("cofre.dev/v1alpha1", "BackupCluster"): "backupclusters",
 }
 
 
@@ -162,7 +168,7 @@ class KubeApi:
         body: object = None,
         content_type: str = "application/json",
         timeout_s: float = 30.0,
-    ) -> dict[str, Any]:
+    ) -> KubeObject:
         headers = {**self._config.headers(), "Accept": "application/json"}
         data = None
         if body is not None:
@@ -181,12 +187,12 @@ class KubeApi:
                 payload = await resp.read()
                 if resp.status >= 400:
                     raise _error_of(method, path, resp.status, payload)
-                result: dict[str, Any] = json.loads(payload) if payload else {}
+                result: KubeObject = json.loads(payload) if payload else {}
                 return result
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise KubeError(f"{method} {path}: {exc or type(exc).__name__}") from exc
 
-    async def get(self, path: str) -> dict[str, Any] | None:
+    async def get(self, path: str) -> KubeObject | None:
         """The object at ``path``, or None if it does not exist."""
         try:
             return await self.request("GET", path)
@@ -209,6 +215,21 @@ class KubeApi:
             content_type="application/apply-patch+yaml",
         )
 
+    async def create(self, obj: Mapping[str, Any]) -> KubeObject:
+        """Create ``obj``; a KubeError with status 409 if it exists already (never overwrites)."""
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], namespace=meta.get("namespace"))
+        return await self.request("POST", path, body=obj)
+
+    async def patch_status(self, path: str, status: Mapping[str, Any]) -> KubeObject:
+        """Merge ``status`` into the status subresource of the object at ``path``."""
+        return await self.request(
+            "PATCH",
+            path + "/status",
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
     async def delete(self, path: str) -> bool:
         """Delete (in the background); False if it was already gone."""
         try:
@@ -219,9 +240,7 @@ class KubeApi:
             raise
         return True
 
-    async def list(
-        self, path: str, *, selector: str | None = None
-    ) -> tuple[list[dict[str, Any]], str]:
+    async def list(self, path: str, *, selector: str | None = None) -> tuple[list[KubeObject], str]:
         """-> (items, resourceVersion of the list)"""
         params = {"labelSelector": selector} if selector else None
         result = await self.request("GET", path, params=params)
@@ -229,7 +248,7 @@ class KubeApi:
 
     async def watch(
         self, path: str, *, selector: str | None, resource_version: str
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[KubeObject]:
         """Watch events ({type, object}) after ``resource_version`` until the server ends it."""
         params = {
             "watch": "1",

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -68,6 +69,9 @@ class Ticket:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise Forbidden("malformed ticket payload") from exc
+        # NaN compares false with every time, so a NaN expiry would never expire.
+        if not math.isfinite(ticket.expires):
+            raise Forbidden("ticket expiry is not a finite time")
         if (time.time() if now is None else now) > ticket.expires:
             raise Forbidden(f"ticket for upload {ticket.upload_id} expired")
         if node_id not in ticket.nodes:

@@ -16,30 +16,30 @@ import asyncio
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cofre.cli.budget import Budget
 from cofre.cli.download import (
-    MODE_MASK,
     GetResult,
-    _discard,
-    _install,
-    _prepare_dest,
     dest_under,
+    discard,
     fetch_chunk,
+    install,
+    part_file,
+    prepare_dest,
     spread_nodes,
 )
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
-from cofre.durable import have_syncfs, sync_filesystem
+from cofre.cli.packing import pack
+from cofre.durable import fsync_dir, have_syncfs, sync_filesystem
 from cofre.errors import CofreError, IntegrityError, NotFound
-from cofre.models import ChunkHash, parse_chunk_hash
-from cofre.protocol.framing import MAX_FRAMED_CHUNKS
+from cofre.limits import MAX_FRAMED_CHUNKS
+from cofre.models import ChunkHash
+from cofre.protocol.manager_api import ChunkLocation, ManifestView
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +58,7 @@ OnResult = Callable[[str, GetResult | Exception], None]
 
 def plan_batches(files: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
     """(name, size) grouped into batches of at most BATCH_FILES files and BATCH_BYTES bytes."""
-    batches: list[list[tuple[str, int]]] = []
-    current: list[tuple[str, int]] = []
-    size = 0
-    for name, n in files:
-        if current and (len(current) >= BATCH_FILES or size + n > BATCH_BYTES):
-            batches.append(current)
-            current, size = [], 0
-        current.append((name, n))
-        size += n
-    if current:
-        batches.append(current)
-    return batches
+    return pack(files, size=lambda f: f[1], max_items=BATCH_FILES, max_bytes=BATCH_BYTES)
 
 
 async def get_batch(
@@ -91,7 +80,7 @@ async def get_batch(
             for name, _ in files:
                 on_result(name, exc)
             return
-        found = {str(m["name"]) for m in manifests}
+        found = {m.name for m in manifests}
         for name, _ in files:
             if name not in found:
                 on_result(name, NotFound(f"no live {name!r}"))
@@ -102,23 +91,21 @@ async def get_batch(
     finally:
         budget.memory.release(held)
     for manifest, result in zip(manifests, results, strict=True):
-        on_result(str(manifest["name"]), result)
+        on_result(manifest.name, result)
 
 
 async def _fetch_all(
-    clients: Clients, manifests: list[dict[str, Any]], *, budget: Budget
+    clients: Clients, manifests: list[ManifestView], *, budget: Budget
 ) -> dict[ChunkHash, bytes | Exception]:
-    wanted: dict[ChunkHash, dict[str, Any]] = {}
+    wanted: dict[ChunkHash, ChunkLocation] = {}
     for manifest in manifests:
-        for chunk in manifest["chunks"]:
-            chunk_hash = parse_chunk_hash(chunk["hash"])
-            if chunk_hash not in wanted:
-                wanted[chunk_hash] = spread_nodes(chunk, len(wanted))
+        for chunk in manifest.chunks:
+            if chunk.hash not in wanted:
+                wanted[chunk.hash] = spread_nodes(chunk, len(wanted))
     by_node: dict[str, list[ChunkHash]] = {}
     for chunk_hash, chunk in wanted.items():
-        nodes = chunk.get("nodes") or []
-        if nodes:
-            by_node.setdefault(str(nodes[0]), []).append(chunk_hash)
+        if chunk.nodes:
+            by_node.setdefault(chunk.nodes[0], []).append(chunk_hash)
     got: dict[ChunkHash, bytes | Exception] = {}
 
     async def from_node(url: str, hashes: list[ChunkHash]) -> None:
@@ -151,12 +138,12 @@ async def _fetch_all(
 
 
 def _verified(
-    frames: list[tuple[ChunkHash, memoryview]], wanted: dict[ChunkHash, dict[str, Any]]
+    frames: list[tuple[ChunkHash, memoryview]], wanted: dict[ChunkHash, ChunkLocation]
 ) -> dict[ChunkHash, bytes]:
     good: dict[ChunkHash, bytes] = {}
     for chunk_hash, data in frames:
         chunk = wanted.get(chunk_hash)
-        if chunk is None or len(data) != int(chunk["length"]):
+        if chunk is None or len(data) != chunk.length:
             continue
         if hashlib.sha256(data).hexdigest() == chunk_hash:
             good[chunk_hash] = bytes(data)
@@ -173,7 +160,7 @@ class _Staged:
 
 
 def _write_all(
-    manifests: list[dict[str, Any]],
+    manifests: list[ManifestView],
     chunks: dict[ChunkHash, bytes | Exception],
     root: Path,
     force: bool,
@@ -184,7 +171,7 @@ def _write_all(
     whole_fs = len(manifests) >= SYNCFS_MIN_FILES and have_syncfs()
     with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="restore") as pool:
 
-        def stage(manifest: dict[str, Any]) -> _Staged | Exception:
+        def stage(manifest: ManifestView) -> _Staged | Exception:
             try:
                 return _stage(manifest, chunks, root, force, fsync=not whole_fs)
             except Exception as exc:  # reported per file; the others go on
@@ -196,7 +183,7 @@ def _write_all(
             if failure is not None:
                 for s in staged:
                     if isinstance(s, _Staged):
-                        _discard(s.tmp)
+                        discard(s.tmp)
                 return [failure if isinstance(s, _Staged) else s for s in staged]
         out = [_install_staged(s, force) if isinstance(s, _Staged) else s for s in staged]
         # New directory entries made durable once for the batch, before any file of it is
@@ -229,11 +216,7 @@ def _sync_filesystems(dirs: list[Path]) -> Exception | None:
 
 def _sync_dir(path: Path) -> Exception | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(path)
     except OSError as exc:
         return LocalFileError(f"cannot sync {path}: {exc.strerror or exc}")
     return None
@@ -241,58 +224,38 @@ def _sync_dir(path: Path) -> Exception | None:
 
 def _install_staged(staged: _Staged, force: bool) -> GetResult | Exception:
     try:
-        _install(staged.tmp, staged.dest, force=force, sync_dir=False)
+        install(staged.tmp, staged.dest, force=force, sync_dir=False)
     except LocalFileError as exc:
-        _discard(staged.tmp)
         return exc
-    except OSError as exc:
-        _discard(staged.tmp)
-        return LocalFileError(f"cannot write {staged.dest}: {exc.strerror or exc}")
     return staged.result
 
 
 def _stage(
-    manifest: dict[str, Any],
+    manifest: ManifestView,
     chunks: dict[ChunkHash, bytes | Exception],
     root: Path,
     force: bool,
     *,
     fsync: bool,
 ) -> _Staged:
-    name = str(manifest["name"])
+    name = manifest.name
     parts: list[bytes] = []
-    for chunk in manifest["chunks"]:
-        data = chunks.get(parse_chunk_hash(chunk["hash"]))
+    for chunk in manifest.chunks:
+        data = chunks.get(chunk.hash)
         if isinstance(data, Exception):
             raise data
         if data is None:
-            raise IntegrityError(f"{name}: chunk {str(chunk['hash'])[:16]} was not fetched")
+            raise IntegrityError(f"{name}: chunk {chunk.hash[:16]} was not fetched")
         parts.append(data)
-    size = int(manifest["size"])
+    size = manifest.size
     if sum(len(p) for p in parts) != size:
         raise IntegrityError(f"{name}: chunks add up to another size than the manifest's {size}")
-    dest = _prepare_dest(dest_under(root, name), name=name, force=force, make_parents=True)
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=dest.parent, prefix=f".{dest.name[:80]}.", suffix=".cofre-part"
-        )
-    except OSError as exc:
-        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for part in parts:
-                f.write(part)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-            os.fchmod(f.fileno(), int(manifest["mode"]) & MODE_MASK)
-        mtime = float(manifest["mtime"])
-        os.utime(tmp_name, (mtime, mtime))
-    except OSError as exc:
-        _discard(tmp_name)
-        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _discard(tmp_name)
-        raise
-    result = GetResult(name=name, version=int(manifest["version"]), size=size, dest=str(dest))
-    return _Staged(tmp=tmp_name, dest=dest, result=result)
+    dest = prepare_dest(dest_under(root, name), name=name, force=force, make_parents=True)
+    with part_file(dest, mode=manifest.mode, mtime=manifest.mtime) as (f, tmp):
+        for part in parts:
+            f.write(part)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+    result = GetResult(name=name, version=manifest.version, size=size, dest=str(dest))
+    return _Staged(tmp=tmp, dest=dest, result=result)

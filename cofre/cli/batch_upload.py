@@ -1,4 +1,5 @@
-"""Backing up many small files: one upload session, one relay request and one commit per batch.
+"""Backing up many files: small ones in batches of one upload session, one relay request and one
+commit each; larger ones streamed one by one (cofre.cli.upload).
 
 Per file, the streaming path costs a session, a `missing` round trip, a chunk request (and a
 directory fsync on every copy) and a commit. Small files are instead read whole, grouped into
@@ -12,6 +13,8 @@ and manifest has its durable copies, and a file that changed while read is left 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import stat
 import time
@@ -19,16 +22,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cofre.chunks import MAX_CHUNK_SIZE, hash_bytes
+from cofre.chunks import iter_chunks
 from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
-from cofre.cli.upload import PutResult, abort_upload, retrying, to_send
-from cofre.errors import Unavailable
-from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId
-from cofre.protocol.client import NodeClient
-from cofre.protocol.framing import MAX_FRAMED_BYTES, MAX_FRAMED_CHUNKS, Frame, encode_frames
+from cofre.cli.packing import pack
+from cofre.cli.sending import (
+    PutResult,
+    Session,
+    changed,
+    check_unchanged,
+    open_regular,
+    open_session,
+    retrying,
+    to_send,
+    unreadable,
+)
+from cofre.cli.upload import put_file
+from cofre.errors import BadRequest
+from cofre.limits import MAX_FRAMED_BYTES, MAX_FRAMED_CHUNKS
+from cofre.models import ChunkHash, Manifest, validate_name
+from cofre.protocol.framing import Frame, encode_frames
+from cofre.protocol.manager_api import FileDecl
 
+# Files up to this size travel in batches; larger ones stream.
+SMALL_FILE_BYTES = 1024 * 1024
 BATCH_FILES = 256
 BATCH_BYTES = 8 * 1024 * 1024
 # One framed request stays well under the nodes' limit (headers and manifests ride along).
@@ -51,45 +69,86 @@ class _Read:
     mtime: float
 
 
+async def put_many(
+    clients: Clients,
+    items: list[tuple[Path, str]],
+    *,
+    budget: Budget,
+    show_progress: bool,
+    on_result: Callable[[str, PutResult | Exception], None],
+) -> None:
+    """Back up several files, a few at once, reporting each as it ends; one failure does not
+    stop the others. Small files travel in batches, large ones stream (cofre.cli.upload)."""
+    sizes = await asyncio.to_thread(_sizes, items)
+    small: list[SmallFile] = []
+    large: list[tuple[Path, str]] = []
+    for (path, name), size in zip(items, sizes, strict=True):
+        if size is None or size > SMALL_FILE_BYTES or len(items) == 1:
+            large.append((path, name))
+            continue
+        try:
+            validate_name(name)
+        except BadRequest as exc:
+            on_result(name, exc)
+            continue
+        small.append(SmallFile(path=path, name=name, size=size))
+    batches = asyncio.Semaphore(budget.parallelism)
+
+    async def one(path: Path, name: str) -> None:
+        async with budget.files:
+            try:
+                result: PutResult | Exception = await put_file(
+                    clients, path=path, name=name, budget=budget, show_progress=show_progress
+                )
+            except Exception as exc:
+                result = exc
+        on_result(name, result)
+
+    async def batch(files: list[SmallFile]) -> None:
+        async with batches:
+            await put_batch(clients, files, budget=budget, on_result=on_result)
+
+    tasks = [asyncio.create_task(batch(b)) for b in plan_batches(small)]
+    tasks += [asyncio.create_task(one(p, n)) for p, n in large]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _sizes(items: list[tuple[Path, str]]) -> list[int | None]:
+    """Each regular file's size; None for anything else (the streaming path reports it)."""
+    out: list[int | None] = []
+    for path, _ in items:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append(st.st_size if stat.S_ISREG(st.st_mode) else None)
+    return out
+
+
 def plan_batches(files: list[SmallFile]) -> list[list[SmallFile]]:
     """Consecutive groups of at most BATCH_FILES files and BATCH_BYTES bytes."""
-    batches: list[list[SmallFile]] = []
-    current: list[SmallFile] = []
-    size = 0
-    for f in files:
-        if current and (len(current) >= BATCH_FILES or size + f.size > BATCH_BYTES):
-            batches.append(current)
-            current, size = [], 0
-        current.append(f)
-        size += f.size
-    if current:
-        batches.append(current)
-    return batches
+    return pack(files, size=lambda f: f.size, max_items=BATCH_FILES, max_bytes=BATCH_BYTES)
 
 
 def _read_one(f: SmallFile) -> _Read:
-    try:
-        # O_NONBLOCK: a FIFO swapped in for the file must not hang the open.
-        fd = os.open(f.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise LocalFileError(f"cannot read {f.path}: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise LocalFileError(f"{f.path} is not a regular file")
+    fh, st = open_regular(f.path)
+    with fh:
         if st.st_size != f.size:
-            raise LocalFileError(f"{f.path} changed while it was read; nothing was stored")
+            raise changed(f.path)
         try:
             data = fh.read(f.size + 1)
         except OSError as exc:
-            raise LocalFileError(f"cannot read {f.path}: {exc.strerror or exc}") from exc
-        after = os.fstat(fh.fileno())
-        if (
-            len(data) != f.size
-            or after.st_size != st.st_size
-            or after.st_mtime_ns != st.st_mtime_ns
-        ):
-            raise LocalFileError(f"{f.path} changed while it was read; nothing was stored")
+            raise unreadable(f.path, exc) from exc
+        if len(data) != f.size:
+            raise changed(f.path)
+        check_unchanged(fh, st, f.path)
     return _Read(file=f, data=data, mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
 
 
@@ -103,34 +162,17 @@ def _read_all(files: list[SmallFile]) -> list[_Read | LocalFileError]:
     return out
 
 
-def _split(data: bytes, chunk_size: int) -> list[tuple[ChunkRef, bytes]]:
-    pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
-    return [(ChunkRef(hash_bytes(p), len(p)), p) for p in pieces]
-
-
 def _requests(frames: list[Frame]) -> list[list[Frame]]:
     """Frames grouped into bounded framed requests."""
-    groups: list[list[Frame]] = []
-    current: list[Frame] = []
-    size = 0
-    for frame in frames:
-        n = len(frame[1])
-        if current and (len(current) >= _REQUEST_CHUNKS or size + n > _REQUEST_BYTES):
-            groups.append(current)
-            current, size = [], 0
-        current.append(frame)
-        size += n
-    if current:
-        groups.append(current)
-    return groups
+    return pack(
+        frames, size=lambda f: len(f[1]), max_items=_REQUEST_CHUNKS, max_bytes=_REQUEST_BYTES
+    )
 
 
-async def _upload_group(
-    primary: NodeClient, upload_id: UploadId, body: bytes, *, ticket: str
-) -> None:
+async def _upload_group(session: Session, body: bytes) -> None:
     await retrying(
-        lambda: primary.upload_chunks(upload_id, body, ticket=ticket),
-        what=f"chunk batch upload_id={upload_id}",
+        lambda: session.primary.upload_chunks(session.upload_id, body, ticket=session.ticket),
+        what=f"chunk batch upload_id={session.upload_id}",
     )
 
 
@@ -168,28 +210,19 @@ async def put_batch(
 
 async def _send_batch(clients: Clients, files: list[_Read]) -> list[PutResult]:
     upload = await clients.manager.create_batch_upload(
-        [
-            {"name": r.file.name, "size": r.file.size, "mode": r.mode, "mtime": r.mtime}
-            for r in files
-        ]
+        [FileDecl(name=r.file.name, size=r.file.size, mode=r.mode, mtime=r.mtime) for r in files]
     )
-    upload_id = UploadId(str(upload["upload_id"]))
-    try:
-        return await _fill_and_commit(clients, files, upload, upload_id)
-    except BaseException:
-        await abort_upload(clients, upload_id)
-        raise
+    async with open_session(clients, upload) as session:
+        return await _fill_and_commit(clients, files, session)
 
 
 async def _fill_and_commit(
-    clients: Clients, files: list[_Read], upload: dict[str, object], upload_id: UploadId
+    clients: Clients, files: list[_Read], session: Session
 ) -> list[PutResult]:
-    ticket = str(upload["ticket"])
-    chunk_size = int(str(upload["chunk_size"]))
-    if not 0 < chunk_size <= MAX_CHUNK_SIZE:
-        raise Unavailable(f"manager handed out an unusable chunk size {chunk_size}")
-    primary = clients.node(str(upload["primary_url"]))
-    pieces = await asyncio.to_thread(lambda: [_split(r.data, chunk_size) for r in files])
+    chunk_size = session.chunk_size
+    pieces = await asyncio.to_thread(
+        lambda: [list(iter_chunks(io.BytesIO(r.data), chunk_size)) for r in files]
+    )
     now = time.time()
     frames: dict[ChunkHash, bytes] = {}
     manifests: list[Manifest] = []
@@ -206,13 +239,13 @@ async def _fill_and_commit(
         for ref, data in parts:
             frames.setdefault(ref.hash, data)
         frames.setdefault(manifest.hash, manifest.encode())
-    lacking = await to_send(clients, primary, upload_id, list(frames), ticket=ticket)
+    lacking = await to_send(clients, session, list(frames))
     sending: list[Frame] = [(h, data) for h, data in frames.items() if h in lacking]
     for group in _requests(sending):
-        await _upload_group(primary, upload_id, encode_frames(group), ticket=ticket)
+        await _upload_group(session, encode_frames(group))
     unsent = {h for h, _ in sending}
-    committed = await clients.manager.commit_batch(upload_id, manifests)
-    by_name = {str(c["name"]): c for c in committed}
+    committed = await clients.manager.commit_batch(session.upload_id, manifests)
+    by_name = {c.name: c for c in committed}
     results = []
     for manifest in manifests:
         answer = by_name[manifest.name]
@@ -222,7 +255,7 @@ async def _fill_and_commit(
         results.append(
             PutResult(
                 name=manifest.name,
-                version=int(answer["version"]),
+                version=answer.version,
                 size=manifest.size,
                 chunks=len(manifest.chunks),
                 sent_bytes=sent,

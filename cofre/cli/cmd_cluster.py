@@ -4,12 +4,12 @@ of every backup and its repair, cleanup, and recovery of a lost catalog."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from cofre.cli.context import Context
 from cofre.cli.exitcodes import ExitCode
 from cofre.cli.http import connect
 from cofre.cli.output import display_name, human_size, print_json, table
+from cofre.protocol.manager_api import FsckReport, RebuildReport, RepairReport
 
 
 async def run_status(args: argparse.Namespace, ctx: Context) -> ExitCode:
@@ -18,26 +18,26 @@ async def run_status(args: argparse.Namespace, ctx: Context) -> ExitCode:
     if args.json:
         print_json(view)
         return ExitCode.OK
-    nodes: list[dict[str, Any]] = sorted(view.get("nodes", []), key=lambda n: str(n["node_id"]))
+    nodes = sorted(view.nodes, key=lambda n: n.node_id)
     rows = [
         [
-            str(n["node_id"]),
-            str(n["url"]),
-            ("draining" if n.get("draining") else "yes") if n.get("ready") else "no",
-            human_size(int(n.get("stored_bytes") or 0)),
-            human_size(int(n.get("free_bytes") or 0)),
-            "-" if n.get("latency_ms") is None else f"{float(n['latency_ms']):.1f}",
-            "-" if n.get("score") is None else f"{float(n['score']):.3f}",
+            n.node_id,
+            n.url,
+            ("draining" if n.draining else "yes") if n.ready else "no",
+            human_size(n.stored_bytes),
+            human_size(n.free_bytes),
+            "-" if n.latency_ms is None else f"{n.latency_ms:.1f}",
+            "-" if n.score is None else f"{n.score:.3f}",
         ]
         for n in nodes
     ]
     headers = ["NODE", "ADDRESS", "READY", "STORED", "FREE", "LATENCY_MS", "SCORE"]
     print(table(headers, rows, right={3, 4, 5, 6}))
-    ready = sum(1 for n in nodes if n.get("ready"))
-    keeps = "yes" if view.get("primary_keeps_copy") else "no"
+    ready = sum(1 for n in nodes if n.ready)
+    keeps = "yes" if view.primary_keeps_copy else "no"
     print(
         f"{ready} of {len(nodes)} nodes ready; replication factor "
-        f"{view.get('replication_factor')}; primary keeps a copy: {keeps}",
+        f"{view.replication_factor}; primary keeps a copy: {keeps}",
         flush=True,
     )
     return ExitCode.OK
@@ -46,7 +46,7 @@ async def run_status(args: argparse.Namespace, ctx: Context) -> ExitCode:
 async def run_fsck(args: argparse.Namespace, ctx: Context) -> ExitCode:
     async with connect(ctx) as clients:
         report = await clients.manager.fsck(name=args.name, verify=args.verify)
-    healthy = bool(report.get("healthy"))
+    healthy = report.healthy
     if args.json:
         print_json(report)
     else:
@@ -54,31 +54,29 @@ async def run_fsck(args: argparse.Namespace, ctx: Context) -> ExitCode:
     return ExitCode.OK if healthy else ExitCode.FAILURE
 
 
-def fsck_text(report: dict[str, Any]) -> str:
-    s = report.get("summary", {})
+def fsck_text(report: FsckReport) -> str:
+    s = report.summary
     lines = [
-        f"{s.get('files', 0)} files, {s.get('versions', 0)} versions, {s.get('chunks', 0)} chunks:"
-        f" {s.get('ok', 0)} ok, {s.get('under_replicated', 0)} under-replicated,"
-        f" {s.get('missing', 0)} missing, {s.get('corrupt', 0)} corrupt"
+        f"{s.files} files, {s.versions} versions, {s.chunks} chunks:"
+        f" {s.ok} ok, {s.under_replicated} under-replicated,"
+        f" {s.missing} missing, {s.corrupt} corrupt"
     ]
-    for f in report.get("files", []):
-        if f.get("healthy"):
+    for f in report.files:
+        if f.healthy:
             continue
-        label = f"{display_name(str(f['name']))} version {f['version']}"
-        for c in f.get("chunks", []):
-            if c.get("status") == "ok":
+        label = f"{display_name(f.name)} version {f.version}"
+        for what, c in [*(("chunk", c) for c in f.chunks), ("manifest", f.manifest)]:
+            if c.status == "ok":
                 continue
-            holders = ", ".join(c.get("nodes") or []) or "none"
-            corrupt = ", ".join(c.get("corrupt_on") or [])
+            holders = ", ".join(c.nodes) or "none"
+            corrupt = ", ".join(c.corrupt_on)
             extra = f"; corrupt on {corrupt}" if corrupt else ""
-            lines.append(
-                f"  {label}: chunk {str(c['hash'])[:16]} {c['status']} (on {holders}{extra})"
-            )
-    if not report.get("healthy"):
+            lines.append(f"  {label}: {what} {c.hash[:16]} {c.status} (on {holders}{extra})")
+    if not report.healthy:
         lines.append(
             "`cofre repair` copies every chunk that still has a good copy back to its full count"
         )
-    lines.append("HEALTHY" if report.get("healthy") else "NOT HEALTHY")
+    lines.append("HEALTHY" if report.healthy else "NOT HEALTHY")
     return "\n".join(lines)
 
 
@@ -89,8 +87,7 @@ async def run_gc(args: argparse.Namespace, ctx: Context) -> ExitCode:
         print_json(result)
         return ExitCode.OK
     print(
-        f"deleted {result.get('deleted_chunks', 0)} chunks, "
-        f"freed {human_size(int(result.get('freed_bytes') or 0))}",
+        f"deleted {result.deleted_chunks} chunks, freed {human_size(result.freed_bytes)}",
         flush=True,
     )
     return ExitCode.OK
@@ -103,23 +100,23 @@ async def run_repair(args: argparse.Namespace, ctx: Context) -> ExitCode:
         print_json(result)
     else:
         print(repair_text(result), flush=True)
-    return ExitCode.OK if result.get("healthy") else ExitCode.FAILURE
+    return ExitCode.OK if result.healthy else ExitCode.FAILURE
 
 
-def repair_text(result: dict[str, Any]) -> str:
+def repair_text(result: RepairReport) -> str:
     lines = [
-        f"checked {result.get('chunks', 0)} chunks: {result.get('lost_copies', 0)} copies lost, "
-        f"{result.get('under_replicated', 0)} chunks short of copies, "
-        f"{result.get('copies_made', 0)} copies made"
+        f"checked {result.chunks} chunks: {result.lost_copies} copies lost, "
+        f"{result.under_replicated} chunks short of copies, "
+        f"{result.copies_made} copies made"
     ]
-    if result.get("stuck"):
+    if result.stuck:
         lines.append(
-            f"{result['stuck']} chunks found no node to copy to or from; run repair again "
+            f"{result.stuck} chunks found no node to copy to or from; run repair again "
             "once more nodes are ready"
         )
-    if result.get("unrecoverable"):
-        lines.append(f"{result['unrecoverable']} chunks have no good copy left (see cofre fsck)")
-    lines.append("HEALTHY" if result.get("healthy") else "NOT HEALTHY")
+    if result.unrecoverable:
+        lines.append(f"{result.unrecoverable} chunks have no good copy left (see cofre fsck)")
+    lines.append("HEALTHY" if result.healthy else "NOT HEALTHY")
     return "\n".join(lines)
 
 
@@ -133,13 +130,13 @@ async def run_catalog_rebuild(args: argparse.Namespace, ctx: Context) -> ExitCod
     return ExitCode.OK
 
 
-def rebuild_text(result: dict[str, Any]) -> str:
+def rebuild_text(result: RebuildReport) -> str:
     lines = [
-        f"recovered {result.get('versions', 0)} versions of {result.get('names', 0)} names "
-        f"from {result.get('nodes_scanned', 0)} nodes"
+        f"recovered {result.versions} versions of {result.names} names "
+        f"from {result.nodes_scanned} nodes"
     ]
-    incomplete = int(result.get("skipped_incomplete") or 0)
-    unreadable = int(result.get("skipped_unreadable") or 0)
+    incomplete = result.skipped_incomplete
+    unreadable = result.skipped_unreadable
     if incomplete:
         lines.append(f"skipped {incomplete} versions whose chunks are no longer on any node")
     if unreadable:

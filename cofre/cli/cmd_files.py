@@ -7,9 +7,11 @@ import asyncio
 import os
 import stat
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from cofre.cli.batch_download import SMALL_FILE_BYTES, get_batch, plan_batches
+from cofre.cli.batch_upload import put_many
 from cofre.cli.budget import Budget
 from cofre.cli.context import Context
 from cofre.cli.download import GetResult, default_dest, dest_under, get_to_path, get_to_stdout
@@ -22,7 +24,7 @@ from cofre.cli.exitcodes import (
 )
 from cofre.cli.http import connect
 from cofre.cli.output import display_name, human_size, human_time, print_json, table
-from cofre.cli.upload import PutResult, put_many
+from cofre.cli.sending import PutResult
 from cofre.models import validate_name
 
 
@@ -100,7 +102,7 @@ async def run_put(args: argparse.Namespace, ctx: Context) -> ExitCode:
         )
     if args.json:
         order = {name: i for i, (_, name) in enumerate(items)}
-        print_json([r.to_json() for r in sorted(done, key=lambda r: order[r.name])])
+        print_json([asdict(r) for r in sorted(done, key=lambda r: order[r.name])])
     return codes[0] if codes else ExitCode.OK
 
 
@@ -142,7 +144,7 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
             failures[name] = result
 
     async with connect(ctx) as clients:
-        files = [f for f in await clients.manager.list_files() if f["name"].startswith(args.prefix)]
+        files = [f for f in await clients.manager.list_files() if f.name.startswith(args.prefix)]
         if not files:
             raise UsageError(f"no backed-up name starts with {args.prefix!r}")
 
@@ -170,10 +172,10 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
                     clients, group, root=root, force=args.force, budget=budget, on_result=report
                 )
 
-        names = [str(f["name"]) for f in files]
+        names = [f.name for f in files]
         # Small files come in batches (one manifest request, one read per node); big ones stream.
-        small = [(str(f["name"]), int(f["size"])) for f in files if f["size"] <= SMALL_FILE_BYTES]
-        large = [str(f["name"]) for f in files if f["size"] > SMALL_FILE_BYTES]
+        small = [(f.name, f.size) for f in files if f.size <= SMALL_FILE_BYTES]
+        large = [f.name for f in files if f.size > SMALL_FILE_BYTES]
         await asyncio.gather(*(batch(g) for g in plan_batches(small)), *(one(n) for n in large))
     code = ExitCode.OK
     for name in names:
@@ -192,7 +194,7 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
 async def run_ls(args: argparse.Namespace, ctx: Context) -> ExitCode:
     async with connect(ctx) as clients:
         files = await clients.manager.list_files(versions=args.versions)
-    files.sort(key=lambda f: (f["name"], f["version"]))
+    files.sort(key=lambda f: (f.name, f.version))
     if args.json:
         print_json(files)
         return ExitCode.OK
@@ -201,10 +203,10 @@ async def run_ls(args: argparse.Namespace, ctx: Context) -> ExitCode:
         return ExitCode.OK
     rows = [
         [
-            display_name(f["name"]),
-            str(f["version"]),
-            human_size(int(f["size"])),
-            human_time(f.get("created")),
+            display_name(f.name),
+            str(f.version),
+            human_size(f.size),
+            human_time(f.created),
         ]
         for f in files
     ]

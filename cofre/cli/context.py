@@ -1,50 +1,47 @@
-"""Which manager to talk to and with which token.
+"""The CLI's settings, and which manager to talk to with which token.
 
-Each setting is taken from the first place that has it: the command-line flag, then the
-environment (COFRE_MANAGER, COFRE_TOKEN; set in a Kubernetes pod), then the state file of a
-running `cofre local up` in the default data dir (./.cofre-local, or COFRE_DATA_DIR).
+The settings are cofre.config.ClientConfig, loaded like every component's: defaults < COFRE_*
+environment < flags (e.g. --manager / COFRE_MANAGER, --token / COFRE_TOKEN, --parallelism /
+COFRE_PARALLELISM). The manager and token, when set nowhere, come from the state file of a
+running `cofre local up` in the data dir (--data-dir / COFRE_DATA_DIR, default ./.cofre-local).
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 
 from cofre.cli.exitcodes import UsageError
-from cofre.cli.localstate import default_data_dir, pid_alive, read_state
+from cofre.cli.localstate import pid_alive, read_state
+from cofre.config import ClientConfig, ConfigError, load
 from cofre.errors import Unavailable
 
-MANAGER_ENV = "COFRE_MANAGER"
-# The name cofre.config.ClientConfig derives; accepted too so both spellings work.
-MANAGER_ENV_ALT = "COFRE_MANAGER_URL"
-TOKEN_ENV = "COFRE_TOKEN"
-PARALLELISM_ENV = "COFRE_PARALLELISM"
-DEFAULT_PARALLELISM = 4
+# The settings once the manager and token are known: what every command runs with.
+Context = ClientConfig
 
 
-@dataclass(frozen=True, kw_only=True)
-class Context:
-    manager_url: str
-    token: str
-    parallelism: int = DEFAULT_PARALLELISM
+def load_settings(
+    *, env: Mapping[str, str], args: argparse.Namespace | None = None
+) -> ClientConfig:
+    """The CLI's settings from defaults, ``env`` and the flags in ``args``; a bad value is a
+    usage error naming the setting."""
+    try:
+        return load(ClientConfig, env=env, args=args)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
-def resolve(
-    *,
-    manager: str | None,
-    token: str | None,
-    parallelism: int | None,
-    env: Mapping[str, str],
-    data_dir: Path | None = None,
-) -> Context:
-    state_dir = data_dir if data_dir is not None else default_data_dir(env)
+def resolve(settings: ClientConfig) -> Context:
+    """``settings`` with the manager and token filled in from the local cluster's state file
+    where neither flags nor environment set them."""
+    state_dir = settings.data_dir
     state = read_state(state_dir)
-    state_url = str(state.get("manager_url") or "") if state else ""
-    state_token = str(state.get("token") or "") if state else ""
-    url = manager or env.get(MANAGER_ENV) or env.get(MANAGER_ENV_ALT) or state_url
-    tok = token or env.get(TOKEN_ENV) or state_token
-    pid = int(state.get("pid") or 0) if state else 0
+    state_url = state.manager_url if state else ""
+    state_token = state.token if state else ""
+    url = settings.manager_url or state_url
+    tok = settings.token or state_token
+    pid = state.pid if state else 0
     if url and url == state_url and pid and not pid_alive(pid):
         # A state file outlives a `local up` that was killed outright; say so plainly.
         raise Unavailable(
@@ -61,23 +58,4 @@ def resolve(
         )
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"manager URL must start with http:// or https://: {url!r}")
-    return Context(
-        manager_url=url.rstrip("/"),
-        token=tok,
-        parallelism=_parallelism(parallelism, env),
-    )
-
-
-def _parallelism(flag: int | None, env: Mapping[str, str]) -> int:
-    if flag is not None:
-        value = flag
-    elif env.get(PARALLELISM_ENV):
-        try:
-            value = int(env[PARALLELISM_ENV])
-        except ValueError:
-            raise UsageError(f"{PARALLELISM_ENV} must be a whole number") from None
-    else:
-        value = DEFAULT_PARALLELISM
-    if not 1 <= value <= 64:
-        raise UsageError("parallelism must be between 1 and 64")
-    return value
+    return dataclasses.replace(settings, manager_url=url.rstrip("/"), token=tok)

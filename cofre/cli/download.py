@@ -15,18 +15,19 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from cofre.chunks import hash_bytes
 from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError, UsageError
 from cofre.cli.http import Clients
 from cofre.cli.progress import Progress
+from cofre.durable import fsync_dir
 from cofre.errors import CofreError, IntegrityError, Unavailable
-from cofre.models import ChunkHash, parse_chunk_hash
+from cofre.protocol.manager_api import ChunkLocation
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,9 @@ class GetResult:
     dest: str
 
 
-async def fetch_chunk(clients: Clients, chunk: dict[str, Any]) -> bytes:
+async def fetch_chunk(clients: Clients, chunk: ChunkLocation) -> bytes:
     """The bytes of one manifest chunk from the first node that has them intact."""
-    chunk_hash: ChunkHash = parse_chunk_hash(chunk["hash"])
-    length = int(chunk["length"])
-    nodes = [str(u) for u in chunk.get("nodes") or []]
+    chunk_hash, length, nodes = chunk.hash, chunk.length, chunk.nodes
     failures: list[str] = []
     corrupt = False
     for url in nodes:
@@ -70,7 +69,7 @@ async def fetch_chunk(clients: Clients, chunk: dict[str, Any]) -> bytes:
 
 async def stream_chunks(
     clients: Clients,
-    chunks: list[dict[str, Any]],
+    chunks: list[ChunkLocation],
     *,
     budget: Budget,
     write: Callable[[bytes], Awaitable[None]],
@@ -79,7 +78,7 @@ async def stream_chunks(
     window: collections.deque[tuple[int, asyncio.Task[bytes]]] = collections.deque()
     written = 0
 
-    async def fetch(chunk: dict[str, Any], length: int) -> bytes:
+    async def fetch(chunk: ChunkLocation, length: int) -> bytes:
         async with budget.requests:
             await budget.in_flight.acquire(length)
             try:
@@ -103,7 +102,7 @@ async def stream_chunks(
     try:
         for index, listed in enumerate(chunks):
             chunk = spread_nodes(listed, index)
-            length = int(chunk["length"])
+            length = chunk.length
             # Never block on memory while holding fetched chunks that only we can release.
             while window and (len(window) >= budget.batch or budget.memory.would_block(length)):
                 await write_oldest()
@@ -120,14 +119,14 @@ async def stream_chunks(
     return written
 
 
-def spread_nodes(chunk: dict[str, Any], index: int) -> dict[str, Any]:
+def spread_nodes(chunk: ChunkLocation, index: int) -> ChunkLocation:
     """The chunk with its nodes rotated by ``index``: consecutive chunks are read from different
     copies, so every holder serves (and hashes) a share; the others stay as fallbacks."""
-    nodes = list(chunk.get("nodes") or [])
+    nodes = chunk.nodes
     if len(nodes) < 2:
         return chunk
     k = index % len(nodes)
-    return {**chunk, "nodes": nodes[k:] + nodes[:k]}
+    return chunk.model_copy(update={"nodes": nodes[k:] + nodes[:k]})
 
 
 def default_dest(name: str) -> Path:
@@ -165,43 +164,30 @@ async def get_to_path(
     make_parents: bool = False,
 ) -> GetResult:
     manifest = await clients.manager.get_manifest(name, version=version)
-    dest = _prepare_dest(dest, name=name, force=force, make_parents=make_parents)
-    size = int(manifest["size"])
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=dest.parent, prefix=f".{dest.name[:80]}.", suffix=".cofre-part"
-        )
-    except OSError as exc:
-        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+    dest = prepare_dest(dest, name=name, force=force, make_parents=make_parents)
+    size, mode, mtime = manifest.size, manifest.mode, manifest.mtime
     progress = Progress(label=name, total=size, enabled=None if show_progress else False)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with part_file(dest, mode=mode, mtime=mtime) as (f, tmp):
             written = await stream_chunks(
-                clients, manifest["chunks"], budget=budget, write=_file_writer(f, progress, dest)
+                clients, manifest.chunks, budget=budget, write=_file_writer(f, progress, dest)
             )
             if written != size:
                 raise IntegrityError(f"{name}: got {written} bytes, the manifest says {size}")
             await asyncio.to_thread(_sync, f)
-            os.fchmod(f.fileno(), int(manifest["mode"]) & MODE_MASK)
-        mtime = float(manifest["mtime"])
-        os.utime(tmp_name, (mtime, mtime))
-        _install(tmp_name, dest, force=force)
-    except OSError as exc:
-        _discard(tmp_name)
-        raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _discard(tmp_name)
-        raise
+        install(tmp, dest, force=force)
     finally:
         progress.finish()
-    return GetResult(name=name, version=int(manifest["version"]), size=size, dest=str(dest))
+    return GetResult(name=name, version=manifest.version, size=size, dest=str(dest))
 
 
-def _prepare_dest(dest: Path, *, name: str, force: bool, make_parents: bool) -> Path:
+def prepare_dest(dest: Path, *, name: str, force: bool, make_parents: bool) -> Path:
+    """Where NAME is restored: ``dest``, or NAME's last part inside it when it is a directory;
+    refused when it exists (unless ``force``), parent directories made on request."""
     if dest.is_dir():
         dest = dest / default_dest(name)
     if (dest.exists() or dest.is_symlink()) and not force:
-        raise LocalFileError(f"{dest} already exists; use --force to overwrite it")
+        raise _exists(dest)
     if make_parents:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -210,22 +196,63 @@ def _prepare_dest(dest: Path, *, name: str, force: bool, make_parents: bool) -> 
     return dest
 
 
-def _install(tmp: str, dest: Path, *, force: bool, sync_dir: bool = True) -> None:
+def cannot_write(dest: Path, exc: OSError) -> LocalFileError:
+    return LocalFileError(f"cannot write {dest}: {exc.strerror or exc}")
+
+
+def _exists(dest: Path) -> LocalFileError:
+    return LocalFileError(f"{dest} already exists; use --force to overwrite it")
+
+
+@contextlib.contextmanager
+def part_file(dest: Path, *, mode: int, mtime: float) -> Iterator[tuple[BinaryIO, str]]:
+    """A temp file beside ``dest`` and its name, for the restored bytes; once written, given
+    ``mode`` (permission bits only) and ``mtime``. Removed if anything fails."""
+    try:
+        fd, tmp = tempfile.mkstemp(
+            dir=dest.parent, prefix=f".{dest.name[:80]}.", suffix=".cofre-part"
+        )
+    except OSError as exc:
+        raise cannot_write(dest, exc) from exc
+    with _removed_on_failure(tmp, dest):
+        with os.fdopen(fd, "wb") as f:
+            yield f, tmp
+            os.fchmod(f.fileno(), mode & MODE_MASK)
+        os.utime(tmp, (mtime, mtime))
+
+
+def install(tmp: str, dest: Path, *, force: bool, sync_dir: bool = True) -> None:
     """Put the finished file in place; without ``force`` never replace what appeared meanwhile.
-    ``sync_dir=False`` leaves the directory's fsync to the caller (one for many files)."""
-    if force:
-        os.replace(tmp, dest)
-    else:
-        try:
-            os.link(tmp, dest)
-        except FileExistsError:
-            raise LocalFileError(f"{dest} already exists; use --force to overwrite it") from None
-        os.unlink(tmp)
+    The temp file is removed if that fails. ``sync_dir=False`` leaves the directory's fsync to
+    the caller (one for many files)."""
+    with _removed_on_failure(tmp, dest):
+        if force:
+            os.replace(tmp, dest)
+        else:
+            try:
+                os.link(tmp, dest)
+            except FileExistsError:
+                raise _exists(dest) from None
+            os.unlink(tmp)
     if sync_dir:
-        _fsync_dir(dest.parent)
+        with contextlib.suppress(OSError):
+            fsync_dir(dest.parent)
 
 
-def _discard(tmp: str) -> None:
+@contextlib.contextmanager
+def _removed_on_failure(tmp: str, dest: Path) -> Iterator[None]:
+    """The temp file is removed if the body fails; an OSError becomes a LocalFileError."""
+    try:
+        yield
+    except OSError as exc:
+        discard(tmp)
+        raise cannot_write(dest, exc) from exc
+    except BaseException:
+        discard(tmp)
+        raise
+
+
+def discard(tmp: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
 
@@ -235,14 +262,14 @@ async def get_to_stdout(
 ) -> GetResult:
     manifest = await clients.manager.get_manifest(name, version=version)
     out = sys.stdout.buffer
-    progress = Progress(label=name, total=int(manifest["size"]), enabled=False)
+    progress = Progress(label=name, total=manifest.size, enabled=False)
     written = await stream_chunks(
-        clients, manifest["chunks"], budget=budget, write=_file_writer(out, progress, Path("-"))
+        clients, manifest.chunks, budget=budget, write=_file_writer(out, progress, Path("-"))
     )
     out.flush()
-    if written != int(manifest["size"]):
-        raise IntegrityError(f"{name}: got {written} bytes, the manifest says {manifest['size']}")
-    return GetResult(name=name, version=int(manifest["version"]), size=written, dest="-")
+    if written != manifest.size:
+        raise IntegrityError(f"{name}: got {written} bytes, the manifest says {manifest.size}")
+    return GetResult(name=name, version=manifest.version, size=written, dest="-")
 
 
 def _file_writer(f: BinaryIO, progress: Progress, dest: Path) -> Callable[[bytes], Awaitable[None]]:
@@ -252,7 +279,7 @@ def _file_writer(f: BinaryIO, progress: Progress, dest: Path) -> Callable[[bytes
         except BrokenPipeError as exc:
             raise LocalFileError("output closed before the restore finished") from exc
         except OSError as exc:
-            raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+            raise cannot_write(dest, exc) from exc
         progress.advance(len(data))
 
     return write
@@ -261,12 +288,3 @@ def _file_writer(f: BinaryIO, progress: Progress, dest: Path) -> Callable[[bytes
 def _sync(f: BinaryIO) -> None:
     f.flush()
     os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -18,10 +18,6 @@ from cofre.protocol.client import ManagerClient, NodeClient
 
 log = logging.getLogger(__name__)
 
-# seconds: one request (a chunk of up to 64 MiB through a relay) may take a while on a slow disk.
-REQUEST_TIMEOUT_S = 300.0
-CONNECT_TIMEOUT_S = 10.0
-
 
 async def _on_request_start(
     _session: aiohttp.ClientSession,
@@ -32,11 +28,13 @@ async def _on_request_start(
 
 
 @asynccontextmanager
-async def open_cli_session(*, limit: int = 64) -> AsyncIterator[aiohttp.ClientSession]:
+async def open_cli_session(
+    ctx: Context, *, limit: int = 64
+) -> AsyncIterator[aiohttp.ClientSession]:
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(_on_request_start)
     timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=REQUEST_TIMEOUT_S
+        total=None, sock_connect=ctx.connect_timeout_s, sock_read=ctx.timeout_s
     )
     connector = aiohttp.TCPConnector(limit=limit)
     async with aiohttp.ClientSession(
@@ -59,5 +57,5 @@ class Clients:
 
 @asynccontextmanager
 async def connect(ctx: Context) -> AsyncIterator[Clients]:
-    async with open_cli_session() as session:
+    async with open_cli_session(ctx) as session:
         yield Clients(session, ctx)

@@ -1,5 +1,10 @@
 """`cofre local up`: a manager and N storage nodes as child processes on 127.0.0.1.
 
+The manager's and nodes' settings are theirs (cofre.config.ManagerConfig and NodeConfig): the
+children inherit the environment, and `local up` takes the same flags (the nodes' with a
+``--node-`` prefix) and passes on those given. It sets only what makes the cluster local:
+addresses, ports, data dirs, the token and the static list of nodes.
+
 The data dir keeps the token and the node ports, so the same dir is the same cluster after a
 restart. The command stays in the foreground; Ctrl-C or SIGTERM stops every child (SIGTERM,
 then SIGKILL after a deadline). If a child dies, everything is stopped and the exit is non-zero.
@@ -10,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import signal
@@ -20,13 +24,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from cofre.cli.exitcodes import ExitCode, UsageError
 from cofre.cli.localstate import (
+    LocalNode,
+    LocalState,
     load_node_ports,
     load_or_create_token,
     pid_alive,
@@ -36,6 +42,18 @@ from cofre.cli.localstate import (
     save_node_ports,
     write_state,
 )
+from cofre.config import (
+    ClientConfig,
+    ConfigError,
+    ManagerConfig,
+    NodeConfig,
+    add_flags,
+    dest_name,
+    given_flags,
+    leaves,
+    load,
+)
+from cofre.protocol.manager_api import NodeList
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +63,14 @@ READY_TIMEOUT_S = 90.0
 # seconds each child gets to exit after SIGTERM before SIGKILL.
 STOP_TIMEOUT_S = 10.0
 POLL_S = 0.2
-# Probe nodes every second locally (the default is 2): readiness and failures show up sooner.
-PROBE_INTERVAL_S = "1.0"
+# Defaults of a local cluster where they differ from a deployed one's, as environment defaults
+# so that the user's environment and flags still win. Probe every second (the default is 2):
+# readiness and failures show up sooner.
+LOCAL_ENV_DEFAULTS = {"COFRE_PROBE_INTERVAL_S": "1.0"}
+# Settings `local up` decides itself (attribute paths of the config dataclasses): not flags.
+MANAGER_FIXED = ("host", "token", "data_dir", "log_level", "discovery")
+NODE_FIXED = ("host", "port", "token", "node_id", "data_dir", "log_level")
+NODE_PREFIX = "node"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -69,24 +93,88 @@ class ChildDied(Exception):
     pass
 
 
-def run_local_up(args: argparse.Namespace) -> ExitCode:
+def add_up_flags(parser: argparse.ArgumentParser) -> None:
+    """`local up`'s flags: its own, then the manager's and the nodes' from cofre.config."""
+    parser.add_argument(
+        "--nodes", type=int, default=4, metavar="N", help="storage nodes (default 4)"
+    )
+    add_flags(parser, ClientConfig, only=("data_dir",))
+    manager = parser.add_argument_group(
+        "manager settings", "passed on to the manager (python -m cofre.manager)"
+    )
+    add_flags(manager, ManagerConfig, skip=MANAGER_FIXED)
+    # Shorter spellings this command has always had; the same settings as above.
+    factor = next(x for x in leaves(ManagerConfig) if x.key == "placement.replication_factor")
+    keeps = next(x for x in leaves(ManagerConfig) if x.key == "placement.primary_keeps_copy")
+    manager.add_argument(
+        "--replication-factor",
+        dest=dest_name(factor),
+        metavar="COPIES",
+        help="short for --placement-replication-factor",
+    )
+    manager.add_argument(
+        "--primary-keeps-copy",
+        dest=dest_name(keeps),
+        action="store_const",
+        const="true",
+        help="short for --placement-primary-keeps-copy true",
+    )
+    nodes = parser.add_argument_group(
+        "storage node settings",
+        "passed on to every node (python -m cofre.storage_node) without the --node- prefix",
+    )
+    add_flags(nodes, NodeConfig, prefix=NODE_PREFIX, skip=NODE_FIXED)
+
+
+def child_env(env: Mapping[str, str], token: str) -> dict[str, str]:
+    """The children's environment: the local defaults, then ours, then the token (in the
+    environment, not argv: ps shows argv to every user)."""
+    return {**LOCAL_ENV_DEFAULTS, **env, "COFRE_TOKEN": token}
+
+
+def manager_config(
+    args: argparse.Namespace, data_dir: Path, *, env: Mapping[str, str], token: str
+) -> ManagerConfig:
+    """The settings the manager will run with, checked now (the nodes' too) so that a bad one
+    is a usage error here rather than a child that dies."""
+    env = child_env(env, token)
+    try:
+        load(NodeConfig, env=env, args=args, prefix=NODE_PREFIX, overrides=_node_fixed())
+        config = load(ManagerConfig, env=env, args=args, overrides=_manager_fixed(data_dir, token))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not 1 <= config.port <= 65535:
+        raise UsageError("--port must be between 1 and 65535")
+    return config
+
+
+def _manager_fixed(data_dir: Path, token: str) -> dict[str, object]:
+    return {
+        "host": HOST,
+        "token": token,
+        "data_dir": data_dir / "manager",
+        "discovery.backend": "static",
+    }
+
+
+def _node_fixed() -> dict[str, object]:
+    return {"host": HOST, "port": 0, "data_dir": Path("unused")}
+
+
+def run_local_up(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
     if args.nodes < 1:
         raise UsageError("--nodes must be at least 1")
-    if args.replication_factor < 1:
-        raise UsageError("--replication-factor must be at least 1")
-    if not 1 <= args.port <= 65535:
-        raise UsageError("--port must be between 1 and 65535")
-    data_dir: Path = args.data_dir.absolute()
+    data_dir = settings.data_dir.absolute()
     _prepare_dir(data_dir)
-    _refuse_if_running(data_dir)
-    if not _port_free(args.port):
-        raise UsageError(
-            f"port {args.port} on {HOST} is already in use; choose another with --port"
-        )
     token = load_or_create_token(data_dir)
-    children = plan(args, data_dir)
-    env = dict(os.environ)
-    env["COFRE_TOKEN"] = token  # in the environment, not argv: ps shows argv to every user
+    config = manager_config(args, data_dir, env=os.environ, token=token)
+    _refuse_if_running(data_dir)
+    if not _port_free(config.port):
+        raise UsageError(
+            f"port {config.port} on {HOST} is already in use; choose another with --port"
+        )
+    children = plan(args, data_dir, config)
+    env = child_env(os.environ, token)
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -101,12 +189,12 @@ def run_local_up(args: argparse.Namespace) -> ExitCode:
         _wait_ready(manager.url, token, [c.role for c in children[:-1]], children, stopping)
         if stopping:
             return _stop_all(children, data_dir, ExitCode.OK)
-        write_state(data_dir, _state(args, data_dir, token, children))
+        write_state(data_dir, _state(config, data_dir, token, children))
         print(f"COFRE_MANAGER={manager.url}", flush=True)
         print(f"COFRE_TOKEN={token}", flush=True)
         print(
             f"cofre: local cluster up: manager {manager.url}, {args.nodes} nodes, "
-            f"replication factor {args.replication_factor}, data in {data_dir}; "
+            f"replication factor {config.placement.replication_factor}, data in {data_dir}; "
             "Ctrl-C or `cofre local down` stops it",
             file=sys.stderr,
             flush=True,
@@ -125,11 +213,11 @@ def run_local_up(args: argparse.Namespace) -> ExitCode:
         raise
 
 
-def run_local_down(args: argparse.Namespace) -> ExitCode:
+def run_local_down(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
     """SIGTERM the `local up` running from the data dir and wait until it has stopped."""
-    data_dir: Path = args.data_dir.absolute()
+    data_dir = settings.data_dir.absolute()
     state = read_state(data_dir)
-    pid = int(state.get("pid") or 0) if state else 0
+    pid = state.pid if state else 0
     if not pid or not pid_running(pid) or not _is_local_up(pid):
         if state is not None:
             remove_state(data_dir)  # left by a `local up` that was killed
@@ -173,7 +261,7 @@ def _prepare_dir(data_dir: Path) -> None:
 
 def _refuse_if_running(data_dir: Path) -> None:
     state = read_state(data_dir)
-    pid = int(state.get("pid") or 0) if state else 0
+    pid = state.pid if state else 0
     if pid and pid != os.getpid() and pid_alive(pid):
         raise UsageError(f"a local cluster already runs from {data_dir} (pid {pid})")
 
@@ -196,17 +284,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def plan(args: argparse.Namespace, data_dir: Path) -> list[Child]:
-    """The nodes (same ids, dirs and, when still free, ports as last time), then the manager."""
+def plan(args: argparse.Namespace, data_dir: Path, config: ManagerConfig) -> list[Child]:
+    """The nodes (same ids, dirs and, when still free, ports as last time), then the manager
+    (``config``: see manager_config). Flags given for them are passed on."""
     saved = load_node_ports(data_dir)
     ports: dict[str, int] = {}
     children: list[Child] = []
+    node_flags = given_flags(args, NodeConfig, prefix=NODE_PREFIX, skip=NODE_FIXED)
     for i in range(args.nodes):
         node_id = f"node-{i}"
         port = saved.get(node_id, 0)
-        if not port or port == args.port or port in ports.values() or not _port_free(port):
+        if not port or port == config.port or port in ports.values() or not _port_free(port):
             port = _free_port()
-            while port == args.port or port in ports.values():
+            while port == config.port or port in ports.values():
                 port = _free_port()
         ports[node_id] = port
         node_dir = data_dir / "nodes" / node_id
@@ -220,6 +310,7 @@ def plan(args: argparse.Namespace, data_dir: Path) -> list[Child]:
                     sys.executable, "-m", "cofre.storage_node",
                     "--host", HOST, "--port", str(port),
                     "--node-id", node_id, "--data-dir", str(node_dir),
+                    *node_flags,
                 ],
             )
         )  # fmt: skip
@@ -229,18 +320,16 @@ def plan(args: argparse.Namespace, data_dir: Path) -> list[Child]:
     children.append(
         Child(
             role="manager",
-            url=f"http://{HOST}:{args.port}",
+            url=f"http://{HOST}:{config.port}",
             data_dir=manager_dir,
             log_path=data_dir / "logs" / "manager.log",
             argv=[
                 sys.executable, "-m", "cofre.manager",
-                "--host", HOST, "--port", str(args.port),
+                "--host", HOST, "--port", str(config.port),
                 "--data-dir", str(manager_dir),
                 "--discovery-backend", "static",
                 "--discovery-static-nodes", static,
-                "--placement-replication-factor", str(args.replication_factor),
-                "--placement-primary-keeps-copy", "true" if args.primary_keeps_copy else "false",
-                "--probe-interval-s", PROBE_INTERVAL_S,
+                *given_flags(args, ManagerConfig, skip=(*MANAGER_FIXED, "port")),
             ],
         )
     )  # fmt: skip
@@ -325,29 +414,26 @@ def _ready_nodes(manager_url: str, token: str) -> set[str] | None:
     )
     try:
         with urllib.request.urlopen(req, timeout=2.0) as resp:
-            body: Any = json.load(resp)
+            listed = NodeList.model_validate_json(resp.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None
-    nodes = body.get("nodes", []) if isinstance(body, dict) else []
-    return {str(n.get("node_id")) for n in nodes if isinstance(n, dict) and n.get("ready")}
+    return {n.node_id for n in listed.nodes if n.ready}
 
 
-def _state(
-    args: argparse.Namespace, data_dir: Path, token: str, children: list[Child]
-) -> dict[str, Any]:
-    return {
-        "manager_url": children[-1].url,
-        "token": token,
-        "pid": os.getpid(),
-        "data_dir": str(data_dir),
-        "replication_factor": args.replication_factor,
-        "primary_keeps_copy": args.primary_keeps_copy,
-        "pids": {c.role: c.pid for c in children},
-        "nodes": [
-            {"node_id": c.role, "url": c.url, "pid": c.pid, "data_dir": str(c.data_dir)}
+def _state(config: ManagerConfig, data_dir: Path, token: str, children: list[Child]) -> LocalState:
+    return LocalState(
+        manager_url=children[-1].url,
+        token=token,
+        pid=os.getpid(),
+        data_dir=str(data_dir),
+        replication_factor=config.placement.replication_factor,
+        primary_keeps_copy=config.placement.primary_keeps_copy,
+        pids={c.role: c.pid for c in children},
+        nodes=[
+            LocalNode(node_id=c.role, url=c.url, pid=c.pid, data_dir=str(c.data_dir))
             for c in children[:-1]
         ],
-    }
+    )
 
 
 def _stop_all(children: list[Child], data_dir: Path, code: ExitCode) -> ExitCode:
@@ -367,7 +453,7 @@ def _stop_all(children: list[Child], data_dir: Path, code: ExitCode) -> ExitCode
             _signal(child, signal.SIGKILL)
             child.proc.wait()
     state = read_state(data_dir)
-    if state is not None and state.get("pid") == os.getpid():
+    if state is not None and state.pid == os.getpid():
         remove_state(data_dir)
     return code
 

@@ -2,7 +2,8 @@
 
 The token and ports persist so that a second `cofre local up` on the same dir is the same cluster
 (same nodes, same catalog, same token). The state file exists only while `local up` runs; other
-commands read it to find the manager.
+commands read it to find the manager. Which dir is the CLI's ``data_dir`` setting
+(cofre.config.ClientConfig: --data-dir, COFRE_DATA_DIR, default ./.cofre-local).
 """
 
 from __future__ import annotations
@@ -12,17 +13,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-DEFAULT_DATA_DIR = Path(".cofre-local")
-DATA_DIR_ENV = "COFRE_DATA_DIR"
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 STATE_FILE = "state.json"
 TOKEN_FILE = "token"
 PORTS_FILE = "node-ports.json"
-
-
-def default_data_dir(env: Mapping[str, str]) -> Path:
-    return Path(env[DATA_DIR_ENV]) if env.get(DATA_DIR_ENV) else DEFAULT_DATA_DIR
 
 
 def write_private(path: Path, text: str) -> None:
@@ -68,17 +64,39 @@ def save_node_ports(data_dir: Path, ports: Mapping[str, int]) -> None:
     write_private(data_dir / PORTS_FILE, json.dumps(dict(ports), indent=2) + "\n")
 
 
-def write_state(data_dir: Path, state: Mapping[str, Any]) -> None:
-    write_private(data_dir / STATE_FILE, json.dumps(dict(state), indent=2) + "\n")
+class LocalNode(BaseModel):
+    node_id: str
+    url: str
+    pid: int
+    data_dir: str
 
 
-def read_state(data_dir: Path) -> dict[str, Any] | None:
+class LocalState(BaseModel):
+    """What a running `local up` tells the other commands (the state file). Every field has a
+    default: a partial file (an older version's, or one cut short) still names its owner."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    manager_url: str = ""
+    token: str = ""
+    pid: int = Field(0, description="The `local up` process; 0 if unknown.")
+    data_dir: str = ""
+    replication_factor: int = 0
+    primary_keeps_copy: bool = False
+    pids: dict[str, int] = Field(default_factory=dict)
+    nodes: list[LocalNode] = Field(default_factory=list)
+
+
+def write_state(data_dir: Path, state: LocalState) -> None:
+    write_private(data_dir / STATE_FILE, state.model_dump_json(indent=2) + "\n")
+
+
+def read_state(data_dir: Path) -> LocalState | None:
     """The running cluster's state, or None when there is none (or it is unreadable)."""
     try:
-        data = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return LocalState.model_validate_json((data_dir / STATE_FILE).read_bytes())
+    except (OSError, ValidationError):
         return None
-    return data if isinstance(data, dict) else None
 
 
 def pid_alive(pid: int) -> bool:

@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from cofre.cli.cmd_cluster import (
@@ -20,21 +19,22 @@ from cofre.cli.cmd_cluster import (
 )
 from cofre.cli.cmd_files import run_get, run_ls, run_put, run_rm
 from cofre.cli.cmd_where import run_where
-from cofre.cli.context import Context, resolve
+from cofre.cli.context import Context, load_settings, resolve
 from cofre.cli.exitcodes import ExitCode, describe_error, describe_exit_codes, exit_code_for
-from cofre.cli.localstate import default_data_dir
+from cofre.cli.local import add_up_flags, run_local_down, run_local_up
 from cofre.cli.output import display_name
-
-LOG_LEVEL_ENV = "COFRE_LOG_LEVEL"
+from cofre.config import ClientConfig, add_flags
+from cofre.logsetup import CLI_FORMAT, setup_logging
 
 Handler = Callable[[argparse.Namespace, Context], Coroutine[Any, Any, ExitCode]]
 
 DESCRIPTION = """\
 cofre backs files up onto storage nodes chosen by a manager.
 
-The manager and token come from --manager/--token, else COFRE_MANAGER/COFRE_TOKEN, else the
-state file of a running `cofre local up` (./.cofre-local, or COFRE_DATA_DIR).
-Set COFRE_LOG_LEVEL=DEBUG to log every request."""
+Settings: defaults < COFRE_* environment < flags (see a command's --help). The manager and
+token come from --manager/--token, else COFRE_MANAGER/COFRE_TOKEN, else the state file of a
+running `cofre local up` (./.cofre-local, or --data-dir/COFRE_DATA_DIR).
+Set COFRE_LOG_LEVEL=DEBUG (or -v) to log every request."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,15 +75,13 @@ def _non_negative_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The settings of cofre.config.ClientConfig; --parallelism only where it means something.
     conn = _Parser(add_help=False)
-    conn.add_argument("--manager", metavar="URL", help="manager URL (env COFRE_MANAGER)")
-    conn.add_argument("--token", help="cluster token (env COFRE_TOKEN)")
+    add_flags(conn, ClientConfig, skip=("parallelism",))
     js = _Parser(add_help=False)
     js.add_argument("--json", action="store_true", help="print JSON for scripts")
     par = _Parser(add_help=False)
-    par.add_argument(
-        "--parallelism", type=_positive_int, metavar="N", help="chunks in flight (default 4)"
-    )
+    add_flags(par, ClientConfig, only=("parallelism",))
 
     parser = _Parser(
         prog="cofre",
@@ -192,31 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
             "next time (token, nodes, backups). Ctrl-C or SIGTERM stops everything."
         ),
     )
-    up.add_argument(
-        "--nodes", type=_positive_int, default=4, metavar="N", help="storage nodes (default 4)"
-    )
-    up.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="where everything is kept (default ./.cofre-local, or COFRE_DATA_DIR)",
-    )
-    up.add_argument(
-        "--port", type=int, default=8080, metavar="PORT", help="manager port (default 8080)"
-    )
-    up.add_argument(
-        "--replication-factor",
-        type=_positive_int,
-        default=2,
-        metavar="F",
-        help="copies of each chunk (default 2)",
-    )
-    up.add_argument(
-        "--primary-keeps-copy",
-        action="store_true",
-        help="the primary node keeps one of the copies instead of only relaying",
-    )
+    add_up_flags(up)
     up.set_defaults(handler=None, local_up=True)
     down = local_sub.add_parser(
         "down",
@@ -227,13 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
             "error."
         ),
     )
-    down.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="the cluster's data dir (default ./.cofre-local, or COFRE_DATA_DIR)",
-    )
+    add_flags(down, ClientConfig, only=("data_dir",))
     down.add_argument(
         "--timeout",
         type=_positive_float,
@@ -245,24 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: bool) -> None:
-    level_name = "DEBUG" if verbose else os.environ.get(LOG_LEVEL_ENV, "WARNING").upper()
-    level = logging.getLevelName(level_name)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level if isinstance(level, int) else logging.WARNING,
-        format="%(levelname)s %(name)s %(message)s",
-    )
-    # The CLI's own request log is the one worth reading; aiohttp's is noise here.
-    logging.getLogger("asyncio").setLevel(logging.WARNING)
-
-
 def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
     try:
-        return int(_dispatch(args))
+        settings = load_settings(env=os.environ, args=args)
+        setup_logging("DEBUG" if args.verbose else settings.log_level, fmt=CLI_FORMAT)
+        return int(_dispatch(args, settings))
     except KeyboardInterrupt:
         print("cofre: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -276,19 +233,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         return exit_code_for(exc)
 
 
-def _dispatch(args: argparse.Namespace) -> ExitCode:
+def _dispatch(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
     if getattr(args, "local_up", False) or getattr(args, "local_down", False):
-        from cofre.cli.local import run_local_down, run_local_up
-
-        if args.data_dir is None:
-            args.data_dir = default_data_dir(os.environ)
-        return run_local_up(args) if getattr(args, "local_up", False) else run_local_down(args)
-    ctx = resolve(
-        manager=args.manager,
-        token=args.token,
-        parallelism=getattr(args, "parallelism", None),
-        env=os.environ,
-    )
+        if getattr(args, "local_up", False):
+            return run_local_up(args, settings)
+        return run_local_down(args, settings)
+    ctx = resolve(settings)
     if getattr(args, "menu", False):
         from cofre.cli.menu import run_menu
 

@@ -108,7 +108,7 @@ def _back_up(ctx: Context) -> None:
 
 def _names(ctx: Context) -> list[str]:
     files = _run(ctx, lambda c: c.manager.list_files())
-    return sorted(str(f["name"]) for f in files)
+    return sorted(f.name for f in files)
 
 
 def _recover(ctx: Context) -> None:

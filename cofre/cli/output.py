@@ -6,7 +6,9 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TextIO
+
+from pydantic import BaseModel
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -56,7 +58,14 @@ def table(
     return "\n".join([line(headers), *(line(row) for row in rows)])
 
 
-def print_json(value: Any, *, stream: TextIO | None = None) -> None:
+def print_json(
+    value: BaseModel | Sequence[BaseModel] | object, *, stream: TextIO | None = None
+) -> None:
+    """``value`` as indented JSON: a wire model (or a list of them) as it travels."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif isinstance(value, list) and all(isinstance(v, BaseModel) for v in value):
+        value = [v.model_dump(mode="json") for v in value]
     out = stream if stream is not None else sys.stdout
     json.dump(value, out, indent=2, ensure_ascii=False)
     out.write("\n")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from aiohttp import web
 
 from cofre.config import ConfigError, ManagerConfig, add_flags, load
+from cofre.logsetup import setup_logging
 from cofre.manager.app import create_app
 
 log = logging.getLogger("cofre.manager")
@@ -18,20 +18,19 @@ log = logging.getLogger("cofre.manager")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cofre.manager",
-        description="The cofre manager: placement, catalog, commit, GC, fsck, drain.",
+        description=(
+            "The cofre manager: placement, catalog, commit, GC, fsck, drain. "
+            "Settings: defaults < COFRE_* environment < flags."
+        ),
     )
     add_flags(parser, ManagerConfig)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("COFRE_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
     try:
         config = load(ManagerConfig, args=args)
+        setup_logging(config.log_level)
         app = create_app(config)
     except ConfigError as exc:
-        print(f"cofre manager: {exc}", file=sys.stderr)
+        print(f"cofre manager: error: {exc}", file=sys.stderr)
         return 2
     log.info(
         "manager starting address=%s:%d data_dir=%s discovery=%s replication_factor=%d "

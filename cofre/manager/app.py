@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from cofre.aio import cancel_all
+from cofre.aio import Periodic, cancel_all
 from cofre.config import ManagerConfig
-from cofre.manager import drain, gc, openapi, repair, uploads
+from cofre.limits import MAX_MANAGER_JSON_BYTES
+from cofre.manager import drain, gc, repair, uploads
 from cofre.manager.catalog import Catalog
 from cofre.manager.context import Manager
 from cofre.manager.discovery import NodeDiscovery, make_discovery
@@ -19,27 +20,42 @@ from cofre.manager.probing import probe_loop
 from cofre.manager.registry import Registry
 from cofre.manager.routes import routes
 from cofre.protocol.client import open_session
-from cofre.protocol.server import (
-    HANDLER_ARGS,
-    auth_middleware,
-    error_middleware,
-    openapi_route,
-)
+from cofre.protocol.server import HANDLER_ARGS, auth_middleware, error_middleware
 
 log = logging.getLogger(__name__)
 
 CATALOG_FILE = "catalog.sqlite3"
-# Manager requests carry JSON only; a manifest of a 1 TiB file is about 20 MB.
-CLIENT_MAX_SIZE = 64 * 1024 * 1024
 DISCOVERY = web.AppKey("discovery", NodeDiscovery)
+# Seconds before a discovery watch that failed or ended is started again.
+DISCOVERY_RESTART_S = 5.0
 # Seconds shutdown waits for the background loops; a cancelled loop stops at once.
 STOP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManagerLoops:
+    """The manager's periodic loops, set up at start. Tests run a pass of one and wait for it
+    with ``await app[LOOPS].probe.run_once()`` rather than for the clock."""
+
+    probe: Periodic
+    gc: Periodic
+    sessions: Periodic
+    drain: Periodic
+    # None when background repair is off (repair.interval_s = 0).
+    repair: Periodic | None
+
+    def all(self) -> list[Periodic]:
+        loops = [self.probe, self.gc, self.sessions, self.drain, self.repair]
+        return [loop for loop in loops if loop is not None]
+
+
+LOOPS = web.AppKey("loops", ManagerLoops)
 
 
 def create_app(config: ManagerConfig) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware(config.token)],
-        client_max_size=CLIENT_MAX_SIZE,
+        client_max_size=MAX_MANAGER_JSON_BYTES,
         handler_args=HANDLER_ARGS,
     )
     app[CONFIG] = config
@@ -47,7 +63,6 @@ def create_app(config: ManagerConfig) -> web.Application:
     app[DISCOVERY] = make_discovery(config.discovery)
     app.cleanup_ctx.extend([_manager_ctx, _background_ctx])
     app.add_routes(routes)
-    app.add_routes([openapi_route(openapi.document())])
     return app
 
 
@@ -75,38 +90,30 @@ async def _manager_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _discovery_loop(m: Manager, discovery: NodeDiscovery) -> None:
     async for endpoints in discovery.watch():
         m.registry.update_endpoints(endpoints)
+    log.warning("discovery watch ended backend=%s; restarting it", discovery.name)
 
 
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     m = app[MANAGER]
     config = app[CONFIG]
-    loops: dict[str, Callable[[], Awaitable[None]]] = {
-        "discovery": lambda: _discovery_loop(m, app[DISCOVERY]),
-        "probe": lambda: probe_loop(
-            m.registry, session=m.http, token=config.token, config=config.probe
-        ),
-        "gc": lambda: gc.gc_loop(m),
-        "sessions": lambda: uploads.sweeper_loop(m),
-        "drain": lambda: drain.drain_loop(m),
-        "repair": lambda: repair.repair_loop(m),
-    }
-    tasks = [
-        asyncio.create_task(_guard(name, fn), name=f"manager-{name}") for name, fn in loops.items()
-    ]
+    discovery = app[DISCOVERY]
+    loops = ManagerLoops(
+        probe=probe_loop(m.registry, session=m.http, token=config.token, config=config.probe),
+        gc=gc.gc_loop(m),
+        sessions=uploads.sweeper_loop(m),
+        drain=drain.drain_loop(m),
+        repair=repair.repair_loop(m),
+    )
+    app[LOOPS] = loops
+    # The watch runs for good; one that fails or ends is started again after a pause.
+    watch = Periodic(
+        "discovery",
+        lambda: _discovery_loop(m, discovery),
+        interval_s=DISCOVERY_RESTART_S,
+        pass_at_start=True,
+    )
+    tasks = [watch.start(), *(loop.start() for loop in loops.all())]
     yield
     stuck = await cancel_all(tasks, STOP_TIMEOUT_S)
     if stuck:
         log.error("background loops did not stop loops=%s", ",".join(sorted(stuck)))
-
-
-async def _guard(name: str, fn: Callable[[], Awaitable[None]]) -> None:
-    """A background loop that dies is restarted after a pause rather than lost silently."""
-    while True:
-        try:
-            await fn()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("background loop crashed loop=%s; restarting in 5 s", name)
-            await asyncio.sleep(5.0)

@@ -436,6 +436,19 @@ class Catalog:
 
         return await self._run(do)
 
+    async def holders(self, node_ids: Iterable[NodeId]) -> set[NodeId]:
+        """Those of ``node_ids`` the catalog records at least one copy on."""
+        wanted = list(dict.fromkeys(node_ids))
+
+        def do(db: sqlite3.Connection) -> set[NodeId]:
+            return {
+                n
+                for n in wanted
+                if db.execute("SELECT 1 FROM locations WHERE node_id = ? LIMIT 1", (n,)).fetchone()
+            }
+
+        return await self._run(do)
+
     async def copy_reasons(
         self, hashes: Iterable[ChunkHash]
     ) -> dict[ChunkHash, dict[NodeId, tuple[str, float]]]:

@@ -43,17 +43,6 @@ class VersionRow:
     chunk_count: int
     deleted_at: float | None = None
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "size": self.size,
-            "mode": self.mode,
-            "mtime": self.mtime,
-            "created": self.created,
-            "chunks": self.chunk_count,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class LiveChunk:

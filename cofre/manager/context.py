@@ -29,11 +29,14 @@ class Manager:
     # Set to wake the drain worker (a drain was requested).
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Seconds a node holding chunks may be unready or gone before its chunks are copied
-    # elsewhere: long enough that a restarting pod does not trigger a storm of copies.
-    repair_after_s: float = 600.0
+    # elsewhere: config.repair.after_s, an attribute so that tests can shorten it.
+    repair_after_s: float = field(init=False)
     # Once the catalog holds a version it never becomes empty again (deletes only mark rows),
     # so the lost-catalog check before new uploads stops asking the nodes.
     catalog_seen_versions: bool = False
+
+    def __post_init__(self) -> None:
+        self.repair_after_s = self.config.repair.after_s
 
     @property
     def weights(self) -> Weights:

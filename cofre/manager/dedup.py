@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from cofre.errors import BadRequest, Conflict, NotFound
+from cofre.errors import Conflict, NotFound
 from cofre.manager.context import Manager
 from cofre.manager.health import check_copies
-from cofre.models import ChunkHash, NodeId, UploadId, parse_chunk_hash
+from cofre.models import ChunkHash, NodeId, UploadId
 
 log = logging.getLogger(__name__)
-
-# Hashes one `known` request may ask about: 4096 chunks of 4 MiB is 16 GiB of file.
-MAX_KNOWN_HASHES = 4096
 
 
 def enough_copies(
@@ -58,16 +54,10 @@ async def held_elsewhere(
     return enough_copies(good, usable=usable, factor=m.factor)
 
 
-def _hashes_of(body: dict[str, Any]) -> list[ChunkHash]:
-    raw = body.get("hashes")
-    if not isinstance(raw, list) or len(raw) > MAX_KNOWN_HASHES:
-        raise BadRequest(f"hashes must be a list of at most {MAX_KNOWN_HASHES} chunk hashes")
-    return [parse_chunk_hash(h) for h in raw]
-
-
-async def known_chunks(m: Manager, upload_id: UploadId, body: dict[str, Any]) -> dict[str, Any]:
-    """``{hashes}`` -> ``{known}``: those of the hashes the upload need not send."""
-    hashes = _hashes_of(body)
+async def known_chunks(
+    m: Manager, upload_id: UploadId, hashes: Sequence[ChunkHash]
+) -> list[ChunkHash]:
+    """Those of ``hashes`` the upload need not send, in the order asked."""
     session = await m.catalog.session(upload_id)
     if session is None:
         raise NotFound(f"no upload {upload_id}")
@@ -80,4 +70,4 @@ async def known_chunks(m: Manager, upload_id: UploadId, body: dict[str, Any]) ->
         known = [h for h in dict.fromkeys(hashes) if h in held]
         await m.catalog.pin(upload_id, known)
     log.debug("known chunks upload=%s asked=%d known=%d", upload_id, len(hashes), len(known))
-    return {"known": known}
+    return known

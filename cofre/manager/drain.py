@@ -12,24 +12,18 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
-from cofre.aio import wait_event
-from cofre.errors import BadRequest, CofreError
+from cofre.aio import Periodic
+from cofre.errors import BadRequest, CofreError, NotFound
 from cofre.manager.catalog import LiveChunk
 from cofre.manager.context import Manager
 from cofre.manager.placement import NodeView, Weights, candidates, rank, restore_order
-from cofre.models import NodeId, UploadId, parse_node_id
+from cofre.models import NodeId, UploadId
+from cofre.protocol.manager_api import DrainStatus, NodeDrain
 from cofre.tickets import Ticket
 
 log = logging.getLogger(__name__)
 
-# Seconds between drain passes while something is draining (and retries after failures).
-PASS_INTERVAL_S = 5.0
-# Seconds between scans of the whole catalog for chunks whose nodes are lost.
-REPAIR_INTERVAL_S = 60.0
-# Chunks copied at once: each pull moves one chunk between two nodes.
-PARALLEL_COPIES = 4
 # Seconds a pull ticket is valid; one chunk copy takes far less.
 PULL_TICKET_TTL_S = 600.0
 
@@ -59,12 +53,9 @@ def pick_target(
     return ranked[0] if ranked else None
 
 
-def drain_status(
-    chunks: Sequence[LiveChunk], *, draining: set[NodeId], factor: int
-) -> dict[str, Any]:
-    nodes: dict[str, dict[str, Any]] = {
-        n: {"done": True, "chunks_left": 0, "bytes_left": 0} for n in sorted(draining)
-    }
+def drain_status(chunks: Sequence[LiveChunk], *, draining: set[NodeId], factor: int) -> DrainStatus:
+    # per node: [chunks left, bytes left]
+    left = {n: [0, 0] for n in sorted(draining)}
     chunks_left = bytes_left = 0
     for c in chunks:
         if not copies_needed(c, draining=draining, factor=factor):
@@ -72,29 +63,37 @@ def drain_status(
         chunks_left += 1
         bytes_left += c.length
         for n in c.holders & draining:
-            entry = nodes[n]
-            entry["done"] = False
-            entry["chunks_left"] += 1
-            entry["bytes_left"] += c.length
-    return {
-        "done": chunks_left == 0,
-        "chunks_left": chunks_left,
-        "bytes_left": bytes_left,
-        "nodes": nodes,
-    }
+            left[n][0] += 1
+            left[n][1] += c.length
+    return DrainStatus(
+        done=chunks_left == 0,
+        chunks_left=chunks_left,
+        bytes_left=bytes_left,
+        nodes={
+            n: NodeDrain(done=count == 0, chunks_left=count, bytes_left=size)
+            for n, (count, size) in left.items()
+        },
+    )
 
 
-async def status(m: Manager) -> dict[str, Any]:
+async def status(m: Manager) -> DrainStatus:
     draining = set(m.registry.draining)
     chunks = await m.catalog.live_chunks(on_nodes=draining) if draining else []
     return drain_status(chunks, draining=draining, factor=m.factor)
 
 
-async def start_drain(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
-    raw = body.get("nodes")
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("nodes must be a non-empty list of node ids")
-    node_ids = [parse_node_id(n) for n in raw]
+def _unknown_nodes(m: Manager, node_ids: Iterable[NodeId], recorded: set[NodeId]) -> list[str]:
+    return sorted(set(node_ids) - set(m.registry.nodes) - m.registry.draining - recorded)
+
+
+async def start_drain(m: Manager, node_ids: Sequence[NodeId]) -> DrainStatus:
+    """Start draining ``node_ids``: each must be a node discovery knows or one the catalog
+    records copies on (a node that is gone but still holds data)."""
+    if not node_ids:
+        raise BadRequest("nodes must name at least one node")
+    unknown = _unknown_nodes(m, node_ids, await m.catalog.holders(node_ids))
+    if unknown:
+        raise NotFound(f"no such storage node: {', '.join(unknown)}", nodes=unknown)
     await m.catalog.add_draining(node_ids, now=time.time())
     new = set(node_ids) - m.registry.draining
     m.registry.draining.update(node_ids)
@@ -104,16 +103,14 @@ async def start_drain(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
     return await status(m)
 
 
-async def set_drain(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
+async def set_drain(m: Manager, nodes: Iterable[NodeId]) -> DrainStatus:
     """Declarative: the draining set becomes exactly ``nodes`` (an empty list ends every drain).
 
     The operator sends the nodes a scale-down will remove on every pass, so a cancelled
-    scale-down, or a pod that comes back later, stops draining.
+    scale-down, or a pod that comes back later, stops draining. Unlike ``start_drain`` it
+    takes ids discovery has not seen yet: the operator may name a pod it has just created.
     """
-    raw = body.get("nodes")
-    if not isinstance(raw, list):
-        raise BadRequest("nodes must be a list of node ids")
-    node_ids = {parse_node_id(n) for n in raw}
+    node_ids = set(nodes)
     await m.catalog.set_draining(node_ids, now=time.time())
     started = node_ids - m.registry.draining
     ended = m.registry.draining - node_ids
@@ -156,7 +153,7 @@ async def copy_chunk(m: Manager, chunk: LiveChunk, *, why: str) -> NodeId | None
         await client.pull_chunk(chunk.hash, sources, ticket=ticket.sign(m.ticket_key))
         async with m.catalog_lock:
             result = await client.check([chunk.hash], verify=True, touch=True)
-            if chunk.hash not in result["present"] or chunk.hash in result.get("corrupt", []):
+            if chunk.hash not in result.present or chunk.hash in result.corrupt:
                 log.warning(
                     "copied chunk does not verify chunk=%s node=%s", chunk.hash, target.node_id
                 )
@@ -183,7 +180,7 @@ async def fill_copies(
     why_of: Callable[[LiveChunk], str],
 ) -> tuple[int, int]:
     """Copy each chunk until it has F copies outside ``excluded``; -> (copies made, stuck)."""
-    limit = asyncio.Semaphore(PARALLEL_COPIES)
+    limit = asyncio.Semaphore(m.config.repair.parallel_copies)
     copied = stuck = 0
 
     async def fill(chunk: LiveChunk) -> None:
@@ -204,7 +201,7 @@ async def fill_copies(
     return copied, stuck
 
 
-async def drain_pass(m: Manager) -> dict[str, Any]:
+async def drain_pass(m: Manager) -> DrainStatus:
     """Copy what the draining nodes still hold alone; -> the status afterwards."""
     draining = set(m.registry.draining)
     if not draining:
@@ -224,8 +221,8 @@ async def drain_pass(m: Manager) -> dict[str, Any]:
         ",".join(sorted(draining)),
         copied,
         stuck,
-        result["chunks_left"],
-        result["bytes_left"],
+        result.chunks_left,
+        result.bytes_left,
     )
     return result
 
@@ -264,17 +261,20 @@ def _listed(nodes: Iterable[NodeId]) -> str:
     return ",".join(sorted(nodes)) or "-"
 
 
-async def drain_loop(m: Manager) -> None:
-    """Drain passes every few seconds while draining; a repair pass every REPAIR_INTERVAL_S."""
+def drain_loop(m: Manager) -> Periodic:
+    """A drain pass every few seconds while draining, at once on ``m.drain_wakeup``; a repair
+    pass of lost nodes' chunks with it every ``repair.lost_scan_s`` (or ``m.repair_after_s`` if
+    shorter)."""
     last_repair = time.monotonic()
-    while True:
-        await wait_event(m.drain_wakeup, PASS_INTERVAL_S)
-        m.drain_wakeup.clear()
-        try:
-            if m.registry.draining:
-                await drain_pass(m)
-            if time.monotonic() - last_repair >= min(REPAIR_INTERVAL_S, m.repair_after_s):
-                last_repair = time.monotonic()
-                await repair_pass(m)
-        except Exception:
-            log.exception("drain or repair pass failed")
+
+    async def drain_and_repair() -> None:
+        nonlocal last_repair
+        if m.registry.draining:
+            await drain_pass(m)
+        if time.monotonic() - last_repair >= min(m.config.repair.lost_scan_s, m.repair_after_s):
+            last_repair = time.monotonic()
+            await repair_pass(m)
+
+    return Periodic(
+        "drain", drain_and_repair, interval_s=m.config.drain.pass_interval_s, wakeup=m.drain_wakeup
+    )

@@ -12,16 +12,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
 
+from cofre.aio import Periodic
 from cofre.errors import CofreError
+from cofre.limits import CHECK_BATCH
 from cofre.manager.context import Manager
 from cofre.manager.registry import NodeState
 from cofre.models import ChunkHash
+from cofre.protocol.manager_api import GcResult
+from cofre.protocol.node_api import InventoryEntry
 
 log = logging.getLogger(__name__)
 
-DELETE_BATCH = 1000
 # seconds: node mtimes come from the nodes' clocks, upload times from the manager's; this
 # margin keeps a chunk of an open upload safe from modest clock skew and coarse file times.
 CLOCK_MARGIN_S = 60.0
@@ -35,9 +37,9 @@ def gc_cutoff(*, now: float, grace_s: float, oldest_open_upload: float | None) -
     return cutoff
 
 
-def garbage(inventory: Iterable[dict[str, Any]], live: set[ChunkHash]) -> list[ChunkHash]:
+def garbage(inventory: Iterable[InventoryEntry], live: set[ChunkHash]) -> list[ChunkHash]:
     """Hashes in a node's inventory that no live version references."""
-    return [ChunkHash(c["hash"]) for c in inventory if c["hash"] not in live]
+    return [c.hash for c in inventory if c.hash not in live]
 
 
 async def _collect_node(
@@ -46,26 +48,26 @@ async def _collect_node(
     client = m.client(state.url)
     doomed = garbage(await client.inventory(before=cutoff), live)
     deleted = freed = 0
-    for start in range(0, len(doomed), DELETE_BATCH):
-        batch = doomed[start : start + DELETE_BATCH]
+    for start in range(0, len(doomed), CHECK_BATCH):
+        batch = doomed[start : start + CHECK_BATCH]
         result = await client.delete_chunks(batch)
-        deleted += int(result.get("deleted", 0))
-        freed += int(result.get("freed_bytes", 0))
+        deleted += result.deleted
+        freed += result.freed_bytes
         await m.catalog.remove_locations(state.node_id, batch)
     if doomed:
         log.info("gc node=%s deleted=%d freed_bytes=%d", state.node_id, deleted, freed)
     return deleted, freed
 
 
-async def collect(m: Manager, *, grace_s: float | None = None) -> dict[str, int]:
-    """One pass over every ready node; -> {deleted_chunks, freed_bytes}."""
+async def collect(m: Manager, *, grace_s: float | None = None) -> GcResult:
+    """One pass over every ready node; -> what it deleted and freed."""
     grace = m.config.gc.grace_s if grace_s is None else grace_s
     async with m.catalog_lock:
         if not await m.catalog.version_rows():
             # No version was ever recorded here: a new cluster (little to collect) or a lost
             # catalog, whose chunks `cofre catalog rebuild` still needs. Collect nothing.
             log.info("gc pass skipped: the catalog holds no version")
-            return {"deleted_chunks": 0, "freed_bytes": 0}
+            return GcResult(deleted_chunks=0, freed_bytes=0)
         sessions = await m.catalog.open_sessions()
         cutoff = gc_cutoff(
             now=time.time(),
@@ -96,13 +98,9 @@ async def collect(m: Manager, *, grace_s: float | None = None) -> dict[str, int]
         dropped,
         cutoff,
     )
-    return {"deleted_chunks": deleted, "freed_bytes": freed}
+    return GcResult(deleted_chunks=deleted, freed_bytes=freed)
 
 
-async def gc_loop(m: Manager) -> None:
-    while True:
-        await asyncio.sleep(m.config.gc.interval_s)
-        try:
-            await collect(m)
-        except Exception:
-            log.exception("gc pass failed")
+def gc_loop(m: Manager) -> Periodic:
+    """A collection every ``gc.interval_s``, the first one interval after start."""
+    return Periodic("gc", lambda: collect(m), interval_s=m.config.gc.interval_s)

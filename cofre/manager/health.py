@@ -4,46 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from cofre.errors import CofreError, NotFound
+from cofre.limits import CHECK_BATCH
 from cofre.manager.catalog import VersionRow
 from cofre.manager.context import Manager
 from cofre.models import ChunkHash, ChunkRef, NodeId
+from cofre.protocol.base import ChunkStatus, CopyState
+from cofre.protocol.manager_api import (
+    ChunkHealth,
+    ChunkWhere,
+    ClusterStats,
+    CopyWhere,
+    FileHealth,
+    FsckReport,
+    FsckSummary,
+    VersionBase,
+    VersionInfo,
+    WhereReport,
+)
 
 log = logging.getLogger(__name__)
 
-CHECK_BATCH = 1000
-STATUSES = ("ok", "under_replicated", "missing", "corrupt")
+STATUSES: tuple[ChunkStatus, ...] = ("ok", "under_replicated", "missing", "corrupt")
 
 
-def classify(*, good: int, corrupt: int, factor: int) -> str:
+def classify(*, good: int, corrupt: int, factor: int) -> ChunkStatus:
     """ok: F good copies; corrupt: a bad copy and fewer than F good; else by good copies."""
     if good >= factor:
         return "ok"
     if corrupt:
         return "corrupt"
     return "under_replicated" if good > 0 else "missing"
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkHealth:
-    hash: ChunkHash
-    length: int
-    nodes: tuple[NodeId, ...]
-    corrupt_on: tuple[NodeId, ...]
-    status: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "hash": self.hash,
-            "length": self.length,
-            "nodes": list(self.nodes),
-            "corrupt_on": list(self.corrupt_on),
-            "status": self.status,
-        }
 
 
 async def _check_node(
@@ -56,8 +51,8 @@ async def _check_node(
     for start in range(0, len(hashes), CHECK_BATCH):
         batch = hashes[start : start + CHECK_BATCH]
         result = await client.check(batch, verify=verify, touch=touch)
-        corrupt.update(result.get("corrupt", []))
-        present.update(result["present"])
+        corrupt.update(result.corrupt)
+        present.update(result.present)
     return present - corrupt, corrupt
 
 
@@ -117,7 +112,7 @@ async def check_copies(
     return CopyCheck(copies=out, answered=answered)
 
 
-async def fsck(m: Manager, *, name: str | None, verify: bool) -> dict[str, Any]:
+async def fsck(m: Manager, *, name: str | None, verify: bool) -> FsckReport:
     versions = await m.catalog.versions(name=name)
     if name is not None and not versions:
         raise NotFound(f"no live version of {name!r}")
@@ -138,65 +133,66 @@ async def fsck(m: Manager, *, name: str | None, verify: bool) -> dict[str, Any]:
         return ChunkHealth(
             hash=h,
             length=length,
-            nodes=tuple(sorted(good)),
-            corrupt_on=tuple(sorted(bad)),
+            nodes=sorted(good),
+            corrupt_on=sorted(bad),
             status=classify(good=len(good), corrupt=len(bad), factor=m.factor),
         )
 
-    summary = {
-        "files": len({row.name for row, _ in contents}),
-        "versions": len(contents),
-        "chunks": 0,
-        **{s: 0 for s in STATUSES},
-    }
+    by_status: Counter[str] = Counter()
     files = []
     for row, chunks in contents:
         entries = [health(c.hash, c.length) for c in chunks]
         manifest = health(row.manifest_hash, lengths.get(row.manifest_hash, 0))
-        for e in entries:
-            summary["chunks"] += 1
-            summary[e.status] += 1
+        by_status.update(e.status for e in entries)
         healthy = manifest.status == "ok" and all(e.status == "ok" for e in entries)
         files.append(
-            {
-                "name": row.name,
-                "version": row.version,
-                "healthy": healthy,
-                "manifest": manifest.to_json(),
-                "chunks": [e.to_json() for e in entries],
-            }
+            FileHealth(
+                name=row.name,
+                version=row.version,
+                healthy=healthy,
+                manifest=manifest,
+                chunks=entries,
+            )
         )
-    healthy_all = all(f["healthy"] for f in files)
+    summary = FsckSummary(
+        files=len({row.name for row, _ in contents}),
+        versions=len(contents),
+        chunks=sum(by_status.values()),
+        **{s: by_status[s] for s in STATUSES},
+    )
+    healthy_all = all(f.healthy for f in files)
     log.info(
         "fsck name=%r verify=%s versions=%d healthy=%s %s",
         name,
         verify,
         len(contents),
         healthy_all,
-        " ".join(f"{s}={summary[s]}" for s in STATUSES),
+        " ".join(f"{s}={by_status[s]}" for s in STATUSES),
     )
-    return {"healthy": healthy_all, "summary": summary, "files": files}
+    return FsckReport(healthy=healthy_all, summary=summary, files=files)
 
 
-async def cluster_stats(m: Manager) -> dict[str, Any]:
+async def cluster_stats(m: Manager) -> ClusterStats:
     ready = m.registry.ready_nodes()
     used = sum(s.stats.stored_bytes for s in ready if s.stats)
     free = sum(s.stats.free_bytes for s in ready if s.stats)
     files, versions = await m.catalog.counts()
     ready_ids = {s.node_id for s in ready}
     under = sum(1 for c in await m.catalog.live_chunks() if len(c.holders & ready_ids) < m.factor)
-    return {
-        "nodes_ready": len(ready),
-        "nodes_total": len(m.registry.nodes),
-        "used_bytes": used,
-        "capacity_bytes": used + free,
-        "files": files,
-        "versions": versions,
-        "under_replicated_chunks": under,
-    }
+    return ClusterStats(
+        nodes_ready=len(ready),
+        nodes_total=len(m.registry.nodes),
+        used_bytes=used,
+        capacity_bytes=used + free,
+        files=files,
+        versions=versions,
+        under_replicated_chunks=under,
+    )
 
 
-def copy_state(node: NodeId, *, good: set[NodeId], bad: set[NodeId], answered: set[NodeId]) -> str:
+def copy_state(
+    node: NodeId, *, good: set[NodeId], bad: set[NodeId], answered: set[NodeId]
+) -> CopyState:
     """What one recorded copy is now: ok, corrupt, missing (its node says so) or unreachable
     (its node is not ready or did not answer)."""
     if node in good:
@@ -204,6 +200,23 @@ def copy_state(node: NodeId, *, good: set[NodeId], bad: set[NodeId], answered: s
     if node in bad:
         return "corrupt"
     return "missing" if node in answered else "unreachable"
+
+
+def version_base(row: VersionRow) -> VersionBase:
+    """What every answer about one version says of it; answers extend it
+    (``Model(**version_base(row).model_dump(), ...)``)."""
+    return VersionBase(
+        name=row.name,
+        version=row.version,
+        size=row.size,
+        mode=row.mode,
+        mtime=row.mtime,
+        created=row.created,
+    )
+
+
+def version_info(row: VersionRow) -> VersionInfo:
+    return VersionInfo(**version_base(row).model_dump(), chunks=row.chunk_count)
 
 
 def no_live(name: str, version: int | None) -> NotFound:
@@ -221,7 +234,7 @@ async def live_version(
     return found
 
 
-async def where(m: Manager, *, name: str, version: int | None) -> dict[str, Any]:
+async def where(m: Manager, *, name: str, version: int | None) -> WhereReport:
     """Every chunk of one version, each copy's node, its state now and why it is there."""
     row, chunks = await live_version(m, name, version)
     hashes = {c.hash for c in chunks} | {row.manifest_hash}
@@ -234,30 +247,30 @@ async def where(m: Manager, *, name: str, version: int | None) -> dict[str, Any]
     copies = checked.copies
     lengths = await m.catalog.lengths([row.manifest_hash])
 
-    def entry(chunk_hash: ChunkHash, length: int) -> dict[str, Any]:
+    def entry(chunk_hash: ChunkHash, length: int) -> ChunkWhere:
         good, bad = copies.get(chunk_hash, (set(), set()))
         recorded = reasons.get(chunk_hash, {})
         listed = []
         for node in sorted(set(recorded) | good | bad):
             why, since = recorded.get(node, ("", 0.0))
             listed.append(
-                {
-                    "node_id": node,
-                    "state": copy_state(node, good=good, bad=bad, answered=checked.answered),
-                    "why": why or "not recorded (an older catalog, or found by a check)",
-                    "since": since or None,
-                }
+                CopyWhere(
+                    node_id=node,
+                    state=copy_state(node, good=good, bad=bad, answered=checked.answered),
+                    why=why or "not recorded (an older catalog, or found by a check)",
+                    since=since or None,
+                )
             )
-        return {
-            "hash": chunk_hash,
-            "length": length,
-            "status": classify(good=len(good), corrupt=len(bad), factor=m.factor),
-            "copies": listed,
-        }
+        return ChunkWhere(
+            hash=chunk_hash,
+            length=length,
+            status=classify(good=len(good), corrupt=len(bad), factor=m.factor),
+            copies=listed,
+        )
 
-    return {
-        **row.to_json(),
-        "replication_factor": m.factor,
-        "manifest": entry(row.manifest_hash, lengths.get(row.manifest_hash, 0)),
-        "chunks": [entry(c.hash, c.length) for c in chunks],
-    }
+    return WhereReport(
+        **version_base(row).model_dump(),
+        replication_factor=m.factor,
+        manifest=entry(row.manifest_hash, lengths.get(row.manifest_hash, 0)),
+        chunks=[entry(c.hash, c.length) for c in chunks],
+    )

@@ -8,7 +8,7 @@ import time
 
 import aiohttp
 
-from cofre.aio import wait_event, within
+from cofre.aio import Periodic, within
 from cofre.config import ProbeConfig
 from cofre.errors import CofreError
 from cofre.manager.registry import NodeState, Registry
@@ -63,14 +63,14 @@ async def probe_pass(
     log.debug("probe pass nodes=%d ready=%d", len(states), sum(1 for s in states if s.ready))
 
 
-async def probe_loop(
+def probe_loop(
     registry: Registry, *, session: aiohttp.ClientSession, token: str, config: ProbeConfig
-) -> None:
-    """Run forever; a discovery change triggers an immediate pass."""
-    while True:
-        registry.changed.clear()
-        try:
-            await probe_pass(registry, session=session, token=token, config=config)
-        except Exception:
-            log.exception("probe pass failed")
-        await wait_event(registry.changed, config.interval_s)
+) -> Periodic:
+    """A pass at start and every interval; a discovery change triggers an immediate pass."""
+    return Periodic(
+        "probe",
+        lambda: probe_pass(registry, session=session, token=token, config=config),
+        interval_s=config.interval_s,
+        wakeup=registry.changed,
+        pass_at_start=True,
+    )

@@ -13,18 +13,17 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from cofre.errors import CofreError, Conflict, Unavailable
+from cofre.limits import CHECK_BATCH
 from cofre.manager.catalog import RecoveredVersion
 from cofre.manager.context import Manager
 from cofre.manager.registry import NodeState
-from cofre.models import ChunkHash, Manifest, NodeId, is_chunk_hash
+from cofre.models import ChunkHash, Manifest, NodeId
+from cofre.protocol.manager_api import RebuildReport, decode_manifest
 
 log = logging.getLogger(__name__)
 
-# Hashes per check request (as commit and fsck send them).
-CHECK_BATCH = 1000
 # Manifests read at once.
 FETCH_PARALLELISM = 8
 
@@ -103,7 +102,7 @@ async def _fetch(
     for source in sources:
         try:
             raw = await m.client(source.url).get_chunk(chunk_hash)
-            manifest = Manifest.decode(raw)
+            manifest = decode_manifest(raw)
         except CofreError as exc:
             log.warning(
                 "rebuild manifest unreadable hash=%s node=%s error=%s",
@@ -124,14 +123,13 @@ async def _present_on(m: Manager, state: NodeState, hashes: list[ChunkHash]) -> 
     present: set[ChunkHash] = set()
     for start in range(0, len(hashes), CHECK_BATCH):
         result = await client.check(hashes[start : start + CHECK_BATCH])
-        present.update(result["present"])
+        present.update(result.present)
     return present
 
 
-async def rebuild(m: Manager) -> dict[str, Any]:
-    """Fill an empty catalog from the manifests on every node; -> {versions, names,
-    skipped_incomplete, skipped_unreadable, nodes_scanned}. Nothing is written unless every
-    node answered."""
+async def rebuild(m: Manager) -> RebuildReport:
+    """Fill an empty catalog from the manifests on every node; -> what it recovered. Nothing is
+    written unless every node answered."""
     # Held throughout: no GC pass deletes anything while the catalog is being rebuilt.
     async with m.catalog_lock:
         _refuse_if_not_empty(await m.catalog.version_rows())
@@ -140,8 +138,7 @@ async def rebuild(m: Manager) -> dict[str, Any]:
         sources: dict[ChunkHash, list[NodeState]] = {}
         for node, listing in zip(nodes, listings, strict=True):
             for entry in listing:
-                if is_chunk_hash(str(entry.get("hash"))):
-                    sources.setdefault(ChunkHash(entry["hash"]), []).append(node)
+                sources.setdefault(entry.hash, []).append(node)
         limit = asyncio.Semaphore(FETCH_PARALLELISM)
 
         async def fetch(h: ChunkHash) -> FoundManifest | None:
@@ -160,12 +157,12 @@ async def rebuild(m: Manager) -> dict[str, Any]:
                 presence.setdefault(h, set()).add(node.node_id)
         result = plan(found, presence)
         await m.catalog.restore(result.versions)
-    answer = {
-        "versions": len(result.versions),
-        "names": len({v.manifest.name for v in result.versions}),
-        "skipped_incomplete": result.skipped_incomplete,
-        "skipped_unreadable": len(fetched) - len(found),
-        "nodes_scanned": len(nodes),
-    }
-    log.info("catalog rebuilt %s", " ".join(f"{k}={v}" for k, v in answer.items()))
+    answer = RebuildReport(
+        versions=len(result.versions),
+        names=len({v.manifest.name for v in result.versions}),
+        skipped_incomplete=result.skipped_incomplete,
+        skipped_unreadable=len(fetched) - len(found),
+        nodes_scanned=len(nodes),
+    )
+    log.info("catalog rebuilt %s", " ".join(f"{k}={v}" for k, v in answer.model_dump().items()))
     return answer

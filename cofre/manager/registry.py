@@ -9,7 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cofre.manager.placement import NodeView, Weights, candidates, rank
-from cofre.models import NodeEndpoint, NodeId, NodeStats, NodeStatus, UploadId
+from cofre.models import NodeEndpoint, NodeId, UploadId
+from cofre.protocol.manager_api import NodeStatus
+from cofre.protocol.node_api import NodeStats
 
 log = logging.getLogger(__name__)
 

@@ -10,16 +10,16 @@ counted, and fsck keeps reporting it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Any
 
+from cofre.aio import Periodic
 from cofre.manager.catalog import LiveChunk
 from cofre.manager.context import Manager
 from cofre.manager.drain import fill_copies
 from cofre.manager.health import check_copies
 from cofre.models import ChunkHash, NodeId
+from cofre.protocol.manager_api import RepairReport
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def plan_repair(
     return todo, lost, unrecoverable
 
 
-async def repair(m: Manager, *, verify: bool) -> dict[str, Any]:
+async def repair(m: Manager, *, verify: bool) -> RepairReport:
     """One pass over every live chunk; -> what it found and did."""
     chunks = await m.catalog.live_chunks()
     checked = await check_copies(m, [c.hash for c in chunks], verify=verify)
@@ -74,28 +74,27 @@ async def repair(m: Manager, *, verify: bool) -> dict[str, Any]:
         return f"repair: copies {where}; copied from {','.join(sorted(chunk.holders))}"
 
     copied, stuck = await fill_copies(m, todo, excluded=draining, why_of=why)
-    result = {
-        "chunks": len(chunks),
-        "lost_copies": sum(len(h) for h in lost.values()),
-        "under_replicated": len(todo),
-        "copies_made": copied,
-        "stuck": stuck,
-        "unrecoverable": unrecoverable,
-        "healthy": stuck == 0 and unrecoverable == 0,
-    }
-    log.info("repair pass verify=%s %s", verify, " ".join(f"{k}={v}" for k, v in result.items()))
+    result = RepairReport(
+        chunks=len(chunks),
+        lost_copies=sum(len(h) for h in lost.values()),
+        under_replicated=len(todo),
+        copies_made=copied,
+        stuck=stuck,
+        unrecoverable=unrecoverable,
+        healthy=stuck == 0 and unrecoverable == 0,
+    )
+    log.info(
+        "repair pass verify=%s %s",
+        verify,
+        " ".join(f"{k}={v}" for k, v in result.model_dump().items()),
+    )
     return result
 
 
-async def repair_loop(m: Manager) -> None:
-    """A presence-only repair pass every ``repair.interval_s`` (re-hashing is left to
-    ``cofre repair --verify``: it reads every byte)."""
+def repair_loop(m: Manager) -> Periodic | None:
+    """A presence-only repair pass every ``repair.interval_s``, or None when that is 0
+    (re-hashing is left to ``cofre repair --verify``: it reads every byte)."""
     interval = m.config.repair.interval_s
     if interval <= 0:
-        return
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await repair(m, verify=False)
-        except Exception:
-            log.exception("repair pass failed")
+        return None
+    return Periodic("repair", lambda: repair(m, verify=False), interval_s=interval)

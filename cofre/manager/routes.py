@@ -1,222 +1,303 @@
-"""HTTP handlers of the manager's /v1 API (see docs/architecture.md, Manager table)."""
+"""HTTP handlers of the manager's /v1 API (see docs/architecture.md, Manager table).
+
+Each handler parses its request into a model (``cofre.protocol.manager_api``) at the edge,
+calls a domain function with typed values, and answers with a model.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from aiohttp import web
 
-from cofre.errors import BadRequest
+from cofre.limits import MAX_MANAGER_JSON_BYTES
 from cofre.manager import dedup, drain, gc, health, rebuild, repair, uploads
+from cofre.manager.catalog import VersionRow
+from cofre.manager.context import Manager
 from cofre.manager.keys import MANAGER
 from cofre.manager.placement import restore_order
-from cofre.models import UploadId, validate_name
-from cofre.protocol.server import read_json, require_json_object
+from cofre.models import ChunkHash, ChunkRef, NodeId
+from cofre.protocol.api import Api, api_body, api_path, api_query, health_reply, reply
+from cofre.protocol.base import Health
+from cofre.protocol.manager_api import (
+    ChunkLocation,
+    ClusterStats,
+    CommitAnswer,
+    CommitUpload,
+    CreateUpload,
+    Deleted,
+    DrainRequest,
+    DrainStatus,
+    FileList,
+    FsckQuery,
+    FsckReport,
+    GcRequest,
+    GcResult,
+    KnownAnswer,
+    KnownQuery,
+    ListQuery,
+    ManifestList,
+    ManifestsQuery,
+    ManifestView,
+    NameQuery,
+    NodeList,
+    RebuildReport,
+    RebuildRequest,
+    RepairReport,
+    RepairRequest,
+    UploadCreated,
+    UploadPath,
+    WhereReport,
+)
 
-routes = web.RouteTableDef()
-
-# Names per POST /v1/files/manifests.
-MAX_MANIFESTS = 1000
-
-
-def _flag(request: web.Request, key: str) -> bool:
-    raw = request.query.get(key, "0").lower()
-    if raw in {"1", "true", "yes"}:
-        return True
-    if raw in {"0", "false", "no", ""}:
-        return False
-    raise BadRequest(f"{key} must be 0 or 1")
-
-
-def _version(request: web.Request) -> int | None:
-    raw = request.query.get("version")
-    if raw is None or raw == "":
-        return None
-    try:
-        number = int(raw)
-    except ValueError:
-        raise BadRequest("version must be an integer") from None
-    if number < 1:
-        raise BadRequest("version must be >= 1")
-    return number
-
-
-def _name(request: web.Request) -> str:
-    name = request.query.get("name")
-    if not name:
-        raise BadRequest("query parameter name is required")
-    return name
-
-
-@routes.get("/healthz")
-async def healthz(_: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+api = Api()
+routes = api.routes
 
 
-@routes.get("/readyz")
-async def readyz(request: web.Request) -> web.Response:
-    if not request.app[MANAGER].catalog.is_open:
-        return web.json_response({"ok": False, "detail": "catalog not open"}, status=503)
-    return web.json_response({"ok": True})
-
-
-@routes.post("/v1/uploads")
-async def create_upload(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    if "files" not in body:
-        require_json_object(body, keys=("name", "size"))
-    return web.json_response(await uploads.create_upload(request.app[MANAGER], body), status=201)
-
-
-@routes.post("/v1/uploads/{upload_id}/commit")
-async def commit_upload(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    upload_id = UploadId(request.match_info["upload_id"])
-    result = await uploads.commit_upload(request.app[MANAGER], upload_id, body)
-    return web.json_response(result, status=201)
-
-
-@routes.post("/v1/uploads/{upload_id}/known")
-async def known_chunks(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    upload_id = UploadId(request.match_info["upload_id"])
-    return web.json_response(await dedup.known_chunks(request.app[MANAGER], upload_id, body))
-
-
-@routes.delete("/v1/uploads/{upload_id}")
-async def abort_upload(request: web.Request) -> web.Response:
-    await uploads.abort_upload(request.app[MANAGER], UploadId(request.match_info["upload_id"]))
-    return web.Response(status=204)
-
-
-@routes.get("/v1/files")
-async def list_files(request: web.Request) -> web.Response:
-    rows = await request.app[MANAGER].catalog.versions(all_versions=_flag(request, "versions"))
-    return web.json_response({"files": [r.to_json() for r in rows]})
-
-
-@routes.get("/v1/files/manifest")
-async def get_manifest(request: web.Request) -> web.Response:
-    m = request.app[MANAGER]
-    name, version = _name(request), _version(request)
-    row, chunks = await health.live_version(m, name, version)
-    locations = await m.catalog.locations({c.hash for c in chunks})
+def _manifest_view(
+    m: Manager,
+    row: VersionRow,
+    chunks: list[ChunkRef],
+    locations: Mapping[ChunkHash, set[NodeId]],
+) -> ManifestView:
     views = {v.node_id: v for v in m.registry.views()}
-    out = []
+    listed = []
     for c in chunks:
         holders = [views[n] for n in locations.get(c.hash, set()) if n in views]
         urls = [v.url for v in restore_order(holders, m.weights)]
-        out.append({"hash": c.hash, "length": c.length, "nodes": urls})
-    return web.json_response({**row.to_json(), "chunks": out})
+        listed.append(ChunkLocation(hash=c.hash, length=c.length, nodes=urls))
+    return ManifestView(**health.version_base(row).model_dump(), chunks=listed)
 
 
-@routes.get("/v1/files/where")
+@api.get("/healthz", summary="Liveness", replies={200: Health}, public=True)
+async def healthz(_: web.Request) -> web.Response:
+    return health_reply(True)
+
+
+@api.get(
+    "/readyz",
+    summary="Readiness: the catalog is open",
+    replies={200: Health, 503: Health},
+    public=True,
+)
+async def readyz(request: web.Request) -> web.Response:
+    if not request.app[MANAGER].catalog.is_open:
+        return health_reply(False, "catalog not open")
+    return health_reply(True)
+
+
+@api.post(
+    "/v1/uploads",
+    summary="Open an upload: placement, tickets, the primary's address",
+    body=CreateUpload,
+    replies={201: UploadCreated},
+)
+async def create_upload(request: web.Request) -> web.Response:
+    declared = await api_body(request, CreateUpload, limit=MAX_MANAGER_JSON_BYTES)
+    opened = await uploads.create_upload(request.app[MANAGER], declared.files, batch=declared.batch)
+    return reply(opened, status=201)
+
+
+@api.post(
+    "/v1/uploads/{upload_id}/commit",
+    summary="Commit an upload's manifests once every copy is confirmed",
+    path_params=UploadPath,
+    body=CommitUpload,
+    replies={201: CommitAnswer},
+)
+async def commit_upload(request: web.Request) -> web.Response:
+    upload_id = api_path(request, UploadPath).upload_id
+    commit = await api_body(request, CommitUpload, limit=MAX_MANAGER_JSON_BYTES)
+    answer = await uploads.commit_upload(
+        request.app[MANAGER], upload_id, commit.manifests, batch=commit.batch
+    )
+    return reply(answer, status=201)
+
+
+@api.post(
+    "/v1/uploads/{upload_id}/known",
+    summary="Which chunks are stored with F copies already and need not be sent",
+    path_params=UploadPath,
+    body=KnownQuery,
+    replies={200: KnownAnswer},
+)
+async def known_chunks(request: web.Request) -> web.Response:
+    upload_id = api_path(request, UploadPath).upload_id
+    asked = await api_body(request, KnownQuery, limit=MAX_MANAGER_JSON_BYTES)
+    known = await dedup.known_chunks(request.app[MANAGER], upload_id, asked.hashes)
+    return reply(KnownAnswer(known=known))
+
+
+@api.delete(
+    "/v1/uploads/{upload_id}",
+    summary="Abort an upload",
+    path_params=UploadPath,
+    replies={204: None},
+)
+async def abort_upload(request: web.Request) -> web.Response:
+    upload_id = api_path(request, UploadPath).upload_id
+    await uploads.abort_upload(request.app[MANAGER], upload_id)
+    return web.Response(status=204)
+
+
+@api.get("/v1/files", summary="Live versions", query=ListQuery, replies={200: FileList})
+async def list_files(request: web.Request) -> web.Response:
+    query = api_query(request, ListQuery)
+    rows = await request.app[MANAGER].catalog.versions(all_versions=query.versions)
+    return reply(FileList(files=[health.version_info(r) for r in rows]))
+
+
+@api.get(
+    "/v1/files/manifest",
+    summary="A live version and where to read each chunk",
+    query=NameQuery,
+    replies={200: ManifestView},
+)
+async def get_manifest(request: web.Request) -> web.Response:
+    m = request.app[MANAGER]
+    query = api_query(request, NameQuery)
+    row, chunks = await health.live_version(m, query.name, query.version)
+    locations = await m.catalog.locations({c.hash for c in chunks})
+    return reply(_manifest_view(m, row, chunks, locations))
+
+
+@api.get(
+    "/v1/files/where",
+    summary="Where every copy of a version's chunks is, in what state, and why",
+    query=NameQuery,
+    replies={200: WhereReport},
+)
 async def where(request: web.Request) -> web.Response:
-    """Where every copy of a version's chunks is, in what state, and why it is there."""
-    m = request.app[MANAGER]
-    return web.json_response(await health.where(m, name=_name(request), version=_version(request)))
+    query = api_query(request, NameQuery)
+    return reply(await health.where(request.app[MANAGER], name=query.name, version=query.version))
 
 
-@routes.post("/v1/files/manifests")
+@api.post(
+    "/v1/files/manifests",
+    summary="The latest live version of each name (names without one are left out)",
+    body=ManifestsQuery,
+    replies={200: ManifestList},
+)
 async def get_manifests(request: web.Request) -> web.Response:
-    """The latest live version of each named file, as ``GET /v1/files/manifest`` answers it;
-    names without a live version are left out."""
     m = request.app[MANAGER]
-    body = await read_json(request, keys=("names",))
-    names = body["names"]
-    if not isinstance(names, list) or len(names) > MAX_MANIFESTS:
-        raise BadRequest(f"names must be a list of at most {MAX_MANIFESTS} names")
-    found = await m.catalog.latest_many([validate_name(n) for n in names])
+    asked = await api_body(request, ManifestsQuery, limit=MAX_MANAGER_JSON_BYTES)
+    found = await m.catalog.latest_many(asked.names)
     locations = await m.catalog.locations({c.hash for _, chunks in found for c in chunks})
-    views = {v.node_id: v for v in m.registry.views()}
-    out = []
-    for row, chunks in found:
-        listed = []
-        for c in chunks:
-            holders = [views[n] for n in locations.get(c.hash, set()) if n in views]
-            urls = [v.url for v in restore_order(holders, m.weights)]
-            listed.append({"hash": c.hash, "length": c.length, "nodes": urls})
-        out.append({**row.to_json(), "chunks": listed})
-    return web.json_response({"manifests": out})
+    views = [_manifest_view(m, row, chunks, locations) for row, chunks in found]
+    return reply(ManifestList(manifests=views))
 
 
-@routes.delete("/v1/files")
+@api.delete(
+    "/v1/files",
+    summary="Delete a version (or every live version) of a name",
+    query=NameQuery,
+    replies={200: Deleted},
+)
 async def delete_files(request: web.Request) -> web.Response:
-    name, version = _name(request), _version(request)
-    deleted = await request.app[MANAGER].catalog.delete(name, version, now=time.time())
+    query = api_query(request, NameQuery)
+    deleted = await request.app[MANAGER].catalog.delete(query.name, query.version, now=time.time())
     if not deleted:
-        raise health.no_live(name, version)
-    return web.json_response({"deleted": deleted})
+        raise health.no_live(query.name, query.version)
+    return reply(Deleted(deleted=deleted))
 
 
-@routes.get("/v1/nodes")
+@api.get("/v1/nodes", summary="Every node: probes, placement score", replies={200: NodeList})
 async def nodes(request: web.Request) -> web.Response:
     m = request.app[MANAGER]
     p = m.config.placement
     statuses = m.registry.statuses(m.weights, min_free_bytes=p.min_free_bytes)
-    return web.json_response(
-        {
-            "nodes": [s.to_json() for s in statuses],
-            "replication_factor": p.replication_factor,
-            "primary_keeps_copy": p.primary_keeps_copy,
-        }
+    return reply(
+        NodeList(
+            nodes=statuses,
+            replication_factor=p.replication_factor,
+            primary_keeps_copy=p.primary_keeps_copy,
+        )
     )
 
 
-@routes.get("/v1/fsck")
+@api.get(
+    "/v1/fsck",
+    summary="Check every version's chunks and copies",
+    query=FsckQuery,
+    replies={200: FsckReport},
+)
 async def fsck(request: web.Request) -> web.Response:
-    name = request.query.get("name") or None
-    result = await health.fsck(request.app[MANAGER], name=name, verify=_flag(request, "verify"))
-    return web.json_response(result)
+    query = api_query(request, FsckQuery)
+    return reply(await health.fsck(request.app[MANAGER], name=query.name, verify=query.verify))
 
 
-@routes.post("/v1/gc")
+@api.post(
+    "/v1/gc",
+    summary="Delete chunks no live version needs",
+    body=GcRequest,
+    body_required=False,
+    replies={200: GcResult},
+)
 async def run_gc(request: web.Request) -> web.Response:
-    body = await read_json(request) if request.can_read_body else {}
-    grace = body.get("grace_s")
-    if grace is not None and (
-        isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0
-    ):
-        raise BadRequest("grace_s must be a non-negative number")
-    result = await gc.collect(request.app[MANAGER], grace_s=None if grace is None else float(grace))
-    return web.json_response(result)
+    body = await api_body(request, GcRequest, limit=MAX_MANAGER_JSON_BYTES, empty_ok=True)
+    return reply(await gc.collect(request.app[MANAGER], grace_s=body.grace_s))
 
 
-@routes.post("/v1/repair")
+@api.post(
+    "/v1/repair",
+    summary="Copy every live chunk back to F good copies",
+    body=RepairRequest,
+    body_required=False,
+    replies={200: RepairReport},
+)
 async def run_repair(request: web.Request) -> web.Response:
-    body = await read_json(request) if request.can_read_body else {}
-    verify = body.get("verify", False)
-    if not isinstance(verify, bool):
-        raise BadRequest("verify must be true or false")
-    return web.json_response(await repair.repair(request.app[MANAGER], verify=verify))
+    body = await api_body(request, RepairRequest, limit=MAX_MANAGER_JSON_BYTES, empty_ok=True)
+    return reply(await repair.repair(request.app[MANAGER], verify=body.verify))
 
 
-@routes.post("/v1/catalog/rebuild")
+@api.post(
+    "/v1/catalog/rebuild",
+    summary="Fill an empty catalog from the manifests on the nodes (409 if it holds any)",
+    body=RebuildRequest,
+    body_required=False,
+    replies={200: RebuildReport},
+)
 async def rebuild_catalog(request: web.Request) -> web.Response:
-    """Fill an empty catalog from the manifests on the nodes (409 if it holds any version)."""
-    body = await read_json(request) if request.can_read_body else {}
-    if body:
-        raise BadRequest(f"unexpected fields {sorted(body)}: a rebuild takes an empty object")
-    return web.json_response(await rebuild.rebuild(request.app[MANAGER]))
+    await api_body(request, RebuildRequest, limit=MAX_MANAGER_JSON_BYTES, empty_ok=True)
+    return reply(await rebuild.rebuild(request.app[MANAGER]))
 
 
-@routes.get("/v1/stats")
+@api.get("/v1/stats", summary="Cluster totals", replies={200: ClusterStats})
 async def stats(request: web.Request) -> web.Response:
-    return web.json_response(await health.cluster_stats(request.app[MANAGER]))
+    return reply(await health.cluster_stats(request.app[MANAGER]))
 
 
-@routes.post("/v1/drain")
+@api.post(
+    "/v1/drain",
+    summary="Start draining nodes (every id must be a known node)",
+    body=DrainRequest,
+    replies={202: DrainStatus},
+)
 async def start_drain(request: web.Request) -> web.Response:
-    body = await read_json(request, keys=("nodes",))
-    return web.json_response(await drain.start_drain(request.app[MANAGER], body), status=202)
+    body = await api_body(request, DrainRequest, limit=MAX_MANAGER_JSON_BYTES)
+    return reply(await drain.start_drain(request.app[MANAGER], body.nodes), status=202)
 
 
-@routes.put("/v1/drain")
+@api.put(
+    "/v1/drain",
+    summary="Make the draining set exactly these nodes (an empty list ends every drain)",
+    body=DrainRequest,
+    replies={200: DrainStatus},
+)
 async def set_drain(request: web.Request) -> web.Response:
-    body = await read_json(request, keys=("nodes",))
-    return web.json_response(await drain.set_drain(request.app[MANAGER], body))
+    body = await api_body(request, DrainRequest, limit=MAX_MANAGER_JSON_BYTES)
+    return reply(await drain.set_drain(request.app[MANAGER], body.nodes))
 
 
-@routes.get("/v1/drain")
+@api.get("/v1/drain", summary="Drain progress", replies={200: DrainStatus})
 async def drain_status(request: web.Request) -> web.Response:
-    return web.json_response(await drain.status(request.app[MANAGER]))
+    return reply(await drain.status(request.app[MANAGER]))
+
+
+api.serve_document(
+    title="cofre manager",
+    version="1",
+    description="Placement, catalog, commit, GC, fsck, repair and drain. The manager never "
+    "carries file bytes: clients send chunks to the primary node it names.",
+)

@@ -8,72 +8,36 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
 
-from cofre.aio import within
+from cofre.aio import Periodic, within
 from cofre.errors import BadRequest, CofreError, Conflict, IncompleteUpload, NotFound
+from cofre.limits import CHECK_BATCH
 from cofre.manager import dedup
 from cofre.manager.catalog import CommitEntry, SessionRow
 from cofre.manager.context import Manager
 from cofre.manager.placement import choose
-from cofre.models import ChunkHash, Manifest, NodeId, UploadId, validate_name
+from cofre.models import ChunkHash, Manifest, NodeId, UploadId
+from cofre.protocol.manager_api import (
+    CommitAnswer,
+    Committed,
+    CommittedBatch,
+    FileDecl,
+    UploadCreated,
+)
+from cofre.protocol.node_api import OpenSession, Replica
 from cofre.tickets import Ticket
 
 log = logging.getLogger(__name__)
 
-# 1 PiB: far above any real file, low enough that arithmetic on reservations stays sane.
-MAX_UPLOAD_BYTES = 1 << 50
-# Hashes per check request: keeps request bodies around 70 KB.
-CHECK_BATCH = 1000
 # Seconds to wait for the primary to forget a finished session (best effort).
 CLOSE_RELAY_TIMEOUT_S = 5.0
 # Closed sessions are kept this long past their expiry (for idempotent commit retries).
 KEEP_CLOSED_S = 86400.0
-# Files one upload may declare: a batch of small files shares one session, relay and commit.
-MAX_BATCH_FILES = 1000
 
 
-def _int_field(body: dict[str, Any], key: str, *, default: int | None = None) -> int:
-    value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"{key} must be a non-negative integer")
-    return value
-
-
-def _file_entry(body: dict[str, Any]) -> tuple[str, int, int, float]:
-    """(name, size, mode, mtime) of one file an upload declares."""
-    name = validate_name(body.get("name"))
-    size = _int_field(body, "size")
-    if size > MAX_UPLOAD_BYTES:
-        raise BadRequest(f"size {size} exceeds the limit of {MAX_UPLOAD_BYTES} bytes")
-    mode = _int_field(body, "mode", default=0o644)
-    try:
-        mtime = float(body.get("mtime", 0.0))
-    except (TypeError, ValueError):
-        raise BadRequest("mtime must be a number") from None
-    return name, size, mode, mtime
-
-
-def _declared_files(body: dict[str, Any]) -> list[tuple[str, int, int, float]]:
-    """The single-file form ``{name, size, mode, mtime}`` or ``{files: [...]}``."""
-    if "files" not in body:
-        return [_file_entry(body)]
-    raw = body["files"]
-    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_BATCH_FILES:
-        raise BadRequest(f"files must be a list of 1 to {MAX_BATCH_FILES} files")
-    if not all(isinstance(f, dict) for f in raw):
-        raise BadRequest("each file must be an object {name, size, mode, mtime}")
-    files = [_file_entry(f) for f in raw]
-    if len({f[0] for f in files}) != len(files):
-        raise BadRequest("each name may appear once per upload")
-    if sum(f[1] for f in files) > MAX_UPLOAD_BYTES:
-        raise BadRequest(f"files exceed the limit of {MAX_UPLOAD_BYTES} bytes together")
-    return files
-
-
-def _upload_label(files: list[tuple[str, int, int, float]], now: float) -> str:
+def _upload_label(files: Sequence[FileDecl], now: float) -> str:
     """How copies name the upload that placed them."""
-    first = repr(files[0][0])
+    first = repr(files[0].name)
     others = f" and {len(files) - 1} other files" if len(files) > 1 else ""
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     return f"the upload of {first}{others} at {when}"
@@ -96,9 +60,7 @@ async def refuse_over_a_lost_catalog(m: Manager) -> None:
     listings = await asyncio.gather(
         *(m.client(s.url).manifests() for s in ready), return_exceptions=True
     )
-    held = {
-        entry.get("hash") for listing in listings if isinstance(listing, list) for entry in listing
-    }
+    held = {entry.hash for listing in listings if isinstance(listing, list) for entry in listing}
     if held:
         raise Conflict(
             f"the catalog is empty but the storage nodes hold {len(held)} backup manifests: "
@@ -106,12 +68,13 @@ async def refuse_over_a_lost_catalog(m: Manager) -> None:
         )
 
 
-async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
-    files = _declared_files(body)
+async def create_upload(m: Manager, files: Sequence[FileDecl], *, batch: bool) -> UploadCreated:
+    """Place an upload of ``files`` (a batch: several files sharing one session) and open its
+    relay on the primary; -> what the client needs, and no node but the primary."""
     await refuse_over_a_lost_catalog(m)
-    batch = "files" in body
-    name, _, mode, mtime = files[0]
-    size = sum(f[1] for f in files)
+    first = files[0]
+    name, mode, mtime = first.name, first.mode, first.mtime
+    size = sum(f.size for f in files)
 
     p = m.config.placement
     placement = choose(
@@ -145,13 +108,17 @@ async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
     client_ticket = Ticket(upload_id, (placement.primary.node_id,), expires).sign(key)
     replica_ticket = Ticket(upload_id, tuple(r.node_id for r in placement.replicas), expires)
     try:
-        await m.catalog.add_session(session, files=[(f[0], f[1]) for f in files] if batch else ())
+        await m.catalog.add_session(
+            session, files=[(f.name, f.size) for f in files] if batch else ()
+        )
         await m.client(placement.primary.url).open_relay(
-            upload_id=upload_id,
-            replicas=[{"node_id": r.node_id, "url": r.url} for r in placement.replicas],
-            replica_ticket=replica_ticket.sign(key),
-            keep_copy=placement.keep_copy,
-            expires=expires,
+            OpenSession(
+                upload_id=upload_id,
+                replicas=[Replica(node_id=r.node_id, url=r.url) for r in placement.replicas],
+                replica_ticket=replica_ticket.sign(key),
+                keep_copy=placement.keep_copy,
+                expires=expires,
+            )
         )
     except BaseException:
         m.registry.release(upload_id)
@@ -167,13 +134,13 @@ async def create_upload(m: Manager, body: dict[str, Any]) -> dict[str, Any]:
         placement.primary.node_id,
         ",".join(r.node_id for r in placement.replicas),
     )
-    return {
-        "upload_id": upload_id,
-        "primary_url": placement.primary.url,
-        "ticket": client_ticket,
-        "chunk_size": m.config.upload.chunk_size,
-        "expires": expires,
-    }
+    return UploadCreated(
+        upload_id=upload_id,
+        primary_url=placement.primary.url,
+        ticket=client_ticket,
+        chunk_size=m.config.upload.chunk_size,
+        expires=expires,
+    )
 
 
 async def _missing_on(m: Manager, node_id: NodeId, hashes: Sequence[ChunkHash]) -> set[ChunkHash]:
@@ -181,34 +148,33 @@ async def _missing_on(m: Manager, node_id: NodeId, hashes: Sequence[ChunkHash]) 
     missing: set[ChunkHash] = set()
     for start in range(0, len(hashes), CHECK_BATCH):
         result = await client.check(list(hashes[start : start + CHECK_BATCH]), touch=True)
-        missing.update(result["missing"])
-        missing.update(result.get("corrupt", []))
+        missing.update(result.missing)
+        missing.update(result.corrupt)
     return missing
 
 
-async def commit_upload(m: Manager, upload_id: UploadId, body: dict[str, Any]) -> dict[str, Any]:
-    """Commit ``{manifest}`` (answer: that version) or ``{manifests: [...]}`` (answer:
-    ``{versions: [...]}``, in the order given). A batch may commit a subset of the files it
-    declared (a file that changed while read is left out); every manifest names a declared
-    file of the declared size, each at most once."""
-    single = "manifests" not in body
-    if single and "manifest" not in body:
-        raise BadRequest("request body lacks manifest (or manifests)")
+async def commit_upload(
+    m: Manager, upload_id: UploadId, manifests: Sequence[Manifest], *, batch: bool
+) -> CommitAnswer:
+    """Commit one manifest (answer: that version) or a batch (answer: ``{versions}``, in the
+    order given). A batch may commit a subset of the files it declared (a file that changed
+    while read is left out); every manifest names a declared file of the declared size, each
+    at most once."""
+    single = not batch
     session = await m.catalog.session(upload_id)
     if session is None:
         raise NotFound(f"no upload {upload_id}")
     declared = await m.catalog.session_files(upload_id)
     if session.state == "committed":
         # A retried commit (the answer was lost): same answer again, for the same files only.
-        names = [mf.name for mf in _parse_manifests(body, single=single)]
-        again = await _committed_answer(m, session, declared, single=single)
-        if again is not None and names == [a["name"] for a in again.get("versions", [again])]:
-            return again
+        names = [mf.name for mf in manifests]
+        again = await _committed_answer(m, session, declared)
+        if again is not None and names == [a.name for a in again]:
+            return _answer(again, single=single)
     if session.state != "open":
         raise Conflict(f"upload {upload_id} is {session.state}")
     if time.time() > session.expires:
         raise Conflict(f"upload {upload_id} expired")
-    manifests = _parse_manifests(body, single=single)
     sizes = {n: z for n, z, _ in declared} if declared else {session.name: session.size}
     seen: set[str] = set()
     for manifest in manifests:
@@ -261,28 +227,19 @@ async def commit_upload(m: Manager, upload_id: UploadId, body: dict[str, Any]) -
     )
     await _close_relay(m, session)
     answers = [
-        {"name": mf.name, "version": n, "size": mf.size, "chunks": len(mf.chunks)}
+        Committed(name=mf.name, version=n, size=mf.size, chunks=len(mf.chunks))
         for mf, n in zip(manifests, numbers, strict=True)
     ]
-    return answers[0] if single else {"versions": answers}
+    return _answer(answers, single=single)
 
 
-def _parse_manifests(body: dict[str, Any], *, single: bool) -> list[Manifest]:
-    if single:
-        return [Manifest.from_json(body.get("manifest"))]
-    raw = body["manifests"]
-    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_BATCH_FILES:
-        raise BadRequest(f"manifests must be a list of 1 to {MAX_BATCH_FILES} manifests")
-    return [Manifest.from_json(item) for item in raw]
+def _answer(versions: list[Committed], *, single: bool) -> CommitAnswer:
+    return CommitAnswer(versions[0] if single else CommittedBatch(versions=versions))
 
 
 async def _committed_answer(
-    m: Manager,
-    session: SessionRow,
-    declared: list[tuple[str, int, int | None]],
-    *,
-    single: bool,
-) -> dict[str, Any] | None:
+    m: Manager, session: SessionRow, declared: list[tuple[str, int, int | None]]
+) -> list[Committed] | None:
     wanted = (
         [(n, v) for n, _, v in declared if v is not None]
         if declared
@@ -295,11 +252,9 @@ async def _committed_answer(
             return None
         row, _ = found
         answers.append(
-            {"name": row.name, "version": row.version, "size": row.size, "chunks": row.chunk_count}
+            Committed(name=row.name, version=row.version, size=row.size, chunks=row.chunk_count)
         )
-    if not answers:
-        return None
-    return answers[0] if single else {"versions": answers}
+    return answers or None
 
 
 async def _close_relay(m: Manager, session: SessionRow) -> None:
@@ -343,12 +298,12 @@ async def sweep_expired(m: Manager, *, now: float | None = None) -> int:
     return len(expired)
 
 
-async def sweeper_loop(m: Manager) -> None:
+def sweeper_loop(m: Manager) -> Periodic:
+    """Expired upload sessions closed a few times per session lifetime (1 s to 60 s apart)."""
+
+    async def sweep() -> None:
+        count = await sweep_expired(m)
+        log.debug("session sweep expired=%d", count)
+
     interval = max(1.0, min(60.0, m.config.upload.session_ttl_s / 4))
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            count = await sweep_expired(m)
-            log.debug("session sweep expired=%d", count)
-        except Exception:
-            log.exception("session sweep failed")
+    return Periodic("sessions", sweep, interval_s=interval)

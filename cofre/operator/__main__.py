@@ -24,16 +24,25 @@ class _QuietRoutine(logging.Filter):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cofre.operator", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m cofre.operator",
+        description=(
+            "Run the BackupCluster operator (kopf, standalone: one replica). "
+            "Settings: defaults < COFRE_* environment < flags."
+        ),
+    )
     add_flags(parser, OperatorConfig)
-    parser.add_argument("--verbose", action="store_true", help="log at DEBUG")
+    parser.add_argument("--verbose", action="store_true", help="log at DEBUG (--log-level DEBUG)")
     args = parser.parse_args(argv)
     try:
         config = load(OperatorConfig, args=args)
     except ConfigError as exc:
-        sys.exit(f"cofre operator: {exc}")
-    kopf.configure(verbose=args.verbose)
-    logging.getLogger("cofre").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        print(f"cofre operator: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    level = logging.DEBUG if args.verbose else logging.getLevelName(config.log_level)
+    # kopf installs its own handler and format (cofre.logsetup is for the aiohttp services).
+    kopf.configure(verbose=level <= logging.DEBUG)
+    logging.getLogger().setLevel(level)
     logging.getLogger("kopf.objects").addFilter(_QuietRoutine())
     # Probes ask every few seconds; their access lines say nothing.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

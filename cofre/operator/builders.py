@@ -7,9 +7,9 @@ return. Every child carries the same four ``app.kubernetes.io`` labels.
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from cofre.config import env_name
+from cofre.kube import KubeObject
 from cofre.operator.spec import (
     MANAGER_PORT,
     NODE_PORT,
@@ -29,23 +29,23 @@ DATA_DIR = "/data"
 RUN_AS = 65532
 
 
-def _meta(name: str, namespace: str, cluster: str, component: str) -> dict[str, Any]:
+def _meta(name: str, namespace: str, cluster: str, component: str) -> KubeObject:
     return {"name": name, "namespace": namespace, "labels": labels(cluster, component)}
 
 
-def _env(path: tuple[str, ...], value: object) -> dict[str, Any]:
+def _env(path: tuple[str, ...], value: object) -> KubeObject:
     text = str(value).lower() if isinstance(value, bool) else str(value)
     return {"name": env_name(path), "value": text}
 
 
-def _token_env(names: Names) -> dict[str, Any]:
+def _token_env(names: Names) -> KubeObject:
     return {
         "name": env_name(("token",)),
         "valueFrom": {"secretKeyRef": {"name": names.secret, "key": TOKEN_KEY}},
     }
 
 
-def pod_security_context() -> dict[str, Any]:
+def pod_security_context() -> KubeObject:
     return {
         "runAsNonRoot": True,
         "runAsUser": RUN_AS,
@@ -55,7 +55,7 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def container_security_context() -> dict[str, Any]:
+def container_security_context() -> KubeObject:
     return {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
@@ -65,7 +65,7 @@ def container_security_context() -> dict[str, Any]:
     }
 
 
-def _probes(port: int) -> dict[str, Any]:
+def _probes(port: int) -> KubeObject:
     return {
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": port},
@@ -83,13 +83,13 @@ def _probes(port: int) -> dict[str, Any]:
     }
 
 
-def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+def _tmp_volume() -> tuple[KubeObject, KubeObject]:
     """An emptyDir at /tmp: the root filesystem is read-only."""
     return {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}, {"name": "tmp", "mountPath": "/tmp"}
 
 
-def _claim(size: str, storage_class: str | None, cluster: str, component: str) -> dict[str, Any]:
-    spec: dict[str, Any] = {
+def _claim(size: str, storage_class: str | None, cluster: str, component: str) -> KubeObject:
+    spec: KubeObject = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": size}},
     }
@@ -103,7 +103,7 @@ def _claim(size: str, storage_class: str | None, cluster: str, component: str) -
     }
 
 
-def build_secret(*, name: str, namespace: str, token: str) -> dict[str, Any]:
+def build_secret(*, name: str, namespace: str, token: str) -> KubeObject:
     names = Names(name)
     return {
         "apiVersion": "v1",
@@ -115,7 +115,7 @@ def build_secret(*, name: str, namespace: str, token: str) -> dict[str, Any]:
     }
 
 
-def build_manager_service_account(*, name: str, namespace: str) -> dict[str, Any]:
+def build_manager_service_account(*, name: str, namespace: str) -> KubeObject:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
@@ -124,7 +124,7 @@ def build_manager_service_account(*, name: str, namespace: str) -> dict[str, Any
     }
 
 
-def build_manager_role(*, name: str, namespace: str) -> dict[str, Any]:
+def build_manager_role(*, name: str, namespace: str) -> KubeObject:
     """The manager discovers its storage pods: read pods in its own namespace, nothing else."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -134,7 +134,7 @@ def build_manager_role(*, name: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def build_manager_role_binding(*, name: str, namespace: str) -> dict[str, Any]:
+def build_manager_role_binding(*, name: str, namespace: str) -> KubeObject:
     names = Names(name)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -149,7 +149,7 @@ def build_manager_role_binding(*, name: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def build_storage_service(*, name: str, namespace: str) -> dict[str, Any]:
+def build_storage_service(*, name: str, namespace: str) -> KubeObject:
     """Headless: stable per-pod DNS names for the StatefulSet; clients never balance over it."""
     return {
         "apiVersion": "v1",
@@ -166,11 +166,11 @@ def build_storage_service(*, name: str, namespace: str) -> dict[str, Any]:
 
 def build_storage_statefulset(
     spec: ClusterSpec, *, name: str, namespace: str, image: str, replicas: int
-) -> dict[str, Any]:
+) -> KubeObject:
     """``replicas`` is what the scale plan allows now, which lags the spec while draining."""
     names = Names(name)
     tmp_volume, tmp_mount = _tmp_volume()
-    container: dict[str, Any] = {
+    container: KubeObject = {
         "name": "storage-node",
         "image": image,
         "imagePullPolicy": spec.image_pull_policy,
@@ -246,7 +246,7 @@ def build_storage_statefulset(
     }
 
 
-def build_storage_disruption_budget(*, name: str, namespace: str) -> dict[str, Any]:
+def build_storage_disruption_budget(*, name: str, namespace: str) -> KubeObject:
     """Voluntary evictions (node drains) take one storage node at a time, never a second copy."""
     return {
         "apiVersion": "policy/v1",
@@ -256,7 +256,7 @@ def build_storage_disruption_budget(*, name: str, namespace: str) -> dict[str, A
     }
 
 
-def build_manager_service(*, name: str, namespace: str) -> dict[str, Any]:
+def build_manager_service(*, name: str, namespace: str) -> KubeObject:
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -269,7 +269,7 @@ def build_manager_service(*, name: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def manager_env(spec: ClusterSpec, *, name: str) -> list[dict[str, Any]]:
+def manager_env(spec: ClusterSpec, *, name: str) -> list[KubeObject]:
     """The manager's settings, named as cofre.config derives them."""
     return [
         _token_env(Names(name)),
@@ -292,10 +292,10 @@ def manager_env(spec: ClusterSpec, *, name: str) -> list[dict[str, Any]]:
 
 def build_manager_statefulset(
     spec: ClusterSpec, *, name: str, namespace: str, image: str
-) -> dict[str, Any]:
+) -> KubeObject:
     names = Names(name)
     tmp_volume, tmp_mount = _tmp_volume()
-    container: dict[str, Any] = {
+    container: KubeObject = {
         "name": "manager",
         "image": image,
         "imagePullPolicy": spec.image_pull_policy,
@@ -339,7 +339,7 @@ def build_manager_statefulset(
     }
 
 
-def cli_env(*, name: str, namespace: str) -> list[dict[str, Any]]:
+def cli_env(*, name: str, namespace: str) -> list[KubeObject]:
     """What the `cofre` command needs inside the cluster: the manager's URL and the token."""
     names = Names(name)
     return [
@@ -350,7 +350,7 @@ def cli_env(*, name: str, namespace: str) -> list[dict[str, Any]]:
 
 def build_toolbox_deployment(
     spec: ClusterSpec, *, name: str, namespace: str, image: str
-) -> dict[str, Any]:
+) -> KubeObject:
     """A pod with the `cofre` CLI set up: `kubectl exec deploy/<name>-toolbox -- cofre ls`."""
     _, tmp_mount = _tmp_volume()
     match = selector_labels(name, TOOLBOX)

@@ -8,47 +8,18 @@ manager first, and the StatefulSet shrinks only once the manager reports every o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from cofre.operator.spec import min_storage_nodes
+from cofre.protocol.manager_api import DrainStatus
 
 ScaleState = Literal["steady", "draining", "removing", "refused", "waiting"]
 Phase = Literal["Progressing", "Ready", "Degraded", "ScalingDown"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class NodeDrain:
-    done: bool
-    chunks_left: int
-    bytes_left: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class DrainProgress:
-    """The manager's GET /v1/drain answer."""
-
-    done: bool
-    chunks_left: int
-    bytes_left: int
-    nodes: Mapping[str, NodeDrain] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> DrainProgress:
-        nodes = {
-            str(node): NodeDrain(
-                done=bool(info.get("done")),
-                chunks_left=int(info.get("chunks_left", 0)),
-                bytes_left=int(info.get("bytes_left", 0)),
-            )
-            for node, info in (data.get("nodes") or {}).items()
-        }
-        return cls(
-            done=bool(data.get("done")),
-            chunks_left=int(data.get("chunks_left", 0)),
-            bytes_left=int(data.get("bytes_left", 0)),
-            nodes=nodes,
-        )
+# The manager's GET /v1/drain answer, as the wire layer defines it.
+DrainProgress = DrainStatus
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,21 +1,42 @@
-"""kopf handlers for BackupCluster: thin, each one a call to ``reconcile``.
+"""kopf handlers for BackupCluster: thin, each one a pass of ``reconcile`` under the cluster's lock.
 
-Create, update and resume run a pass at once; a timer runs one every few seconds, which moves a
-scale-down along as the manager drains and keeps status (and any deleted child) current.
+Create, update and resume run a full pass at once; a timer runs one every few seconds, which moves
+a scale-down along as the manager drains and puts back any deleted or edited child. kopf runs the
+timer beside the change handlers, so every pass on one BackupCluster takes its lock first: two
+passes never both find no token, or both send a drain. Changes of the cluster's StatefulSets and
+pods (watched by their labels) refresh its status at once, under the same lock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from contextlib import AsyncExitStack
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import kopf
 
 from cofre.kube import open_api
-from cofre.operator.reconcile import Context, Target, reconcile
+from cofre.operator.reconcile import (
+    Context,
+    Target,
+    observe,
+    publish_status,
+    read_cluster,
+    reconcile,
+)
 from cofre.operator.settings import OperatorConfig
-from cofre.operator.spec import GROUP, PLURAL, VERSION, SpecError, parse_spec
+from cofre.operator.spec import (
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    ClusterSpec,
+    SpecError,
+    parse_spec,
+)
 from cofre.protocol.client import open_session
 
 log = logging.getLogger(__name__)
@@ -24,6 +45,61 @@ log = logging.getLogger(__name__)
 RECONCILE_INTERVAL_S = 10.0
 _STACK = "stack"
 _CONTEXT = "context"
+_LOCKS = "locks"
+# What every child carries (builders.labels); its instance label names the BackupCluster.
+CHILD_LABELS = {"app.kubernetes.io/name": "cofre", "app.kubernetes.io/managed-by": "cofre-operator"}
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+# Children whose state is in the status: the storage nodes and the manager, not the toolbox.
+STATUS_COMPONENTS = ("storage-node", "manager")
+
+Key = tuple[str, str]
+
+
+class PassLocks:
+    """One lock per BackupCluster (namespace, name): its passes run one at a time.
+
+    Keyed by name rather than uid because the children are named after the cluster: passes of a
+    deleted cluster and of a new one of the same name must not overlap either. Locks live only
+    while a pass holds or awaits them (weak values), so nothing accumulates for deleted clusters.
+    A status refresh that finds another refresh of the same cluster still waiting does nothing:
+    the waiting one reads everything once it runs.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._waiting: set[Key] = set()
+
+    @asynccontextmanager
+    async def hold(self, key: Key, *, coalesce: bool = False) -> AsyncIterator[bool]:
+        """Hold ``key``'s lock; yields True once held.
+
+        ``coalesce``: yield False at once (holding nothing) if another coalescing holder of
+        ``key`` is still waiting for the lock; it will see whatever this one would have.
+        """
+        if coalesce and key in self._waiting:
+            yield False
+            return
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        if coalesce:
+            self._waiting.add(key)
+        try:
+            async with lock:
+                # From here on a new change needs a new read: let the next one queue.
+                if coalesce:
+                    self._waiting.discard(key)
+                yield True
+        finally:
+            if coalesce:
+                self._waiting.discard(key)
+
+
+def install(memo: kopf.Memo, context: Context) -> None:
+    """Put what every handler needs in the operator's memo."""
+    memo[_CONTEXT] = context
+    # Every object's memo is a shallow copy of this one: all of them share these locks.
+    memo[_LOCKS] = PassLocks()
 
 
 @kopf.on.startup()
@@ -43,7 +119,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     api = await stack.enter_async_context(open_api())
     http = await stack.enter_async_context(open_session(timeout_s=10.0))
     memo[_STACK] = stack
-    memo[_CONTEXT] = Context(api=api, http=http, default_image=config.image)
+    install(memo, Context(api=api, http=http, default_image=config.image))
     log.info("operator started image=%s namespaces=%s", config.image, config.namespaces or "all")
 
 
@@ -57,47 +133,116 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-async def changed(
-    body: kopf.Body,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    await _pass(body, spec, status, patch, memo)
+async def changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await full_pass(_key(body.metadata), memo)
 
 
 @kopf.timer(
     GROUP, VERSION, PLURAL, interval=RECONCILE_INTERVAL_S, initial_delay=RECONCILE_INTERVAL_S
 )
-async def tick(
-    body: kopf.Body,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    await _pass(body, spec, status, patch, memo)
+async def tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await full_pass(_key(body.metadata), memo)
 
 
-async def _pass(
-    body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo
-) -> None:
-    context = memo[_CONTEXT]
-    assert isinstance(context, Context)
-    meta = body.metadata
-    target = Target(
-        body=body,
-        name=str(meta.name),
-        namespace=str(meta.namespace),
-        generation=int(meta.get("generation") or 0),
-    )
+@kopf.on.event("apps", "v1", "statefulsets", labels=CHILD_LABELS)
+async def statefulset_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await _child_changed(body, memo)
+
+
+@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
+async def pod_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await _child_changed(body, memo)
+
+
+def owner_of(child: Mapping[str, Any]) -> Key | None:
+    """The BackupCluster whose status a child's state feeds (None: not such a child).
+
+    A StatefulSet names it in its ownerReference; a pod's owner is its StatefulSet, so for pods
+    the instance label (which the builders put on both) names it.
+    """
+    meta = child.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get("app.kubernetes.io/component") not in STATUS_COMPONENTS:
+        return None
+    namespace = meta.get("namespace")
+    owners = [
+        ref
+        for ref in meta.get("ownerReferences") or []
+        if ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
+    ]
+    name = owners[0].get("name") if owners else labels.get(INSTANCE_LABEL)
+    if not namespace or not name:
+        return None
+    return str(namespace), str(name)
+
+
+async def _child_changed(body: kopf.Body, memo: kopf.Memo) -> None:
+    key = owner_of(body)
+    if key is None:
+        return
     try:
-        parsed = parse_spec(spec)
+        await refresh_status(key, memo)
+    except kopf.TemporaryError as exc:
+        # Not retried here: the next child change or timer pass writes the status.
+        log.warning("status refresh failed cluster=%s/%s: %s", *key, exc)
+
+
+async def full_pass(key: Key, memo: kopf.Memo) -> None:
+    """Reconcile every child of the BackupCluster ``key`` and write its status."""
+    await _exclusive(key, memo, reconcile_and_publish, refresh=False)
+
+
+async def refresh_status(key: Key, memo: kopf.Memo) -> None:
+    """Write the BackupCluster's status as its children show it now; no child is written."""
+    await _exclusive(key, memo, observe_and_publish, refresh=True)
+
+
+Step = Callable[[Context, Target, Mapping[str, Any]], Awaitable[None]]
+
+
+async def _exclusive(key: Key, memo: kopf.Memo, step: Step, *, refresh: bool) -> None:
+    context, locks = memo[_CONTEXT], memo[_LOCKS]
+    assert isinstance(context, Context) and isinstance(locks, PassLocks)
+    async with locks.hold(key, coalesce=refresh) as holding:
+        if not holding:
+            return
+        namespace, name = key
+        # Read under the lock: the spec and the status as the last pass left them, not as the
+        # (possibly older) event that started this pass saw them.
+        current = await read_cluster(context, namespace=namespace, name=name)
+        if current is None:
+            log.debug("cluster=%s/%s gone; nothing to do", namespace, name)
+            return
+        await step(context, Target.of(current), current)
+
+
+def _parse(target: Target, current: Mapping[str, Any]) -> ClusterSpec:
+    try:
+        return parse_spec(current.get("spec") or {})
     except SpecError as exc:
-        kopf.event(body, type="Warning", reason="InvalidSpec", message=str(exc))
+        kopf.event(target.body, type="Warning", reason="InvalidSpec", message=str(exc))
         raise kopf.PermanentError(str(exc)) from exc
-    new_status = await reconcile(context, target, parsed, previous=dict(status))
-    patch.status.update(new_status)
+
+
+async def reconcile_and_publish(
+    context: Context, target: Target, current: Mapping[str, Any]
+) -> None:
+    spec = _parse(target, current)
+    previous = dict(current.get("status") or {})
+    status = await reconcile(context, target, spec, previous=previous)
+    await publish_status(context, target, spec, previous=previous, status=status)
+
+
+async def observe_and_publish(context: Context, target: Target, current: Mapping[str, Any]) -> None:
+    try:
+        spec = parse_spec(current.get("spec") or {})
+    except SpecError:
+        return  # the full pass reports it
+    previous = dict(current.get("status") or {})
+    status = await observe(context, target, spec, previous=previous)
+    if status is not None:
+        await publish_status(context, target, spec, previous=previous, status=status)
+
+
+def _key(meta: Mapping[str, Any]) -> Key:
+    return str(meta.get("namespace")), str(meta.get("name"))

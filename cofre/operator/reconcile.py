@@ -1,25 +1,31 @@
 """One reconcile pass: ordered, idempotent ``ensure_*`` steps, then the new status.
 
-Every pass derives every child from the spec (never from the event that triggered it) and applies
-it by server-side apply, so running it twice changes nothing. The only state kept between passes
-is the token (in its Secret) and the drain (in the manager).
+Every pass derives every child from the spec (never from the event that triggered it). A child is
+written only when it is missing, when what the builders make of the spec changed (a hash of it is
+an annotation on the child), or when the live child drifted from it; otherwise a pass only reads.
+The only state kept between passes is the token (in its Secret) and the drain (in the manager).
+Passes on one BackupCluster never overlap: the handlers run them under a per-object lock.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol, cast
 
 import aiohttp
 import kopf
 
 from cofre.errors import CofreError
-from cofre.kube import KubeApi, KubeError, object_path
+from cofre.kube import KubeError, KubeObject, object_path
 from cofre.operator import builders
 from cofre.operator.decisions import (
     DrainProgress,
@@ -30,19 +36,52 @@ from cofre.operator.decisions import (
     statefulset_ready,
     statefulset_rolling_out,
 )
-from cofre.operator.spec import TOKEN_KEY, ClusterSpec, Names, storage_selector
-from cofre.operator.status import Observed, build_status, condition, was_ready
+from cofre.operator.spec import (
+    GROUP,
+    KIND,
+    TOKEN_KEY,
+    VERSION,
+    ClusterSpec,
+    Names,
+    storage_selector,
+)
+from cofre.operator.status import (
+    Observed,
+    build_status,
+    changed_fields,
+    condition,
+    scaling_down,
+    was_ready,
+)
 from cofre.protocol.client import ManagerClient
+from cofre.protocol.manager_api import ClusterStats
 
 log = logging.getLogger(__name__)
 
 # seconds for one request to the manager: the operator must not hang on a sick one.
 MANAGER_TIMEOUT_S = 10.0
+# On every child: the hash of the object as built (and adopted) when it was last applied.
+APPLIED_HASH = "cofre.dev/applied-hash"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class Kube(Protocol):
+    """What reconcile needs of the Kubernetes API (``cofre.kube.KubeApi`` in the operator)."""
+
+    async def get(self, path: str) -> KubeObject | None: ...
+
+    async def apply(self, obj: Mapping[str, Any]) -> Any: ...
+
+    async def create(self, obj: Mapping[str, Any]) -> KubeObject: ...
+
+    async def delete(self, path: str) -> bool: ...
+
+    async def patch_status(self, path: str, status: Mapping[str, Any]) -> KubeObject: ...
 
 
 @dataclass(frozen=True, kw_only=True)
 class Context:
-    api: KubeApi
+    api: Kube
     http: aiohttp.ClientSession
     # The image children run when the spec names none (the operator's own).
     default_image: str
@@ -50,35 +89,151 @@ class Context:
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """The BackupCluster being reconciled."""
+    """The BackupCluster being reconciled, as read at the start of the pass."""
 
     body: kopf.Body
     name: str
     namespace: str
     generation: int
 
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> Target:
+        meta = raw.get("metadata") or {}
+        return cls(
+            body=kopf.Body(cast(kopf.RawBody, dict(raw))),
+            name=str(meta.get("name")),
+            namespace=str(meta.get("namespace")),
+            generation=int(meta.get("generation") or 0),
+        )
+
     @property
     def names(self) -> Names:
         return Names(self.name)
 
+    @property
+    def path(self) -> str:
+        return cluster_path(namespace=self.namespace, name=self.name)
 
-async def apply(ctx: Context, target: Target, obj: dict[str, Any]) -> dict[str, Any]:
-    """Adopt ``obj`` (ownerReference to the BackupCluster) and create-or-patch it."""
-    kopf.adopt(obj, owner=target.body)
-    kind, name = obj["kind"], obj["metadata"]["name"]
+
+def cluster_path(*, namespace: str, name: str) -> str:
+    return object_path(API_VERSION, KIND, namespace=namespace, name=name)
+
+
+async def read_cluster(ctx: Context, *, namespace: str, name: str) -> KubeObject | None:
+    """The BackupCluster as it is now (None: deleted); a pass never trusts an older event's copy."""
+    return await _get(ctx, cluster_path(namespace=namespace, name=name))
+
+
+def stamp(obj: KubeObject) -> str:
+    """Annotate ``obj`` with the hash of what it is now; -> the hash."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    obj["metadata"].setdefault("annotations", {})[APPLIED_HASH] = digest
+    return digest
+
+
+_QUANTITY = re.compile(
+    r"^([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
+)
+_SCALE = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate("kMGTPE")},
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+}
+
+
+def _quantity(value: object) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    match = _QUANTITY.match(str(value))
+    if match is None:
+        return None
     try:
-        result: dict[str, Any] = await ctx.api.apply(obj)
+        return Decimal(match.group(1)) * _SCALE[match.group(2) or ""]
+    except InvalidOperation:
+        return None
+
+
+def drift(want: object, have: object, path: str = "") -> str | None:
+    """Where the live ``have`` differs from the built ``want`` (None: nowhere).
+
+    Only what ``want`` sets counts: fields the API server adds (defaults, status, uid) are not a
+    difference; quantities compare by value, as the server rewrites them ("0.5" is "500m").
+    """
+    if isinstance(want, Mapping):
+        if not isinstance(have, Mapping):
+            return path or "."
+        for key, value in want.items():
+            where = drift(value, have.get(key), f"{path}.{key}")
+            if where is not None:
+                return where
+        return None
+    if isinstance(want, list):
+        if not isinstance(have, list) or len(have) != len(want):
+            return path
+        for i, (w, h) in enumerate(zip(want, have, strict=True)):
+            where = drift(w, h, f"{path}[{i}]")
+            if where is not None:
+                return where
+        return None
+    if want == have:
+        return None
+    q_want, q_have = _quantity(want), _quantity(have)
+    return None if q_want is not None and q_want == q_have else path
+
+
+def why_apply(obj: Mapping[str, Any], live: Mapping[str, Any] | None) -> str | None:
+    """Why the stamped ``obj`` must be applied over ``live``; None: it matches already."""
+    if live is None:
+        return "missing"
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(APPLIED_HASH) != obj["metadata"]["annotations"][APPLIED_HASH]:
+        return "changed"
+    where = drift(obj, live)
+    return None if where is None else f"drifted at {where}"
+
+
+def _write_error(kind: str, name: str, exc: KubeError) -> kopf.PermanentError | kopf.TemporaryError:
+    if exc.status == 409:
+        return kopf.TemporaryError(f"conflict on {kind} {name}: {exc}", delay=5)
+    if exc.status in (400, 422):
+        return kopf.PermanentError(f"{kind} {name} rejected: {exc}")
+    return kopf.TemporaryError(f"cannot write {kind} {name}: {exc}", delay=15)
+
+
+async def apply(ctx: Context, target: Target, obj: KubeObject) -> KubeObject:
+    """Adopt ``obj`` (ownerReference to the BackupCluster) and create-or-patch it if needed.
+
+    -> the live object: as it was when it matched, else as the apply left it.
+    """
+    name = obj["metadata"]["name"]
+    live = await _get(
+        ctx, object_path(obj["apiVersion"], obj["kind"], namespace=target.namespace, name=name)
+    )
+    return await apply_over(ctx, target, obj, live=live)
+
+
+async def apply_over(
+    ctx: Context, target: Target, obj: KubeObject, *, live: KubeObject | None
+) -> KubeObject:
+    """``apply`` with the live object read already."""
+    kopf.adopt(obj, owner=target.body)
+    stamp(obj)
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    why = why_apply(obj, live)
+    if why is None:
+        assert live is not None
+        return live
+    try:
+        result: KubeObject = await ctx.api.apply(obj)
     except KubeError as exc:
-        if exc.status == 409:
-            raise kopf.TemporaryError(f"conflict on {kind} {name}: {exc}", delay=5) from exc
-        if exc.status in (400, 422):
-            raise kopf.PermanentError(f"{kind} {name} rejected: {exc}") from exc
-        raise kopf.TemporaryError(f"cannot apply {kind} {name}: {exc}", delay=15) from exc
-    log.debug("applied kind=%s name=%s namespace=%s", kind, name, target.namespace)
+        raise _write_error(kind, name, exc) from exc
+    log.info("applied kind=%s name=%s namespace=%s reason=%s", kind, name, target.namespace, why)
     return result
 
 
-async def _get(ctx: Context, path: str) -> dict[str, Any] | None:
+async def _get(ctx: Context, path: str) -> KubeObject | None:
     try:
         return await ctx.api.get(path)
     except KubeError as exc:
@@ -93,14 +248,23 @@ async def ensure_secret(ctx: Context, target: Target) -> str:
     if existing is not None:
         raw = (existing.get("data") or {}).get(TOKEN_KEY)
         token = base64.b64decode(raw).decode() if raw else ""
+    if existing is None:
+        # Create, never overwrite: if another writer made it meanwhile, its token wins.
+        token = secrets.token_urlsafe(32)
+        obj = builders.build_secret(name=target.name, namespace=target.namespace, token=token)
+        kopf.adopt(obj, owner=target.body)
+        stamp(obj)
+        try:
+            await ctx.api.create(obj)
+        except KubeError as exc:
+            raise _write_error("Secret", target.names.secret, exc) from exc
+        log.info("generated cluster token secret=%s namespace=%s", path, target.namespace)
+        return token
     if not token:
         token = secrets.token_urlsafe(32)
-        log.info("generated cluster token secret=%s namespace=%s", path, target.namespace)
-    await apply(
-        ctx,
-        target,
-        builders.build_secret(name=target.name, namespace=target.namespace, token=token),
-    )
+        log.info("generated cluster token (secret had none) secret=%s", path)
+    obj = builders.build_secret(name=target.name, namespace=target.namespace, token=token)
+    await apply_over(ctx, target, obj, live=existing)
     return token
 
 
@@ -111,14 +275,14 @@ async def ensure_manager_rbac(ctx: Context, target: Target) -> None:
     await apply(ctx, target, builders.build_manager_role_binding(**kw))
 
 
-async def read_statefulset(ctx: Context, target: Target, name: str) -> dict[str, Any] | None:
+async def read_statefulset(ctx: Context, target: Target, name: str) -> KubeObject | None:
     path = object_path("apps/v1", "StatefulSet", namespace=target.namespace, name=name)
     return await _get(ctx, path)
 
 
 async def ensure_storage(
     ctx: Context, target: Target, spec: ClusterSpec, *, image: str, plan: ScalePlan
-) -> dict[str, Any]:
+) -> KubeObject:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_storage_service(**kw))
     await apply(ctx, target, builders.build_storage_disruption_budget(**kw))
@@ -131,7 +295,7 @@ async def ensure_storage(
 
 async def ensure_manager(
     ctx: Context, target: Target, spec: ClusterSpec, *, image: str
-) -> dict[str, Any]:
+) -> KubeObject:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_manager_service(**kw))
     return await apply(ctx, target, builders.build_manager_statefulset(spec, image=image, **kw))
@@ -147,6 +311,8 @@ async def ensure_toolbox(ctx: Context, target: Target, spec: ClusterSpec, *, ima
     path = object_path(
         "apps/v1", "Deployment", namespace=target.namespace, name=target.names.toolbox
     )
+    if await _get(ctx, path) is None:
+        return
     try:
         if await ctx.api.delete(path):
             log.info("deleted toolbox deployment=%s", path)
@@ -156,16 +322,16 @@ async def ensure_toolbox(ctx: Context, target: Target, spec: ClusterSpec, *, ima
 
 async def ask_manager(
     ctx: Context, target: Target, *, token: str, manager_ready: bool
-) -> tuple[dict[str, Any] | None, DrainProgress | None]:
+) -> tuple[ClusterStats | None, DrainProgress | None]:
     """-> (stats, drain status); None for what the manager could not answer."""
     if not manager_ready:
         return None, None
     client = _manager(ctx, target, token)
-    stats: dict[str, Any] | None = None
+    stats: ClusterStats | None = None
     drain: DrainProgress | None = None
     try:
         stats = await client.stats()
-        drain = DrainProgress.from_json(await client.drain_status())
+        drain = await client.drain_status()
     except CofreError as exc:
         log.warning("manager did not answer cluster=%s/%s: %s", target.namespace, target.name, exc)
     return stats, drain
@@ -188,7 +354,7 @@ async def send_drain(ctx: Context, target: Target, *, token: str, nodes: tuple[s
 
 async def reconcile(
     ctx: Context, target: Target, spec: ClusterSpec, *, previous: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> KubeObject:
     """Bring every child in line with ``spec``; return the new status."""
     names = target.names
     image = spec.image or ctx.default_image
@@ -252,19 +418,12 @@ async def reconcile(
         desired=spec.storage_nodes,
         ready_nodes=readiness.ready_nodes,
         manager_ready=readiness.manager_ready,
+        replicas=plan.replicas,
         plan=plan,
         selector=storage_selector(target.name),
         stats=stats,
     )
     status = build_status(previous, observed, now=datetime.now(UTC))
-    if previous.get("phase") != status["phase"]:
-        kopf.event(
-            target.body,
-            type="Warning" if status["phase"] == "Degraded" else "Normal",
-            reason=f"Phase{status['phase']}",
-            message=f"phase {previous.get('phase', 'none')} -> {status['phase']}: "
-            f"{readiness.ready_nodes}/{spec.storage_nodes} storage nodes ready",
-        )
     log.debug(
         "reconciled cluster=%s/%s phase=%s plan=%s replicas=%d ready=%d",
         target.namespace,
@@ -275,6 +434,84 @@ async def reconcile(
         readiness.ready_nodes,
     )
     return status
+
+
+async def observe(
+    ctx: Context, target: Target, spec: ClusterSpec, *, previous: Mapping[str, Any]
+) -> KubeObject | None:
+    """The status as the children show it now, without writing a child or asking the manager.
+
+    What a child's change can alter: readiness and phase. The spec's generation, the scale plan
+    (ScalingDown) and the manager's numbers stay what the last full pass recorded. None: no full
+    pass has recorded a status yet.
+    """
+    if "observedGeneration" not in previous:
+        return None
+    generation = int(previous["observedGeneration"])
+    names = target.names
+    manager_sts = await read_statefulset(ctx, target, names.manager)
+    storage_sts = await read_statefulset(ctx, target, names.storage)
+    replicas = 0 if storage_sts is None else int(storage_sts["spec"].get("replicas", 0))
+    readiness = Readiness(
+        desired=spec.storage_nodes,
+        replicas=replicas,
+        ready_nodes=statefulset_ready(storage_sts),
+        rolling_out=statefulset_rolling_out(storage_sts),
+        manager_ready=statefulset_ready(manager_sts) >= 1,
+        draining=scaling_down(previous),
+        was_ready=was_ready(previous, generation=generation),
+    )
+    observed = Observed(
+        generation=generation,
+        phase=phase_of(readiness),
+        desired=spec.storage_nodes,
+        ready_nodes=readiness.ready_nodes,
+        manager_ready=readiness.manager_ready,
+        replicas=replicas,
+        plan=None,
+        selector=storage_selector(target.name),
+        stats=None,
+    )
+    return build_status(previous, observed, now=datetime.now(UTC))
+
+
+async def publish_status(
+    ctx: Context,
+    target: Target,
+    spec: ClusterSpec,
+    *,
+    previous: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> bool:
+    """Write what changed in ``status`` (nothing: no request) and post a phase change as an event.
+
+    -> whether anything was written.
+    """
+    changed = changed_fields(previous, status)
+    if not changed:
+        return False
+    try:
+        await ctx.api.patch_status(target.path, changed)
+    except KubeError as exc:
+        if exc.status == 404:
+            log.debug("cluster=%s/%s gone before its status", target.namespace, target.name)
+            return False
+        raise _write_error(KIND, target.name, exc) from exc
+    if "phase" in changed:
+        kopf.event(
+            target.body,
+            type="Warning" if status["phase"] == "Degraded" else "Normal",
+            reason=f"Phase{status['phase']}",
+            message=f"phase {previous.get('phase', 'none')} -> {status['phase']}: "
+            f"{status.get('readyNodes', 0)}/{spec.storage_nodes} storage nodes ready",
+        )
+    log.debug(
+        "status written cluster=%s/%s fields=%s",
+        target.namespace,
+        target.name,
+        ",".join(sorted(changed)),
+    )
+    return True
 
 
 def _scale_events(target: Target, plan: ScalePlan, previous: Mapping[str, Any]) -> None:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cofre.config import LogLevel, setting
+
 
 @dataclass(frozen=True, kw_only=True)
 class OperatorConfig:
-    # The image children run when a BackupCluster names none; the chart sets its own image here.
-    image: str = "localhost/cofre:dev"
-    # Namespaces to watch, comma-separated in env and flags; empty: every namespace.
-    namespaces: tuple[str, ...] = ()
-    # kopf's liveness endpoint (the Deployment's liveness probe asks it).
-    liveness: str = "http://0.0.0.0:8080/healthz"
+    image: str = setting(
+        "localhost/cofre:dev",
+        "image the children run when a BackupCluster names none; the chart sets its own image",
+    )
+    namespaces: tuple[str, ...] = setting(
+        (), "namespaces to watch, comma-separated; empty: every namespace"
+    )
+    liveness: str = setting(
+        "http://0.0.0.0:8080/healthz", "kopf's liveness endpoint (the Deployment's probe asks it)"
+    )
+    log_level: LogLevel = setting(  # noqa: RUF009
+        LogLevel("INFO"), "least severe log level written to stderr (--verbose: DEBUG)"
+    )

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cofre.kube import KubeObject
 from cofre.operator.decisions import Phase, ScalePlan
+from cofre.protocol.manager_api import ClusterStats
 
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "ScalingDown")
 
@@ -28,7 +30,7 @@ def set_condition(
     reason: str,
     message: str,
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[KubeObject]:
     """``conditions`` with ``type`` set (added or replaced), in a stable order."""
     text = "True" if status else "False"
     previous = next((c for c in conditions if c.get("type") == type), None)
@@ -61,18 +63,19 @@ class Observed:
     desired: int
     ready_nodes: int
     manager_ready: bool
-    plan: ScalePlan
+    # The storage StatefulSet's replicas (what the plan gave it).
+    replicas: int
+    # None: a status-only refresh, which keeps the last full pass's ScalingDown condition.
+    plan: ScalePlan | None
     selector: str
     # GET /v1/stats, None when the manager could not be asked.
-    stats: Mapping[str, Any] | None
+    stats: ClusterStats | None
 
 
-def build_status(
-    previous: Mapping[str, Any], observed: Observed, *, now: datetime
-) -> dict[str, Any]:
+def build_status(previous: Mapping[str, Any], observed: Observed, *, now: datetime) -> KubeObject:
     """The new status document (a full replacement of the fields it names)."""
     o = observed
-    conditions: list[dict[str, Any]] = list(previous.get("conditions") or [])
+    conditions: list[KubeObject] = list(previous.get("conditions") or [])
     nodes = f"{o.ready_nodes}/{o.desired} storage nodes ready"
     manager = "manager ready" if o.manager_ready else "manager not ready"
     conditions = set_condition(
@@ -100,35 +103,36 @@ def build_status(
         now=now,
     )
     reasons = {
-        "steady": "EndingDrain" if o.plan.targets else "Idle",
+        "steady": "EndingDrain" if o.plan is not None and o.plan.targets else "Idle",
         "draining": "Draining",
         "waiting": "WaitingForManager",
         "removing": "RemovingDrainedNodes",
         "refused": "BelowReplicationMinimum",
     }
-    conditions = set_condition(
-        conditions,
-        type="ScalingDown",
-        status=o.plan.state in ("draining", "waiting", "removing"),
-        reason=reasons[o.plan.state],
-        message=o.plan.message,
-        now=now,
-    )
-    status: dict[str, Any] = {
+    if o.plan is not None:
+        conditions = set_condition(
+            conditions,
+            type="ScalingDown",
+            status=o.plan.state in ("draining", "waiting", "removing"),
+            reason=reasons[o.plan.state],
+            message=o.plan.message,
+            now=now,
+        )
+    status: KubeObject = {
         "phase": o.phase,
         "observedGeneration": o.generation,
         "conditions": conditions,
         "readyNodes": o.ready_nodes,
-        "storageNodes": o.plan.replicas,
+        "storageNodes": o.replicas,
         "selector": o.selector,
     }
     if o.stats is not None:
         status.update(
-            usedBytes=int(o.stats.get("used_bytes", 0)),
-            used=human_bytes(int(o.stats.get("used_bytes", 0))),
-            capacityBytes=int(o.stats.get("capacity_bytes", 0)),
-            files=int(o.stats.get("files", 0)),
-            underReplicatedChunks=int(o.stats.get("under_replicated_chunks", 0)),
+            usedBytes=o.stats.used_bytes,
+            used=human_bytes(o.stats.used_bytes),
+            capacityBytes=o.stats.capacity_bytes,
+            files=o.stats.files,
+            underReplicatedChunks=o.stats.under_replicated_chunks,
         )
     return status
 
@@ -141,6 +145,20 @@ def human_bytes(n: int) -> str:
             return f"{n}" if unit == "" else f"{value:.1f}{unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def scaling_down(previous: Mapping[str, Any]) -> bool:
+    """Whether the last full pass left a drain under way (its ScalingDown condition says so)."""
+    scaling = condition(previous.get("conditions") or [], "ScalingDown") or {}
+    return scaling.get("status") == "True" and scaling.get("reason") in (
+        "Draining",
+        "WaitingForManager",
+    )
+
+
+def changed_fields(previous: Mapping[str, Any], status: Mapping[str, Any]) -> KubeObject:
+    """The fields of ``status`` whose value differs from ``previous`` (nothing to write: {})."""
+    return {k: v for k, v in status.items() if previous.get(k) != v}
 
 
 def was_ready(previous: Mapping[str, Any], *, generation: int) -> bool:

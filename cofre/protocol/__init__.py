@@ -1,17 +1,13 @@
 """The wire protocol: HTTP/JSON between CLI, manager, nodes and operator.
 
-``server`` holds what both services put in front of their handlers (auth, error problems,
-OpenAPI); ``client`` holds typed async clients for the manager and the nodes.
+``manager_api`` and ``node_api`` hold a model for every request and response body (``base``:
+what they share); ``api`` declares routes with their models, parses at the edge and generates
+the OpenAPI documents; ``server`` holds the middleware both services put in front of their
+handlers; ``client`` holds typed async clients; ``framing`` packs several chunks in one body.
 """
 
 from cofre.protocol.client import ManagerClient, NodeClient, open_session
-from cofre.protocol.server import (
-    AUTH_HEADER,
-    TICKET_HEADER,
-    auth_middleware,
-    error_middleware,
-    openapi_route,
-)
+from cofre.protocol.server import AUTH_HEADER, TICKET_HEADER, auth_middleware, error_middleware
 
 __all__ = [
     "AUTH_HEADER",
@@ -21,5 +17,4 @@ __all__ = [
     "auth_middleware",
     "error_middleware",
     "open_session",
-    "openapi_route",
 ]

@@ -8,14 +8,66 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+from pydantic import BaseModel, ValidationError
 
 from cofre.errors import BadRequest, CofreError, Unavailable, error_from_problem
-from cofre.models import ChunkHash, Manifest, NodeStats, UploadId
+from cofre.models import ChunkHash, Manifest, NodeId, UploadId
+from cofre.protocol.base import first_error
 from cofre.protocol.framing import CONTENT_TYPE, decode_frames
+from cofre.protocol.manager_api import (
+    BatchDecl,
+    ClusterStats,
+    CommitAnswer,
+    CommitBatch,
+    CommitOne,
+    Committed,
+    CommittedBatch,
+    Deleted,
+    DrainRequest,
+    DrainStatus,
+    FileDecl,
+    FileList,
+    FsckReport,
+    GcRequest,
+    GcResult,
+    KnownAnswer,
+    KnownQuery,
+    ManifestDoc,
+    ManifestList,
+    ManifestsQuery,
+    ManifestView,
+    NodeList,
+    RebuildReport,
+    RebuildRequest,
+    RepairReport,
+    RepairRequest,
+    UploadCreated,
+    VersionInfo,
+    WhereReport,
+)
+from cofre.protocol.node_api import (
+    BatchStored,
+    CheckRequest,
+    CheckResult,
+    ChunksDeleted,
+    ChunkStored,
+    HashList,
+    Inventory,
+    InventoryEntry,
+    ManifestCandidate,
+    ManifestCandidates,
+    Missing,
+    NodeStats,
+    OpenSession,
+    PullRequest,
+    ReadRequest,
+)
 from cofre.protocol.server import AUTH_HEADER, TICKET_HEADER
+
+R = TypeVar("R", bound=BaseModel)
 
 
 @asynccontextmanager
@@ -42,15 +94,18 @@ class _ApiClient:
         method: str,
         path: str,
         *,
-        json: object = None,
+        body: BaseModel | None = None,
         data: bytes | None = None,
         content_type: str | None = None,
         params: Mapping[str, str] | None = None,
         ticket: str | None = None,
         timeout_s: float | None = None,
-    ) -> Any:
-        """Send a request; return decoded JSON (or None for an empty body)."""
+    ) -> bytes | None:
+        """Send a request; -> the answer's bytes (None for an empty answer)."""
         headers = dict(self._headers)
+        if body is not None:
+            data = body.model_dump_json().encode()
+            content_type = "application/json"
         if ticket is not None:
             headers[TICKET_HEADER] = ticket
         if content_type is not None:
@@ -62,7 +117,6 @@ class _ApiClient:
             async with self.session.request(
                 method,
                 url,
-                json=json,
                 data=data,
                 params=params,
                 headers=headers,
@@ -72,8 +126,6 @@ class _ApiClient:
                     raise await _error_of(resp)
                 if resp.status == 204 or resp.content_length == 0:
                     return None
-                if resp.content_type == "application/json":
-                    return await resp.json()
                 return await resp.read()
         except CofreError:
             raise
@@ -81,6 +133,47 @@ class _ApiClient:
             raise Unavailable(
                 f"cannot reach {self.base_url}: {_describe(exc)}", url=self.base_url
             ) from exc
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        answer: type[R],
+        *,
+        body: BaseModel | None = None,
+        params: Mapping[str, str] | None = None,
+        ticket: str | None = None,
+    ) -> R:
+        """Send a request; -> its answer as ``answer``."""
+        raw = await self._request(method, path, body=body, params=params, ticket=ticket)
+        return self._parse(answer, raw, f"{method} {path}")
+
+    def _parse(self, answer: type[R], raw: bytes | None, what: str) -> R:
+        """``raw`` as ``answer``; Unavailable naming the peer if it is not one."""
+        try:
+            return answer.model_validate_json(raw or b"")
+        except ValidationError as exc:
+            raise Unavailable(
+                f"{self.base_url} answered {what} with an invalid {answer.__name__}: "
+                f"{first_error(exc)}",
+                url=self.base_url,
+            ) from None
+
+
+def _valid(model: type[R], **fields: Any) -> R:
+    """A request body built here, checked as the peer will check it: bad input is refused
+    before anything is sent, with the same BadRequest the peer would answer."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise BadRequest(first_error(exc)) from None
+
+
+def _doc(manifest: Manifest) -> ManifestDoc:
+    try:
+        return ManifestDoc.of(manifest)
+    except ValidationError as exc:
+        raise BadRequest(f"manifest of {manifest.name!r}: {first_error(exc)}") from None
 
 
 async def _error_of(resp: aiohttp.ClientResponse) -> CofreError:
@@ -104,165 +197,129 @@ class ManagerClient(_ApiClient):
 
     async def create_upload(
         self, *, name: str, size: int, mode: int, mtime: float
-    ) -> dict[str, Any]:
-        """-> {upload_id, primary_url, ticket, chunk_size, expires}"""
-        result: dict[str, Any] = await self._request(
-            "POST", "/v1/uploads", json={"name": name, "size": size, "mode": mode, "mtime": mtime}
-        )
-        return result
+    ) -> UploadCreated:
+        body = _valid(FileDecl, name=name, size=size, mode=mode, mtime=mtime)
+        return await self._call("POST", "/v1/uploads", UploadCreated, body=body)
 
-    async def commit_upload(self, upload_id: UploadId, manifest: Manifest) -> dict[str, Any]:
-        """-> {name, version, size, chunks}"""
-        result: dict[str, Any] = await self._request(
-            "POST", f"/v1/uploads/{upload_id}/commit", json={"manifest": manifest.to_json()}
+    async def create_batch_upload(self, files: list[FileDecl]) -> UploadCreated:
+        """One upload for several files."""
+        return await self._call(
+            "POST", "/v1/uploads", UploadCreated, body=_valid(BatchDecl, files=files)
         )
-        return result
+
+    async def commit_upload(self, upload_id: UploadId, manifest: Manifest) -> Committed:
+        answer = await self._call(
+            "POST",
+            f"/v1/uploads/{upload_id}/commit",
+            CommitAnswer,
+            body=_valid(CommitOne, manifest=_doc(manifest)),
+        )
+        if not isinstance(answer.root, Committed):
+            raise Unavailable(f"{self.base_url} answered one commit with a batch's answer")
+        return answer.root
+
+    async def commit_batch(self, upload_id: UploadId, manifests: list[Manifest]) -> list[Committed]:
+        """Every manifest of a batch upload in one transaction; -> the versions, in order."""
+        answer = await self._call(
+            "POST",
+            f"/v1/uploads/{upload_id}/commit",
+            CommitAnswer,
+            body=_valid(CommitBatch, manifests=[_doc(m) for m in manifests]),
+        )
+        if not isinstance(answer.root, CommittedBatch):
+            raise Unavailable(f"{self.base_url} answered a batch commit with one version")
+        return answer.root.versions
 
     async def known(self, upload_id: UploadId, hashes: list[ChunkHash]) -> set[ChunkHash]:
         """Those of ``hashes`` already stored with every copy elsewhere: no need to send them."""
-        result = await self._request(
-            "POST", f"/v1/uploads/{upload_id}/known", json={"hashes": hashes}
-        )
-        return {ChunkHash(h) for h in result["known"]}
-
-    async def create_batch_upload(self, files: list[dict[str, Any]]) -> dict[str, Any]:
-        """One upload for several files, each {name, size, mode, mtime}
-        -> {upload_id, primary_url, ticket, chunk_size, expires}"""
-        result: dict[str, Any] = await self._request("POST", "/v1/uploads", json={"files": files})
-        return result
-
-    async def commit_batch(
-        self, upload_id: UploadId, manifests: list[Manifest]
-    ) -> list[dict[str, Any]]:
-        """Every manifest of a batch upload in one transaction -> [{name, version, size, chunks}]"""
-        result = await self._request(
+        answer = await self._call(
             "POST",
-            f"/v1/uploads/{upload_id}/commit",
-            json={"manifests": [m.to_json() for m in manifests]},
+            f"/v1/uploads/{upload_id}/known",
+            KnownAnswer,
+            body=_valid(KnownQuery, hashes=hashes),
         )
-        versions: list[dict[str, Any]] = result["versions"]
-        return versions
-
-    async def get_manifests(self, names: list[str]) -> list[dict[str, Any]]:
-        """The latest live version of each name, as ``get_manifest`` answers; a name without one
-        is left out."""
-        result = await self._request("POST", "/v1/files/manifests", json={"names": names})
-        manifests: list[dict[str, Any]] = result["manifests"]
-        return manifests
+        return set(answer.known)
 
     async def abort_upload(self, upload_id: UploadId) -> None:
         await self._request("DELETE", f"/v1/uploads/{upload_id}")
 
-    async def list_files(self, *, versions: bool = False) -> list[dict[str, Any]]:
-        result = await self._request(
-            "GET", "/v1/files", params={"versions": "1" if versions else "0"}
+    async def get_manifests(self, names: list[str]) -> list[ManifestView]:
+        """The latest live version of each name, as ``get_manifest`` answers; a name without one
+        is left out."""
+        answer = await self._call(
+            "POST", "/v1/files/manifests", ManifestList, body=_valid(ManifestsQuery, names=names)
         )
-        files: list[dict[str, Any]] = result["files"]
-        return files
+        return answer.manifests
 
-    async def get_manifest(self, name: str, *, version: int | None = None) -> dict[str, Any]:
-        """-> {name, version, size, mode, mtime, created, chunks: [{hash, length, nodes: [url]}]}"""
-        params = {"name": name}
-        if version is not None:
-            params["version"] = str(version)
-        result: dict[str, Any] = await self._request("GET", "/v1/files/manifest", params=params)
-        return result
+    async def list_files(self, *, versions: bool = False) -> list[VersionInfo]:
+        params = {"versions": "1" if versions else "0"}
+        return (await self._call("GET", "/v1/files", FileList, params=params)).files
 
-    async def where(self, name: str, *, version: int | None = None) -> dict[str, Any]:
-        """-> {name, version, ..., manifest, chunks: [{hash, length, status, copies: [{node_id,
-        state, why, since}]}]}"""
-        params = {"name": name}
-        if version is not None:
-            params["version"] = str(version)
-        result: dict[str, Any] = await self._request("GET", "/v1/files/where", params=params)
-        return result
+    async def get_manifest(self, name: str, *, version: int | None = None) -> ManifestView:
+        params = _name_params(name, version)
+        return await self._call("GET", "/v1/files/manifest", ManifestView, params=params)
+
+    async def where(self, name: str, *, version: int | None = None) -> WhereReport:
+        params = _name_params(name, version)
+        return await self._call("GET", "/v1/files/where", WhereReport, params=params)
 
     async def delete(self, name: str, *, version: int | None = None) -> list[int]:
-        params = {"name": name}
-        if version is not None:
-            params["version"] = str(version)
-        result = await self._request("DELETE", "/v1/files", params=params)
-        deleted: list[int] = result["deleted"]
-        return deleted
+        params = _name_params(name, version)
+        return (await self._call("DELETE", "/v1/files", Deleted, params=params)).deleted
 
-    async def nodes(self) -> dict[str, Any]:
-        """-> {nodes: [NodeStatus JSON], replication_factor, primary_keeps_copy}"""
-        result: dict[str, Any] = await self._request("GET", "/v1/nodes")
-        return result
+    async def nodes(self) -> NodeList:
+        return await self._call("GET", "/v1/nodes", NodeList)
 
-    async def fsck(self, *, name: str | None = None, verify: bool = False) -> dict[str, Any]:
+    async def fsck(self, *, name: str | None = None, verify: bool = False) -> FsckReport:
         params = {"verify": "1" if verify else "0"}
         if name is not None:
             params["name"] = name
-        result: dict[str, Any] = await self._request("GET", "/v1/fsck", params=params)
-        return result
+        return await self._call("GET", "/v1/fsck", FsckReport, params=params)
 
-    async def gc(self, *, grace_s: float | None = None) -> dict[str, Any]:
-        body = {} if grace_s is None else {"grace_s": grace_s}
-        result: dict[str, Any] = await self._request("POST", "/v1/gc", json=body)
-        return result
+    async def gc(self, *, grace_s: float | None = None) -> GcResult:
+        return await self._call("POST", "/v1/gc", GcResult, body=_valid(GcRequest, grace_s=grace_s))
 
-    async def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._request("GET", "/v1/stats")
-        return result
+    async def stats(self) -> ClusterStats:
+        return await self._call("GET", "/v1/stats", ClusterStats)
 
-    async def repair(self, *, verify: bool = False) -> dict[str, Any]:
-        """-> {chunks, lost_copies, under_replicated, copies_made, stuck, unrecoverable,
-        healthy}"""
-        result: dict[str, Any] = await self._request("POST", "/v1/repair", json={"verify": verify})
-        return result
+    async def repair(self, *, verify: bool = False) -> RepairReport:
+        body = _valid(RepairRequest, verify=verify)
+        return await self._call("POST", "/v1/repair", RepairReport, body=body)
 
-    async def rebuild_catalog(self) -> dict[str, Any]:
-        """Fill an empty catalog from the manifests on the nodes (Conflict if not empty)
-        -> {versions, names, skipped_incomplete, skipped_unreadable, nodes_scanned}"""
-        result: dict[str, Any] = await self._request("POST", "/v1/catalog/rebuild", json={})
-        return result
+    async def rebuild_catalog(self) -> RebuildReport:
+        """Fill an empty catalog from the manifests on the nodes (Conflict if not empty)."""
+        body = _valid(RebuildRequest)
+        return await self._call("POST", "/v1/catalog/rebuild", RebuildReport, body=body)
 
-    async def drain(self, node_ids: Iterable[str]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._request(
-            "POST", "/v1/drain", json={"nodes": list(node_ids)}
-        )
-        return result
+    async def drain(self, node_ids: Iterable[str]) -> DrainStatus:
+        body = _valid(DrainRequest, nodes=[NodeId(n) for n in node_ids])
+        return await self._call("POST", "/v1/drain", DrainStatus, body=body)
 
-    async def set_draining(self, node_ids: Iterable[str]) -> dict[str, Any]:
+    async def set_draining(self, node_ids: Iterable[str]) -> DrainStatus:
         """Make the manager's draining set exactly ``node_ids`` (empty ends every drain)."""
-        result: dict[str, Any] = await self._request(
-            "PUT", "/v1/drain", json={"nodes": list(node_ids)}
-        )
-        return result
+        body = _valid(DrainRequest, nodes=[NodeId(n) for n in node_ids])
+        return await self._call("PUT", "/v1/drain", DrainStatus, body=body)
 
-    async def drain_status(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._request("GET", "/v1/drain")
-        return result
+    async def drain_status(self) -> DrainStatus:
+        return await self._call("GET", "/v1/drain", DrainStatus)
+
+
+def _name_params(name: str, version: int | None) -> dict[str, str]:
+    params = {"name": name}
+    if version is not None:
+        params["version"] = str(version)
+    return params
 
 
 class NodeClient(_ApiClient):
     """A storage node: chunk store, session relay."""
 
     async def stats(self) -> NodeStats:
-        return NodeStats.from_json(await self._request("GET", "/v1/stats"))
+        return await self._call("GET", "/v1/stats", NodeStats)
 
-    async def open_relay(
-        self,
-        *,
-        upload_id: UploadId,
-        replicas: list[dict[str, str]],
-        replica_ticket: str,
-        keep_copy: bool,
-        expires: float,
-    ) -> None:
+    async def open_relay(self, session: OpenSession) -> None:
         """Manager -> primary: the replicas of this upload, and their ticket."""
-        await self._request(
-            "POST",
-            "/v1/sessions",
-            json={
-                "upload_id": upload_id,
-                "replicas": replicas,
-                "replica_ticket": replica_ticket,
-                "keep_copy": keep_copy,
-                "expires": expires,
-            },
-        )
+        await self._request("POST", "/v1/sessions", body=session)
 
     async def close_relay(self, upload_id: UploadId) -> None:
         await self._request("DELETE", f"/v1/sessions/{upload_id}")
@@ -271,11 +328,14 @@ class NodeClient(_ApiClient):
         self, upload_id: UploadId, hashes: list[ChunkHash], *, ticket: str
     ) -> list[ChunkHash]:
         """Client -> primary: which of these chunks must still be sent."""
-        result = await self._request(
-            "POST", f"/v1/sessions/{upload_id}/missing", json={"hashes": hashes}, ticket=ticket
+        answer = await self._call(
+            "POST",
+            f"/v1/sessions/{upload_id}/missing",
+            Missing,
+            body=_valid(HashList, hashes=hashes),
+            ticket=ticket,
         )
-        missing: list[ChunkHash] = result["missing"]
-        return missing
+        return answer.missing
 
     async def upload_chunk(
         self, upload_id: UploadId, chunk_hash: ChunkHash, data: bytes, *, ticket: str
@@ -298,67 +358,54 @@ class NodeClient(_ApiClient):
 
     async def put_chunks(self, framed: bytes, *, ticket: str) -> list[ChunkHash]:
         """Store a framed batch durably on this node; -> the hashes that were new."""
-        result = await self._request(
+        raw = await self._request(
             "PUT", "/v1/chunks", data=framed, content_type=CONTENT_TYPE, ticket=ticket
         )
-        created: list[ChunkHash] = result["created"]
-        return created
+        return self._parse(BatchStored, raw, "PUT /v1/chunks").created
 
     async def read_chunks(self, hashes: list[ChunkHash]) -> list[tuple[ChunkHash, memoryview]]:
         """Several chunks in one framed answer, each verified by the node; absent or corrupt
         ones are left out (fetch those one by one elsewhere)."""
-        body = await self._request("POST", "/v1/chunks/read", json={"hashes": hashes})
+        body = await self._request(
+            "POST", "/v1/chunks/read", body=_valid(ReadRequest, hashes=hashes)
+        )
         if body is None:
             return []
-        if not isinstance(body, bytes):
-            raise BadRequest(f"node {self.base_url} returned no framed body")
         return decode_frames(body)
 
     async def put_chunk(self, chunk_hash: ChunkHash, data: bytes, *, ticket: str) -> bool:
         """Store one chunk durably on this node; True if it was new."""
-        result = await self._request("PUT", f"/v1/chunks/{chunk_hash}", data=data, ticket=ticket)
-        return bool(result and result.get("created"))
+        raw = await self._request("PUT", f"/v1/chunks/{chunk_hash}", data=data, ticket=ticket)
+        return self._parse(ChunkStored, raw, "PUT /v1/chunks/{hash}").created
 
     async def get_chunk(self, chunk_hash: ChunkHash) -> bytes:
         data = await self._request("GET", f"/v1/chunks/{chunk_hash}")
-        if not isinstance(data, bytes):
+        if data is None:
             raise BadRequest(f"node {self.base_url} returned no bytes for chunk {chunk_hash}")
         return data
 
     async def check(
         self, hashes: list[ChunkHash], *, verify: bool = False, touch: bool = False
-    ) -> dict[str, list[ChunkHash]]:
-        """-> {present, missing, corrupt}; verify re-hashes, touch protects from GC."""
-        result: dict[str, list[ChunkHash]] = await self._request(
-            "POST", "/v1/chunks/check", json={"hashes": hashes, "verify": verify, "touch": touch}
-        )
-        return result
+    ) -> CheckResult:
+        """Which chunks are present, missing, corrupt; verify re-hashes, touch protects from
+        GC."""
+        body = _valid(CheckRequest, hashes=hashes, verify=verify, touch=touch)
+        return await self._call("POST", "/v1/chunks/check", CheckResult, body=body)
 
-    async def inventory(self, *, before: float | None = None) -> list[dict[str, Any]]:
-        """-> [{hash, length, mtime}] of every chunk (last written/touched before ``before``)."""
+    async def inventory(self, *, before: float | None = None) -> list[InventoryEntry]:
+        """Every chunk (last written/touched before ``before``)."""
         params = {} if before is None else {"before": repr(before)}
-        result = await self._request("GET", "/v1/chunks", params=params)
-        chunks: list[dict[str, Any]] = result["chunks"]
-        return chunks
+        return (await self._call("GET", "/v1/chunks", Inventory, params=params)).chunks
 
-    async def manifests(self) -> list[dict[str, Any]]:
-        """-> [{hash, length}] of every chunk that starts like a manifest (not verified)."""
-        result = await self._request("GET", "/v1/manifests")
-        found: list[dict[str, Any]] = result["manifests"]
-        return found
+    async def manifests(self) -> list[ManifestCandidate]:
+        """Every chunk that starts like a manifest (not verified)."""
+        return (await self._call("GET", "/v1/manifests", ManifestCandidates)).manifests
 
-    async def delete_chunks(self, hashes: list[ChunkHash]) -> dict[str, int]:
-        """-> {deleted, freed_bytes}"""
-        result: dict[str, int] = await self._request(
-            "POST", "/v1/chunks/delete", json={"hashes": hashes}
-        )
-        return result
+    async def delete_chunks(self, hashes: list[ChunkHash]) -> ChunksDeleted:
+        body = _valid(HashList, hashes=hashes)
+        return await self._call("POST", "/v1/chunks/delete", ChunksDeleted, body=body)
 
     async def pull_chunk(self, chunk_hash: ChunkHash, sources: list[str], *, ticket: str) -> None:
         """Manager -> node: fetch this chunk from one of ``sources`` (node URLs) and store it."""
-        await self._request(
-            "POST",
-            "/v1/chunks/pull",
-            json={"hash": chunk_hash, "sources": sources},
-            ticket=ticket,
-        )
+        body = _valid(PullRequest, hash=chunk_hash, sources=sources)
+        await self._request("POST", "/v1/chunks/pull", body=body, ticket=ticket)

@@ -13,17 +13,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from pydantic import Field, ValidationError
+
 from cofre.errors import BadRequest
-from cofre.models import ChunkHash, parse_chunk_hash
+from cofre.limits import MAX_FRAMED_CHUNKS, MAX_FRAMED_HEADER_BYTES
+from cofre.models import ChunkHash
+from cofre.protocol.base import Bytes, ChunkHashField, Request, first_error
 
 CONTENT_TYPE = "application/x-cofre-chunks"
-# Chunks in one framed body at most, and bytes of one framed body at most (header included).
-MAX_FRAMED_CHUNKS = 1024
-MAX_FRAMED_BYTES = 32 * 1024 * 1024
-# The header line: MAX_FRAMED_CHUNKS entries of ~80 bytes each, with slack.
-MAX_HEADER_BYTES = 128 * 1024
 
 Frame = tuple[ChunkHash, bytes | memoryview]
+
+
+class FrameHeader(Request):
+    """The first line of a framed body: each chunk's hash and length, in order."""
+
+    chunks: list[tuple[ChunkHashField, Bytes]] = Field(max_length=MAX_FRAMED_CHUNKS)
 
 
 def encode_frames(items: Sequence[Frame]) -> bytes:
@@ -41,26 +46,17 @@ def framed_size(items: Sequence[Frame]) -> int:
 
 def decode_frames(body: bytes) -> list[tuple[ChunkHash, memoryview]]:
     """The (hash, bytes) of a framed body; BadRequest for anything malformed."""
-    end = body.find(b"\n", 0, MAX_HEADER_BYTES)
+    end = body.find(b"\n", 0, MAX_FRAMED_HEADER_BYTES)
     if end < 0:
         raise BadRequest("framed body lacks its header line")
     try:
-        header = json.loads(body[:end])
-    except ValueError as exc:
-        raise BadRequest("framed body header is not JSON") from exc
-    entries = header.get("chunks") if isinstance(header, dict) else None
-    if not isinstance(entries, list) or len(entries) > MAX_FRAMED_CHUNKS:
-        raise BadRequest(f"framed body header must list at most {MAX_FRAMED_CHUNKS} chunks")
+        header = FrameHeader.model_validate_json(body[:end])
+    except ValidationError as exc:
+        raise BadRequest(f"framed body header: {first_error(exc)}") from None
     view = memoryview(body)
     offset = end + 1
     out: list[tuple[ChunkHash, memoryview]] = []
-    for entry in entries:
-        if not isinstance(entry, list) or len(entry) != 2:
-            raise BadRequest("each framed chunk must be [hash, length]")
-        chunk_hash = parse_chunk_hash(entry[0])
-        length = entry[1]
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise BadRequest("a framed chunk length must be a non-negative integer")
+    for chunk_hash, length in header.chunks:
         if offset + length > len(body):
             raise BadRequest("framed body is shorter than its header says")
         out.append((chunk_hash, view[offset : offset + length]))

@@ -1,17 +1,16 @@
-"""aiohttp pieces both services share: token auth, domain errors as JSON problems, OpenAPI."""
+"""aiohttp pieces both services share: token auth, and domain errors as JSON problems."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-from cofre.errors import BadRequest, CofreError, Unauthorized
+from cofre.errors import CofreError, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -124,57 +123,3 @@ def auth_middleware(token: str) -> Middleware:
         return await handler(request)
 
     return middleware
-
-
-def openapi_route(document: dict[str, Any]) -> web.RouteDef:
-    """GET /v1/openapi.json serving the service's OpenAPI document."""
-
-    async def handler(_: web.Request) -> web.Response:
-        return web.json_response(document)
-
-    return web.get("/v1/openapi.json", handler)
-
-
-def openapi_document(
-    *, title: str, version: str, paths: dict[str, Any], schemas: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """An OpenAPI 3.1 document with the shared bearer auth and problem schema."""
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
-        "components": {
-            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "code": {"type": "string"},
-                    },
-                },
-                **(schemas or {}),
-            },
-        },
-        "security": [{"token": []}],
-        "paths": paths,
-    }
-
-
-def require_json_object(data: object, *, keys: Iterable[str] = ()) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object")
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise BadRequest(f"request body lacks {', '.join(missing)}")
-    return data
-
-
-async def read_json(request: web.Request, *, keys: Iterable[str] = ()) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except ValueError as exc:
-        raise BadRequest("request body is not JSON") from exc
-    return require_json_object(data, keys=keys)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from aiohttp import web
 
 from cofre.config import ConfigError, NodeConfig, add_flags, load
+from cofre.logsetup import setup_logging
 from cofre.storage_node.app import create_app
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,14 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(NodeConfig, args=args)
     except ConfigError as exc:
-        print(f"cofre storage node: {exc}", file=sys.stderr)
+        print(f"cofre storage node: error: {exc}", file=sys.stderr)
         return 2
-    level = os.environ.get("COFRE_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else "INFO",
-        format=LOG_FORMAT,
-        stream=sys.stderr,
-    )
+    setup_logging(config.log_level)
     # aiohttp's access log is a line per chunk: only at DEBUG.
     debug = logging.getLogger().level <= logging.DEBUG
     try:

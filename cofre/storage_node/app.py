@@ -8,21 +8,26 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from cofre.config import NodeConfig
-from cofre.protocol.server import (
-    HANDLER_ARGS,
-    auth_middleware,
-    error_middleware,
-    openapi_route,
-)
-from cofre.storage_node import chunk_api, keys, openapi, relay
-from cofre.storage_node.inputs import MAX_BODY_BYTES
+from cofre.limits import MAX_CHUNK_SIZE
+from cofre.protocol.server import HANDLER_ARGS, auth_middleware, error_middleware
+from cofre.storage_node import chunk_api, keys, relay
+from cofre.storage_node.operations import api
 from cofre.storage_node.relay_sessions import SessionRegistry
 from cofre.storage_node.store import ChunkStore
 
 log = logging.getLogger(__name__)
 
+# chunk_api and relay declare their operations when imported; the document lists them all.
+_ROUTE_MODULES = (chunk_api, relay)
+api.serve_document(
+    title="cofre storage node",
+    version="1",
+    description="Content-addressed, verified chunks, and the primary's relay to its replicas. "
+    "Chunk writes need a manager-signed ticket naming this node.",
+)
+
 # aiohttp's own backstop; handlers enforce tighter, per-endpoint limits while reading.
-CLIENT_MAX_SIZE = MAX_BODY_BYTES + 1024 * 1024
+CLIENT_MAX_SIZE = MAX_CHUNK_SIZE + 1024 * 1024
 
 
 def create_app(config: NodeConfig) -> web.Application:
@@ -34,10 +39,11 @@ def create_app(config: NodeConfig) -> web.Application:
     app[keys.CONFIG] = config
     app[keys.STORE] = ChunkStore(config.data_dir, reserve_bytes=config.reserve_bytes)
     app[keys.SESSIONS] = SessionRegistry()
+    app[relay.SWEEPER] = relay.sweeper_loop(
+        app[keys.SESSIONS], interval_s=config.relay_sweep_interval_s
+    )
     app.cleanup_ctx.extend([_store_ctx, relay.http_session, relay.sweeper])
-    app.add_routes(chunk_api.routes)
-    app.add_routes(relay.routes)
-    app.add_routes([openapi_route(openapi.document())])
+    app.add_routes(api.routes)
     return app
 
 

@@ -7,31 +7,42 @@ import logging
 from aiohttp import web
 
 from cofre.aio import within
-from cofre.errors import BadRequest, CofreError, IntegrityError, Unavailable
-from cofre.models import NodeId, NodeStats, parse_chunk_hash
+from cofre.errors import CofreError, IntegrityError, Unavailable
+from cofre.limits import MAX_CHUNK_SIZE, MAX_FRAMED_BYTES, MAX_NODE_JSON_BYTES, MAX_READ_BYTES
+from cofre.models import NodeId
+from cofre.protocol.api import (
+    api_body,
+    api_path,
+    api_query,
+    health_reply,
+    read_body,
+    reply,
+)
+from cofre.protocol.base import Health
 from cofre.protocol.client import NodeClient
-from cofre.protocol.framing import (
-    CONTENT_TYPE,
-    MAX_FRAMED_BYTES,
-    MAX_FRAMED_CHUNKS,
-    decode_frames,
-    encode_frames,
+from cofre.protocol.framing import CONTENT_TYPE, decode_frames, encode_frames
+from cofre.protocol.node_api import (
+    BatchStored,
+    CheckRequest,
+    CheckResult,
+    ChunkPath,
+    ChunksDeleted,
+    ChunkStored,
+    HashList,
+    Inventory,
+    InventoryEntry,
+    InventoryQuery,
+    ManifestCandidate,
+    ManifestCandidates,
+    NodeStats,
+    PullRequest,
+    ReadRequest,
 )
 from cofre.storage_node import keys
-from cofre.storage_node.inputs import (
-    parse_before,
-    parse_bool,
-    parse_hash_list,
-    parse_sources,
-    path_hash,
-    read_body,
-    read_json_body,
-    verify_ticket,
-)
+from cofre.storage_node.inputs import verify_ticket
+from cofre.storage_node.operations import CHUNK, FRAMED, api
 
 log = logging.getLogger(__name__)
-
-routes = web.RouteTableDef()
 
 
 def _check_ticket(request: web.Request) -> None:
@@ -39,57 +50,79 @@ def _check_ticket(request: web.Request) -> None:
     verify_ticket(request, token=config.token, node_id=NodeId(config.node_id))
 
 
-@routes.put("/v1/chunks/{hash}")
+@api.put(
+    "/v1/chunks/{hash}",
+    summary="Store one chunk durably (verified against its hash)",
+    path_params=ChunkPath,
+    body=CHUNK,
+    replies={200: ChunkStored, 201: ChunkStored},
+    ticket=True,
+)
 async def put_chunk(request: web.Request) -> web.Response:
-    chunk_hash = path_hash(request)
+    chunk_hash = api_path(request, ChunkPath).hash
     _check_ticket(request)
-    data = await read_body(request)
+    data = await read_body(request, limit=MAX_CHUNK_SIZE)
     created = await request.app[keys.STORE].put(chunk_hash, data)
-    return web.json_response({"created": created}, status=201 if created else 200)
+    return reply(ChunkStored(created=created), status=201 if created else 200)
 
 
-@routes.put("/v1/chunks")
+@api.put(
+    "/v1/chunks",
+    summary="Store a framed batch of chunks durably before answering",
+    body=FRAMED,
+    replies={201: BatchStored},
+    ticket=True,
+)
 async def put_chunks(request: web.Request) -> web.Response:
-    """A framed batch of chunks (cofre.protocol.framing), stored durably before the answer."""
     _check_ticket(request)
     items = decode_frames(await read_body(request, limit=MAX_FRAMED_BYTES))
     created = await request.app[keys.STORE].put_many(items)
     new = [h for (h, _), c in zip(items, created, strict=True) if c]
-    return web.json_response({"stored": len(items), "created": new}, status=201)
+    return reply(BatchStored(stored=len(items), created=new), status=201)
 
 
-@routes.get("/v1/chunks/{hash}")
+@api.get(
+    "/v1/chunks/{hash}",
+    summary="A chunk's bytes, verified before they are sent",
+    path_params=ChunkPath,
+    replies={200: CHUNK},
+)
 async def get_chunk(request: web.Request) -> web.Response:
-    chunk_hash = path_hash(request)
+    chunk_hash = api_path(request, ChunkPath).hash
     data = await request.app[keys.STORE].get(chunk_hash)
     return web.Response(body=data, content_type="application/octet-stream")
 
 
-@routes.post("/v1/chunks/read")
+@api.post(
+    "/v1/chunks/read",
+    summary="Several chunks in one framed answer (absent, corrupt or over-limit ones left out)",
+    body=ReadRequest,
+    replies={200: FRAMED},
+)
 async def read_chunks(request: web.Request) -> web.Response:
-    """Several chunks in one framed answer, each verified; absent or corrupt ones are left out,
-    and so are those past the framed size limit (the client asks again for what it lacks)."""
-    body = await read_json_body(request, keys=("hashes",))
-    hashes = parse_hash_list(body["hashes"])
-    if len(hashes) > MAX_FRAMED_CHUNKS:
-        raise BadRequest(f"at most {MAX_FRAMED_CHUNKS} hashes per read")
-    # Leave room for the header line within the framed limit.
-    found = await request.app[keys.STORE].get_many(hashes, max_bytes=MAX_FRAMED_BYTES // 2)
+    """Each chunk is verified; those past the framed size limit are left out too (the client
+    asks again for what it lacks)."""
+    asked = await api_body(request, ReadRequest, limit=MAX_NODE_JSON_BYTES)
+    found = await request.app[keys.STORE].get_many(asked.hashes, max_bytes=MAX_READ_BYTES)
     return web.Response(body=encode_frames(found), content_type=CONTENT_TYPE)
 
 
-@routes.post("/v1/chunks/pull")
+@api.post(
+    "/v1/chunks/pull",
+    summary="Fetch a chunk from the first source with a good copy, and store it",
+    body=PullRequest,
+    replies={200: ChunkStored, 201: ChunkStored},
+    ticket=True,
+)
 async def pull_chunk(request: web.Request) -> web.Response:
-    """Fetch a chunk from the first source that has a good copy, and store it."""
     _check_ticket(request)
-    body = await read_json_body(request, keys=("hash", "sources"))
-    chunk_hash = parse_chunk_hash(body["hash"])
-    sources = parse_sources(body["sources"])
+    asked = await api_body(request, PullRequest, limit=MAX_NODE_JSON_BYTES)
+    chunk_hash, sources = asked.hash, asked.sources
     store = request.app[keys.STORE]
     config = request.app[keys.CONFIG]
     if await store.has(chunk_hash):
         await store.touch(chunk_hash)
-        return web.json_response({"created": False})
+        return reply(ChunkStored(created=False))
     failures: list[str] = []
     for source in sources:
         client = NodeClient(request.app[keys.HTTP], source, config.token)
@@ -108,72 +141,96 @@ async def pull_chunk(request: web.Request) -> web.Response:
             failures.append(f"{source}: {exc.detail}")
             continue
         log.info("chunk pulled hash=%s source=%s length=%d", chunk_hash, source, len(data))
-        return web.json_response({"created": created}, status=201 if created else 200)
+        return reply(ChunkStored(created=created), status=201 if created else 200)
     log.warning("chunk pull failed hash=%s tried=%s", chunk_hash, "; ".join(failures))
     raise Unavailable(f"no source could provide chunk {chunk_hash}: {'; '.join(failures)}")
 
 
-@routes.post("/v1/chunks/check")
+@api.post(
+    "/v1/chunks/check",
+    summary="Which chunks are present, missing or corrupt here",
+    body=CheckRequest,
+    replies={200: CheckResult},
+)
 async def check_chunks(request: web.Request) -> web.Response:
-    body = await read_json_body(request, keys=("hashes",))
-    hashes = parse_hash_list(body["hashes"])
-    verify = parse_bool(body.get("verify", False), what="verify")
-    touch = parse_bool(body.get("touch", False), what="touch")
-    result = await request.app[keys.STORE].check(hashes, verify=verify, touch=touch)
-    return web.json_response(
-        {"present": result.present, "missing": result.missing, "corrupt": result.corrupt}
+    asked = await api_body(request, CheckRequest, limit=MAX_NODE_JSON_BYTES)
+    result = await request.app[keys.STORE].check(
+        asked.hashes, verify=asked.verify, touch=asked.touch
+    )
+    return reply(
+        CheckResult(present=result.present, missing=result.missing, corrupt=result.corrupt)
     )
 
 
-@routes.get("/v1/chunks")
+@api.get(
+    "/v1/chunks",
+    summary="Every chunk held, with its length and last write or touch",
+    query=InventoryQuery,
+    replies={200: Inventory},
+)
 async def inventory(request: web.Request) -> web.Response:
-    before = parse_before(request.query.get("before"))
+    before = api_query(request, InventoryQuery).before
     entries = await request.app[keys.STORE].inventory(before=before)
-    return web.json_response(
-        {"chunks": [{"hash": e.hash, "length": e.length, "mtime": e.mtime} for e in entries]}
+    return reply(
+        Inventory(
+            chunks=[InventoryEntry(hash=e.hash, length=e.length, mtime=e.mtime) for e in entries]
+        )
     )
 
 
-@routes.get("/v1/manifests")
+@api.get(
+    "/v1/manifests",
+    summary="The chunks that start like manifests (a catalog rebuild reads and verifies them)",
+    replies={200: ManifestCandidates},
+)
 async def manifests(request: web.Request) -> web.Response:
-    """The chunks that look like manifests (by their first bytes; a catalog rebuild reads and
-    verifies them)."""
     entries = await request.app[keys.STORE].manifests()
-    return web.json_response({"manifests": [{"hash": e.hash, "length": e.length} for e in entries]})
+    listed = [ManifestCandidate(hash=e.hash, length=e.length) for e in entries]
+    return reply(ManifestCandidates(manifests=listed))
 
 
-@routes.post("/v1/chunks/delete")
+@api.post(
+    "/v1/chunks/delete",
+    summary="Delete chunks (GC decides which)",
+    body=HashList,
+    replies={200: ChunksDeleted},
+)
 async def delete_chunks(request: web.Request) -> web.Response:
-    body = await read_json_body(request, keys=("hashes",))
-    hashes = parse_hash_list(body["hashes"])
+    hashes = (await api_body(request, HashList, limit=MAX_NODE_JSON_BYTES)).hashes
     deleted, freed = await request.app[keys.STORE].delete_many(hashes)
     log.info("chunks deleted asked=%d deleted=%d freed_bytes=%d", len(hashes), deleted, freed)
-    return web.json_response({"deleted": deleted, "freed_bytes": freed})
+    return reply(ChunksDeleted(deleted=deleted, freed_bytes=freed))
 
 
-@routes.get("/v1/stats")
+@api.get("/v1/stats", summary="What this node stores and has free", replies={200: NodeStats})
 async def stats(request: web.Request) -> web.Response:
     s = await request.app[keys.STORE].stats()
-    node = NodeStats(
-        node_id=NodeId(request.app[keys.CONFIG].node_id),
-        stored_bytes=s.stored_bytes,
-        free_bytes=s.free_bytes,
-        chunk_count=s.chunk_count,
+    return reply(
+        NodeStats(
+            node_id=NodeId(request.app[keys.CONFIG].node_id),
+            stored_bytes=s.stored_bytes,
+            free_bytes=s.free_bytes,
+            chunk_count=s.chunk_count,
+        )
     )
-    return web.json_response(node.to_json())
 
 
-@routes.get("/healthz")
+@api.get("/healthz", summary="Liveness", replies={200: Health}, public=True)
 async def healthz(_: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+    return health_reply(True)
 
 
-@routes.get("/readyz")
+@api.get(
+    "/readyz",
+    summary="Readiness: the chunk store is writable",
+    replies={200: Health, 503: Health},
+    public=True,
+)
 async def readyz(request: web.Request) -> web.Response:
     try:
         ready = await request.app[keys.STORE].writable()
     except (OSError, CofreError):
         ready = False
     if not ready:
-        return web.json_response({"ok": False, "detail": "chunk store not writable"}, status=503)
-    return web.json_response({"ok": True})
+        return health_reply(False, "chunk store not writable")
+    return health_reply(True)

@@ -14,37 +14,43 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cofre.aio import cancel_all, within
+from cofre.aio import Periodic, cancel_all, within
 from cofre.chunks import hash_bytes
 from cofre.errors import CofreError, IntegrityError, ReplicaFailed
+from cofre.limits import MAX_CHUNK_SIZE, MAX_FRAMED_BYTES, MAX_NODE_JSON_BYTES
 from cofre.models import ChunkHash, NodeId
+from cofre.protocol.api import api_body, api_path, read_body, reply
 from cofre.protocol.client import NodeClient, open_session
-from cofre.protocol.framing import MAX_FRAMED_BYTES, decode_frames
-from cofre.storage_node import keys
-from cofre.storage_node.inputs import (
-    parse_hash_list,
-    parse_upload_id,
-    path_hash,
-    read_body,
-    read_json_body,
-    verify_ticket,
+from cofre.protocol.framing import decode_frames
+from cofre.protocol.node_api import (
+    BatchRelayed,
+    HashList,
+    Missing,
+    OpenSession,
+    Relayed,
+    Replica,
+    SessionChunkPath,
+    SessionOpened,
+    SessionPath,
 )
-from cofre.storage_node.relay_sessions import RelaySession, Replica, SessionRegistry
+from cofre.storage_node import keys
+from cofre.storage_node.inputs import verify_ticket
+from cofre.storage_node.operations import CHUNK, FRAMED, api
+from cofre.storage_node.relay_sessions import RelaySession, SessionRegistry
 
 log = logging.getLogger(__name__)
 
-# seconds between sweeps of expired sessions; a stale entry costs a few hundred bytes.
-SWEEP_INTERVAL_S = 30.0
 # Seconds shutdown waits for the sweeper; a cancelled sweeper stops at once.
 STOP_TIMEOUT_S = 10.0
 
-routes = web.RouteTableDef()
+# The sweeper of expired sessions; tests run a sweep with ``await app[SWEEPER].run_once()``.
+SWEEPER = web.AppKey("relay_sweeper", Periodic)
 
 
 def _session_for(request: web.Request) -> RelaySession:
     """The session named in the path, after checking the client's ticket for it."""
     config = request.app[keys.CONFIG]
-    upload_id = parse_upload_id(request.match_info["upload_id"])
+    upload_id = api_path(request, SessionPath).upload_id
     verify_ticket(request, token=config.token, node_id=NodeId(config.node_id), upload_id=upload_id)
     return request.app[keys.SESSIONS].get(upload_id)
 
@@ -53,9 +59,14 @@ def _replica_client(request: web.Request, replica: Replica) -> NodeClient:
     return NodeClient(request.app[keys.HTTP], replica.url, request.app[keys.CONFIG].token)
 
 
-@routes.post("/v1/sessions")
+@api.post(
+    "/v1/sessions",
+    summary="Manager -> primary: open an upload's relay (its replicas and their ticket)",
+    body=OpenSession,
+    replies={201: SessionOpened},
+)
 async def register_session(request: web.Request) -> web.Response:
-    session = RelaySession.from_json(await read_json_body(request))
+    session = await api_body(request, OpenSession, limit=MAX_NODE_JSON_BYTES)
     request.app[keys.SESSIONS].add(session)
     log.info(
         "relay session opened upload=%s replicas=%s keep_copy=%s expires=%.0f",
@@ -64,28 +75,40 @@ async def register_session(request: web.Request) -> web.Response:
         session.keep_copy,
         session.expires,
     )
-    return web.json_response({"upload_id": session.upload_id}, status=201)
+    return reply(SessionOpened(upload_id=session.upload_id), status=201)
 
 
-@routes.delete("/v1/sessions/{upload_id}")
+@api.delete(
+    "/v1/sessions/{upload_id}",
+    summary="Manager -> primary: the upload is over",
+    path_params=SessionPath,
+    replies={204: None},
+)
 async def close_session(request: web.Request) -> web.Response:
-    upload_id = parse_upload_id(request.match_info["upload_id"])
+    upload_id = api_path(request, SessionPath).upload_id
     if request.app[keys.SESSIONS].remove(upload_id):
         log.info("relay session closed upload=%s", upload_id)
     return web.Response(status=204)
 
 
-@routes.post("/v1/sessions/{upload_id}/missing")
+@api.post(
+    "/v1/sessions/{upload_id}/missing",
+    summary="Client -> primary: which of these chunks must still be sent",
+    path_params=SessionPath,
+    body=HashList,
+    replies={200: Missing},
+    ticket=True,
+)
 async def missing(request: web.Request) -> web.Response:
     session = _session_for(request)
-    body = await read_json_body(request, keys=("hashes",))
-    hashes = list(dict.fromkeys(parse_hash_list(body["hashes"])))
+    asked = await api_body(request, HashList, limit=MAX_NODE_JSON_BYTES)
+    hashes = list(dict.fromkeys(asked.hashes))
     if not hashes:
-        return web.json_response({"missing": []})
+        return reply(Missing(missing=[]))
 
     async def lacking_on(replica: Replica) -> set[ChunkHash]:
         found = await _replica_client(request, replica).check(hashes, touch=True)
-        return set(found.get("missing", [])) | set(found.get("corrupt", []))
+        return set(found.missing) | set(found.corrupt)
 
     async def lacking_here() -> set[ChunkHash]:
         found = await request.app[keys.STORE].check(hashes, touch=True)
@@ -104,14 +127,21 @@ async def missing(request: web.Request) -> web.Response:
         lacking |= result
     if session.keep_copy:
         lacking |= await lacking_here()
-    return web.json_response({"missing": [h for h in hashes if h in lacking]})
+    return reply(Missing(missing=[h for h in hashes if h in lacking]))
 
 
-@routes.put("/v1/sessions/{upload_id}/chunks/{hash}")
+@api.put(
+    "/v1/sessions/{upload_id}/chunks/{hash}",
+    summary="Client -> primary: one chunk, answered once every copy is durable",
+    path_params=SessionChunkPath,
+    body=CHUNK,
+    replies={201: Relayed},
+    ticket=True,
+)
 async def relay_chunk(request: web.Request) -> web.Response:
-    chunk_hash = path_hash(request)
+    chunk_hash = api_path(request, SessionChunkPath).hash
     session = _session_for(request)
-    data = await read_body(request)
+    data = await read_body(request, limit=MAX_CHUNK_SIZE)
     if await asyncio.to_thread(hash_bytes, data) != chunk_hash:
         raise IntegrityError(f"bytes do not hash to chunk {chunk_hash}", hash=chunk_hash)
     timeout = request.app[keys.CONFIG].replica_timeout_s
@@ -146,17 +176,23 @@ async def relay_chunk(request: web.Request) -> web.Response:
         len(data),
         len(session.replicas) + int(session.keep_copy),
     )
-    return web.json_response({"hash": chunk_hash}, status=201)
+    return reply(Relayed(hash=chunk_hash), status=201)
 
 
-@routes.put("/v1/sessions/{upload_id}/chunks")
+@api.put(
+    "/v1/sessions/{upload_id}/chunks",
+    summary="Client -> primary: a framed batch, verified here, then one write to each replica",
+    path_params=SessionPath,
+    body=FRAMED,
+    replies={201: BatchRelayed},
+    ticket=True,
+)
 async def relay_chunks(request: web.Request) -> web.Response:
-    """A framed batch of chunks: verified here, then one batched write to each replica."""
     session = _session_for(request)
     body = await read_body(request, limit=MAX_FRAMED_BYTES)
     items = decode_frames(body)
     if not items:
-        return web.json_response({"stored": 0}, status=201)
+        return reply(BatchRelayed(stored=0), status=201)
     await asyncio.to_thread(_verify_all, items)
     timeout = request.app[keys.CONFIG].replica_timeout_s
 
@@ -195,7 +231,7 @@ async def relay_chunks(request: web.Request) -> web.Response:
         sum(len(d) for _, d in items),
         len(session.replicas) + int(session.keep_copy),
     )
-    return web.json_response({"stored": len(items)}, status=201)
+    return reply(BatchRelayed(stored=len(items)), status=201)
 
 
 def _verify_all(items: list[tuple[ChunkHash, memoryview]]) -> None:
@@ -240,19 +276,22 @@ def _log_replica_failure(
     )
 
 
+def sweeper_loop(sessions: SessionRegistry, *, interval_s: float) -> Periodic:
+    """Expired relay sessions dropped every ``interval_s`` seconds."""
+
+    async def sweep() -> None:
+        dropped = sessions.sweep()
+        log.debug("relay session sweep dropped=%d open=%d", dropped, len(sessions))
+
+    return Periodic("relay-sessions", sweep, interval_s=interval_s)
+
+
 async def sweeper(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: drop expired sessions in the background."""
-    task = asyncio.create_task(_sweep_loop(app[keys.SESSIONS]), name="relay-session-sweeper")
+    task = app[SWEEPER].start()
     yield
     if await cancel_all([task], STOP_TIMEOUT_S):
         log.error("relay session sweeper did not stop")
-
-
-async def _sweep_loop(sessions: SessionRegistry) -> None:
-    while True:
-        await asyncio.sleep(SWEEP_INTERVAL_S)
-        dropped = sessions.sweep()
-        log.debug("relay session sweep dropped=%d open=%d", dropped, len(sessions))
 
 
 async def http_session(app: web.Application) -> AsyncIterator[None]:

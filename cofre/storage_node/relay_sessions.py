@@ -6,59 +6,13 @@ Pure in-memory state; the manager registers a session, the client uses it, and i
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
 
-from cofre.errors import BadRequest, NotFound
-from cofre.models import NodeId, UploadId, parse_node_id
-from cofre.storage_node.inputs import MAX_REPLICAS, parse_bool, parse_upload_id, parse_url
+from cofre.errors import NotFound
+from cofre.models import UploadId
+from cofre.protocol.node_api import OpenSession
 
-
-@dataclass(frozen=True, slots=True)
-class Replica:
-    node_id: NodeId
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class RelaySession:
-    upload_id: UploadId
-    replicas: tuple[Replica, ...]
-    replica_ticket: str
-    keep_copy: bool
-    expires: float  # unix seconds
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RelaySession:
-        raw_replicas = data.get("replicas")
-        if not isinstance(raw_replicas, list) or len(raw_replicas) > MAX_REPLICAS:
-            raise BadRequest(f"replicas must be a list of at most {MAX_REPLICAS} nodes")
-        replicas: list[Replica] = []
-        for item in raw_replicas:
-            if not isinstance(item, dict):
-                raise BadRequest("each replica must be an object {node_id, url}")
-            replicas.append(
-                Replica(
-                    node_id=parse_node_id(item.get("node_id")),
-                    url=parse_url(item.get("url"), what="a replica url"),
-                )
-            )
-        ticket = data.get("replica_ticket")
-        if not isinstance(ticket, str) or not ticket or len(ticket) > 16384:
-            raise BadRequest("replica_ticket must be a ticket string")
-        expires = data.get("expires")
-        if isinstance(expires, bool) or not isinstance(expires, int | float):
-            raise BadRequest("expires must be a unix time in seconds")
-        keep_copy = parse_bool(data.get("keep_copy", False), what="keep_copy")
-        if not replicas and not keep_copy:
-            raise BadRequest("a session needs at least one replica or keep_copy")
-        return cls(
-            upload_id=parse_upload_id(data.get("upload_id")),
-            replicas=tuple(replicas),
-            replica_ticket=ticket,
-            keep_copy=keep_copy,
-            expires=float(expires),
-        )
+# A session is what the manager registered (POST /v1/sessions), kept as it came.
+RelaySession = OpenSession
 
 
 class SessionRegistry:

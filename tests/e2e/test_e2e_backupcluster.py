@@ -257,20 +257,20 @@ def test_killed_storage_process_gets_no_new_data(dev_cluster: DevCluster, ns: st
                 async with open_session() as s:
                     m = ManagerClient(s, os.environ["COFRE_MANAGER"], os.environ["COFRE_TOKEN"])
                     async def victim():
-                        nodes = (await m.nodes())["nodes"]
-                        return next(n for n in nodes if n["node_id"] == VICTIM)
+                        nodes = (await m.nodes()).nodes
+                        return next(n for n in nodes if n.node_id == VICTIM)
                     deadline = time.monotonic() + 30
-                    while (await victim())["ready"]:
+                    while (await victim()).ready:
                         if time.monotonic() > deadline:
                             return {{"missed": True}}
                         await asyncio.sleep(0.2)
-                    url = (await victim())["url"]
+                    url = (await victim()).url
                     name = f"/tmp/while-down-{attempt}.bin"
                     open(name, "wb").write(random.Random(name).randbytes(2 << 20))
                     subprocess.run(["cofre", "put", name], check=True, stdout=subprocess.DEVNULL)
-                    still_down = not (await victim())["ready"]
+                    still_down = not (await victim()).ready
                     manifest = await m.get_manifest(name)
-                    holders = sorted({{u for c in manifest["chunks"] for u in c["nodes"]}})
+                    holders = sorted({{u for c in manifest.chunks for u in c.nodes}})
                     return {{"missed": not still_down, "url": url, "holders": holders}}
             print(json.dumps(asyncio.run(main())))
             """,

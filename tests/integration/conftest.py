@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ..helpers import eventually_sync
+
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 CLI_TIMEOUT_S = 300.0
@@ -180,16 +182,17 @@ def run_cli(
             assert proc.stdin is not None
             proc.stdin.write(stdin.encode() if isinstance(stdin, str) else stdin)
             proc.stdin.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise AssertionError(f"cofre {' '.join(args)} did not finish in {timeout}s")
-            time.sleep(0.02)
+        try:
+            _, status, usage = eventually_sync(
+                lambda: os.wait4(proc.pid, os.WNOHANG),
+                until=lambda waited: waited[0],
+                what=f"cofre {' '.join(args)} to finish",
+                timeout_s=timeout,
+            )
+        except AssertionError:
+            proc.kill()
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from cofre.chunks import DEFAULT_CHUNK_SIZE
 from cofre.cli.exitcodes import ExitCode
+
+from ..helpers import eventually_sync
 
 
 def _stored(c: Any) -> int:
@@ -66,15 +67,20 @@ def test_gc_frees_stored_bytes_in_status(cluster: Any, it: Any, tmp_path: Path) 
 def _status_once_probed(c: Any) -> dict[str, int]:
     """Stored bytes per node from `cofre status`, once the manager's probes caught up with
     what the nodes hold on disk (they lag by up to one probe interval)."""
-    deadline = time.monotonic() + 30
-    while True:
+
+    def status_and_disk() -> tuple[dict[str, int], dict[str, int]]:
         nodes = c.cli("status", "--json").json()["nodes"]
         status = {n["node_id"]: n["stored_bytes"] for n in nodes}
-        disk = {node: _node_bytes(c, node) for node in status}
-        if status == disk or time.monotonic() > deadline:
-            assert status == disk
-            return status
-        time.sleep(0.2)
+        return status, {node: _node_bytes(c, node) for node in status}
+
+    status, _ = eventually_sync(
+        status_and_disk,
+        until=lambda got: got[0] == got[1],
+        what="status to report the bytes on disk",
+        timeout_s=30,
+        poll_s=0.2,
+    )
+    return status
 
 
 def _node_bytes(c: Any, node_id: str) -> int:

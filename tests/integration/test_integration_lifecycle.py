@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from cofre.chunks import DEFAULT_CHUNK_SIZE
 from cofre.cli.exitcodes import ExitCode
+
+from ..helpers import eventually_sync
 
 MiB = 1024 * 1024
 
@@ -66,18 +67,18 @@ def test_node_killed_during_put_then_restart_finds_everything(
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
+
     # Kill the primary as soon as chunks flow to it.
-    victim = None
-    deadline = time.monotonic() + 60
-    while victim is None and put.poll() is None and time.monotonic() < deadline:
+    def primary_sent_to() -> str | None:
         for line in err_path.read_text(errors="replace").splitlines():
             if "method=PUT" in line and "/v1/sessions/" in line:
-                netloc = line.split(" url=", 1)[1].split("/")[2]
-                victim = c.node_of_netloc(netloc)
-                break
-        else:
-            time.sleep(0.01)
-    assert victim is not None, err_path.read_text()
+                return c.node_of_netloc(line.split(" url=", 1)[1].split("/")[2])
+        assert put.poll() is None, err_path.read_text()  # put ended before sending a chunk
+        return None
+
+    victim = eventually_sync(
+        primary_sent_to, what="put to send a chunk to its primary", timeout_s=60, poll_s=0.01
+    )
     pid = c.state()["pids"][victim]
     os.kill(pid, signal.SIGKILL)
 
@@ -127,10 +128,11 @@ def test_children_follow_a_killed_local_up_and_a_restart_recovers(
 
     c.proc.kill()  # no chance to clean up: SIGKILL
     c.proc.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while any(it.process_running(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(it.process_running(p) for p in pids)
+    eventually_sync(
+        lambda: not any(it.process_running(p) for p in pids),
+        what=f"the children {pids} to exit",
+        timeout_s=30,
+    )
     assert (data_dir / "state.json").exists()  # stale: its owner is gone
     stale = it.run_cli(["ls"], env=dict(it.base_env(), COFRE_DATA_DIR=str(data_dir)))
     assert stale.code == ExitCode.UNAVAILABLE

@@ -24,9 +24,13 @@ from cofre.config import (
     UploadConfig,
 )
 from cofre.manager import create_app as create_manager_app
+from cofre.manager.app import LOOPS, ManagerLoops
 from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId
 from cofre.protocol.client import ManagerClient, NodeClient
+from cofre.protocol.manager_api import Committed, NodeList, UploadCreated
 from cofre.storage_node import create_app as create_node_app
+
+from ..helpers import eventually
 
 TOKEN = "manager-test-token"
 CHUNK_SIZE = 1024
@@ -62,29 +66,60 @@ class Cluster:
     def node(self, node_id: str) -> NodeClient:
         return NodeClient(self.http, self.url(node_id), TOKEN)
 
-    async def wait_ready(self, count: int | None = None, deadline_s: float = 15.0) -> None:
+    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        """A raw request to the manager with the token (for what the typed client cannot send
+        or does not show); -> (status, the JSON answer)."""
+        resp = await self.manager.request(
+            method, path, headers={"Authorization": f"Bearer {TOKEN}"}, **kw
+        )
+        return resp.status, await resp.json(content_type=None)
+
+    async def refused(self, method: str, path: str, **kw: Any) -> str:
+        """The detail of the 400 problem the manager answers this raw request with."""
+        status, problem = await self.call(method, path, **kw)
+        assert status == 400 and problem["code"] == "bad_request", (status, problem)
+        assert problem["errors"] and problem["detail"].startswith(problem["errors"][0]["loc"])
+        return str(problem["detail"])
+
+    @property
+    def loops(self) -> ManagerLoops:
+        return self.manager.server.app[LOOPS]
+
+    async def probe(self, *, passes: int = 1) -> None:
+        """Probe passes of every node, now: background probes here run only at start and
+        when discovery changes, so a test that needs fresh node state asks for it."""
+        for _ in range(passes):
+            await self.loops.probe.run_once()
+
+    async def probe_out_dead_nodes(self) -> None:
+        """As many probe passes as it takes a node that stopped answering to become unready."""
+        await self.probe(passes=self.config.probe.failures_before_unready)
+
+    async def wait_ready(self, count: int | None = None, timeout_s: float = 15.0) -> None:
         want = len(self.nodes) if count is None else count
-        end = time.monotonic() + deadline_s
-        while True:
-            listed = await self.api.nodes()
-            ready = sum(1 for n in listed["nodes"] if n["ready"])
-            if ready >= want:
-                return
-            if time.monotonic() > end:
-                raise AssertionError(f"only {ready} of {want} nodes became ready: {listed}")
-            await _tick()
+
+        async def probed() -> NodeList:
+            await self.probe()
+            return await self.api.nodes()
+
+        await eventually(
+            probed,
+            until=lambda listed: sum(1 for n in listed.nodes if n.ready) >= want,
+            what=f"{want} ready nodes",
+            timeout_s=timeout_s,
+        )
 
     async def send(
         self, name: str, data: bytes, *, skip: int = 0, commit: bool = True
-    ) -> tuple[dict[str, Any], Manifest, dict[str, Any] | None]:
+    ) -> tuple[UploadCreated, Manifest, Committed | None]:
         """The CLI's backup flow (chunks stored already anywhere are not sent, as the CLI
         asks ``known``); ``skip`` leaves out that many of the data chunks to send."""
         up = await self.api.create_upload(name=name, size=len(data), mode=0o640, mtime=1.5)
-        uid = UploadId(up["upload_id"])
-        primary = NodeClient(self.http, up["primary_url"], TOKEN)
+        uid = UploadId(up.upload_id)
+        primary = NodeClient(self.http, up.primary_url, TOKEN)
         refs: list[ChunkRef] = []
         blobs: dict[ChunkHash, bytes] = {}
-        for ref, blob in iter_chunks(io.BytesIO(data), up["chunk_size"]):
+        for ref, blob in iter_chunks(io.BytesIO(data), up.chunk_size):
             refs.append(ref)
             blobs[ref.hash] = blob
         manifest = Manifest(
@@ -96,19 +131,13 @@ class Cluster:
             chunks=tuple(refs),
         )
         known = await self.api.known(uid, list(blobs))
-        lacking = await primary.missing(uid, list(blobs), ticket=up["ticket"])
+        lacking = await primary.missing(uid, list(blobs), ticket=up.ticket)
         missing = [h for h in lacking if h not in known]
         for h in missing[skip:]:
-            await primary.upload_chunk(uid, h, blobs[h], ticket=up["ticket"])
-        await primary.upload_chunk(uid, manifest.hash, manifest.encode(), ticket=up["ticket"])
+            await primary.upload_chunk(uid, h, blobs[h], ticket=up.ticket)
+        await primary.upload_chunk(uid, manifest.hash, manifest.encode(), ticket=up.ticket)
         result = await self.api.commit_upload(uid, manifest) if commit else None
         return up, manifest, result
-
-
-async def _tick() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.02)
 
 
 ClusterFactory = Callable[..., Awaitable[Cluster]]
@@ -144,7 +173,7 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
                 latency_weight=latency_weight,
                 stored_bytes_weight=1.0 - latency_weight,
             ),
-            probe=ProbeConfig(interval_s=0.05, timeout_s=5.0),
+            probe=ProbeConfig(interval_s=3600.0, timeout_s=5.0),
             discovery=DiscoveryConfig(
                 static_nodes=tuple(
                     f"{n}={str(s.make_url('')).rstrip('/')}" for n, s in servers.items()

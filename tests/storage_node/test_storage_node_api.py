@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from aiohttp import web
 
 from cofre.chunks import MAX_CHUNK_SIZE
+from cofre.protocol.api import Operation, RawBody
 from cofre.storage_node import create_app, keys
+from cofre.storage_node.operations import api
 
 
 async def client_for(aiohttp_client, kit, data_dir: Path, **kw):
     return await aiohttp_client(create_app(kit.config(data_dir, "node-0", **kw)))
+
+
+async def refused_field(resp: Any) -> str:
+    """The field a 400 problem names first (its detail starts with it)."""
+    problem = await resp.json()
+    assert resp.status == 400 and problem["code"] == "bad_request", problem
+    field = problem["errors"][0]["loc"]
+    assert problem["detail"].startswith(f"{field}: "), problem
+    return str(field)
 
 
 async def test_put_get_roundtrip_and_dedup(aiohttp_client, kit, data_dir: Path) -> None:
@@ -166,9 +182,9 @@ async def test_bad_hash_in_path_is_400(aiohttp_client, kit, data_dir: Path) -> N
     client = await client_for(aiohttp_client, kit, data_dir)
     for bad in ("abc", "Z" * 64, "A" * 64, "0" * 65):
         resp = await client.get(f"/v1/chunks/{bad}", headers=kit.auth)
-        assert resp.status == 400, bad
+        assert await refused_field(resp) == "path.hash", bad
         resp = await client.put(f"/v1/chunks/{bad}", data=b"x", headers=kit.write_headers("node-0"))
-        assert resp.status == 400, bad
+        assert await refused_field(resp) == "path.hash", bad
 
 
 async def test_path_traversal_in_hash_segment_touches_nothing(
@@ -206,32 +222,107 @@ async def test_json_limits(aiohttp_client, kit, data_dir: Path) -> None:
     client = await client_for(aiohttp_client, kit, data_dir)
     too_many = {"hashes": ["0" * 64] * 100_001}
     resp = await client.post("/v1/chunks/check", json=too_many, headers=kit.auth)
-    assert resp.status == 400
+    assert await refused_field(resp) == "body.hashes"
     resp = await client.post("/v1/chunks/delete", json=too_many, headers=kit.auth)
-    assert resp.status == 400
+    assert await refused_field(resp) == "body.hashes"
     resp = await client.post(
         "/v1/chunks/check", data=b"[" + b" " * (9 * 1024 * 1024) + b"]", headers=kit.auth
     )
     assert resp.status == 413
-    for body in (b"not json", b"[]", b'{"hashes": "x"}', b'{"hashes": ["../x"]}'):
+    for body, field in (
+        (b"not json", "body"),
+        (b"[]", "body"),
+        (b'{"hashes": "x"}', "body.hashes"),
+        (b'{"hashes": ["../x"]}', "body.hashes.0"),
+        (b'{"hashes": [], "verify": "yes"}', "body.verify"),
+        (b'{"hashes": [], "verfy": true}', "body.verfy"),
+    ):
         resp = await client.post("/v1/chunks/check", data=body, headers=kit.auth)
-        assert resp.status == 400, body
+        assert await refused_field(resp) == field, body
     resp = await client.get("/v1/chunks", params={"before": "soon"}, headers=kit.auth)
-    assert resp.status == 400
+    assert await refused_field(resp) == "query.before"
+
+
+SCHEMAS = "#/components/schemas/"
+PROBLEM = {"application/problem+json": {"schema": {"$ref": SCHEMAS + "Problem"}}}
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def check_document(
+    app: web.Application, doc: dict[str, Any], operations: Sequence[Operation]
+) -> None:
+    """``doc`` documents exactly the routes ``app`` serves, as ``operations`` declare them."""
+    assert doc["openapi"] == "3.1.0"
+    served = {
+        (r.method, r.resource.canonical)
+        for r in app.router.routes()
+        if r.resource is not None and r.method != "HEAD"
+    }
+    documented = {(m.upper(), path) for path, ops in doc["paths"].items() for m in ops}
+    assert documented == served
+    assert {(op.method, op.path) for op in operations} == served
+    schemas = doc["components"]["schemas"]
+    for ref in _refs(doc):
+        assert ref.startswith(SCHEMAS) and ref.removeprefix(SCHEMAS) in schemas, ref
+    for op in operations:
+        entry = doc["paths"][op.path][op.method.lower()]
+        where = f"{op.method} {op.path}"
+        params = [(p["in"], p["name"]) for p in entry.get("parameters", [])]
+        in_path = {name for at, name in params if at == "path"}
+        assert in_path == set(re.findall(r"\{(\w+)\}", op.path)), where
+        in_query = {name for at, name in params if at == "query"}
+        assert in_query == (set(op.query.model_fields) if op.query else set()), where
+        # Writes take a body, reads and deletes none.
+        assert (op.body is not None) == (op.method in ("POST", "PUT")), where
+        bodies: list[tuple[type[Any] | RawBody, Any, str]] = []
+        if op.body is None:
+            assert "requestBody" not in entry, where
+        else:
+            assert "requestBody" in entry, where
+            bodies.append((op.body, entry["requestBody"]["content"], "validation"))
+        for status, what in op.replies.items():
+            assert str(status) in entry["responses"], (where, status)
+            response = entry["responses"][str(status)]
+            if what is None:
+                assert "content" not in response, where
+            else:
+                bodies.append((what, response.get("content"), "serialization"))
+        for what, content, mode in bodies:
+            if isinstance(what, RawBody):
+                binary = {"schema": {"type": "string", "format": "binary"}}
+                assert content == {what.content_type: binary}, where
+                continue
+            name = what.__name__
+            assert content == {"application/json": {"schema": {"$ref": SCHEMAS + name}}}, where
+            own = what.model_json_schema(mode=mode, ref_template=SCHEMAS + "{model}")
+            # The model's schema and each it refers to, exactly as pydantic makes them.
+            for part, schema in {**own.pop("$defs", {}), name: own}.items():
+                assert schemas.get(part) == schema, (where, part)
+        for status, response in entry["responses"].items():
+            if int(status) >= 400 and int(status) not in op.replies:
+                assert response.get("content") == PROBLEM, (where, status)
 
 
 async def test_openapi_describes_every_path(aiohttp_client, kit, data_dir: Path) -> None:
     app = create_app(kit.config(data_dir))
     client = await aiohttp_client(app)
     resp = await client.get("/v1/openapi.json", headers=kit.auth)
+    assert resp.status == 200
     doc = await resp.json()
-    assert doc["openapi"].startswith("3.")
-    served = {r.canonical for r in app.router.resources()}
-    assert served == set(doc["paths"])
-    for path, ops in doc["paths"].items():
-        methods = {
-            route.method.lower()
-            for route in app.router.routes()
-            if route.resource is not None and route.resource.canonical == path
-        } - {"head"}
-        assert methods == set(ops) - {"parameters"}, path
+    check_document(app, doc, api.operations)
+    # Chunk bytes travel raw, the relay's session opening as JSON.
+    put = doc["paths"]["/v1/chunks/{hash}"]["put"]["requestBody"]["content"]
+    assert set(put) == {"application/octet-stream"}
+    opened = doc["paths"]["/v1/sessions"]["post"]["requestBody"]["content"]
+    assert opened == {"application/json": {"schema": {"$ref": SCHEMAS + "OpenSession"}}}

@@ -217,8 +217,8 @@ async def test_batched_read_answers_the_held_chunks_verified(start_node, kit) ->
     assert status == 200
     got = [(h, bytes(d)) for h, d in decode_frames(raw)]
     assert got == [items[0], items[2], items[3]]
-    status, _ = await call("POST", node, "/v1/chunks/read", kit, json={"hashes": ["nope"]})
-    assert status == 400
+    status, problem = await call("POST", node, "/v1/chunks/read", kit, json={"hashes": ["nope"]})
+    assert status == 400 and problem["detail"].startswith("body.hashes.0: "), problem
 
 
 async def test_store_put_many_is_durable_and_all_or_nothing(tmp_path, kit) -> None:

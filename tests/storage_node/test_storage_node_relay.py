@@ -8,6 +8,9 @@ import time
 
 import aiohttp
 
+from cofre.models import UploadId
+from cofre.storage_node import keys, relay
+
 PRIMARY, R1, R2 = "node-p", "node-r1", "node-r2"
 
 
@@ -161,30 +164,50 @@ async def test_session_endpoints_check_ticket_session_and_bytes(start_node, kit)
 
 
 async def test_expired_session_is_gone(start_node, kit) -> None:
-    primary, _ = await start_node(PRIMARY)
+    primary, app = await start_node(PRIMARY)
     r1, _ = await start_node(R1)
     replicas = [(R1, str(r1.make_url("")))]
     assert (await register(primary, kit, replicas, expires=time.time() - 1))[0] == 201
     h, data = kit.chunk("late")
     assert (await send(primary, kit, h, data))[0] == 404
+    # The sweeper drops its entry; an open session stays.
+    assert (await register(primary, kit, replicas, upload="up-2"))[0] == 201
+    assert len(app[keys.SESSIONS]) == 2
+    await app[relay.SWEEPER].run_once()
+    assert len(app[keys.SESSIONS]) == 1
+    assert app[keys.SESSIONS].get(UploadId("up-2")).upload_id == "up-2"
 
 
 async def test_session_registration_is_validated(start_node, kit) -> None:
     primary, _ = await start_node(PRIMARY)
+    good = {
+        "upload_id": "u",
+        "replicas": [{"node_id": "n", "url": "http://127.0.0.1:1"}],
+        "replica_ticket": kit.ticket("n", upload_id="u"),
+        "keep_copy": False,
+        "expires": time.time() + 600,
+    }
+    # Each differs from a good body in one field, and the refusal names that field.
     bad_bodies = [
-        {},
-        {"upload_id": "../x", "replicas": [], "replica_ticket": "t", "keep_copy": True},
-        {"upload_id": "u", "replicas": [], "replica_ticket": "t", "keep_copy": False, "expires": 1},
-        {
-            "upload_id": "u",
-            "replicas": [{"node_id": "n", "url": "file:///etc/passwd"}],
-            "replica_ticket": "t",
-            "expires": 1,
-        },
+        ({}, "body.upload_id"),
+        ({**good, "upload_id": "../x"}, "body.upload_id"),
+        ({**good, "replicas": []}, "body"),  # no replica and no copy kept: nowhere to store
+        (
+            {**good, "replicas": [{"node_id": "n", "url": "file:///etc/passwd"}]},
+            "body.replicas.0.url",
+        ),
+        ({**good, "replica_ticket": "t"}, "body.replica_ticket"),
+        ({**good, "expires": "later"}, "body.expires"),
+        ({**good, "keep_copy": True, "extra": 1}, "body.extra"),
     ]
-    for body in bad_bodies:
-        status, _ = await call("POST", primary, "/v1/sessions", kit, ticket_nodes=(), json=body)
-        assert status == 400, body
+    for body, field in bad_bodies:
+        status, problem = await call(
+            "POST", primary, "/v1/sessions", kit, ticket_nodes=(), json=body
+        )
+        assert status == 400 and problem["code"] == "bad_request", (body, problem)
+        assert problem["detail"].startswith(f"{field}: "), (body, problem)
+    status, _ = await call("POST", primary, "/v1/sessions", kit, ticket_nodes=(), json=good)
+    assert status == 201
 
 
 async def test_pull_fetches_from_the_first_source_that_has_it(start_node, kit) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cofre.cli.output import display_name, human_size, table
@@ -51,21 +53,24 @@ def test_a_put_says_how_much_travelled_when_chunks_were_stored_already() -> None
 
 def test_where_text_prints_each_reason_once() -> None:
     from cofre.cli.cmd_where import where_text
+    from cofre.protocol.manager_api import WhereReport
 
     placed = {"node_id": "n1", "state": "ok", "why": "placed by an upload", "since": None}
     copied = {"node_id": "n2", "state": "missing", "why": "copied off n3", "since": None}
     chunk = {"hash": "ab" * 32, "length": 10, "status": "ok", "copies": [placed, copied]}
     manifest = {"hash": "cd" * 32, "length": 5, "status": "ok", "copies": [placed]}
-    text = where_text(
-        {
-            "name": "f",
-            "version": 2,
-            "size": 10,
-            "replication_factor": 2,
-            "chunks": [chunk],
-            "manifest": manifest,
-        }
-    )
+    report = {
+        "name": "f",
+        "version": 2,
+        "size": 10,
+        "mode": 0o644,
+        "mtime": 0.0,
+        "created": 0.0,
+        "replication_factor": 2,
+        "chunks": [chunk],
+        "manifest": manifest,
+    }
+    text = where_text(WhereReport.model_validate_json(json.dumps(report)))
     assert text.splitlines() == [
         "f version 2: 10 B in 1 chunk, 2 copies each",
         f"chunk 1/1 {'ab' * 8}  10 B  ok",

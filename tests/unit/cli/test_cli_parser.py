@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cofre.cli.exitcodes import ExitCode
+from cofre.cli.local import manager_config
 from cofre.cli.main import build_parser, run
 
 
@@ -25,12 +26,14 @@ def test_get_defaults_to_latest_version_and_no_force() -> None:
     assert args.output is None
 
 
-def test_local_up_defaults() -> None:
+def test_local_up_defaults(tmp_path: Path) -> None:
     args = build_parser().parse_args(["local", "up"])
     assert args.nodes == 4
-    assert args.port == 8080
-    assert args.replication_factor == 2
-    assert args.primary_keeps_copy is False
+    # Unset flags leave the manager's settings to its defaults and environment.
+    config = manager_config(args, tmp_path, env={}, token="t")
+    assert config.port == 8080
+    assert config.placement.replication_factor == 2
+    assert config.placement.primary_keeps_copy is False
     assert args.data_dir is None  # resolved later from COFRE_DATA_DIR or ./.cofre-local
 
 

@@ -37,7 +37,20 @@ async def server(
             return web.json_response({"message": "not found"}, status=404)
         return web.json_response({})
 
+    async def create(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, request.content_type))
+        body = json.loads(await request.read())
+        if body["metadata"]["name"] == "taken":
+            return web.json_response({"message": "exists", "reason": "AlreadyExists"}, status=409)
+        return web.json_response(body, status=201)
+
+    async def patch_status(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, request.content_type))
+        return web.json_response({"status": json.loads(await request.read())["status"]})
+
     app = web.Application()
+    app.router.add_post("/apis/apps/v1/namespaces/ns/statefulsets", create)
+    app.router.add_patch("/apis/apps/v1/namespaces/ns/statefulsets/{name}/status", patch_status)
     route = "/apis/apps/v1/namespaces/ns/statefulsets/{name}"
     app.router.add_patch(route, patch)
     app.router.add_get(route, get)
@@ -91,3 +104,32 @@ async def test_unreachable_api_server_is_a_kube_error() -> None:
         with pytest.raises(KubeError) as info:
             await api.get("/api/v1/namespaces/ns/pods/x")
     assert info.value.status == 0
+
+
+async def test_create_never_overwrites(server: tuple[list[Any], ApiConfig]) -> None:
+    seen, config = server
+    async with open_api(config) as api:
+        made = await api.create(_sts("fresh"))
+        with pytest.raises(KubeError) as info:
+            await api.create(_sts("taken"))
+    assert made["metadata"]["name"] == "fresh"
+    assert seen[0] == ("POST", "/apis/apps/v1/namespaces/ns/statefulsets", "application/json")
+    assert (info.value.status, info.value.reason) == (409, "AlreadyExists")
+
+
+async def test_patch_status_merges_into_the_status_subresource(
+    server: tuple[list[Any], ApiConfig],
+) -> None:
+    seen, config = server
+    async with open_api(config) as api:
+        result = await api.patch_status(
+            "/apis/apps/v1/namespaces/ns/statefulsets/store", {"phase": "Ready"}
+        )
+    assert result == {"status": {"phase": "Ready"}}
+    assert seen == [
+        (
+            "PATCH",
+            "/apis/apps/v1/namespaces/ns/statefulsets/store/status",
+            "application/merge-patch+json",
+        )
+    ]

@@ -31,6 +31,14 @@ def test_expired_tickets_are_refused() -> None:
         Ticket.verify(text, KEY, node_id=NodeId("node-1"), now=NOW)
 
 
+@pytest.mark.parametrize("expires", [float("nan"), float("inf"), float("-inf")])
+def test_a_signed_ticket_with_a_non_finite_expiry_is_refused(expires: float) -> None:
+    # NaN compares false with every time: such a ticket would otherwise never expire.
+    text = _ticket("node-1", expires=expires).sign(KEY)
+    with pytest.raises(Forbidden, match="finite"):
+        Ticket.verify(text, KEY, node_id=NodeId("node-1"), now=NOW)
+
+
 def test_tampered_or_foreign_tickets_are_refused() -> None:
     text = _ticket("node-1").sign(KEY)
     payload, mac = text.split(".")

@@ -8,6 +8,8 @@ from cofre.manager.gc import garbage, gc_cutoff
 from cofre.manager.health import classify
 from cofre.manager.placement import NodeView, Weights
 from cofre.models import ChunkHash, NodeId
+from cofre.protocol.manager_api import NodeDrain
+from cofre.protocol.node_api import InventoryEntry
 
 
 def test_gc_cutoff_is_grace_bounded_by_the_oldest_open_upload() -> None:
@@ -19,8 +21,9 @@ def test_gc_cutoff_is_grace_bounded_by_the_oldest_open_upload() -> None:
 
 
 def test_garbage_is_what_no_live_version_references() -> None:
-    inventory: list[dict[str, object]] = [{"hash": "a"}, {"hash": "b"}, {"hash": "c"}]
-    assert garbage(inventory, {ChunkHash("b")}) == ["a", "c"]
+    a, b, c = (ChunkHash(x * 64) for x in "abc")
+    inventory = [InventoryEntry(hash=h, length=1, mtime=0.0) for h in (a, b, c)]
+    assert garbage(inventory, {b}) == [a, c]
     assert garbage([], {ChunkHash("b")}) == []
 
 
@@ -72,12 +75,12 @@ def test_drain_status_per_node() -> None:
         _chunk("z", "d2", "a", "b", length=11),  # fine
     ]
     status = drain_status(chunks, draining=draining, factor=2)
-    assert status["done"] is False
-    assert (status["chunks_left"], status["bytes_left"]) == (2, 12)
-    assert status["nodes"]["d1"] == {"done": False, "chunks_left": 2, "bytes_left": 12}
-    assert status["nodes"]["d2"] == {"done": False, "chunks_left": 1, "bytes_left": 7}
+    assert status.done is False
+    assert (status.chunks_left, status.bytes_left) == (2, 12)
+    assert status.nodes["d1"] == NodeDrain(done=False, chunks_left=2, bytes_left=12)
+    assert status.nodes["d2"] == NodeDrain(done=False, chunks_left=1, bytes_left=7)
     finished = drain_status(chunks[2:], draining=draining, factor=2)
-    assert finished["done"] is True and finished["nodes"]["d1"]["done"] is True
+    assert finished.done is True and finished.nodes["d1"].done is True
 
 
 def test_lost_nodes_need_to_be_unavailable_long_enough() -> None:

@@ -6,13 +6,13 @@ import pytest
 
 from cofre.operator.decisions import (
     DrainProgress,
-    NodeDrain,
     Readiness,
     drain_targets,
     phase_of,
     plan_scale,
     statefulset_rolling_out,
 )
+from cofre.protocol.manager_api import NodeDrain
 
 STS = "demo-storage"
 
@@ -138,13 +138,9 @@ def test_kept_pods_still_draining_are_reported() -> None:
 
 
 def test_drain_progress_from_manager_json() -> None:
-    drain = DrainProgress.from_json(
-        {
-            "done": False,
-            "chunks_left": 2,
-            "bytes_left": 300,
-            "nodes": {"demo-storage-3": {"done": False, "chunks_left": 2, "bytes_left": 300}},
-        }
+    drain = DrainProgress.model_validate_json(
+        b'{"done": false, "chunks_left": 2, "bytes_left": 300, "nodes": '
+        b'{"demo-storage-3": {"done": false, "chunks_left": 2, "bytes_left": 300}}}'
     )
     assert drain.nodes["demo-storage-3"] == NodeDrain(done=False, chunks_left=2, bytes_left=300)
 

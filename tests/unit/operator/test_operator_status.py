@@ -8,11 +8,14 @@ from cofre.operator.decisions import ScalePlan
 from cofre.operator.status import (
     Observed,
     build_status,
+    changed_fields,
     condition,
     human_bytes,
+    scaling_down,
     set_condition,
     was_ready,
 )
+from cofre.protocol.manager_api import ClusterStats
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = datetime(2026, 1, 1, 12, 5, 0, tzinfo=UTC)
@@ -47,14 +50,18 @@ def _observed(**kw: object) -> Observed:
         "desired": 4,
         "ready_nodes": 4,
         "manager_ready": True,
+        "replicas": 4,
         "plan": ScalePlan(replicas=4, state="steady"),
         "selector": "a=b",
-        "stats": {
-            "used_bytes": 1536,
-            "capacity_bytes": 4096,
-            "files": 2,
-            "under_replicated_chunks": 0,
-        },
+        "stats": ClusterStats(
+            nodes_ready=4,
+            nodes_total=4,
+            used_bytes=1536,
+            capacity_bytes=4096,
+            files=2,
+            versions=2,
+            under_replicated_chunks=0,
+        ),
     }
     base.update(kw)
     return Observed(**base)  # type: ignore[arg-type]
@@ -97,6 +104,23 @@ def test_build_status_refusal_is_a_false_scaling_condition() -> None:
     scaling = condition(status["conditions"], "ScalingDown")
     assert scaling is not None
     assert (scaling["status"], scaling["reason"]) == ("False", "BelowReplicationMinimum")
+
+
+def test_a_refresh_keeps_the_scaling_down_condition() -> None:
+    plan = ScalePlan(replicas=6, state="draining", targets=("n-5",), message="draining n-5")
+    before = build_status({}, _observed(phase="ScalingDown", plan=plan), now=T0)
+    assert scaling_down(before)
+    after = build_status(
+        before, _observed(phase="ScalingDown", plan=None, replicas=6, ready_nodes=5), now=T0
+    )
+    assert condition(after["conditions"], "ScalingDown") == condition(
+        before["conditions"], "ScalingDown"
+    )
+    assert (after["storageNodes"], after["readyNodes"]) == (6, 5)
+    assert set(changed_fields(before, after)) == {"readyNodes", "storageNodes", "conditions"}
+    assert changed_fields(after, after) == {}
+    removing = ScalePlan(replicas=3, state="removing", targets=("n-5",))
+    assert not scaling_down(build_status({}, _observed(plan=removing), now=T0))
 
 
 def test_was_ready_only_at_the_same_generation() -> None:

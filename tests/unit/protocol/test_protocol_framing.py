@@ -7,8 +7,9 @@ import hashlib
 import pytest
 
 from cofre.errors import BadRequest
+from cofre.limits import MAX_FRAMED_CHUNKS
 from cofre.models import ChunkHash
-from cofre.protocol.framing import MAX_FRAMED_CHUNKS, decode_frames, encode_frames, framed_size
+from cofre.protocol.framing import decode_frames, encode_frames, framed_size
 
 
 def chunk(data: bytes) -> tuple[ChunkHash, bytes]:
@@ -49,3 +50,18 @@ def test_too_many_chunks_are_refused() -> None:
     items = [chunk(b"")] * (MAX_FRAMED_CHUNKS + 1)
     with pytest.raises(BadRequest):
         decode_frames(encode_frames(items))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"[" * 60_000,
+        b'{"chunks":' * 10_000 + b"1" + b"}" * 10_000,
+        b'{"chunks": [["' + b"a" * 64 + b'", 1e999]]}',
+        b'{"chunks": [["' + b"a" * 64 + b'", ' + str(2**64).encode() + b"]]}",
+        b'{"chunks": [], "more": 1}',
+    ],
+)
+def test_hostile_headers_are_bad_requests(header: bytes) -> None:
+    with pytest.raises(BadRequest, match="framed body header"):
+        decode_frames(header + b"\n")

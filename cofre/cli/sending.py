@@ -1,0 +1,159 @@
+"""What streaming one file (cofre.cli.upload) and sending a batch (cofre.cli.batch_upload) share.
+
+Opening a local file and noticing it changed while read, the upload session the manager hands
+out (aborted when the transfer fails), which chunks to send, retries of chunk requests, and the
+per-file result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from cofre.aio import within
+from cofre.cli.exitcodes import LocalFileError
+from cofre.cli.http import Clients
+from cofre.cli.output import human_size
+from cofre.errors import ReplicaFailed, Unavailable
+from cofre.limits import MAX_CHUNK_SIZE, MAX_KNOWN_HASHES
+from cofre.models import ChunkHash, UploadId
+from cofre.protocol.client import NodeClient
+from cofre.protocol.manager_api import UploadCreated
+
+log = logging.getLogger(__name__)
+
+ABORT_TIMEOUT_S = 10.0
+# seconds between attempts of one chunk request; a node that stays away fails the put soon.
+RETRY_PAUSES_S = (0.2, 1.0)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    name: str
+    version: int
+    size: int
+    chunks: int
+    sent_bytes: int
+
+    def summary(self) -> str:
+        """``version N  SIZE``, and how much travelled when chunks were stored already."""
+        text = f"version {self.version}  {human_size(self.size)}"
+        if self.sent_bytes < self.size:
+            text += f"  ({human_size(self.sent_bytes)} sent, the rest was stored already)"
+        return text
+
+
+def unreadable(path: Path, exc: OSError) -> LocalFileError:
+    return LocalFileError(f"cannot read {path}: {exc.strerror or exc}")
+
+
+def open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    """``path`` open for reading, and its stat; LocalFileError unless it is a regular file."""
+    try:
+        # O_NONBLOCK: a FIFO swapped in for the file must not hang the open; no effect on files.
+        f = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+    try:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise LocalFileError(f"{path} is not a regular file")
+    except BaseException:
+        f.close()
+        raise
+    return f, st
+
+
+def changed(path: Path) -> LocalFileError:
+    return LocalFileError(f"{path} changed while it was read; nothing was stored")
+
+
+def check_unchanged(f: BinaryIO, st: os.stat_result, path: Path) -> None:
+    """LocalFileError when the open file's size or mtime moved since ``st``."""
+    after = os.fstat(f.fileno())
+    if after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
+        raise changed(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """An open upload: where its chunks go and the ticket that lets them in."""
+
+    upload_id: UploadId
+    ticket: str
+    chunk_size: int
+    primary: NodeClient
+
+
+@contextlib.asynccontextmanager
+async def open_session(clients: Clients, upload: UploadCreated) -> AsyncIterator[Session]:
+    """The session of an upload the manager just created; aborted if the body fails."""
+    upload_id = upload.upload_id
+    try:
+        chunk_size = upload.chunk_size
+        if not 0 < chunk_size <= MAX_CHUNK_SIZE:
+            raise Unavailable(f"manager handed out an unusable chunk size {chunk_size}")
+        primary = clients.node(upload.primary_url)
+        yield Session(
+            upload_id=upload_id, ticket=upload.ticket, chunk_size=chunk_size, primary=primary
+        )
+    except BaseException:
+        await abort_upload(clients, upload_id)
+        raise
+
+
+async def abort_upload(clients: Clients, upload_id: UploadId) -> None:
+    """Release the manager's reservation; best effort, the session also expires by itself."""
+    try:
+        await within(clients.manager.abort_upload(upload_id), ABORT_TIMEOUT_S)
+    except Exception as exc:  # the original failure is what the user needs to see
+        log.debug("abort failed upload_id=%s error=%s", upload_id, exc)
+
+
+async def retrying(op: Callable[[], Awaitable[T]], *, what: str) -> T:
+    """Run an idempotent chunk request, again after a pause if the primary or a replica
+    blinked: one dropped connection should not fail a backup of many gigabytes."""
+    for pause in RETRY_PAUSES_S:
+        try:
+            return await op()
+        except (Unavailable, ReplicaFailed) as exc:
+            log.debug("retrying %s after %.1fs: %s", what, pause, exc.detail)
+        await asyncio.sleep(pause)
+    return await op()
+
+
+async def to_send(clients: Clients, session: Session, hashes: list[ChunkHash]) -> set[ChunkHash]:
+    """The chunks to send: those the upload's nodes lack and that are not already stored with
+    every copy elsewhere (the manager's dedup across placement). Both are asked at once."""
+    upload_id = session.upload_id
+
+    async def known() -> set[ChunkHash]:
+        found: set[ChunkHash] = set()
+        for start in range(0, len(hashes), MAX_KNOWN_HASHES):
+            group = hashes[start : start + MAX_KNOWN_HASHES]
+            found |= await retrying(
+                functools.partial(clients.manager.known, upload_id, group),
+                what=f"known upload_id={upload_id}",
+            )
+        return found
+
+    async def missing() -> list[ChunkHash]:
+        return await retrying(
+            lambda: session.primary.missing(upload_id, hashes, ticket=session.ticket),
+            what=f"missing upload_id={upload_id}",
+        )
+
+    async with asyncio.TaskGroup() as group:
+        stored = group.create_task(known())
+        lacking = group.create_task(missing())
+    return set(lacking.result()) - stored.result()

@@ -1,0 +1,139 @@
+"""The base of every wire model, and the constrained field types they share.
+
+pydantic v2 in strict mode: a field of type ``int`` takes a JSON integer and nothing else, a
+``float`` takes a finite JSON number, a string is valid Unicode. Every integer is bounded to 64
+bits, every list and string has a maximum (``cofre.limits``), and the OpenAPI schemas are
+generated from these same declarations, so what the schema promises is what the service checks.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    ValidationError,
+)
+
+from cofre import limits
+from cofre.models import ChunkHash, NodeId, UploadId, name_problem
+
+
+class Request(BaseModel):
+    """A request body: exact types, unknown fields refused (a typo is an error, not a no-op)."""
+
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
+    )
+
+
+class Query(BaseModel):
+    """Query or path parameters: text converted to the declared types; others ignored."""
+
+    model_config = ConfigDict(
+        strict=False, extra="ignore", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
+    )
+
+
+class Reply(BaseModel):
+    """A response body. Clients ignore fields they do not know, so a newer service can add
+    fields without breaking an older client."""
+
+    model_config = ConfigDict(
+        strict=True, extra="ignore", frozen=True, allow_inf_nan=False, hide_input_in_errors=True
+    )
+
+
+def error_location(loc: tuple[int | str, ...]) -> str:
+    """``files.0.mtime``: a pydantic error location without the names of a body's forms
+    (tags in parentheses, see ``manager_api``), which are no fields."""
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("(")))
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first thing wrong, as ``field.path: message`` (or just the message)."""
+    first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+    where = error_location(first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def _valid_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _no_trailing_slash(value: str) -> str:
+    return value.rstrip("/")
+
+
+Name = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=limits.MAX_NAME_BYTES,
+        # The schema says it; the validator below says it with a clearer message.
+        json_schema_extra={"pattern": r"^[^\x00]+$"},
+        description=f"A backup name: any text without NUL, at most {limits.MAX_NAME_BYTES} "
+        "bytes of UTF-8. Data, never a path.",
+    ),
+    AfterValidator(_valid_name),
+]
+ChunkHashField = Annotated[
+    ChunkHash,
+    StringConstraints(pattern=r"^[0-9a-f]{64}$"),
+    Field(description="Lower-case hex sha256 of a chunk's bytes."),
+]
+NodeIdField = Annotated[
+    NodeId,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=limits.MAX_NODE_ID_CHARS),
+    Field(description="A storage node's stable name."),
+]
+UploadIdField = Annotated[
+    UploadId,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9._~-]+$", min_length=1, max_length=limits.MAX_UPLOAD_ID_CHARS
+    ),
+]
+NodeUrl = Annotated[
+    str,
+    # Printable ASCII without spaces: node URLs are built from pod DNS names and addresses.
+    StringConstraints(pattern=r"^https?://[!-~]+$", max_length=limits.MAX_URL_CHARS),
+    AfterValidator(_no_trailing_slash),
+    Field(description="A node's base URL."),
+]
+# base64url(payload) "." base64url(mac), as cofre.tickets signs them.
+Ticket = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+$", max_length=limits.MAX_TICKET_CHARS
+    ),
+]
+Count = Annotated[int, Field(ge=0, le=limits.MAX_INT)]
+Bytes = Annotated[int, Field(ge=0, le=limits.MAX_INT, description="A size in bytes.")]
+FileSize = Annotated[int, Field(ge=0, le=limits.MAX_UPLOAD_BYTES, description="Bytes.")]
+Version = Annotated[int, Field(ge=1, le=limits.MAX_INT, description="A version number, from 1.")]
+# st_mode: permission bits and the file type bits (0o100644 for a regular file).
+Mode = Annotated[int, Field(ge=0, le=2**32 - 1, description="The file's st_mode.")]
+UnixTime = Annotated[float, Field(description="Seconds since the epoch (finite).")]
+Seconds = Annotated[float, Field(ge=0, le=limits.MAX_INT, description="Seconds.")]
+
+ChunkStatus = Literal["ok", "under_replicated", "missing", "corrupt"]
+CopyState = Literal["ok", "corrupt", "missing", "unreachable"]
+
+
+class Health(Reply):
+    """GET /healthz and /readyz."""
+
+    ok: bool
+    detail: str | None = None
+
+
+class OpenApiDocument(RootModel[dict[str, Any]]):
+    """An OpenAPI 3.1 document (free-form JSON by nature)."""

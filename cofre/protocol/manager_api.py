@@ -1,0 +1,431 @@
+"""Request and response bodies of the manager's /v1 API (docs/architecture.md, Manager table).
+
+The manager parses every request into one of these at the edge and answers with one; the CLI
+and the operator read the answers through the same classes (``ManagerClient``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+from cofre import limits
+from cofre.errors import BadRequest
+from cofre.models import ChunkRef, Manifest
+from cofre.protocol.base import (
+    Bytes,
+    ChunkHashField,
+    ChunkStatus,
+    CopyState,
+    Count,
+    FileSize,
+    Mode,
+    Name,
+    NodeIdField,
+    NodeUrl,
+    Query,
+    Reply,
+    Request,
+    Seconds,
+    UnixTime,
+    UploadIdField,
+    Version,
+    first_error,
+)
+
+# RootModels take no ``extra`` setting: the models they wrap refuse or ignore unknown fields.
+ROOT_REQUEST = ConfigDict(strict=True, frozen=True, allow_inf_nan=False, hide_input_in_errors=True)
+ROOT_REPLY = ROOT_REQUEST
+
+# --- manifests ------------------------------------------------------------------------------------
+
+
+class ManifestDoc(Request):
+    """One version of one name as the client built it; also stored as a chunk on the nodes, in
+    the canonical encoding of ``cofre.models.Manifest``."""
+
+    # cofre.models.MANIFEST_FORMAT, spelled out: a Literal takes no variable.
+    format: Literal["cofre-manifest-1"]
+    name: Name
+    size: FileSize
+    mode: Mode
+    mtime: UnixTime
+    created: UnixTime
+    chunks: list[tuple[ChunkHashField, Bytes]] = Field(max_length=limits.MAX_MANIFEST_CHUNKS)
+
+    @model_validator(mode="after")
+    def _lengths_add_up(self) -> ManifestDoc:
+        if sum(length for _, length in self.chunks) != self.size:
+            raise ValueError("the chunk lengths do not add up to the manifest's size")
+        return self
+
+    def to_manifest(self) -> Manifest:
+        return Manifest(
+            name=self.name,
+            size=self.size,
+            mode=self.mode,
+            mtime=self.mtime,
+            created=self.created,
+            chunks=tuple(ChunkRef(h, n) for h, n in self.chunks),
+        )
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> ManifestDoc:
+        return cls(
+            format="cofre-manifest-1",
+            name=manifest.name,
+            size=manifest.size,
+            mode=manifest.mode,
+            mtime=manifest.mtime,
+            created=manifest.created,
+            chunks=[(c.hash, c.length) for c in manifest.chunks],
+        )
+
+
+def decode_manifest(raw: bytes) -> Manifest:
+    """A manifest read back from a node; BadRequest if the bytes are not one."""
+    try:
+        return ManifestDoc.model_validate_json(raw).to_manifest()
+    except ValidationError as exc:
+        raise BadRequest(f"not a cofre manifest: {first_error(exc)}") from None
+
+
+# --- uploads --------------------------------------------------------------------------------------
+
+
+class FileDecl(Request):
+    """One file an upload declares."""
+
+    name: Name
+    size: FileSize
+    mode: Mode = 0o644
+    mtime: UnixTime = 0.0
+
+
+class BatchDecl(Request):
+    """Several files in one upload: one session, one relay, one commit."""
+
+    files: list[FileDecl] = Field(min_length=1, max_length=limits.MAX_BATCH_FILES)
+
+    @model_validator(mode="after")
+    def _names_once(self) -> BatchDecl:
+        if len({f.name for f in self.files}) != len(self.files):
+            raise ValueError("each name may appear once per upload")
+        if sum(f.size for f in self.files) > limits.MAX_UPLOAD_BYTES:
+            raise ValueError(f"the files exceed {limits.MAX_UPLOAD_BYTES} bytes together")
+        return self
+
+
+# The forms a two-form body may take. Parenthesised, so an error location ("body.(batch).files")
+# tells them from field names, and ``cofre.protocol.api.invalid`` leaves them out.
+ONE_FILE, ONE, BATCH = "(one file)", "(one)", "(batch)"
+
+
+def _has(key: str, yes: str, no: str) -> Any:
+    """A discriminator choosing a body's form by whether it has ``key``."""
+
+    def pick(value: Any) -> str:
+        present = key in value if isinstance(value, dict) else hasattr(value, key)
+        return yes if present else no
+
+    return Discriminator(pick)
+
+
+class CreateUpload(
+    RootModel[
+        Annotated[
+            Annotated[FileDecl, Tag(ONE_FILE)] | Annotated[BatchDecl, Tag(BATCH)],
+            _has("files", BATCH, ONE_FILE),
+        ]
+    ]
+):
+    """POST /v1/uploads: one file ``{name, size, mode, mtime}`` or ``{files: [...]}``."""
+
+    model_config = ROOT_REQUEST
+
+    @property
+    def files(self) -> list[FileDecl]:
+        return self.root.files if isinstance(self.root, BatchDecl) else [self.root]
+
+    @property
+    def batch(self) -> bool:
+        return isinstance(self.root, BatchDecl)
+
+
+class UploadCreated(Reply):
+    upload_id: UploadIdField
+    primary_url: NodeUrl = Field(description="The only node the client talks to.")
+    ticket: str = Field(description="Lets the primary accept this upload's chunks.")
+    chunk_size: Bytes
+    expires: UnixTime
+
+
+class CommitOne(Request):
+    manifest: ManifestDoc
+
+
+class CommitBatch(Request):
+    manifests: list[ManifestDoc] = Field(min_length=1, max_length=limits.MAX_BATCH_FILES)
+
+
+class CommitUpload(
+    RootModel[
+        Annotated[
+            Annotated[CommitOne, Tag(ONE)] | Annotated[CommitBatch, Tag(BATCH)],
+            _has("manifests", BATCH, ONE),
+        ]
+    ]
+):
+    """POST /v1/uploads/{upload_id}/commit: ``{manifest}`` or ``{manifests: [...]}``."""
+
+    model_config = ROOT_REQUEST
+
+    @property
+    def manifests(self) -> list[Manifest]:
+        docs = self.root.manifests if isinstance(self.root, CommitBatch) else [self.root.manifest]
+        return [d.to_manifest() for d in docs]
+
+    @property
+    def batch(self) -> bool:
+        return isinstance(self.root, CommitBatch)
+
+
+class Committed(Reply):
+    name: Name
+    version: Version
+    size: FileSize
+    chunks: Count
+
+
+class CommittedBatch(Reply):
+    versions: list[Committed]
+
+
+class CommitAnswer(
+    RootModel[
+        Annotated[
+            Annotated[Committed, Tag(ONE)] | Annotated[CommittedBatch, Tag(BATCH)],
+            _has("versions", BATCH, ONE),
+        ]
+    ]
+):
+    """The committed version, or ``{versions}`` for a batch, in the order given."""
+
+    model_config = ROOT_REPLY
+
+
+class KnownQuery(Request):
+    hashes: list[ChunkHashField] = Field(max_length=limits.MAX_KNOWN_HASHES)
+
+
+class KnownAnswer(Reply):
+    known: list[ChunkHashField] = Field(description="Stored with F copies already: not sent.")
+
+
+class UploadPath(Query):
+    upload_id: UploadIdField
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+class VersionBase(Reply):
+    name: Name
+    version: Version
+    size: FileSize
+    mode: Mode
+    mtime: UnixTime
+    created: UnixTime
+
+
+class VersionInfo(VersionBase):
+    chunks: Count
+
+
+class FileList(Reply):
+    files: list[VersionInfo]
+
+
+class ListQuery(Query):
+    versions: bool = Field(False, description="Every live version, not only the latest.")
+
+
+class NameQuery(Query):
+    name: Name
+    version: Version | None = Field(None, description="The latest live version if absent.")
+
+
+class ChunkLocation(Reply):
+    hash: ChunkHashField
+    length: Bytes
+    nodes: list[NodeUrl] = Field(description="Node URLs to read it from, best first.")
+
+
+class ManifestView(VersionBase):
+    chunks: list[ChunkLocation]
+
+
+class ManifestsQuery(Request):
+    names: list[Name] = Field(max_length=limits.MAX_BATCH_FILES)
+
+
+class ManifestList(Reply):
+    manifests: list[ManifestView] = Field(description="Names without a live version left out.")
+
+
+class Deleted(Reply):
+    deleted: list[Version]
+
+
+class CopyWhere(Reply):
+    node_id: NodeIdField
+    state: CopyState
+    why: str
+    since: UnixTime | None
+
+
+class ChunkWhere(Reply):
+    hash: ChunkHashField
+    length: Bytes
+    status: ChunkStatus
+    copies: list[CopyWhere]
+
+
+class WhereReport(VersionBase):
+    replication_factor: Count
+    manifest: ChunkWhere
+    chunks: list[ChunkWhere]
+
+
+# --- cluster --------------------------------------------------------------------------------------
+
+
+class NodeStatus(Reply):
+    """The manager's view of a node: discovery, probes and placement score."""
+
+    node_id: NodeIdField
+    url: NodeUrl
+    ready: bool
+    draining: bool
+    stored_bytes: Bytes
+    free_bytes: Bytes
+    in_flight_bytes: Bytes
+    latency_ms: float | None
+    score: float | None
+    chunk_count: Count = 0
+
+
+class NodeList(Reply):
+    nodes: list[NodeStatus]
+    replication_factor: Count
+    primary_keeps_copy: bool
+
+
+class ChunkHealth(Reply):
+    hash: ChunkHashField
+    length: Bytes
+    nodes: list[NodeIdField] = Field(description="Nodes with a good copy.")
+    corrupt_on: list[NodeIdField]
+    status: ChunkStatus
+
+
+class FileHealth(Reply):
+    name: Name
+    version: Version
+    healthy: bool
+    manifest: ChunkHealth
+    chunks: list[ChunkHealth]
+
+
+class FsckSummary(Reply):
+    files: Count
+    versions: Count
+    chunks: Count
+    ok: Count
+    under_replicated: Count
+    missing: Count
+    corrupt: Count
+
+
+class FsckReport(Reply):
+    healthy: bool
+    summary: FsckSummary
+    files: list[FileHealth]
+
+
+class FsckQuery(Query):
+    name: Name | None = None
+    verify: bool = Field(False, description="Re-hash every copy (reads every byte).")
+
+
+class GcRequest(Request):
+    grace_s: Seconds | None = Field(
+        None, description="Keep chunks written this recently; the configured grace if absent."
+    )
+
+
+class GcResult(Reply):
+    deleted_chunks: Count
+    freed_bytes: Bytes
+
+
+class RepairRequest(Request):
+    verify: bool = Field(False, description="Re-hash every copy; corrupt copies are replaced.")
+
+
+class RepairReport(Reply):
+    chunks: Count
+    lost_copies: Count
+    under_replicated: Count
+    copies_made: Count
+    stuck: Count
+    unrecoverable: Count
+    healthy: bool
+
+
+class RebuildRequest(Request):
+    """An empty object: the rebuild takes no options."""
+
+
+class RebuildReport(Reply):
+    versions: Count
+    names: Count
+    skipped_incomplete: Count
+    skipped_unreadable: Count
+    nodes_scanned: Count
+
+
+class ClusterStats(Reply):
+    nodes_ready: Count
+    nodes_total: Count
+    used_bytes: Bytes
+    capacity_bytes: Bytes
+    files: Count
+    versions: Count
+    under_replicated_chunks: Count
+
+
+class DrainRequest(Request):
+    nodes: list[NodeIdField] = Field(max_length=limits.MAX_DRAIN_NODES)
+
+
+class NodeDrain(Reply):
+    done: bool
+    chunks_left: Count
+    bytes_left: Bytes
+
+
+class DrainStatus(Reply):
+    done: bool
+    chunks_left: Count
+    bytes_left: Bytes
+    nodes: dict[str, NodeDrain] = Field(description="Per draining node id.")

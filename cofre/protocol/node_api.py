@@ -1,0 +1,152 @@
+"""Request and response bodies of a storage node's /v1 API (docs/architecture.md, Node table).
+
+Chunk bytes travel as raw bodies (one chunk) or framed bodies (``cofre.protocol.framing``);
+everything else is one of these models. The manager, the primary relaying to its replicas, and
+the CLI all speak to nodes through ``NodeClient`` with the same classes.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from cofre import limits
+from cofre.protocol.base import (
+    Bytes,
+    ChunkHashField,
+    Count,
+    NodeIdField,
+    NodeUrl,
+    Query,
+    Reply,
+    Request,
+    Ticket,
+    UnixTime,
+    UploadIdField,
+)
+
+
+class HashList(Request):
+    """POST /v1/chunks/delete, /v1/sessions/{upload_id}/missing."""
+
+    hashes: list[ChunkHashField] = Field(max_length=limits.MAX_HASHES)
+
+
+class ReadRequest(Request):
+    """POST /v1/chunks/read: the answer is framed, and left-out chunks are asked again."""
+
+    hashes: list[ChunkHashField] = Field(max_length=limits.MAX_FRAMED_CHUNKS)
+
+
+class CheckRequest(Request):
+    hashes: list[ChunkHashField] = Field(max_length=limits.MAX_HASHES)
+    verify: bool = Field(False, description="Re-hash each copy; a corrupt one is quarantined.")
+    touch: bool = Field(False, description="Mark the chunks used now, so GC keeps them.")
+
+
+class CheckResult(Reply):
+    present: list[ChunkHashField]
+    missing: list[ChunkHashField]
+    corrupt: list[ChunkHashField] = Field(default_factory=list)
+
+
+class PullRequest(Request):
+    hash: ChunkHashField
+    sources: list[NodeUrl] = Field(min_length=1, max_length=limits.MAX_SOURCES)
+
+
+class ChunkStored(Reply):
+    created: bool = Field(description="False if the node held the chunk already.")
+
+
+class BatchStored(Reply):
+    stored: Count
+    created: list[ChunkHashField] = Field(description="The chunks that were new.")
+
+
+class InventoryQuery(Query):
+    before: UnixTime | None = Field(None, description="Only chunks last written before this.")
+
+
+class InventoryEntry(Reply):
+    hash: ChunkHashField
+    length: Bytes
+    mtime: UnixTime
+
+
+class Inventory(Reply):
+    chunks: list[InventoryEntry]
+
+
+class ManifestCandidate(Reply):
+    hash: ChunkHashField
+    length: Bytes
+
+
+class ManifestCandidates(Reply):
+    manifests: list[ManifestCandidate] = Field(
+        description="Chunks that start like a manifest (not verified)."
+    )
+
+
+class ChunksDeleted(Reply):
+    deleted: Count
+    freed_bytes: Bytes
+
+
+class NodeStats(Reply):
+    """What a storage node reports about itself."""
+
+    node_id: NodeIdField
+    stored_bytes: Bytes
+    free_bytes: Bytes
+    chunk_count: Count
+
+
+class Replica(Request):
+    node_id: NodeIdField
+    url: NodeUrl
+
+
+class OpenSession(Request):
+    """POST /v1/sessions, manager -> primary: where this upload's chunks go."""
+
+    upload_id: UploadIdField
+    replicas: list[Replica] = Field(max_length=limits.MAX_REPLICAS)
+    replica_ticket: Ticket
+    keep_copy: bool = False
+    expires: UnixTime
+
+    @model_validator(mode="after")
+    def _somewhere_to_store(self) -> OpenSession:
+        if not self.replicas and not self.keep_copy:
+            raise ValueError("a session needs at least one replica or keep_copy")
+        return self
+
+
+class SessionOpened(Reply):
+    upload_id: UploadIdField
+
+
+class Missing(Reply):
+    missing: list[ChunkHashField] = Field(description="Still to be sent, in the order asked.")
+
+
+class Relayed(Reply):
+    hash: ChunkHashField
+
+
+class BatchRelayed(Reply):
+    stored: Count
+
+
+class ChunkPath(Query):
+    hash: ChunkHashField
+
+
+class SessionPath(Query):
+    upload_id: UploadIdField
+
+
+class SessionChunkPath(Query):
+    upload_id: UploadIdField
+    hash: ChunkHashField
