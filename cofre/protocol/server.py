@@ -5,12 +5,13 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-from cofre.errors import CofreError, Unauthorized
+from cofre.errors import BadRequest, CofreError, Unauthorized
 
 log = logging.getLogger(__name__)
 
