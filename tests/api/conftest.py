@@ -4,6 +4,7 @@ web.run_app serves them) for the transport, fuzz and contract tests of their HTT
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from cofre.chunks import iter_chunks
 from cofre.config import (
     DiscoveryConfig,
     GCConfig,
@@ -28,9 +30,11 @@ from cofre.config import (
     UploadConfig,
 )
 from cofre.manager import create_app as create_manager_app
-from cofre.models import NodeId, UploadId
+from cofre.models import ChunkRef, Manifest, NodeId, UploadId
 from cofre.storage_node import create_app as create_node_app
 from cofre.tickets import Ticket, ticket_key
+
+from ..helpers import eventually
 
 TOKEN = "api-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -63,6 +67,32 @@ def ticket(*nodes: str, upload_id: str = "up-1") -> str:
     ).sign(ticket_key(TOKEN))
 
 
+def chunked(data: bytes) -> tuple[list[ChunkRef], dict[str, bytes]]:
+    refs: list[ChunkRef] = []
+    blobs: dict[str, bytes] = {}
+    for ref, blob in iter_chunks(io.BytesIO(data), CHUNK_SIZE):
+        refs.append(ref)
+        blobs[ref.hash] = blob
+    return refs, blobs
+
+
+def manifest_of(name: str, data: bytes, refs: list[ChunkRef]) -> Manifest:
+    return Manifest(
+        name=name, size=len(data), mode=0o640, mtime=1.5, created=time.time(), chunks=tuple(refs)
+    )
+
+
+async def send_chunks(
+    http: aiohttp.ClientSession, up: dict[str, Any], blobs: dict[str, bytes]
+) -> None:
+    """The client's part of an upload: every chunk to the primary node, through its relay."""
+    uid, headers = up["upload_id"], {**AUTH, "X-Cofre-Ticket": up["ticket"]}
+    for h, blob in blobs.items():
+        url = f"{up['primary_url']}/v1/sessions/{uid}/chunks/{h}"
+        async with http.put(url, data=blob, headers=headers) as resp:
+            assert resp.status == 201, await resp.text()
+
+
 @asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
     """Serve ``app`` on 127.0.0.1 (a free port) as web.run_app does; yields its base URL."""
@@ -85,17 +115,15 @@ class Services:
     nodes: dict[str, str] = field(default_factory=dict)
 
 
-async def wait_ready(manager: str, count: int, deadline_s: float = 15.0) -> None:
-    end = time.monotonic() + deadline_s
+async def wait_ready(manager: str, count: int) -> None:
     async with aiohttp.ClientSession(headers=AUTH) as http:
-        while True:
+
+        async def ready() -> int:
             async with http.get(manager + "/v1/nodes") as resp:
                 listed = await resp.json()
-            if sum(1 for n in listed["nodes"] if n["ready"]) >= count:
-                return
-            if time.monotonic() > end:
-                raise AssertionError(f"nodes did not become ready: {listed}")
-            await asyncio.sleep(0.02)
+            return sum(1 for n in listed["nodes"] if n["ready"])
+
+        await eventually(ready, what=f"{count} ready nodes", until=lambda n: n >= count)
 
 
 @asynccontextmanager

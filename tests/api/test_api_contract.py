@@ -7,7 +7,6 @@ a contract case here, or missing from the document, fails."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import AsyncIterator
@@ -23,20 +22,21 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from cofre.chunks import hash_bytes, iter_chunks
+from cofre.chunks import hash_bytes
 from cofre.manager import create_app as create_manager_app
-from cofre.models import ChunkRef, Manifest
 from cofre.protocol.framing import CONTENT_TYPE as FRAMED
 from cofre.protocol.framing import encode_frames
 from cofre.storage_node import create_app as create_node_app
 
 from .conftest import (
     AUTH,
-    CHUNK_SIZE,
     Services,
+    chunked,
     cluster,
     manager_config,
+    manifest_of,
     node_config,
+    send_chunks,
     serving,
     ticket,
 )
@@ -196,32 +196,6 @@ async def test_document_lists_exactly_the_routes_the_app_serves(
     assert documented_routes(doc) == served
 
 
-def _chunked(data: bytes) -> tuple[list[ChunkRef], dict[str, bytes]]:
-    refs: list[ChunkRef] = []
-    blobs: dict[str, bytes] = {}
-    for ref, blob in iter_chunks(io.BytesIO(data), CHUNK_SIZE):
-        refs.append(ref)
-        blobs[ref.hash] = blob
-    return refs, blobs
-
-
-def _manifest(name: str, data: bytes, refs: list[ChunkRef]) -> Manifest:
-    return Manifest(
-        name=name, size=len(data), mode=0o640, mtime=1.5, created=time.time(), chunks=tuple(refs)
-    )
-
-
-async def _send_chunks(
-    http: aiohttp.ClientSession, up: dict[str, Any], blobs: dict[str, bytes]
-) -> None:
-    """The client's part of an upload: every chunk to the primary node, through its relay."""
-    uid, headers = up["upload_id"], {**AUTH, "X-Cofre-Ticket": up["ticket"]}
-    for h, blob in blobs.items():
-        url = f"{up['primary_url']}/v1/sessions/{uid}/chunks/{h}"
-        async with http.put(url, data=blob, headers=headers) as resp:
-            assert resp.status == 201, await resp.text()
-
-
 async def test_every_manager_route_answers_as_documented(
     services: Services, http: aiohttp.ClientSession
 ) -> None:
@@ -236,14 +210,14 @@ async def test_every_manager_route_answers_as_documented(
     # One file backed up as the CLI does it.
     name = "docs/a.txt"
     data = bytes(range(256)) * 18
-    refs, blobs = _chunked(data)
-    manifest = _manifest(name, data, refs)
+    refs, blobs = chunked(data)
+    manifest = manifest_of(name, data, refs)
     file = {"name": name, "size": len(data), "mode": 0o640, "mtime": 1.5}
     up = (await c.call("POST", "/v1/uploads", 201, json=file)).json()
     uid = {"upload_id": up["upload_id"]}
     route = "/v1/uploads/{upload_id}"
     await c.call("POST", route + "/known", 200, path=uid, json={"hashes": list(blobs)})
-    await _send_chunks(http, up, {**blobs, manifest.hash: manifest.encode()})
+    await send_chunks(http, up, {**blobs, manifest.hash: manifest.encode()})
     await c.call("POST", route + "/commit", 201, path=uid, json={"manifest": manifest.to_json()})
 
     # Two more in one batch upload (the other shape of both bodies).
@@ -252,11 +226,11 @@ async def test_every_manager_route_answers_as_documented(
     up = (await c.call("POST", "/v1/uploads", 201, json={"files": files})).json()
     manifests, sent = [], {}
     for n, d in batch:
-        r, b = _chunked(d)
-        m = _manifest(n, d, r)
+        r, b = chunked(d)
+        m = manifest_of(n, d, r)
         manifests.append(m.to_json())
         sent |= {**b, m.hash: m.encode()}
-    await _send_chunks(http, up, sent)
+    await send_chunks(http, up, sent)
     await c.call(
         "POST",
         route + "/commit",
@@ -359,7 +333,7 @@ async def test_every_storage_node_route_answers_as_documented(
         "POST", "/v1/chunks/pull", 201, headers=write, json={"hash": h[4], "sources": [replica]}
     )
     # A manifest, as a chunk.
-    manifest = _manifest("docs/m", blobs[5], _chunked(blobs[5])[0])
+    manifest = manifest_of("docs/m", blobs[5], chunked(blobs[5])[0])
     await c.call(
         "PUT",
         "/v1/chunks/{hash}",
