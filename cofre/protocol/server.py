@@ -22,14 +22,15 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# A problem detail quotes at most this much of what a peer sent.
+# A log line quotes at most this much of what a peer sent.
 _QUOTE_CHARS = 120
 
 
 class _MalformedRequestFilter(logging.Filter):
     """aiohttp logs a request it cannot parse (a request line or header over its limits, bad
     framing) as an ERROR with a traceback; it is the peer's mistake, answered 400 already: one
-    INFO line instead. Anything else aiohttp logs is left as it is."""
+    INFO line instead (DEBUG where aiohttp chose DEBUG). Anything else aiohttp logs is left as
+    it is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -37,8 +38,10 @@ class _MalformedRequestFilter(logging.Filter):
             peer = record.args[0] if isinstance(record.args, tuple) and record.args else "-"
             record.msg = "malformed request refused peer=%s status=%d error=%s"
             record.args = (peer, exc.code, _one_line(exc.message))
-            record.levelno, record.levelname = logging.INFO, "INFO"
             record.exc_info, record.exc_text, record.stack_info = None, None, None
+            # Non-HTTP bytes on a fresh connection (TLS, scanners) aiohttp logs at DEBUG.
+            if record.levelno > logging.INFO:
+                record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 
 

@@ -102,6 +102,37 @@ async def test_overlong_header_is_a_400_and_one_info_line(
 
 
 @pytest.mark.parametrize("kind", SERVICES)
+async def test_bytes_that_are_not_http_are_a_400_and_no_error(
+    kind: str, tmp_path: Path, quiet: pytest.LogCaptureFixture
+) -> None:
+    """A TLS hello on the plain port first, then a bad method on a connection that already
+    made a good request (aiohttp logs the first at DEBUG, the second as an ERROR)."""
+    async with service(kind, tmp_path) as url:
+        answer = await exchange(url, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64))
+        assert status_of(answer) == 400
+        u = URL(url)
+        reader, writer = await asyncio.open_connection(u.host, u.port)
+        try:
+            writer.write(request("GET", "/healthz").replace(b"close", b"keep-alive"))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10.0)
+            assert status_of(head) == 200
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+            writer.write(b"G\x00T / HTTP/1.1\r\nHost: cofre\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 10.0)
+        finally:
+            writer.close()
+    assert status_of(answer) == 400
+    assert troubling(quiet.records) == []
+    refused = [r.levelno for r in quiet.records if "malformed request" in r.getMessage()]
+    assert refused == [logging.DEBUG, logging.INFO]
+
+
+@pytest.mark.parametrize("kind", SERVICES)
 async def test_json_nested_100000_deep_is_a_400_problem(
     kind: str, tmp_path: Path, quiet: pytest.LogCaptureFixture
 ) -> None:
