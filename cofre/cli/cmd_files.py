@@ -114,13 +114,14 @@ def _error_line(name: str, exc: BaseException) -> str:
     return f"cofre: error: {display_name(name)}: {describe_error(exc)}"
 
 
-def _figures(progress: TransferProgress, *, extra: str = "") -> str:
-    """``N of M files, SIZE<extra> in S s (RATE/s)[, K failed]``: the closing line's figures."""
+def _figures(progress: TransferProgress, *, where: str = "", extra: str = "") -> str:
+    """``N of M files<where>, SIZE<extra> in S s (RATE/s)[, K failed]``: the closing line's
+    figures."""
     seconds = progress.elapsed()
     rate = progress.bytes_done / seconds if seconds > 0 else 0.0
     ok = progress.files_done - progress.failures
     text = (
-        f"{ok} of {progress.files_total} files, {human_size(progress.bytes_ok)}{extra}"
+        f"{ok} of {progress.files_total} files{where}, {human_size(progress.bytes_ok)}{extra}"
         f" in {seconds:.1f} s ({human_size(rate)}/s)"
     )
     if progress.failures:
@@ -249,7 +250,7 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
         results = [asdict(r) for r in sorted(restored, key=lambda r: order[r.name])]
         print_json(_summary(progress, None, results, failures, order))
     else:
-        print(f"restored {_figures(progress)} into {root}", flush=True)
+        print(f"restored {_figures(progress, where=f' into {root}')}", flush=True)
     return code
 
 

@@ -152,9 +152,11 @@ def test_without_a_terminal_stderr_has_no_progress_noise(
     got = cluster.cli("get", "--prefix", f"{top}/", "-o", str(tmp_path / "out"))
     assert got.code == 0, got.err
     assert got.err == ""
-    assert got.out.startswith(f"restored {len(sizes)} of {len(sizes)} files, ")
-    fsck = cluster.cli("repair")
-    assert fsck.err == "" and "\r" not in fsck.out
+    assert got.out.startswith(
+        f"restored {len(sizes)} of {len(sizes)} files into {tmp_path / 'out'}, "
+    )
+    repair = cluster.cli("repair")
+    assert repair.err == "" and "\r" not in repair.out
 
 
 def test_json_summaries_give_exact_counts(cluster: Any, it: Any, tmp_path: Path) -> None:
