@@ -160,6 +160,22 @@ class Cluster:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def _peak_rss(pid: int) -> int:
+    """Bytes of the process's peak resident memory so far (VmHWM), 0 once it has exited.
+
+    Not wait4's ru_maxrss: that keeps, across exec, the peak of the test process the child was
+    (v)forked from, so any earlier test that grew this process would count as the CLI's memory.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def run_cli(
     args: Sequence[str],
     *,
@@ -168,7 +184,7 @@ def run_cli(
     cwd: Path | None = None,
     timeout: float = CLI_TIMEOUT_S,
 ) -> Result:
-    """Run the CLI to completion; output via temp files (no pipe limits), peak RSS via wait4."""
+    """Run the CLI to completion; output via temp files (no pipe limits), peak RSS polled."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             [*cofre_argv(), *args],
@@ -182,9 +198,16 @@ def run_cli(
             assert proc.stdin is not None
             proc.stdin.write(stdin.encode() if isinstance(stdin, str) else stdin)
             proc.stdin.close()
+        peak = 0
+
+        def reap() -> tuple[int, int, object]:
+            nonlocal peak
+            peak = max(peak, _peak_rss(proc.pid))
+            return os.wait4(proc.pid, os.WNOHANG)
+
         try:
-            _, status, usage = eventually_sync(
-                lambda: os.wait4(proc.pid, os.WNOHANG),
+            _, status, _usage = eventually_sync(
+                reap,
                 until=lambda waited: waited[0],
                 what=f"cofre {' '.join(args)} to finish",
                 timeout_s=timeout,
@@ -202,7 +225,7 @@ def run_cli(
             out=raw.decode(errors="replace"),
             err=err.read().decode(errors="replace"),
             out_bytes=raw,
-            maxrss=usage.ru_maxrss * 1024,
+            maxrss=peak,
         )
 
 
