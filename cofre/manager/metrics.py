@@ -66,7 +66,7 @@ class _NodesCollector(Collector):
             "latency over the node's.",
         )
         stored_term = family(
-            "placement_stored_bytes_term",
+            "placement_stored_term",
             "The stored-bytes term of a node's score: its weight times the least-loaded "
             "candidate's bytes over the node's (stored and reserved).",
         )
@@ -139,13 +139,13 @@ class ManagerMetrics:
             registry=r,
         )
         self.drain_chunks_left = Gauge(
-            f"{PREFIX}_drain_chunks_left",
+            f"{PREFIX}_drain_left_chunks",
             "Live chunks on draining nodes still short of F copies elsewhere (0: no drain "
             "left), as of the last drain pass or status.",
             registry=r,
         )
         self.drain_bytes_left = Gauge(
-            f"{PREFIX}_drain_bytes_left", "Bytes of those chunks.", registry=r
+            f"{PREFIX}_drain_left_bytes", "Bytes of those chunks.", registry=r
         )
         self.copies_made = Counter(
             f"{PREFIX}_copies_made_total",
