@@ -10,6 +10,7 @@ import aiohttp
 from cofre.config import ManagerConfig
 from cofre.errors import Unavailable
 from cofre.manager.catalog import Catalog
+from cofre.manager.metrics import ManagerMetrics
 from cofre.manager.placement import Weights
 from cofre.manager.registry import Registry
 from cofre.models import NodeId
@@ -34,6 +35,7 @@ class Manager:
     # Once the catalog holds a version it never becomes empty again (deletes only mark rows),
     # so the lost-catalog check before new uploads stops asking the nodes.
     catalog_seen_versions: bool = False
+    metrics: ManagerMetrics = field(default_factory=ManagerMetrics)
 
     def __post_init__(self) -> None:
         self.repair_after_s = self.config.repair.after_s

@@ -84,20 +84,26 @@ def _term(minimum: float, value: float) -> float:
     return minimum / value
 
 
-def rank(nodes: Sequence[NodeView], weights: Weights) -> list[tuple[NodeView, float]]:
-    """Score ``nodes`` against each other, best first; ties go to the smaller node id."""
+def score_terms(nodes: Sequence[NodeView], weights: Weights) -> dict[NodeId, tuple[float, float]]:
+    """Each node's two weighted terms against the others, (latency, stored bytes); their sum
+    is its score."""
     if not nodes:
-        return []
+        return {}
     min_latency = min(n.latency_s for n in nodes)
     min_stored = min(n.load_bytes for n in nodes)
-    scored = [
-        (
-            n,
-            weights.latency * _term(min_latency, n.latency_s)
-            + weights.stored_bytes * _term(min_stored, n.load_bytes),
+    return {
+        n.node_id: (
+            weights.latency * _term(min_latency, n.latency_s),
+            weights.stored_bytes * _term(min_stored, n.load_bytes),
         )
         for n in nodes
-    ]
+    }
+
+
+def rank(nodes: Sequence[NodeView], weights: Weights) -> list[tuple[NodeView, float]]:
+    """Score ``nodes`` against each other, best first; ties go to the smaller node id."""
+    terms = score_terms(nodes, weights)
+    scored = [(n, sum(terms[n.node_id])) for n in nodes]
     scored.sort(key=lambda pair: (-pair[1], pair[0].node_id))
     return scored
 

@@ -74,6 +74,8 @@ async def repair(m: Manager, *, verify: bool) -> RepairReport:
         return f"repair: copies {where}; copied from {','.join(sorted(chunk.holders))}"
 
     copied, stuck = await fill_copies(m, todo, excluded=draining, why_of=why)
+    m.metrics.repair_passes.labels("full").inc()
+    m.metrics.copied("repair", made=copied, stuck=stuck)
     result = RepairReport(
         chunks=len(chunks),
         lost_copies=sum(len(h) for h in lost.values()),

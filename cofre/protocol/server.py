@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from cofre.errors import CofreError, Unauthorized
+from cofre.protocol.metrics import METRICS_PATH
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +18,13 @@ AUTH_HEADER = "Authorization"  # "Bearer <cluster token>"
 TICKET_HEADER = "X-Cofre-Ticket"
 # Paths served without the token: kubelet probes carry none.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def public_paths(*, metrics_public: bool) -> frozenset[str]:
+    """The paths a service serves without the token: the probes, and /metrics where its config
+    opens it to the scrapers inside the cluster (``metrics.public``)."""
+    return PUBLIC_PATHS | {METRICS_PATH} if metrics_public else PUBLIC_PATHS
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,13 +65,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return problem_response(CofreError("internal error; see the service log"))
 
 
-def auth_middleware(token: str) -> Middleware:
-    """Require ``Authorization: Bearer <token>`` everywhere but the health probes."""
+def auth_middleware(token: str, *, public: Collection[str] = PUBLIC_PATHS) -> Middleware:
+    """Require ``Authorization: Bearer <token>`` everywhere but the ``public`` paths."""
     expected = f"Bearer {token}".encode()
+    open_paths = frozenset(public)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in PUBLIC_PATHS:
+        if request.path not in open_paths:
             given = request.headers.get(AUTH_HEADER, "").encode()
             if not hmac.compare_digest(given, expected):
                 raise Unauthorized("missing or wrong cluster token")
