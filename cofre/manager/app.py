@@ -18,7 +18,7 @@ from cofre.manager.discovery import NodeDiscovery, make_discovery
 from cofre.manager.keys import CONFIG, MANAGER
 from cofre.manager.probing import probe_loop
 from cofre.manager.registry import Registry
-from cofre.manager.routes import routes
+from cofre.manager.routes import api, routes
 from cofre.protocol.client import open_session
 from cofre.protocol.server import auth_middleware, error_middleware
 
@@ -54,7 +54,10 @@ LOOPS = web.AppKey("loops", ManagerLoops)
 
 def create_app(config: ManagerConfig) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(config.token)],
+        middlewares=[
+            error_middleware,
+            auth_middleware(config.token, public_paths=api.public_paths),
+        ],
         client_max_size=MAX_MANAGER_JSON_BYTES,
     )
     app[CONFIG] = config

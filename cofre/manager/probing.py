@@ -61,6 +61,7 @@ async def probe_pass(
         *(probe_node(s, session=session, token=token, config=config) for s in states)
     )
     log.debug("probe pass nodes=%d ready=%d", len(states), sum(1 for s in states if s.ready))
+    registry.record_usage(time.time())
 
 
 def probe_loop(

@@ -32,7 +32,10 @@ CLIENT_MAX_SIZE = MAX_CHUNK_SIZE + 1024 * 1024
 
 def create_app(config: NodeConfig) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(config.token)],
+        middlewares=[
+            error_middleware,
+            auth_middleware(config.token, public_paths=api.public_paths),
+        ],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[keys.CONFIG] = config
