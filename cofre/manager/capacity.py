@@ -18,8 +18,6 @@ from cofre.protocol.manager_api import CapacityForecast
 SAMPLE_EVERY_S = 5.0
 # Samples kept: an hour at SAMPLE_EVERY_S, so the rate follows the recent past.
 MAX_SAMPLES = 720
-# A fill further away than this (10 years) is reported as not growing.
-HORIZON_S = 10 * 365 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +67,11 @@ def growth_rate(samples: Sequence[UsageSample]) -> float | None:
 def forecast(
     samples: Sequence[UsageSample], *, used_bytes: int, capacity_bytes: int, now: float
 ) -> CapacityForecast:
-    """When ``used_bytes`` reaches ``capacity_bytes`` at the samples' rate (None: not growing,
-    or not within HORIZON_S)."""
+    """When ``used_bytes`` reaches ``capacity_bytes`` at the samples' rate (None: not growing)."""
     rate = growth_rate(samples)
     full_at: float | None = None
     if rate is not None and rate > 0:
-        left_s = max(0, capacity_bytes - used_bytes) / rate
-        if left_s <= HORIZON_S:
-            full_at = now + left_s
+        full_at = now + max(0, capacity_bytes - used_bytes) / rate
     return CapacityForecast(
         used_bytes=used_bytes,
         capacity_bytes=capacity_bytes,

@@ -18,7 +18,7 @@
       else if (key.startsWith("data-")) node.setAttribute(key, value);
       else node[key] = value;
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined) continue;
       node.append(child instanceof Node ? child : String(child));
     }
@@ -127,7 +127,8 @@
       $("t-forecast-sub").textContent = `flat over the last ${span(cap.window_s)}`;
     } else {
       const left = cap.full_at - Date.now() / 1000;
-      setBig("t-forecast", `in ${span(left)}`, left < 7 * 86400 ? "bad" : "warn");
+      const kind = left < 7 * 86400 ? "bad" : left < 30 * 86400 ? "warn" : "";
+      setBig("t-forecast", `full in ${span(left)}`, kind);
       $("t-forecast-sub").textContent =
         `at ${bytes(cap.growth_bytes_per_s)}/s over ${span(cap.window_s)} · ${when(cap.full_at)}`;
     }
@@ -155,18 +156,26 @@
       ? `the best is the primary, and all ${need} keep a copy`
       : `the best is the primary, which relays to the other ${need - 1} and keeps no copy`;
     $("formula").replaceChildren(
-      "Each ready, non-draining node with room is scored ",
-      el("b", {}, `${percent(ov.latency_weight)}/${percent(ov.stored_bytes_weight)}`),
-      " on normalised latency and normalised bytes stored: ",
+      el(
+        "span",
+        {},
+        "Each ready, non-draining node with room is scored ",
+        el("b", {}, `${percent(ov.latency_weight)}/${percent(ov.stored_bytes_weight)}`),
+        " on normalised latency and normalised bytes stored:",
+      ),
       el(
         "code",
-        {},
-        `score = ${ov.latency_weight} × lowest latency / its latency + ` +
-          `${ov.stored_bytes_weight} × fewest bytes stored / its bytes stored`,
+        { class: "block" },
+        `score = ${ov.latency_weight} × (lowest latency ÷ its latency) + ` +
+          `${ov.stored_bytes_weight} × (fewest bytes stored ÷ its bytes stored)`,
       ),
-      `. Lower latency and fewer bytes stored are better: each term is 1 for the best node and ` +
-        `smaller for the others, so the highest score wins. An upload goes to the best ${need} ` +
-        `(${roles}); bytes of uploads in flight count as stored.`,
+      el(
+        "span",
+        {},
+        "Lower latency and fewer bytes stored are better: each term is 1 for the best node and " +
+          `smaller for the others, so the highest score wins. An upload goes to the best ${need} ` +
+          `(${roles}); bytes of uploads in flight count as stored.`,
+      ),
     );
   }
 
