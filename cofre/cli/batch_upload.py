@@ -27,6 +27,7 @@ from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
 from cofre.cli.packing import pack
+from cofre.cli.progress import TransferProgress
 from cofre.cli.sending import (
     PutResult,
     Session,
@@ -74,12 +75,23 @@ async def put_many(
     items: list[tuple[Path, str]],
     *,
     budget: Budget,
-    show_progress: bool,
+    progress: TransferProgress,
     on_result: Callable[[str, PutResult | Exception], None],
 ) -> None:
-    """Back up several files, a few at once, reporting each as it ends; one failure does not
-    stop the others. Small files travel in batches, large ones stream (cofre.cli.upload)."""
+    """Back up several files, a few at once, reporting each as it ends (to ``on_result`` and
+    ``progress``); one failure does not stop the others. Small files travel in batches, large
+    ones stream (cofre.cli.upload)."""
     sizes = await asyncio.to_thread(_sizes, items)
+    for (_, name), size in zip(items, sizes, strict=True):
+        progress.expect(name, size or 0)
+
+    def done(name: str, result: PutResult | Exception) -> None:
+        if isinstance(result, PutResult):
+            progress.finished(name, size=result.size, moved=result.sent_bytes)
+        else:
+            progress.finished(name, error=True)
+        on_result(name, result)
+
     small: list[SmallFile] = []
     large: list[tuple[Path, str]] = []
     for (path, name), size in zip(items, sizes, strict=True):
@@ -89,7 +101,7 @@ async def put_many(
         try:
             validate_name(name)
         except BadRequest as exc:
-            on_result(name, exc)
+            done(name, exc)
             continue
         small.append(SmallFile(path=path, name=name, size=size))
     batches = asyncio.Semaphore(budget.parallelism)
@@ -98,15 +110,15 @@ async def put_many(
         async with budget.files:
             try:
                 result: PutResult | Exception = await put_file(
-                    clients, path=path, name=name, budget=budget, show_progress=show_progress
+                    clients, path=path, name=name, budget=budget, progress=progress
                 )
             except Exception as exc:
                 result = exc
-        on_result(name, result)
+        done(name, result)
 
     async def batch(files: list[SmallFile]) -> None:
         async with batches:
-            await put_batch(clients, files, budget=budget, on_result=on_result)
+            await put_batch(clients, files, budget=budget, on_result=done)
 
     tasks = [asyncio.create_task(batch(b)) for b in plan_batches(small)]
     tasks += [asyncio.create_task(one(p, n)) for p, n in large]

@@ -1,5 +1,8 @@
 """`cofre status`, `fsck`, `repair`, `gc`, `catalog rebuild`: the cluster's nodes, the health
-of every backup and its repair, cleanup, and recovery of a lost catalog."""
+of every backup and its repair, cleanup, and recovery of a lost catalog.
+
+The long ones are each one request the manager may take minutes to answer; meanwhile a person
+at a terminal sees a spinner and the time spent (cofre.cli.progress.waiting)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from cofre.cli.context import Context
 from cofre.cli.exitcodes import ExitCode
 from cofre.cli.http import connect
 from cofre.cli.output import display_name, human_size, print_json, table
+from cofre.cli.progress import waiting
 from cofre.protocol.manager_api import FsckReport, RebuildReport, RepairReport
 
 
@@ -44,7 +48,8 @@ async def run_status(args: argparse.Namespace, ctx: Context) -> ExitCode:
 
 
 async def run_fsck(args: argparse.Namespace, ctx: Context) -> ExitCode:
-    async with connect(ctx) as clients:
+    what = "fsck: the manager is re-hashing every copy" if args.verify else "fsck: checking"
+    async with connect(ctx) as clients, waiting(what):
         report = await clients.manager.fsck(name=args.name, verify=args.verify)
     healthy = report.healthy
     if args.json:
@@ -81,7 +86,7 @@ def fsck_text(report: FsckReport) -> str:
 
 
 async def run_gc(args: argparse.Namespace, ctx: Context) -> ExitCode:
-    async with connect(ctx) as clients:
+    async with connect(ctx) as clients, waiting("gc: the manager is deleting unreferenced chunks"):
         result = await clients.manager.gc(grace_s=args.grace)
     if args.json:
         print_json(result)
@@ -94,7 +99,7 @@ async def run_gc(args: argparse.Namespace, ctx: Context) -> ExitCode:
 
 
 async def run_repair(args: argparse.Namespace, ctx: Context) -> ExitCode:
-    async with connect(ctx) as clients:
+    async with connect(ctx) as clients, waiting("repair: the manager is copying chunks back"):
         result = await clients.manager.repair(verify=args.verify)
     if args.json:
         print_json(result)
@@ -121,7 +126,7 @@ def repair_text(result: RepairReport) -> str:
 
 
 async def run_catalog_rebuild(args: argparse.Namespace, ctx: Context) -> ExitCode:
-    async with connect(ctx) as clients:
+    async with connect(ctx) as clients, waiting("catalog rebuild: reading every node's manifests"):
         result = await clients.manager.rebuild_catalog()
     if args.json:
         print_json(result)

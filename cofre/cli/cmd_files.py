@@ -9,6 +9,7 @@ import stat
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from cofre.cli.batch_download import SMALL_FILE_BYTES, get_batch, plan_batches
 from cofre.cli.batch_upload import put_many
@@ -24,6 +25,7 @@ from cofre.cli.exitcodes import (
 )
 from cofre.cli.http import connect
 from cofre.cli.output import display_name, human_size, human_time, print_json, table
+from cofre.cli.progress import TransferProgress
 from cofre.cli.sending import PutResult
 from cofre.models import validate_name
 
@@ -80,43 +82,85 @@ async def run_put(args: argparse.Namespace, ctx: Context) -> ExitCode:
     if not items:
         print("cofre: nothing to back up (no regular files)", file=sys.stderr)
         return ExitCode.OK
+    progress = TransferProgress(verb="put")
     done: list[PutResult] = []
-    codes: list[ExitCode] = []
+    errors: dict[str, Exception] = {}
 
     def report(name: str, result: PutResult | Exception) -> None:
         if isinstance(result, PutResult):
             done.append(result)
             if not args.json:
-                print(f"{display_name(name)}  {result.summary()}", flush=True)
+                progress.line.echo(f"{display_name(name)}  {result.summary()}")
         else:
-            print(f"cofre: error: {display_name(name)}: {describe_error(result)}", file=sys.stderr)
-            codes.append(exit_code_for(result))
+            errors[name] = result
+            progress.line.echo(_error_line(name, result), stream=sys.stderr)
 
-    async with connect(ctx) as clients:
+    async with connect(ctx) as clients, progress.running():
         await put_many(
-            clients,
-            items,
-            budget=Budget(ctx.parallelism),
-            show_progress=len(items) == 1,
-            on_result=report,
+            clients, items, budget=Budget(ctx.parallelism), progress=progress, on_result=report
         )
+    order = {name: i for i, (_, name) in enumerate(items)}
     if args.json:
-        order = {name: i for i, (_, name) in enumerate(items)}
-        print_json([asdict(r) for r in sorted(done, key=lambda r: order[r.name])])
-    return codes[0] if codes else ExitCode.OK
+        results = [asdict(r) for r in sorted(done, key=lambda r: order[r.name])]
+        print_json(_summary(progress, "bytes_sent", results, errors, order))
+    elif len(items) > 1:
+        sent = human_size(progress.bytes_moved)
+        print(f"backed up {_figures(progress, extra=f' ({sent} sent)')}", flush=True)
+    first = min(errors, key=order.__getitem__, default=None)
+    return ExitCode.OK if first is None else exit_code_for(errors[first])
+
+
+def _error_line(name: str, exc: BaseException) -> str:
+    return f"cofre: error: {display_name(name)}: {describe_error(exc)}"
+
+
+def _figures(progress: TransferProgress, *, where: str = "", extra: str = "") -> str:
+    """``N of M files<where>, SIZE<extra> in S s (RATE/s)[, K failed]``: the closing line's
+    figures."""
+    seconds = progress.elapsed()
+    rate = progress.bytes_done / seconds if seconds > 0 else 0.0
+    ok = progress.files_done - progress.failures
+    text = (
+        f"{ok} of {progress.files_total} files{where}, {human_size(progress.bytes_ok)}{extra}"
+        f" in {seconds:.1f} s ({human_size(rate)}/s)"
+    )
+    if progress.failures:
+        text += f", {progress.failures} failed"
+    return text
+
+
+def _summary(
+    progress: TransferProgress,
+    moved_as: str | None,
+    results: list[dict[str, Any]],
+    errors: dict[str, Exception],
+    order: dict[str, int],
+) -> dict[str, Any]:
+    """The `--json` document: the figures, each file's result, each failure's error."""
+    failed = sorted(errors, key=order.__getitem__)
+    return {
+        **progress.summary(moved_as=moved_as),
+        "results": results,
+        "errors": [{"name": n, "error": describe_error(errors[n])} for n in failed],
+    }
 
 
 async def run_get(args: argparse.Namespace, ctx: Context) -> ExitCode:
     budget = Budget(ctx.parallelism)
+    if args.json and args.output == "-":
+        raise UsageError("--json prints to stdout, where -o - writes the file; use one of them")
     if args.prefix is not None:
         if args.name is not None or args.version is not None:
             raise UsageError("--prefix restores the latest versions; give no NAME or --version")
         return await _get_prefix(args, ctx, budget)
     if args.name is None:
         raise UsageError("give a NAME to restore (or --prefix)")
-    async with connect(ctx) as clients:
+    progress = TransferProgress(verb="get")
+    async with connect(ctx) as clients, progress.running():
         if args.output == "-":
-            await get_to_stdout(clients, name=args.name, version=args.version, budget=budget)
+            await get_to_stdout(
+                clients, name=args.name, version=args.version, budget=budget, progress=progress
+            )
             return ExitCode.OK
         dest = Path(args.output) if args.output is not None else default_dest(args.name)
         result = await get_to_path(
@@ -126,7 +170,12 @@ async def run_get(args: argparse.Namespace, ctx: Context) -> ExitCode:
             dest=dest,
             force=args.force,
             budget=budget,
+            progress=progress,
         )
+        progress.finished(result.name, size=result.size)
+    if args.json:
+        print_json(_summary(progress, None, [asdict(result)], {}, {}))
+        return ExitCode.OK
     print(
         f"{display_name(result.name)}  version {result.version}  {human_size(result.size)}"
         f"  -> {display_name(result.dest)}",
@@ -137,37 +186,48 @@ async def run_get(args: argparse.Namespace, ctx: Context) -> ExitCode:
 
 async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) -> ExitCode:
     root = Path(args.output if args.output not in (None, "-") else ".")
-    failures: dict[str, BaseException] = {}
+    progress = TransferProgress(verb="get")
+    restored: list[GetResult] = []
+    failures: dict[str, Exception] = {}
 
     def report(name: str, result: GetResult | Exception) -> None:
         if isinstance(result, Exception):
             failures[name] = result
+            progress.finished(name, error=True)
+        else:
+            restored.append(result)
+            progress.finished(name, size=result.size)
 
     async with connect(ctx) as clients:
         files = [f for f in await clients.manager.list_files() if f.name.startswith(args.prefix)]
         if not files:
             raise UsageError(f"no backed-up name starts with {args.prefix!r}")
+        for f in files:
+            progress.expect(f.name, f.size)
 
         async def one(name: str) -> None:
             async with budget.files:
                 try:
-                    await get_to_path(
+                    result: GetResult | Exception = await get_to_path(
                         clients,
                         name=name,
                         version=None,
                         dest=dest_under(root, name),
                         force=args.force,
                         budget=budget,
-                        show_progress=False,
+                        progress=progress,
                         make_parents=True,
                     )
                 except Exception as exc:
-                    failures[name] = exc
+                    result = exc
+            report(name, result)
 
         batches = asyncio.Semaphore(ctx.parallelism)
 
         async def batch(group: list[tuple[str, int]]) -> None:
             async with batches:
+                for name, size in group:
+                    progress.started(name, size)
                 await get_batch(
                     clients, group, root=root, force=args.force, budget=budget, on_result=report
                 )
@@ -176,18 +236,21 @@ async def _get_prefix(args: argparse.Namespace, ctx: Context, budget: Budget) ->
         # Small files come in batches (one manifest request, one read per node); big ones stream.
         small = [(f.name, f.size) for f in files if f.size <= SMALL_FILE_BYTES]
         large = [f.name for f in files if f.size > SMALL_FILE_BYTES]
-        await asyncio.gather(*(batch(g) for g in plan_batches(small)), *(one(n) for n in large))
+        async with progress.running():
+            await asyncio.gather(*(batch(g) for g in plan_batches(small)), *(one(n) for n in large))
+    order = {name: i for i, name in enumerate(names)}
     code = ExitCode.OK
     for name in names:
         if name in failures:
             result = failures[name]
-            print(f"cofre: error: {display_name(name)}: {describe_error(result)}", file=sys.stderr)
+            print(_error_line(name, result), file=sys.stderr)
             if code == ExitCode.OK:
                 code = exit_code_for(result)
-    print(
-        f"restored {len(names) - len(failures)} of {len(names)} files into {root}",
-        flush=True,
-    )
+    if args.json:
+        results = [asdict(r) for r in sorted(restored, key=lambda r: order[r.name])]
+        print_json(_summary(progress, None, results, failures, order))
+    else:
+        print(f"restored {_figures(progress, where=f' into {root}')}", flush=True)
     return code
 
 

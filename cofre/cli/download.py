@@ -24,7 +24,7 @@ from cofre.chunks import hash_bytes
 from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError, UsageError
 from cofre.cli.http import Clients
-from cofre.cli.progress import Progress
+from cofre.cli.progress import TransferProgress
 from cofre.durable import fsync_dir
 from cofre.errors import CofreError, IntegrityError, Unavailable
 from cofre.protocol.manager_api import ChunkLocation
@@ -160,24 +160,25 @@ async def get_to_path(
     dest: Path,
     force: bool,
     budget: Budget,
-    show_progress: bool = True,
+    progress: TransferProgress | None = None,
     make_parents: bool = False,
 ) -> GetResult:
+    """Restore NAME to ``dest``; bytes written are reported to ``progress`` as they go (the
+    caller reports the file finished, with the result)."""
     manifest = await clients.manager.get_manifest(name, version=version)
     dest = prepare_dest(dest, name=name, force=force, make_parents=make_parents)
     size, mode, mtime = manifest.size, manifest.mode, manifest.mtime
-    progress = Progress(label=name, total=size, enabled=None if show_progress else False)
-    try:
-        with part_file(dest, mode=mode, mtime=mtime) as (f, tmp):
-            written = await stream_chunks(
-                clients, manifest.chunks, budget=budget, write=_file_writer(f, progress, dest)
-            )
-            if written != size:
-                raise IntegrityError(f"{name}: got {written} bytes, the manifest says {size}")
-            await asyncio.to_thread(_sync, f)
-        install(tmp, dest, force=force)
-    finally:
-        progress.finish()
+    if progress is None:
+        progress = TransferProgress.silent("get")
+    progress.started(name, size)
+    with part_file(dest, mode=mode, mtime=mtime) as (f, tmp):
+        written = await stream_chunks(
+            clients, manifest.chunks, budget=budget, write=_file_writer(f, progress, name, dest)
+        )
+        if written != size:
+            raise IntegrityError(f"{name}: got {written} bytes, the manifest says {size}")
+        await asyncio.to_thread(_sync, f)
+    install(tmp, dest, force=force)
     return GetResult(name=name, version=manifest.version, size=size, dest=str(dest))
 
 
@@ -258,13 +259,20 @@ def discard(tmp: str) -> None:
 
 
 async def get_to_stdout(
-    clients: Clients, *, name: str, version: int | None, budget: Budget
+    clients: Clients,
+    *,
+    name: str,
+    version: int | None,
+    budget: Budget,
+    progress: TransferProgress | None = None,
 ) -> GetResult:
     manifest = await clients.manager.get_manifest(name, version=version)
     out = sys.stdout.buffer
-    progress = Progress(label=name, total=manifest.size, enabled=False)
+    if progress is None:
+        progress = TransferProgress.silent("get")
+    progress.started(name, manifest.size)
     written = await stream_chunks(
-        clients, manifest.chunks, budget=budget, write=_file_writer(out, progress, Path("-"))
+        clients, manifest.chunks, budget=budget, write=_file_writer(out, progress, name, Path("-"))
     )
     out.flush()
     if written != manifest.size:
@@ -272,7 +280,9 @@ async def get_to_stdout(
     return GetResult(name=name, version=manifest.version, size=written, dest="-")
 
 
-def _file_writer(f: BinaryIO, progress: Progress, dest: Path) -> Callable[[bytes], Awaitable[None]]:
+def _file_writer(
+    f: BinaryIO, progress: TransferProgress, name: str, dest: Path
+) -> Callable[[bytes], Awaitable[None]]:
     async def write(data: bytes) -> None:
         try:
             await asyncio.to_thread(f.write, data)
@@ -280,7 +290,7 @@ def _file_writer(f: BinaryIO, progress: Progress, dest: Path) -> Callable[[bytes
             raise LocalFileError("output closed before the restore finished") from exc
         except OSError as exc:
             raise cannot_write(dest, exc) from exc
-        progress.advance(len(data))
+        progress.advance(name, len(data), moved=True)
 
     return write
 

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="name to store one file under (default: PATH as typed)")
     p.set_defaults(handler=run_put)
 
-    p = sub.add_parser("get", parents=[conn, par], help="restore a backed-up file")
+    p = sub.add_parser("get", parents=[conn, js, par], help="restore a backed-up file")
     p.add_argument("name", nargs="?", metavar="NAME", help="the backed-up name to restore")
     p.add_argument(
         "-o",

@@ -19,6 +19,7 @@ from cofre.cli.download import default_dest, get_to_path
 from cofre.cli.exitcodes import ExitCode, describe_error
 from cofre.cli.http import Clients, connect
 from cofre.cli.output import display_name
+from cofre.cli.progress import TransferProgress
 from cofre.cli.upload import put_file
 
 T = TypeVar("T")
@@ -62,6 +63,19 @@ def _run(ctx: Context, op: Callable[[Clients], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(main())
 
 
+def _shown(
+    verb: str, op: Callable[[Clients, TransferProgress], Coroutine[Any, Any, T]]
+) -> Callable[[Clients], Coroutine[Any, Any, T]]:
+    """``op`` with the progress line of one file shown while it runs."""
+
+    async def run(clients: Clients) -> T:
+        progress = TransferProgress(verb=verb)
+        async with progress.running():
+            return await op(clients, progress)
+
+    return run
+
+
 def run_menu(ctx: Context) -> ExitCode:
     actions = {"1": _back_up, "2": _recover, "3": _delete}
     try:
@@ -101,7 +115,12 @@ def _back_up(ctx: Context) -> None:
     path = Path(folder) / files[index]
     result = _run(
         ctx,
-        lambda c: put_file(c, path=path, name=name, budget=Budget(ctx.parallelism)),
+        _shown(
+            "put",
+            lambda c, p: put_file(
+                c, path=path, name=name, budget=Budget(ctx.parallelism), progress=p
+            ),
+        ),
     )
     _say(f"Backed up {display_name(name)}  {result.summary()}")
 
@@ -125,8 +144,17 @@ def _recover(ctx: Context) -> None:
     dest = Path(answer) if answer else default
     result = _run(
         ctx,
-        lambda c: get_to_path(
-            c, name=name, version=None, dest=dest, force=False, budget=Budget(ctx.parallelism)
+        _shown(
+            "get",
+            lambda c, p: get_to_path(
+                c,
+                name=name,
+                version=None,
+                dest=dest,
+                force=False,
+                budget=Budget(ctx.parallelism),
+                progress=p,
+            ),
         ),
     )
     _say(

@@ -22,7 +22,7 @@ from cofre.chunks import hash_bytes
 from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError
 from cofre.cli.http import Clients
-from cofre.cli.progress import Progress
+from cofre.cli.progress import TransferProgress
 from cofre.cli.sending import (
     PutResult,
     Session,
@@ -39,11 +39,21 @@ log = logging.getLogger(__name__)
 
 
 async def put_file(
-    clients: Clients, *, path: Path, name: str, budget: Budget, show_progress: bool = True
+    clients: Clients,
+    *,
+    path: Path,
+    name: str,
+    budget: Budget,
+    progress: TransferProgress | None = None,
 ) -> PutResult:
+    """Back ``path`` up as ``name``; bytes done are reported to ``progress`` as they go (the
+    caller reports the file finished, with the result)."""
     validate_name(name)
     f, st = open_regular(path)
     with f:
+        if progress is None:
+            progress = TransferProgress.silent("put")
+        progress.started(name, st.st_size)
         upload = await clients.manager.create_upload(
             name=name, size=st.st_size, mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime
         )
@@ -57,7 +67,7 @@ async def put_file(
                 name=name,
                 session=session,
                 budget=budget,
-                show_progress=show_progress,
+                progress=progress,
             )
 
 
@@ -70,10 +80,9 @@ async def _send_file(
     name: str,
     session: Session,
     budget: Budget,
-    show_progress: bool,
+    progress: TransferProgress,
 ) -> PutResult:
-    progress = Progress(label=name, total=st.st_size, enabled=None if show_progress else False)
-    sender = _ChunkSender(clients, session, budget=budget, progress=progress)
+    sender = _ChunkSender(clients, session, budget=budget, progress=progress, name=name)
     manifests: list[Manifest] = []
 
     def seal(refs: list[ChunkRef]) -> tuple[ChunkRef, bytes]:
@@ -91,10 +100,7 @@ async def _send_file(
         encoded = manifest.encode()
         return ChunkRef(manifest.hash, len(encoded)), encoded
 
-    try:
-        refs = await sender.send_stream(f, expected=st.st_size, path=path, seal=seal)
-    finally:
-        progress.finish()
+    refs = await sender.send_stream(f, expected=st.st_size, path=path, seal=seal)
     committed = await clients.manager.commit_upload(session.upload_id, manifests[0])
     log.debug("upload committed name=%r version=%s", name, committed.version)
     return PutResult(
@@ -133,12 +139,14 @@ class _ChunkSender:
         session: Session,
         *,
         budget: Budget,
-        progress: Progress,
+        progress: TransferProgress,
+        name: str,
     ) -> None:
         self.clients = clients
         self.session = session
         self.budget = budget
         self.progress = progress
+        self.name = name
         self.sent_bytes = 0
         self._scheduled: set[ChunkHash] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -232,7 +240,7 @@ class _ChunkSender:
             else:
                 self.budget.memory.release(item.held)
                 if item.counts:
-                    self.progress.advance(item.ref.length)
+                    self.progress.advance(self.name, item.ref.length)
 
     async def _send(self, item: _Pending) -> None:
         try:
@@ -252,6 +260,6 @@ class _ChunkSender:
                     self.budget.in_flight.release(item.held)
             if item.counts:
                 self.sent_bytes += item.ref.length
-                self.progress.advance(item.ref.length)
+                self.progress.advance(self.name, item.ref.length, moved=True)
         finally:
             self.budget.memory.release(item.held)

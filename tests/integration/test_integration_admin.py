@@ -288,7 +288,7 @@ def test_hostile_names_are_only_names(cluster: Any, it: Any, tmp_path: Path) -> 
         srcs[name] = src
         put = cluster.cli("put", str(src), "--name", name, "--json")
         assert put.code == 0, (name, put.err)
-        assert put.json()[0]["name"] == name
+        assert put.json()["results"][0]["name"] == name
     listed = {f["name"] for f in cluster.cli("ls", "--json").json()}
     assert set(names) <= listed
     human = cluster.cli("ls").out

@@ -36,7 +36,7 @@ def test_small_files_travel_in_batches_and_round_trip(
     env = dict(cluster.env, COFRE_LOG_LEVEL="DEBUG")
     put = cluster.cli("put", top, "--json", cwd=tmp_path / "src", env=env)
     assert put.code == 0, put.err[-2000:]
-    results = {r["name"]: r for r in put.json()}
+    results = {r["name"]: r for r in put.json()["results"]}
     assert set(results) == {f"{top}/{rel}" for rel in sizes}
     assert all(r["version"] == 1 for r in results.values())
     # One upload per batch, not per file; the two big files stream on their own.
@@ -64,8 +64,8 @@ def test_small_files_travel_in_batches_and_round_trip(
     # placement puts the new uploads.
     again = cluster.cli("put", top, "--json", cwd=tmp_path / "src")
     assert again.code == 0, again.err
-    assert all(r["version"] == 2 for r in again.json())
-    assert sum(r["sent_bytes"] for r in again.json()) == 0
+    assert all(r["version"] == 2 for r in again.json()["results"])
+    assert sum(r["sent_bytes"] for r in again.json()["results"]) == 0
 
 
 def test_a_file_unreadable_in_a_batch_fails_alone(cluster: Any, it: Any, tmp_path: Path) -> None:
@@ -77,7 +77,9 @@ def test_a_file_unreadable_in_a_batch_fails_alone(cluster: Any, it: Any, tmp_pat
     os.mkfifo(root / "fifo")  # skipped by the walk: not a regular file
     put = cluster.cli("put", top, "--json", cwd=tmp_path / "src")
     assert put.code == 0, put.err
-    assert sorted(r["name"] for r in put.json()) == sorted(f"{top}/ok{i}" for i in range(5))
+    assert sorted(r["name"] for r in put.json()["results"]) == sorted(
+        f"{top}/ok{i}" for i in range(5)
+    )
 
 
 def test_a_batch_restore_over_an_existing_file_fails_that_file_alone(

@@ -80,10 +80,13 @@ def test_versions(cluster: Any, it: Any, tmp_path: Path) -> None:
     name = _name("versions")
     first = it.random_file(tmp_path / "v1", 5 * MiB)
     second = it.random_file(tmp_path / "v2", 2 * MiB + 17)
-    assert cluster.cli("put", str(first), "--name", name, "--json").json()[0]["version"] == 1
+    assert (
+        cluster.cli("put", str(first), "--name", name, "--json").json()["results"][0]["version"]
+        == 1
+    )
     put2 = cluster.cli("put", str(second), "--name", name, "--json")
     assert put2.code == 0, put2.err
-    assert put2.json()[0]["version"] == 2
+    assert put2.json()["results"][0]["version"] == 2
 
     listed = [f for f in cluster.cli("ls", "--versions", "--json").json() if f["name"] == name]
     assert sorted(f["version"] for f in listed) == [1, 2]
@@ -107,14 +110,14 @@ def test_unchanged_file_is_not_sent_again(cluster: Any, it: Any, tmp_path: Path)
     name = _name("dedup")
     first = cluster.cli("put", str(src), "--name", name, "--json")
     assert first.code == 0, first.err
-    assert first.json()[0]["sent_bytes"] == 3 * DEFAULT_CHUNK_SIZE
+    assert first.json()["results"][0]["sent_bytes"] == 3 * DEFAULT_CHUNK_SIZE
     # Re-puts, under its name and others: placement picks whichever nodes score best each
     # time, and chunks stored with every copy elsewhere neither travel nor gain copies.
     for again_as, version in ((name, 2), (f"{name}-b", 1), (f"{name}-c", 1), (name, 3)):
         again = cluster.cli("put", str(src), "--name", again_as, "--json")
         assert again.code == 0, again.err
-        assert again.json()[0]["version"] == version
-        assert again.json()[0]["sent_bytes"] == 0
+        assert again.json()["results"][0]["version"] == version
+        assert again.json()["results"][0]["sent_bytes"] == 0
     human = cluster.cli("put", str(src), "--name", name)
     assert human.code == 0, human.err
     assert human.out.strip() == (
@@ -143,7 +146,9 @@ def test_directory_put_and_prefix_restore(cluster: Any, it: Any, tmp_path: Path)
 
     put = cluster.cli("put", top, "--json", cwd=tmp_path / "src")
     assert put.code == 0, put.err
-    assert sorted(r["name"] for r in put.json()) == sorted(f"{top}/{rel}" for rel in files)
+    assert sorted(r["name"] for r in put.json()["results"]) == sorted(
+        f"{top}/{rel}" for rel in files
+    )
 
     out = tmp_path / "out"
     got = cluster.cli("get", "--prefix", f"{top}/", "-o", str(out))
