@@ -56,12 +56,12 @@ api.serve_metrics(scrape)
 
 def create_app(config: ManagerConfig) -> web.Application:
     metrics = ManagerMetrics()
-    public = public_paths(metrics_public=config.metrics.public)
+    public = public_paths(api.public_paths, metrics_public=config.metrics.public)
     app = web.Application(
         middlewares=[
             metrics.middleware,
             error_middleware,
-            auth_middleware(config.token, public=public),
+            auth_middleware(config.token, public_paths=public),
         ],
         client_max_size=MAX_MANAGER_JSON_BYTES,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from cofre.protocol.manager_api import (
     CopyWhere,
     FileHealth,
     FsckReport,
+    FsckRun,
     FsckSummary,
     VersionBase,
     VersionInfo,
@@ -171,6 +173,8 @@ async def fsck(m: Manager, *, name: str | None, verify: bool) -> FsckReport:
         healthy_all,
         " ".join(f"{s}={by_status[s]}" for s in STATUSES),
     )
+    if name is None:
+        m.last_fsck = FsckRun(at=time.time(), verify=verify, healthy=healthy_all, summary=summary)
     return FsckReport(healthy=healthy_all, summary=summary, files=files)
 
 

@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from cofre.aio import Periodic
-from cofre.manager.placement import Placement, candidates, score_terms
+from cofre.manager.placement import Placement, candidates, terms
 from cofre.models import NodeId
 from cofre.protocol.base import ChunkStatus
 from cofre.protocol.manager_api import DrainStatus
@@ -74,7 +74,11 @@ class _NodesCollector(Collector):
         if m is not None:
             views = m.registry.views()
             pool = candidates(views, size=0, min_free_bytes=m.config.placement.min_free_bytes)
-            terms = score_terms(pool, m.weights)
+            w = m.weights
+            weighted = {
+                v.node_id: (w.latency * t.latency, w.stored_bytes * t.stored)
+                for v, t in zip(pool, terms(pool), strict=True)
+            }
             for view in views:
                 node = [view.node_id]
                 state = m.registry.nodes[view.node_id]
@@ -85,8 +89,8 @@ class _NodesCollector(Collector):
                 draining.add_metric(node, 1 if view.draining else 0)
                 if state.latency_s is not None:
                     latency.add_metric(node, state.latency_s)
-                if view.node_id in terms:
-                    by_latency, by_bytes = terms[view.node_id]
+                if view.node_id in weighted:
+                    by_latency, by_bytes = weighted[view.node_id]
                     score.add_metric(node, by_latency + by_bytes)
                     latency_term.add_metric(node, by_latency)
                     stored_term.add_metric(node, by_bytes)

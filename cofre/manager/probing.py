@@ -77,6 +77,7 @@ async def probe_pass(
         )
     )
     log.debug("probe pass nodes=%d ready=%d", len(states), sum(1 for s in states if s.ready))
+    registry.record_usage(time.time())
 
 
 def probe_loop(

@@ -109,6 +109,12 @@ class Api:
 
         return register
 
+    @property
+    def public_paths(self) -> frozenset[str]:
+        """The paths (templates) of the operations declared ``public=True``: served without
+        the token."""
+        return frozenset(op.path for op in self.operations if op.public)
+
     def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("GET", path, **kw)
 

@@ -34,12 +34,12 @@ CLIENT_MAX_SIZE = MAX_CHUNK_SIZE + 1024 * 1024
 
 def create_app(config: NodeConfig) -> web.Application:
     metrics = NodeMetrics()
-    public = public_paths(metrics_public=config.metrics.public)
+    public = public_paths(api.public_paths, metrics_public=config.metrics.public)
     app = web.Application(
         middlewares=[
             metrics.middleware,
             error_middleware,
-            auth_middleware(config.token, public=public),
+            auth_middleware(config.token, public_paths=public),
         ],
         client_max_size=CLIENT_MAX_SIZE,
     )
