@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 include devcluster/devcluster.mk
 
-.PHONY: help setup run lint test test-fast fuzz bench
+.PHONY: help setup run lint test test-fast fuzz bench browser-deps screenshots
 
 help:
 	@echo "make run        set up and start cofre on this machine (cofre local up)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint       ruff, mypy --strict, import-linter"
 	@echo "make fuzz       fuzz both services' HTTP APIs with many more cases (FUZZ_EXAMPLES=500)"
 	@echo "make bench      run the benchmark and write docs/benchmarks.md"
+	@echo "make screenshots  regenerate docs/status-page*.png from the status page's browser test"
 
 # The venv is rebuilt when the dependency pins change. constraints.txt locks every transitive
 # dependency (regenerate: pip freeze --exclude-editable > constraints.txt).
@@ -26,6 +27,22 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
+# The status page's browser tests drive Debian's headless Chromium and its driver; installed
+# here when missing (needs root, or sudo), so a fresh machine runs them like any other test.
+BROWSER_PKGS := chromium chromium-driver
+browser-deps:
+	@missing=""; for p in $(BROWSER_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing" >&2; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq \
+	    && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      $$missing >/dev/null; \
+	fi
+
 run: setup
 	$(BIN)/cofre local up $(ARGS)
 
@@ -35,7 +52,7 @@ lint: setup
 	$(BIN)/mypy cofre
 	$(BIN)/lint-imports
 
-test-fast: lint
+test-fast: lint browser-deps
 	$(BIN)/pytest -q -m "not cluster" tests
 
 # The API fuzz tests with far more (and random) cases than the normal suite tries.
@@ -46,9 +63,13 @@ fuzz: setup
 bench: setup
 	$(BIN)/python bench/run.py
 
+# The same browser test as in the suite, told to copy its screenshots into docs/.
+screenshots: setup browser-deps
+	COFRE_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -q tests/integration/test_integration_status_page.py
+
 # The whole suite: lint, then every test (unit, services, real processes, and the Kubernetes
 # tests on the dev cluster, which is started here and always stopped afterwards).
-test: lint
+test: lint browser-deps
 	bash devcluster/setup.sh
 	$(BIN)/python -m devcluster up
 	$(BIN)/pytest -q tests; rc=$$?; $(BIN)/python -m devcluster down; exit $$rc

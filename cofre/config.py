@@ -202,6 +202,15 @@ class DrainConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MetricsConfig:
+    public: bool = setting(
+        False,
+        "true: GET /metrics answers without the token, for Prometheus scrapers inside the "
+        "cluster (metric values name nodes and sizes, never files); false: it needs the token",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ManagerConfig:
     host: str = setting("127.0.0.1", "address to listen on", metavar="ADDRESS")
     port: int = setting(8080, "HTTP port to listen on", metavar="PORT")
@@ -217,6 +226,7 @@ class ManagerConfig:
     gc: GCConfig = field(default_factory=GCConfig)
     repair: RepairConfig = field(default_factory=RepairConfig)
     drain: DrainConfig = field(default_factory=DrainConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,6 +254,7 @@ class NodeConfig:
         "time between sweeps of expired relay sessions; a stale one costs a few hundred bytes",
         unit="seconds",
     )
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 @dataclass(frozen=True, kw_only=True)

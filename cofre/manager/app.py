@@ -16,11 +16,12 @@ from cofre.manager.catalog import Catalog
 from cofre.manager.context import Manager
 from cofre.manager.discovery import NodeDiscovery, make_discovery
 from cofre.manager.keys import CONFIG, MANAGER
+from cofre.manager.metrics import METRICS, ManagerMetrics, scrape
 from cofre.manager.probing import probe_loop
 from cofre.manager.registry import Registry
-from cofre.manager.routes import routes
+from cofre.manager.routes import api, routes
 from cofre.protocol.client import open_session
-from cofre.protocol.server import HANDLER_ARGS, auth_middleware, error_middleware
+from cofre.protocol.server import HANDLER_ARGS, auth_middleware, error_middleware, public_paths
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,23 @@ class ManagerLoops:
 
 
 LOOPS = web.AppKey("loops", ManagerLoops)
+api.serve_metrics(scrape)
 
 
 def create_app(config: ManagerConfig) -> web.Application:
+    metrics = ManagerMetrics()
+    public = public_paths(api.public_paths, metrics_public=config.metrics.public)
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(config.token)],
+        middlewares=[
+            metrics.middleware,
+            error_middleware,
+            auth_middleware(config.token, public_paths=public),
+        ],
         client_max_size=MAX_MANAGER_JSON_BYTES,
         handler_args=HANDLER_ARGS,
     )
     app[CONFIG] = config
+    app[METRICS] = metrics
     # Built here so a bad node list fails at start, not in a background task.
     app[DISCOVERY] = make_discovery(config.discovery)
     app.cleanup_ctx.extend([_manager_ctx, _background_ctx])
@@ -72,7 +81,10 @@ async def _manager_ctx(app: web.Application) -> AsyncIterator[None]:
     await catalog.open()
     try:
         async with open_session(timeout_s=60.0) as http:
-            m = Manager(config=config, catalog=catalog, registry=Registry(), http=http)
+            m = Manager(
+                config=config, catalog=catalog, registry=Registry(), http=http, metrics=app[METRICS]
+            )
+            app[METRICS].manager = m
             m.registry.draining.update(await catalog.draining())
             open_uploads = await uploads.restore_reservations(m)
             app[MANAGER] = m
@@ -98,13 +110,16 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     discovery = app[DISCOVERY]
     loops = ManagerLoops(
-        probe=probe_loop(m.registry, session=m.http, token=config.token, config=config.probe),
+        probe=probe_loop(
+            m.registry, session=m.http, token=config.token, config=config.probe, metrics=m.metrics
+        ),
         gc=gc.gc_loop(m),
         sessions=uploads.sweeper_loop(m),
         drain=drain.drain_loop(m),
         repair=repair.repair_loop(m),
     )
     app[LOOPS] = loops
+    m.metrics.loops = loops.all()
     # The watch runs for good; one that fails or ends is started again after a pause.
     watch = Periodic(
         "discovery",

@@ -376,6 +376,14 @@ class Catalog:
 
         return await self._run(do)
 
+    async def live_chunk_count(self) -> int:
+        """Distinct chunks live versions reference, manifests included (counted in SQLite)."""
+
+        def do(db: sqlite3.Connection) -> int:
+            return int(db.execute(f"SELECT COUNT(*) FROM ({LIVE_HASHES})").fetchone()[0])
+
+        return await self._run(do)
+
     async def kept_hashes(self) -> set[ChunkHash]:
         """Live chunks and those pinned by open uploads: what GC must not delete."""
 

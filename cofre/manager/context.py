@@ -10,10 +10,12 @@ import aiohttp
 from cofre.config import ManagerConfig
 from cofre.errors import Unavailable
 from cofre.manager.catalog import Catalog
+from cofre.manager.metrics import ManagerMetrics
 from cofre.manager.placement import Weights
 from cofre.manager.registry import Registry
 from cofre.models import NodeId
 from cofre.protocol.client import NodeClient
+from cofre.protocol.manager_api import FsckRun, RepairRun
 from cofre.tickets import ticket_key
 
 
@@ -34,6 +36,10 @@ class Manager:
     # Once the catalog holds a version it never becomes empty again (deletes only mark rows),
     # so the lost-catalog check before new uploads stops asking the nodes.
     catalog_seen_versions: bool = False
+    metrics: ManagerMetrics = field(default_factory=ManagerMetrics)
+    # The latest whole-catalog fsck and repair pass, for the status page (since start only).
+    last_fsck: FsckRun | None = None
+    last_repair: RepairRun | None = None
 
     def __post_init__(self) -> None:
         self.repair_after_s = self.config.repair.after_s

@@ -79,7 +79,9 @@ def drain_status(chunks: Sequence[LiveChunk], *, draining: set[NodeId], factor: 
 async def status(m: Manager) -> DrainStatus:
     draining = set(m.registry.draining)
     chunks = await m.catalog.live_chunks(on_nodes=draining) if draining else []
-    return drain_status(chunks, draining=draining, factor=m.factor)
+    result = drain_status(chunks, draining=draining, factor=m.factor)
+    m.metrics.drain_left(result)
+    return result
 
 
 def _unknown_nodes(m: Manager, node_ids: Iterable[NodeId], recorded: set[NodeId]) -> list[str]:
@@ -214,6 +216,7 @@ async def drain_pass(m: Manager) -> DrainStatus:
         excluded=draining,
         why_of=lambda c: f"copied off {_listed(c.holders & draining)} while it drained",
     )
+    m.metrics.copied("drain", made=copied, stuck=stuck)
     result = await status(m)
     log.log(
         logging.INFO if todo else logging.DEBUG,
@@ -233,6 +236,7 @@ async def repair_pass(m: Manager) -> tuple[int, int]:
     -> (copies made, chunks stuck without a source or target). Draining nodes count as lost
     copies here too, so a drain and a repair agree on what is missing.
     """
+    m.metrics.repair_passes.labels("lost_nodes").inc()
     chunks = await m.catalog.live_chunks()
     holders = {n for c in chunks for n in c.holders}
     lost = m.registry.lost_nodes(holders, after_s=m.repair_after_s)
@@ -247,6 +251,7 @@ async def repair_pass(m: Manager) -> tuple[int, int]:
         excluded=excluded,
         why_of=lambda c: f"repair: the copies on {_listed(c.holders & excluded)} were lost",
     )
+    m.metrics.copied("repair", made=copied, stuck=stuck)
     log.info(
         "repair pass lost_nodes=%s under_replicated=%d copied=%d stuck=%d",
         ",".join(sorted(lost)) or "-",

@@ -67,6 +67,7 @@ async def collect(m: Manager, *, grace_s: float | None = None) -> GcResult:
             # No version was ever recorded here: a new cluster (little to collect) or a lost
             # catalog, whose chunks `cofre catalog rebuild` still needs. Collect nothing.
             log.info("gc pass skipped: the catalog holds no version")
+            m.metrics.gc_done(deleted=0, freed=0)
             return GcResult(deleted_chunks=0, freed_bytes=0)
         sessions = await m.catalog.open_sessions()
         cutoff = gc_cutoff(
@@ -98,6 +99,7 @@ async def collect(m: Manager, *, grace_s: float | None = None) -> GcResult:
         dropped,
         cutoff,
     )
+    m.metrics.gc_done(deleted=deleted, freed=freed)
     return GcResult(deleted_chunks=deleted, freed_bytes=freed)
 
 

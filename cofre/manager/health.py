@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from cofre.protocol.manager_api import (
     CopyWhere,
     FileHealth,
     FsckReport,
+    FsckRun,
     FsckSummary,
     VersionBase,
     VersionInfo,
@@ -138,6 +140,8 @@ async def fsck(m: Manager, *, name: str | None, verify: bool) -> FsckReport:
             status=classify(good=len(good), corrupt=len(bad), factor=m.factor),
         )
 
+    if name is None:
+        m.metrics.fsck_states(Counter(health(h, 0).status for h in all_hashes))
     by_status: Counter[str] = Counter()
     files = []
     for row, chunks in contents:
@@ -169,6 +173,8 @@ async def fsck(m: Manager, *, name: str | None, verify: bool) -> FsckReport:
         healthy_all,
         " ".join(f"{s}={by_status[s]}" for s in STATUSES),
     )
+    if name is None:
+        m.last_fsck = FsckRun(at=time.time(), verify=verify, healthy=healthy_all, summary=summary)
     return FsckReport(healthy=healthy_all, summary=summary, files=files)
 
 
@@ -178,7 +184,9 @@ async def cluster_stats(m: Manager) -> ClusterStats:
     free = sum(s.stats.free_bytes for s in ready if s.stats)
     files, versions = await m.catalog.counts()
     ready_ids = {s.node_id for s in ready}
-    under = sum(1 for c in await m.catalog.live_chunks() if len(c.holders & ready_ids) < m.factor)
+    on_ready = [len(c.holders & ready_ids) for c in await m.catalog.live_chunks()]
+    m.metrics.catalog_states(on_ready, factor=m.factor)
+    under = sum(1 for n in on_ready if n < m.factor)
     return ClusterStats(
         nodes_ready=len(ready),
         nodes_total=len(m.registry.nodes),

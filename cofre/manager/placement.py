@@ -84,20 +84,29 @@ def _term(minimum: float, value: float) -> float:
     return minimum / value
 
 
-def rank(nodes: Sequence[NodeView], weights: Weights) -> list[tuple[NodeView, float]]:
-    """Score ``nodes`` against each other, best first; ties go to the smaller node id."""
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """A node's two normalised terms, each in (0, 1], 1 for the best candidate."""
+
+    latency: float
+    stored: float
+
+    def score(self, weights: Weights) -> float:
+        return weights.latency * self.latency + weights.stored_bytes * self.stored
+
+
+def terms(nodes: Sequence[NodeView]) -> list[Terms]:
+    """Each node's terms against the others, in the order given."""
     if not nodes:
         return []
     min_latency = min(n.latency_s for n in nodes)
     min_stored = min(n.load_bytes for n in nodes)
-    scored = [
-        (
-            n,
-            weights.latency * _term(min_latency, n.latency_s)
-            + weights.stored_bytes * _term(min_stored, n.load_bytes),
-        )
-        for n in nodes
-    ]
+    return [Terms(_term(min_latency, n.latency_s), _term(min_stored, n.load_bytes)) for n in nodes]
+
+
+def rank(nodes: Sequence[NodeView], weights: Weights) -> list[tuple[NodeView, float]]:
+    """Score ``nodes`` against each other, best first; ties go to the smaller node id."""
+    scored = [(n, t.score(weights)) for n, t in zip(nodes, terms(nodes), strict=True)]
     scored.sort(key=lambda pair: (-pair[1], pair[0].node_id))
     return scored
 

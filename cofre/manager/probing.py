@@ -11,6 +11,7 @@ import aiohttp
 from cofre.aio import Periodic, within
 from cofre.config import ProbeConfig
 from cofre.errors import CofreError
+from cofre.manager.metrics import ManagerMetrics
 from cofre.manager.registry import NodeState, Registry
 from cofre.protocol.client import NodeClient
 
@@ -18,7 +19,12 @@ log = logging.getLogger(__name__)
 
 
 async def probe_node(
-    state: NodeState, *, session: aiohttp.ClientSession, token: str, config: ProbeConfig
+    state: NodeState,
+    *,
+    session: aiohttp.ClientSession,
+    token: str,
+    config: ProbeConfig,
+    metrics: ManagerMetrics | None = None,
 ) -> None:
     """Probe one node and fold the result into its state (logging readiness changes)."""
     was_ready = state.ready
@@ -34,6 +40,8 @@ async def probe_node(
         log.debug("probe failed node=%s failures=%d error=%s", state.node_id, state.failures, error)
     else:
         sample = time.perf_counter() - started
+        if metrics is not None:
+            metrics.probed(state.node_id, sample)
         if state.latency_s is None:
             state.latency_s = sample
         else:
@@ -54,22 +62,36 @@ async def probe_node(
 
 
 async def probe_pass(
-    registry: Registry, *, session: aiohttp.ClientSession, token: str, config: ProbeConfig
+    registry: Registry,
+    *,
+    session: aiohttp.ClientSession,
+    token: str,
+    config: ProbeConfig,
+    metrics: ManagerMetrics | None = None,
 ) -> None:
     states = [s for s in registry.nodes.values() if s.url]
     await asyncio.gather(
-        *(probe_node(s, session=session, token=token, config=config) for s in states)
+        *(
+            probe_node(s, session=session, token=token, config=config, metrics=metrics)
+            for s in states
+        )
     )
     log.debug("probe pass nodes=%d ready=%d", len(states), sum(1 for s in states if s.ready))
+    registry.record_usage(time.time())
 
 
 def probe_loop(
-    registry: Registry, *, session: aiohttp.ClientSession, token: str, config: ProbeConfig
+    registry: Registry,
+    *,
+    session: aiohttp.ClientSession,
+    token: str,
+    config: ProbeConfig,
+    metrics: ManagerMetrics | None = None,
 ) -> Periodic:
     """A pass at start and every interval; a discovery change triggers an immediate pass."""
     return Periodic(
         "probe",
-        lambda: probe_pass(registry, session=session, token=token, config=config),
+        lambda: probe_pass(registry, session=session, token=token, config=config, metrics=metrics),
         interval_s=config.interval_s,
         wakeup=registry.changed,
         pass_at_start=True,

@@ -8,7 +8,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cofre.manager.placement import NodeView, Weights, candidates, rank
+from cofre.manager.capacity import UsageHistory, UsageSample
+from cofre.manager.placement import NodeView, Weights, candidates, rank, terms
 from cofre.models import NodeEndpoint, NodeId, UploadId
 from cofre.protocol.manager_api import NodeStatus
 from cofre.protocol.node_api import NodeStats
@@ -42,6 +43,8 @@ class Registry:
         self.changed = asyncio.Event()
         # node -> monotonic time since when it has been unready or absent (repair's clock).
         self._unavailable_since: dict[NodeId, float] = {}
+        # Used bytes of the ready nodes over time, for the capacity forecast.
+        self.usage = UsageHistory()
 
     # discovery -------------------------------------------------------------------------------
 
@@ -82,6 +85,16 @@ class Registry:
             else:
                 self._unavailable_since.setdefault(node_id, now)
         return {n for n, since in self._unavailable_since.items() if now - since >= after_s}
+
+    def record_usage(self, now: float) -> None:
+        """Sample the ready nodes' used and total bytes (after each probe pass)."""
+        ready = [s for s in self.ready_nodes() if s.stats]
+        used = sum(s.stats.stored_bytes for s in ready if s.stats)
+        free = sum(s.stats.free_bytes for s in ready if s.stats)
+        self.usage.record(
+            UsageSample(at=now, used_bytes=used, capacity_bytes=used + free),
+            nodes=frozenset(s.node_id for s in ready),
+        )
 
     # reservations ----------------------------------------------------------------------------
 
@@ -124,9 +137,11 @@ class Registry:
         views = self.views()
         pool = candidates(views, size=0, min_free_bytes=min_free_bytes)
         scores = {v.node_id: score for v, score in rank(pool, weights)}
+        node_terms = {v.node_id: t for v, t in zip(pool, terms(pool), strict=True)}
         out = []
         for view in sorted(views, key=lambda v: v.node_id):
             state = self.nodes[view.node_id]
+            term = node_terms.get(view.node_id)
             out.append(
                 NodeStatus(
                     node_id=view.node_id,
@@ -139,6 +154,8 @@ class Registry:
                     latency_ms=None if state.latency_s is None else state.latency_s * 1000.0,
                     score=scores.get(view.node_id),
                     chunk_count=state.stats.chunk_count if state.stats else 0,
+                    latency_term=term.latency if term else None,
+                    stored_term=term.stored if term else None,
                 )
             )
         return out

@@ -11,6 +11,7 @@ counted, and fsck keeps reporting it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from cofre.aio import Periodic
@@ -19,7 +20,7 @@ from cofre.manager.context import Manager
 from cofre.manager.drain import fill_copies
 from cofre.manager.health import check_copies
 from cofre.models import ChunkHash, NodeId
-from cofre.protocol.manager_api import RepairReport
+from cofre.protocol.manager_api import RepairReport, RepairRun
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ async def repair(m: Manager, *, verify: bool) -> RepairReport:
         return f"repair: copies {where}; copied from {','.join(sorted(chunk.holders))}"
 
     copied, stuck = await fill_copies(m, todo, excluded=draining, why_of=why)
+    m.metrics.repair_passes.labels("full").inc()
+    m.metrics.copied("repair", made=copied, stuck=stuck)
     result = RepairReport(
         chunks=len(chunks),
         lost_copies=sum(len(h) for h in lost.values()),
@@ -88,6 +91,7 @@ async def repair(m: Manager, *, verify: bool) -> RepairReport:
         verify,
         " ".join(f"{k}={v}" for k, v in result.model_dump().items()),
     )
+    m.last_repair = RepairRun(at=time.time(), verify=verify, report=result)
     return result
 
 

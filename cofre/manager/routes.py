@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from cofre.limits import MAX_MANAGER_JSON_BYTES
-from cofre.manager import dedup, drain, gc, health, rebuild, repair, uploads
+from cofre.manager import dedup, drain, gc, health, overview, rebuild, repair, statuspage, uploads
 from cofre.manager.catalog import VersionRow
 from cofre.manager.context import Manager
 from cofre.manager.keys import MANAGER
@@ -22,6 +22,7 @@ from cofre.protocol.api import Api, api_body, api_path, api_query, health_reply,
 from cofre.protocol.base import Health
 from cofre.protocol.manager_api import (
     ChunkLocation,
+    ClusterOverview,
     ClusterStats,
     CommitAnswer,
     CommitUpload,
@@ -294,6 +295,17 @@ async def set_drain(request: web.Request) -> web.Response:
 async def drain_status(request: web.Request) -> web.Response:
     return reply(await drain.status(request.app[MANAGER]))
 
+
+@api.get(
+    "/v1/overview",
+    summary="Totals, capacity forecast, placement weights, latest fsck and repair",
+    replies={200: ClusterOverview},
+)
+async def cluster_overview(request: web.Request) -> web.Response:
+    return reply(await overview.overview(request.app[MANAGER]))
+
+
+statuspage.declare(api)
 
 api.serve_document(
     title="cofre manager",

@@ -85,6 +85,7 @@ async def create_upload(m: Manager, files: Sequence[FileDecl], *, batch: bool) -
         primary_keeps_copy=p.primary_keeps_copy,
         min_free_bytes=p.min_free_bytes,
     )
+    m.metrics.placed(placement, size)
     upload_id = UploadId(secrets.token_urlsafe(18))
     now = time.time()
     expires = now + m.config.upload.session_ttl_s

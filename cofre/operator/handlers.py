@@ -19,6 +19,7 @@ from typing import Any
 import kopf
 
 from cofre.kube import open_api
+from cofre.operator.metrics import OperatorMetrics, serve
 from cofre.operator.reconcile import (
     Context,
     Target,
@@ -46,6 +47,7 @@ RECONCILE_INTERVAL_S = 10.0
 _STACK = "stack"
 _CONTEXT = "context"
 _LOCKS = "locks"
+_METRICS = "metrics"
 # What every child carries (builders.labels); its instance label names the BackupCluster.
 CHILD_LABELS = {"app.kubernetes.io/name": "cofre", "app.kubernetes.io/managed-by": "cofre-operator"}
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -95,9 +97,10 @@ class PassLocks:
                 self._waiting.discard(key)
 
 
-def install(memo: kopf.Memo, context: Context) -> None:
+def install(memo: kopf.Memo, context: Context, metrics: OperatorMetrics | None = None) -> None:
     """Put what every handler needs in the operator's memo."""
     memo[_CONTEXT] = context
+    memo[_METRICS] = metrics or OperatorMetrics()
     # Every object's memo is a shallow copy of this one: all of them share these locks.
     memo[_LOCKS] = PassLocks()
 
@@ -119,7 +122,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     api = await stack.enter_async_context(open_api())
     http = await stack.enter_async_context(open_session(timeout_s=10.0))
     memo[_STACK] = stack
-    install(memo, Context(api=api, http=http, default_image=config.image))
+    metrics = OperatorMetrics()
+    if config.metrics_port:
+        runner = await serve(metrics, host=config.metrics_host, port=config.metrics_port)
+        stack.push_async_callback(runner.cleanup)
+    install(memo, Context(api=api, http=http, default_image=config.image), metrics)
     log.info("operator started image=%s namespaces=%s", config.image, config.namespaces or "all")
 
 
@@ -189,12 +196,25 @@ async def _child_changed(body: kopf.Body, memo: kopf.Memo) -> None:
 
 async def full_pass(key: Key, memo: kopf.Memo) -> None:
     """Reconcile every child of the BackupCluster ``key`` and write its status."""
-    await _exclusive(key, memo, reconcile_and_publish, refresh=False)
+    with _metrics(memo).reconcile_pass():
+        await _exclusive(key, memo, reconcile_and_publish, refresh=False)
 
 
 async def refresh_status(key: Key, memo: kopf.Memo) -> None:
     """Write the BackupCluster's status as its children show it now; no child is written."""
-    await _exclusive(key, memo, observe_and_publish, refresh=True)
+    metrics = _metrics(memo)
+
+    async def counted(context: Context, target: Target, current: Mapping[str, Any]) -> None:
+        with metrics.status_refresh():
+            await observe_and_publish(context, target, current)
+
+    await _exclusive(key, memo, counted, refresh=True)
+
+
+def _metrics(memo: kopf.Memo) -> OperatorMetrics:
+    metrics = memo[_METRICS]
+    assert isinstance(metrics, OperatorMetrics)
+    return metrics
 
 
 Step = Callable[[Context, Target, Mapping[str, Any]], Awaitable[None]]

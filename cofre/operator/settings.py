@@ -22,3 +22,10 @@ class OperatorConfig:
     log_level: LogLevel = setting(  # noqa: RUF009
         LogLevel("INFO"), "least severe log level written to stderr (--verbose: DEBUG)"
     )
+    metrics_port: int = setting(
+        8081,
+        "port of the operator's GET /metrics for Prometheus (kopf's liveness endpoint has its "
+        "own); 0: not served",
+        metavar="PORT",
+    )
+    metrics_host: str = setting("0.0.0.0", "address /metrics listens on", metavar="ADDRESS")

@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from cofre.errors import BadRequest, PayloadTooLarge
 from cofre.protocol.base import Health, OpenApiDocument, error_location
+from cofre.protocol.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from cofre.protocol.metrics import METRICS_PATH, render
 from cofre.protocol.server import TICKET_HEADER
 
 # OpenAPI and JSON Schema fragments: free-form JSON by nature (the document is checked against
@@ -45,6 +48,9 @@ class RawBody:
 
     content_type: str
     description: str
+
+
+METRICS = RawBody(METRICS_CONTENT_TYPE, "Every metric of this service, in the text format.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,12 @@ class Api:
 
         return register
 
+    @property
+    def public_paths(self) -> frozenset[str]:
+        """The paths (templates) of the operations declared ``public=True``: served without
+        the token."""
+        return frozenset(op.path for op in self.operations if op.public)
+
     def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("GET", path, **kw)
 
@@ -132,6 +144,20 @@ class Api:
                 doc = self.openapi(title=title, version=version, description=description)
                 built.append(json.dumps(doc).encode())
             return web.Response(body=built[0], content_type="application/json")
+
+    def serve_metrics(self, collect: Callable[[web.Request], Awaitable[CollectorRegistry]]) -> None:
+        """GET /metrics: the registry ``collect`` returns (after refreshing what it reads at
+        scrape time), in the Prometheus text format. It needs the token unless the service's
+        config opens it (``metrics.public``)."""
+
+        @self.get(
+            METRICS_PATH,
+            summary="Prometheus metrics (docs/metrics.md lists them)",
+            replies={200: METRICS},
+        )
+        async def metrics(request: web.Request) -> web.Response:
+            body = render(await collect(request))
+            return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
 # --- at the edge ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from cofre.protocol.base import first_error
 from cofre.protocol.framing import CONTENT_TYPE, decode_frames
 from cofre.protocol.manager_api import (
     BatchDecl,
+    ClusterOverview,
     ClusterStats,
     CommitAnswer,
     CommitBatch,
@@ -281,6 +282,9 @@ class ManagerClient(_ApiClient):
 
     async def stats(self) -> ClusterStats:
         return await self._call("GET", "/v1/stats", ClusterStats)
+
+    async def overview(self) -> ClusterOverview:
+        return await self._call("GET", "/v1/overview", ClusterOverview)
 
     async def repair(self, *, verify: bool = False) -> RepairReport:
         body = _valid(RepairRequest, verify=verify)

@@ -322,6 +322,16 @@ class NodeStatus(Reply):
     latency_ms: float | None
     score: float | None
     chunk_count: Count = 0
+    latency_term: float | None = Field(
+        None,
+        description="min candidate latency / this node's latency, in (0, 1]; None if the "
+        "node is not a candidate.",
+    )
+    stored_term: float | None = Field(
+        None,
+        description="min candidate bytes stored (with reservations) / this node's, in (0, 1]; "
+        "None if the node is not a candidate.",
+    )
 
 
 class NodeList(Reply):
@@ -429,3 +439,53 @@ class DrainStatus(Reply):
     chunks_left: Count
     bytes_left: Bytes
     nodes: dict[str, NodeDrain] = Field(description="Per draining node id.")
+
+
+# --- overview (the status page) -------------------------------------------------------------------
+
+
+class CapacityForecast(Reply):
+    """Used and total bytes on the ready nodes, and when they fill at the recent growth rate."""
+
+    used_bytes: Bytes
+    capacity_bytes: Bytes
+    growth_bytes_per_s: float | None = Field(
+        description="Least-squares slope of the used bytes over the recent samples; None until "
+        "there are enough samples."
+    )
+    full_at: UnixTime | None = Field(
+        description="When the used bytes reach the capacity at that rate; None if not growing."
+    )
+    samples: Count
+    window_s: Seconds = Field(description="The time the samples span.")
+
+
+class FsckRun(Reply):
+    """The latest whole-catalog fsck this manager ran (since it started)."""
+
+    at: UnixTime
+    verify: bool
+    healthy: bool
+    summary: FsckSummary
+
+
+class RepairRun(Reply):
+    """The latest repair pass this manager ran (since it started), by hand or in the background."""
+
+    at: UnixTime
+    verify: bool
+    report: RepairReport
+
+
+class ClusterOverview(Reply):
+    """What the status page shows besides the nodes, files and drain: totals, the capacity
+    forecast, placement's weights, and the latest fsck and repair."""
+
+    stats: ClusterStats
+    capacity: CapacityForecast
+    latency_weight: float
+    stored_bytes_weight: float
+    replication_factor: Count
+    primary_keeps_copy: bool
+    last_fsck: FsckRun | None
+    last_repair: RepairRun | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from aiohttp import web
@@ -12,13 +12,20 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from cofre.errors import BadRequest, CofreError, Unauthorized
+from cofre.protocol.metrics import METRICS_PATH
 
 log = logging.getLogger(__name__)
 
 AUTH_HEADER = "Authorization"  # "Bearer <cluster token>"
 TICKET_HEADER = "X-Cofre-Ticket"
-# Paths served without the token: kubelet probes carry none.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def public_paths(declared: Collection[str], *, metrics_public: bool) -> frozenset[str]:
+    """The route templates a service serves without the token: those its operations declare
+    public (``Api.public_paths``), and /metrics where its config opens it to the scrapers inside
+    the cluster (``metrics.public``)."""
+    return frozenset(declared) | ({METRICS_PATH} if metrics_public else frozenset())
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -114,13 +121,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return problem_response(CofreError("internal error; see the service log"))
 
 
-def auth_middleware(token: str) -> Middleware:
-    """Require ``Authorization: Bearer <token>`` everywhere but the health probes."""
+def auth_middleware(token: str, *, public_paths: Collection[str]) -> Middleware:
+    """Require ``Authorization: Bearer <token>`` everywhere but on ``public_paths``: the routes
+    declared ``public=True`` (``Api.public_paths``: health probes, which kubelets send without a
+    token, and the status page's static files). A path matches by its route's template."""
     expected = f"Bearer {token}".encode()
+    public = frozenset(public_paths)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in PUBLIC_PATHS:
+        resource = request.match_info.route.resource
+        if resource is None or resource.canonical not in public:
             given = request.headers.get(AUTH_HEADER, "").encode()
             if not hmac.compare_digest(given, expected):
                 raise Unauthorized("missing or wrong cluster token")

@@ -9,8 +9,9 @@ from aiohttp import web
 
 from cofre.config import NodeConfig
 from cofre.limits import MAX_CHUNK_SIZE
-from cofre.protocol.server import HANDLER_ARGS, auth_middleware, error_middleware
+from cofre.protocol.server import HANDLER_ARGS, auth_middleware, error_middleware, public_paths
 from cofre.storage_node import chunk_api, keys, relay
+from cofre.storage_node.metrics import METRICS, NodeMetrics, Watched, scrape
 from cofre.storage_node.operations import api
 from cofre.storage_node.relay_sessions import SessionRegistry
 from cofre.storage_node.store import ChunkStore
@@ -25,22 +26,33 @@ api.serve_document(
     description="Content-addressed, verified chunks, and the primary's relay to its replicas. "
     "Chunk writes need a manager-signed ticket naming this node.",
 )
+api.serve_metrics(scrape)
 
 # aiohttp's own backstop; handlers enforce tighter, per-endpoint limits while reading.
 CLIENT_MAX_SIZE = MAX_CHUNK_SIZE + 1024 * 1024
 
 
 def create_app(config: NodeConfig) -> web.Application:
+    metrics = NodeMetrics()
+    public = public_paths(api.public_paths, metrics_public=config.metrics.public)
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(config.token)],
+        middlewares=[
+            metrics.middleware,
+            error_middleware,
+            auth_middleware(config.token, public_paths=public),
+        ],
         client_max_size=CLIENT_MAX_SIZE,
         handler_args=HANDLER_ARGS,
     )
     app[keys.CONFIG] = config
+    app[METRICS] = metrics
     app[keys.STORE] = ChunkStore(config.data_dir, reserve_bytes=config.reserve_bytes)
     app[keys.SESSIONS] = SessionRegistry()
     app[relay.SWEEPER] = relay.sweeper_loop(
         app[keys.SESSIONS], interval_s=config.relay_sweep_interval_s
+    )
+    metrics.watch(
+        Watched(store=app[keys.STORE], sessions=app[keys.SESSIONS], sweeper=app[relay.SWEEPER])
     )
     app.cleanup_ctx.extend([_store_ctx, relay.http_session, relay.sweeper])
     app.add_routes(api.routes)

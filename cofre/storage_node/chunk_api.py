@@ -40,6 +40,7 @@ from cofre.protocol.node_api import (
 )
 from cofre.storage_node import keys
 from cofre.storage_node.inputs import verify_ticket
+from cofre.storage_node.metrics import METRICS
 from cofre.storage_node.operations import CHUNK, FRAMED, api
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ async def put_chunks(request: web.Request) -> web.Response:
 async def get_chunk(request: web.Request) -> web.Response:
     chunk_hash = api_path(request, ChunkPath).hash
     data = await request.app[keys.STORE].get(chunk_hash)
+    request.app[METRICS].served(len(data))
     return web.Response(body=data, content_type="application/octet-stream")
 
 
@@ -104,6 +106,7 @@ async def read_chunks(request: web.Request) -> web.Response:
     asks again for what it lacks)."""
     asked = await api_body(request, ReadRequest, limit=MAX_NODE_JSON_BYTES)
     found = await request.app[keys.STORE].get_many(asked.hashes, max_bytes=MAX_READ_BYTES)
+    request.app[METRICS].served(*(len(data) for _, data in found))
     return web.Response(body=encode_frames(found), content_type=CONTENT_TYPE)
 
 
@@ -198,6 +201,7 @@ async def manifests(request: web.Request) -> web.Response:
 async def delete_chunks(request: web.Request) -> web.Response:
     hashes = (await api_body(request, HashList, limit=MAX_NODE_JSON_BYTES)).hashes
     deleted, freed = await request.app[keys.STORE].delete_many(hashes)
+    request.app[METRICS].deleted(deleted, freed)
     log.info("chunks deleted asked=%d deleted=%d freed_bytes=%d", len(hashes), deleted, freed)
     return reply(ChunksDeleted(deleted=deleted, freed_bytes=freed))
 

@@ -35,6 +35,7 @@ from cofre.protocol.node_api import (
 )
 from cofre.storage_node import keys
 from cofre.storage_node.inputs import verify_ticket
+from cofre.storage_node.metrics import METRICS
 from cofre.storage_node.operations import CHUNK, FRAMED, api
 from cofre.storage_node.relay_sessions import RelaySession, SessionRegistry
 
@@ -149,6 +150,7 @@ async def relay_chunk(request: web.Request) -> web.Response:
     async def to_replica(replica: Replica) -> None:
         client = _replica_client(request, replica)
         await within(client.put_chunk(chunk_hash, data, ticket=session.replica_ticket), timeout)
+        request.app[METRICS].relayed(1, len(data))
 
     replica_results = asyncio.gather(
         *(to_replica(r) for r in session.replicas), return_exceptions=True
@@ -200,6 +202,7 @@ async def relay_chunks(request: web.Request) -> web.Response:
         client = _replica_client(request, replica)
         # The body is forwarded as it came: every chunk in it was just verified.
         await within(client.put_chunks(body, ticket=session.replica_ticket), timeout)
+        request.app[METRICS].relayed(len(items), sum(len(d) for _, d in items))
 
     replica_results = asyncio.gather(
         *(to_replica(r) for r in session.replicas), return_exceptions=True

@@ -98,6 +98,9 @@ class ChunkStore:
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="chunk-io")
         self._stored_bytes = 0
         self._chunk_count = 0
+        # Chunks (and bytes) written since start, for the node's metrics.
+        self.received_chunks = 0
+        self.received_bytes = 0
         # Hashes whose file was moved to quarantine and not yet replaced or deleted: reported
         # as corrupt (not merely missing) so fsck tells rot from loss.
         self._corrupt: set[ChunkHash] = set()
@@ -206,10 +209,14 @@ class ChunkStore:
     def chunk_count(self) -> int:
         return self._chunk_count
 
-    def _account(self, *, bytes_delta: int, count_delta: int) -> None:
+    def _account(self, *, bytes_delta: int, count_delta: int, written: int | None = None) -> None:
+        """Stored bytes and chunks change; ``written``: bytes of a chunk just written."""
         with self._stats_lock:
             self._stored_bytes += bytes_delta
             self._chunk_count += count_delta
+            if written is not None:
+                self.received_chunks += 1
+                self.received_bytes += written
 
     async def stats(self) -> StoreStats:
         free = await asyncio.to_thread(self._free_bytes)
@@ -264,7 +271,9 @@ class ChunkStore:
                 os.replace(tmp, path)
                 fsync_dir(path.parent)
                 self._account(
-                    bytes_delta=len(data) - (old or 0), count_delta=0 if old is not None else 1
+                    bytes_delta=len(data) - (old or 0),
+                    count_delta=0 if old is not None else 1,
+                    written=len(data),
                 )
                 self._corrupt.discard(chunk_hash)
         finally:
@@ -338,7 +347,9 @@ class ChunkStore:
                     self._unsynced.add(chunk_hash)
                     dirs.add(path.parent)
                     self._account(
-                        bytes_delta=len(data) - (old or 0), count_delta=0 if old is not None else 1
+                        bytes_delta=len(data) - (old or 0),
+                        count_delta=0 if old is not None else 1,
+                        written=len(data),
                     )
                     self._corrupt.discard(chunk_hash)
                     created[chunk_hash] = True

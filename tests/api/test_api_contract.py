@@ -119,7 +119,10 @@ class Contract:
         if not content:
             assert answer.raw == b"", f"{where}: a body where the document says none"
             return
-        media = next((m for m in (answer.content_type, "*/*") if m in content), None)
+        # Documented media types may carry parameters (text/plain; version=0.0.4; ...).
+        media = next(
+            (m for m in content if m.split(";")[0].strip() in (answer.content_type, "*/*")), None
+        )
         assert media is not None, f"{where}: {answer.content_type} not among {list(content)}"
         schema = content[media].get("schema")
         if schema is None or not _is_json(answer.content_type):
@@ -204,6 +207,9 @@ async def test_every_manager_route_answers_as_documented(
     await c.call("GET", "/healthz", 200)
     await c.call("GET", "/readyz", 200)
     await c.call("GET", "/v1/openapi.json", 200)
+    await c.call("GET", "/", 200)
+    await c.call("GET", "/ui/status.css", 200)
+    await c.call("GET", "/ui/status.js", 200)
     # The catalog is empty, so it can be rebuilt (from no manifests yet).
     await c.call("POST", "/v1/catalog/rebuild", 200, json={})
 
@@ -245,6 +251,9 @@ async def test_every_manager_route_answers_as_documented(
     await c.call("POST", "/v1/files/manifests", 200, json={"names": [name, "docs/none"]})
     await c.call("GET", "/v1/nodes", 200)
     await c.call("GET", "/v1/stats", 200)
+    await c.call("GET", "/v1/overview", 200)
+    metrics = await c.call("GET", "/metrics", 200)
+    assert b"# TYPE" in metrics.raw
     await c.call("GET", "/v1/fsck", 200, params={"verify": "true"})
     await c.call("POST", "/v1/repair", 200, json={"verify": True})
     await c.call("POST", "/v1/gc", 200, json={"grace_s": 3600})
@@ -351,5 +360,7 @@ async def test_every_storage_node_route_answers_as_documented(
     listed = (await c.call("GET", "/v1/manifests", 200)).json()
     assert [m["hash"] for m in listed["manifests"]] == [manifest.hash]
     await c.call("POST", "/v1/chunks/delete", 200, json={"hashes": [h[2]]})
+    metrics = await c.call("GET", "/metrics", 200)
+    assert b"# TYPE" in metrics.raw
 
     c.verify()

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from cofre.errors import NotEnoughNodes
-from cofre.manager.placement import NodeView, Weights, candidates, choose, rank, restore_order
+from cofre.manager.placement import (
+    NodeView,
+    Weights,
+    candidates,
+    choose,
+    rank,
+    restore_order,
+    terms,
+)
 from cofre.models import NodeId
 
 GIB = 1 << 30
@@ -153,3 +161,19 @@ def test_restore_order_is_ready_holders_best_first() -> None:
     ]
     order = restore_order(holders, Weights(latency=1.0, stored_bytes=0.0))
     assert [n.node_id for n in order] == ["near", "leaving", "far"]
+
+
+def test_terms_are_each_nodes_normalised_latency_and_stored_bytes() -> None:
+    nodes = [
+        node("a", latency=0.010, stored=400),
+        node("b", latency=0.020, stored=100, in_flight=100),
+        node("c", latency=0.040, stored=0),
+    ]
+    got = terms(nodes)
+    # min / value: 1 for the best; a node with nothing stored scores 1 on that term.
+    assert [(t.latency, t.stored) for t in got] == [(1.0, 0.0), (0.5, 0.0), (0.25, 1.0)]
+    weights = Weights(latency=0.3, stored_bytes=0.7)
+    assert {n.node_id: t.score(weights) for n, t in zip(nodes, got, strict=True)} == scores(
+        nodes, weights
+    )
+    assert terms([]) == []

@@ -1,0 +1,146 @@
+"""The storage node's Prometheus metrics (docs/metrics.md lists them).
+
+What the node holds already (the store's byte and chunk counts and its write totals, the open
+relay sessions, the sweeper's passes) is read at scrape time; the chunks it relays, serves and
+deletes are counted where that happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cofre.aio import Periodic
+from cofre.protocol.metrics import LoopCollector, request_histogram, request_middleware
+from cofre.storage_node.relay_sessions import SessionRegistry
+from cofre.storage_node.store import ChunkStore
+
+PREFIX = "cofre_node"
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """The node's own state the scrape reads."""
+
+    store: ChunkStore
+    sessions: SessionRegistry
+    sweeper: Periodic
+
+
+class _StateCollector(Collector):
+    def __init__(self, metrics: NodeMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        watched = self._metrics.watched
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            "stored_bytes": GaugeMetricFamily(
+                f"{PREFIX}_stored_bytes", "Bytes of the chunks this node holds."
+            ),
+            "stored_chunks": GaugeMetricFamily(
+                f"{PREFIX}_stored_chunks", "Chunks this node holds."
+            ),
+            "relay_sessions": GaugeMetricFamily(
+                f"{PREFIX}_relay_sessions",
+                "Upload sessions open on this node as their primary (relays to replicas).",
+            ),
+            "received_chunks": CounterMetricFamily(
+                f"{PREFIX}_received_chunks",
+                "Chunks written to this node's store (a chunk it held already is not written).",
+            ),
+            "received_bytes": CounterMetricFamily(
+                f"{PREFIX}_received_bytes", "Bytes of the chunks written to this node's store."
+            ),
+        }
+        if watched is not None:
+            store = watched.store
+            values = {
+                "stored_bytes": store.stored_bytes,
+                "stored_chunks": store.chunk_count,
+                "relay_sessions": len(watched.sessions),
+                "received_chunks": store.received_chunks,
+                "received_bytes": store.received_bytes,
+            }
+            for key, family in families.items():
+                family.add_metric([], values[key])
+        yield from families.values()
+
+
+class NodeMetrics:
+    """One node app's registry and the metrics counted where events happen."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.watched: Watched | None = None
+        self.requests = request_histogram(PREFIX, r)
+        self.middleware = request_middleware(self.requests)
+        self.relayed_chunks = Counter(
+            f"{PREFIX}_relayed_chunks_total",
+            "Chunk copies this node, as primary, forwarded to a replica that stored them "
+            "(one per replica).",
+            registry=r,
+        )
+        self.relayed_bytes = Counter(
+            f"{PREFIX}_relayed_bytes_total",
+            "Bytes of the chunk copies forwarded to replicas that stored them.",
+            registry=r,
+        )
+        self.served_chunks = Counter(
+            f"{PREFIX}_served_chunks_total",
+            "Chunks read from this node (verified before they were sent).",
+            registry=r,
+        )
+        self.served_bytes = Counter(
+            f"{PREFIX}_served_bytes_total", "Bytes of the chunks read from this node.", registry=r
+        )
+        self.deleted_chunks = Counter(
+            f"{PREFIX}_deleted_chunks_total", "Chunks deleted from this node (by GC).", registry=r
+        )
+        self.deleted_bytes = Counter(
+            f"{PREFIX}_deleted_bytes_total", "Bytes freed by deleting chunks.", registry=r
+        )
+        self.free_bytes = Gauge(
+            f"{PREFIX}_free_bytes",
+            "Free bytes on this node's volume, read at scrape time.",
+            registry=r,
+        )
+        r.register(_StateCollector(self))
+        r.register(LoopCollector(PREFIX, self._loops))
+
+    def watch(self, watched: Watched) -> None:
+        self.watched = watched
+
+    def _loops(self) -> list[Periodic]:
+        return [self.watched.sweeper] if self.watched is not None else []
+
+    def relayed(self, chunks: int, size: int) -> None:
+        """One replica stored ``chunks`` chunks of ``size`` bytes in all."""
+        self.relayed_chunks.inc(chunks)
+        self.relayed_bytes.inc(size)
+
+    def served(self, *lengths: int) -> None:
+        self.served_chunks.inc(len(lengths))
+        self.served_bytes.inc(sum(lengths))
+
+    def deleted(self, chunks: int, freed_bytes: int) -> None:
+        self.deleted_chunks.inc(chunks)
+        self.deleted_bytes.inc(freed_bytes)
+
+    async def scrape(self) -> CollectorRegistry:
+        """Refresh what needs I/O (the volume's free space), then the registry to render."""
+        if self.watched is not None and self.watched.store.is_open:
+            self.free_bytes.set((await self.watched.store.stats()).free_bytes)
+        return self.registry
+
+
+METRICS = web.AppKey("metrics", NodeMetrics)
+
+
+async def scrape(request: web.Request) -> CollectorRegistry:
+    return await request.app[METRICS].scrape()
