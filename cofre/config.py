@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NewType, TypeVar
 
 from cofre.chunks import DEFAULT_CHUNK_SIZE
-from cofre.limits import MAX_CHUNK_SIZE
+from cofre.limits import MAX_CHUNK_SIZE, MAX_SESSION_TTL_S
 
 T = TypeVar("T")
 
@@ -553,6 +553,10 @@ def validate(config: object) -> None:
                 raise ConfigError(f"{_named('placement', name)} must be within [0, 1]")
         if config.discovery.backend not in {"static", "kubernetes"}:
             raise ConfigError(f"{_named('discovery', 'backend')} must be static or kubernetes")
+        if not 0 < config.upload.session_ttl_s <= MAX_SESSION_TTL_S:
+            raise ConfigError(
+                f"{_named('upload', 'session_ttl_s')} must be in (0, {MAX_SESSION_TTL_S}] seconds"
+            )
         if not 0 < config.upload.chunk_size <= MAX_CHUNK_SIZE:
             raise ConfigError(f"{_named('upload', 'chunk_size')} must be in 1..64 MiB")
         _positive(

@@ -26,6 +26,10 @@ MAX_URL_CHARS = 2048
 # A signed ticket: its payload names at most MAX_REPLICAS + 1 nodes.
 MAX_TICKET_CHARS = 16384
 
+# An upload session's lifetime at most (a node refuses a relay session expiring later): a day
+# covers any single upload; a session that never expired would be kept in memory for good.
+MAX_SESSION_TTL_S = 86_400
+
 # --- sizes ----------------------------------------------------------------------------------------
 # 1 PiB: far above any real file, low enough that arithmetic on reservations stays sane.
 MAX_UPLOAD_BYTES = 1 << 50

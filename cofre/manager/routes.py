@@ -90,6 +90,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/uploads",
+    errors=(409, 502, 503, 507),
     summary="Open an upload: placement, tickets, the primary's address",
     body=CreateUpload,
     replies={201: UploadCreated},
@@ -102,6 +103,7 @@ async def create_upload(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/uploads/{upload_id}/commit",
+    errors=(404, 409, 502, 503),
     summary="Commit an upload's manifests once every copy is confirmed",
     path_params=UploadPath,
     body=CommitUpload,
@@ -118,6 +120,7 @@ async def commit_upload(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/uploads/{upload_id}/known",
+    errors=(404, 409, 503),
     summary="Which chunks are stored with F copies already and need not be sent",
     path_params=UploadPath,
     body=KnownQuery,
@@ -132,6 +135,7 @@ async def known_chunks(request: web.Request) -> web.Response:
 
 @api.delete(
     "/v1/uploads/{upload_id}",
+    errors=(404,),
     summary="Abort an upload",
     path_params=UploadPath,
     replies={204: None},
@@ -151,6 +155,7 @@ async def list_files(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/files/manifest",
+    errors=(404,),
     summary="A live version and where to read each chunk",
     query=NameQuery,
     replies={200: ManifestView},
@@ -165,6 +170,7 @@ async def get_manifest(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/files/where",
+    errors=(404,),
     summary="Where every copy of a version's chunks is, in what state, and why",
     query=NameQuery,
     replies={200: WhereReport},
@@ -191,6 +197,7 @@ async def get_manifests(request: web.Request) -> web.Response:
 
 @api.delete(
     "/v1/files",
+    errors=(404,),
     summary="Delete a version (or every live version) of a name",
     query=NameQuery,
     replies={200: Deleted},
@@ -219,6 +226,7 @@ async def nodes(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/fsck",
+    errors=(404,),
     summary="Check every version's chunks and copies",
     query=FsckQuery,
     replies={200: FsckReport},
@@ -254,6 +262,7 @@ async def run_repair(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/catalog/rebuild",
+    errors=(409, 503),
     summary="Fill an empty catalog from the manifests on the nodes (409 if it holds any)",
     body=RebuildRequest,
     body_required=False,
@@ -271,6 +280,7 @@ async def stats(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/drain",
+    errors=(404,),
     summary="Start draining nodes (every id must be a known node)",
     body=DrainRequest,
     replies={202: DrainStatus},

@@ -18,7 +18,7 @@ real answers against the document).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -66,6 +66,21 @@ class Operation:
     replies: Mapping[int, type[BaseModel] | RawBody | None]
     public: bool
     ticket: bool
+    # Error statuses this operation may answer beyond those every operation of its kind may
+    # (400 for bad input, 401 without the token, 413 for a body over its limit).
+    errors: frozenset[int] = frozenset()
+
+    @property
+    def error_statuses(self) -> list[int]:
+        """Every error status it may answer: a contract the fuzz tests hold the service to."""
+        statuses = set(self.errors)
+        if self.path_params or self.query or self.body is not None:
+            statuses.add(400)
+        if not self.public:
+            statuses.add(401)
+        if self.body is not None:
+            statuses.add(413)
+        return sorted(statuses - set(self.replies))
 
 
 @dataclass
@@ -88,6 +103,7 @@ class Api:
         body_required: bool = True,
         public: bool = False,
         ticket: bool = False,
+        errors: Collection[int] = (),
     ) -> Callable[[Handler], Handler]:
         operation = Operation(
             method=method,
@@ -100,6 +116,7 @@ class Api:
             replies=replies,
             public=public,
             ticket=ticket,
+            errors=frozenset(errors) | ({403} if ticket else frozenset()),
         )
 
         def register(handler: Handler) -> Handler:
@@ -282,7 +299,6 @@ _ERROR_STATUSES = {
     409: "Conflicts with the current state.",
     413: "The body is over its limit.",
     422: "Bytes do not match their hash.",
-    500: "An internal error (see the service log).",
     502: "A peer failed.",
     503: "A peer or the service is unavailable.",
     507: "Not enough free space.",
@@ -370,11 +386,9 @@ def openapi_document(
             if what is not None:
                 response["content"] = _content(what, refs, "serialization")
             entry["responses"][str(status)] = response
-        for status, text in _ERROR_STATUSES.items():
-            if str(status) in entry["responses"] or (op.public and status == 401):
-                continue
+        for status in op.error_statuses:
             entry["responses"][str(status)] = {
-                "description": text,
+                "description": _ERROR_STATUSES[status],
                 "content": {
                     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
                 },

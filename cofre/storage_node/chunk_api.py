@@ -53,6 +53,7 @@ def _check_ticket(request: web.Request) -> None:
 
 @api.put(
     "/v1/chunks/{hash}",
+    errors=(422, 507),
     summary="Store one chunk durably (verified against its hash)",
     path_params=ChunkPath,
     body=CHUNK,
@@ -69,6 +70,7 @@ async def put_chunk(request: web.Request) -> web.Response:
 
 @api.put(
     "/v1/chunks",
+    errors=(422, 507),
     summary="Store a framed batch of chunks durably before answering",
     body=FRAMED,
     replies={201: BatchStored},
@@ -84,6 +86,7 @@ async def put_chunks(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/chunks/{hash}",
+    errors=(404, 422),
     summary="A chunk's bytes, verified before they are sent",
     path_params=ChunkPath,
     replies={200: CHUNK},
@@ -112,6 +115,7 @@ async def read_chunks(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/chunks/pull",
+    errors=(503, 507),
     summary="Fetch a chunk from the first source with a good copy, and store it",
     body=PullRequest,
     replies={200: ChunkStored, 201: ChunkStored},

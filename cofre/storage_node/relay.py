@@ -10,14 +10,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from cofre.aio import Periodic, cancel_all, within
 from cofre.chunks import hash_bytes
-from cofre.errors import CofreError, IntegrityError, ReplicaFailed
-from cofre.limits import MAX_CHUNK_SIZE, MAX_FRAMED_BYTES, MAX_NODE_JSON_BYTES
+from cofre.errors import BadRequest, CofreError, IntegrityError, ReplicaFailed
+from cofre.limits import (
+    MAX_CHUNK_SIZE,
+    MAX_FRAMED_BYTES,
+    MAX_NODE_JSON_BYTES,
+    MAX_SESSION_TTL_S,
+)
 from cofre.models import ChunkHash, NodeId
 from cofre.protocol.api import api_body, api_path, read_body, reply
 from cofre.protocol.client import NodeClient, open_session
@@ -68,6 +74,11 @@ def _replica_client(request: web.Request, replica: Replica) -> NodeClient:
 )
 async def register_session(request: web.Request) -> web.Response:
     session = await api_body(request, OpenSession, limit=MAX_NODE_JSON_BYTES)
+    if session.expires > time.time() + MAX_SESSION_TTL_S:
+        raise BadRequest(
+            f"body.expires: a session may last at most {MAX_SESSION_TTL_S} s from now",
+            errors=[{"loc": "body.expires", "message": "too far ahead", "type": "too_late"}],
+        )
     request.app[keys.SESSIONS].add(session)
     log.info(
         "relay session opened upload=%s replicas=%s keep_copy=%s expires=%.0f",
@@ -94,6 +105,7 @@ async def close_session(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/sessions/{upload_id}/missing",
+    errors=(404, 502),
     summary="Client -> primary: which of these chunks must still be sent",
     path_params=SessionPath,
     body=HashList,
@@ -133,6 +145,7 @@ async def missing(request: web.Request) -> web.Response:
 
 @api.put(
     "/v1/sessions/{upload_id}/chunks/{hash}",
+    errors=(404, 422, 502, 507),
     summary="Client -> primary: one chunk, answered once every copy is durable",
     path_params=SessionChunkPath,
     body=CHUNK,
@@ -183,6 +196,7 @@ async def relay_chunk(request: web.Request) -> web.Response:
 
 @api.put(
     "/v1/sessions/{upload_id}/chunks",
+    errors=(404, 422, 502, 507),
     summary="Client -> primary: a framed batch, verified here, then one write to each replica",
     path_params=SessionPath,
     body=FRAMED,

@@ -4,11 +4,13 @@ a correctly signed ticket that would never expire is refused."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cofre.limits import MAX_SESSION_TTL_S
 from cofre.storage_node import create_app
 
 from .conftest import Kit
@@ -61,3 +63,22 @@ async def test_a_signed_ticket_that_never_expires_writes_nothing(
     assert resp.status == 403
     assert "finite" in (await resp.json())["detail"]
     assert not [p for p in kit.files_under(tmp_path / "node") if p.name == chunk_hash]
+
+
+async def test_a_relay_session_that_would_outlive_any_upload_is_refused(
+    aiohttp_client: Any, tmp_path: Path, kit: Kit
+) -> None:
+    client = await aiohttp_client(create_app(kit.config(tmp_path / "node")))
+    session = {
+        "upload_id": "u-1",
+        "replicas": [{"node_id": "node-1", "url": "http://127.0.0.1:9"}],
+        "replica_ticket": "t.s",
+    }
+    for expires in (2.97e209, time.time() + MAX_SESSION_TTL_S + 60):
+        resp = await client.post(
+            "/v1/sessions", json={**session, "expires": expires}, headers=kit.auth
+        )
+        assert resp.status == 400
+        assert (await resp.json())["detail"].startswith("body.expires")
+    ok = {**session, "expires": time.time() + 600}
+    assert (await client.post("/v1/sessions", json=ok, headers=kit.auth)).status == 201
