@@ -343,6 +343,15 @@ class Catalog:
 
         return await self._run(do)
 
+    async def last_commit_time(self) -> float | None:
+        """When the newest version, deleted or not, was committed; None for an empty catalog."""
+
+        def do(db: sqlite3.Connection) -> float | None:
+            row = db.execute("SELECT MAX(created) FROM versions").fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._run(do)
+
     async def version_rows(self) -> int:
         """Every version row, deleted ones included (0: an empty catalog)."""
 

@@ -190,6 +190,12 @@ class ManagerMetrics:
             "Distinct chunks live versions reference, manifests included (at scrape time).",
             registry=r,
         )
+        self.last_commit = Gauge(
+            f"{PREFIX}_last_commit_timestamp_seconds",
+            "When the newest version in the catalog was committed (unix seconds; 0 while the "
+            "catalog holds none). Alerts on backups that stopped.",
+            registry=r,
+        )
         self.open_uploads = Gauge(
             f"{PREFIX}_open_uploads",
             "Upload sessions open (placed, not yet committed, aborted or expired).",
@@ -248,6 +254,7 @@ class ManagerMetrics:
             self.catalog_files.set(files)
             self.catalog_versions.set(versions)
             self.catalog_live_chunks.set(await m.catalog.live_chunk_count())
+            self.last_commit.set(await m.catalog.last_commit_time() or 0.0)
             self.open_uploads.set(len(await m.catalog.open_sessions()))
         return self.registry
 

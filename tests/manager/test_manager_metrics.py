@@ -5,6 +5,7 @@ own metrics agree with the manager's view of them."""
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import pytest
@@ -80,6 +81,7 @@ async def test_an_upload_a_read_fsck_and_gc_move_the_counters_by_what_they_did(
     assert probed.value("cofre_manager_loop_failures_total", loop="probe") == 0
     assert probed.value("cofre_manager_open_uploads") == 0
     assert probed.value("cofre_manager_catalog_versions") == 0
+    assert probed.value("cofre_manager_last_commit_timestamp_seconds") == 0
 
     # An upload left open shows as one; aborting it closes it.
     opened = await cluster.api.create_upload(name="open", size=10, mode=0o600, mtime=1.0)
@@ -101,6 +103,8 @@ async def test_an_upload_a_read_fsck_and_gc_move_the_counters_by_what_they_did(
     assert after.value(placements, node=primary, role="primary") >= 1
     assert after.value("cofre_manager_catalog_files") == 1
     assert after.value("cofre_manager_catalog_versions") == 1
+    committed_at = after.value("cofre_manager_last_commit_timestamp_seconds")
+    assert manifest.created <= committed_at <= time.time()
     assert after.value("cofre_manager_catalog_live_chunks") == 6  # five chunks and the manifest
     assert after.value("cofre_manager_open_uploads") == 0
     route = "/v1/uploads/{upload_id}/commit"
