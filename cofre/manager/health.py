@@ -178,7 +178,8 @@ async def cluster_stats(m: Manager) -> ClusterStats:
     free = sum(s.stats.free_bytes for s in ready if s.stats)
     files, versions = await m.catalog.counts()
     ready_ids = {s.node_id for s in ready}
-    under = sum(1 for c in await m.catalog.live_chunks() if len(c.holders & ready_ids) < m.factor)
+    held = [len(c.holders & ready_ids) for c in await m.catalog.live_chunks()]
+    under = sum(1 for n in held if n < m.factor)
     return ClusterStats(
         nodes_ready=len(ready),
         nodes_total=len(m.registry.nodes),
@@ -187,6 +188,7 @@ async def cluster_stats(m: Manager) -> ClusterStats:
         files=files,
         versions=versions,
         under_replicated_chunks=under,
+        missing_chunks=sum(1 for n in held if n == 0),
     )
 
 
