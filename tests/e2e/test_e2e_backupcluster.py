@@ -6,7 +6,11 @@ The tests of this module share one BackupCluster ("demo", from examples/) and ru
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,6 +242,89 @@ def _restore_matches(dc: DevCluster, ns: str, sums: dict[str, str]) -> bool:
         """,
     )
     return ok
+
+
+class StatusWatch:
+    """`kubectl get bc -w`: one line per status the operator writes, so none is missed however
+    briefly it lasts."""
+
+    TEMPLATE = (
+        '{.status.healthStatus}{" "}{.status.phase}{" "}'
+        '{range .status.conditions[?(@.type=="Degraded")]}{.status}{" "}{.reason}{end}{"\\n"}'
+    )
+
+    def __init__(self, dc: DevCluster, ns: str) -> None:
+        self.lines: list[str] = []
+        command = [str(dc.bin_dir / "kubectl"), "get", "bc", "demo", "-n", ns, "-w"]
+        self.proc = subprocess.Popen(
+            [*command, "-o", f"jsonpath={self.TEMPLATE}"],
+            env={**os.environ, **dc.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    def seen(self, predicate: Any) -> bool:
+        return any(predicate(line.split()) for line in list(self.lines))
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def test_a_killed_storage_pod_degrades_then_recovers(dev_cluster: DevCluster, ns: str) -> None:
+    wait_ready(dev_cluster, ns, 4)
+    dev_cluster.wait_for(
+        "demo green", lambda: bc(dev_cluster, ns)["status"].get("healthStatus") == "green"
+    )
+    table = dev_cluster.kubectl("get", "bc", "demo", "-n", ns)
+    header, row = table.splitlines()[:2]
+    assert header.split()[:6] == ["NAME", "READY", "NODES", "FACTOR", "HEALTH", "USED"], header
+    assert "CAPACITY" in header.split()
+    assert row.split()[:5] == ["demo", "4", "4", "2", "green"], row
+    watch = StatusWatch(dev_cluster, ns)
+    try:
+        dev_cluster.wait_for("the status watch", lambda: bool(watch.lines), timeout=30)
+        dev_cluster.kill_container(ns, "demo-storage-2")
+        killed = time.monotonic()
+        # [health, phase, Degraded status, reason] as each status was written.
+        dev_cluster.wait_for(
+            "Degraded (NodesNotReady), not green",
+            lambda: watch.seen(
+                lambda f: f[0] != "green" and f[1:] == ["Degraded", "True", "NodesNotReady"]
+            ),
+            timeout=60,
+            interval=0.5,
+        )
+        assert time.monotonic() - killed < 30
+        dev_cluster.wait_for(
+            "a Degraded event",
+            lambda: any(
+                e["reason"] == "Degraded" and e["message"].startswith("NodesNotReady: ")
+                for e in events(dev_cluster, ns)
+            ),
+            timeout=30,
+            interval=0.5,
+        )
+        dev_cluster.wait_for(
+            "Ready and green again",
+            lambda: watch.seen(lambda f: f[:3] == ["green", "Ready", "False"]),
+            timeout=180,
+        )
+    finally:
+        watch.close()
+    reasons = [e["reason"] for e in events(dev_cluster, ns)]
+    assert "Recovered" in reasons[reasons.index("Degraded") :], reasons
+    report = dev_cluster.kubectl("describe", "bc", "demo", "-n", ns)
+    assert re.search(r"Health Status:\s+green", report), report
+    assert "NodesNotReady" in report and "Recovered" in report, report
 
 
 def test_killed_storage_process_gets_no_new_data(dev_cluster: DevCluster, ns: str) -> None:
