@@ -246,31 +246,41 @@ def _restore_matches(dc: DevCluster, ns: str, sums: dict[str, str]) -> bool:
 
 
 class StatusWatch:
-    """`kubectl get bc -w`: one line per status the operator writes, so none is missed however
-    briefly it lasts."""
-
-    TEMPLATE = (
-        '{.status.healthStatus}{" "}{.status.phase}{" "}'
-        '{range .status.conditions[?(@.type=="Degraded")]}{.status}{" "}{.reason}{end}{"\\n"}'
-    )
+    """`kubectl get bc -w -o json`: one line per status the operator writes, so none is missed
+    however briefly it lasts: "health phase degraded-status degraded-reason"."""
 
     def __init__(self, dc: DevCluster, ns: str) -> None:
         self.lines: list[str] = []
-        command = [str(dc.bin_dir / "kubectl"), "get", "bc", "demo", "-n", ns, "-w"]
         self.proc = subprocess.Popen(
-            [*command, "-o", f"jsonpath={self.TEMPLATE}"],
+            [str(dc.bin_dir / "kubectl"), "get", "bc", "demo", "-n", ns, "-w", "-o", "json"],
             env={**os.environ, **dc.env},
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            text=True,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.strip())
+        decoder = json.JSONDecoder()
+        text = ""
+        while chunk := os.read(self.proc.stdout.fileno(), 65536):
+            text += chunk.decode()
+            # The objects follow one another; a partial one waits for the next chunk.
+            while text.strip():
+                try:
+                    obj, end = decoder.raw_decode(text.lstrip())
+                except json.JSONDecodeError:
+                    break
+                text = text.lstrip()[end:]
+                status = obj.get("status") or {}
+                degraded: dict[str, Any] = next(
+                    (c for c in status.get("conditions", []) if c["type"] == "Degraded"), {}
+                )
+                self.lines.append(
+                    f"{status.get('healthStatus')} {status.get('phase')}"
+                    f" {degraded.get('status')} {degraded.get('reason')}"
+                )
 
     def find(self, predicate: Any, start: int = 0) -> int | None:
         """Index of the first line from ``start`` whose fields satisfy ``predicate``."""

@@ -244,3 +244,13 @@ def test_every_value_is_documented() -> None:
         elif child and group is not None:
             above = lines[i - 1].strip()
             assert above.startswith("#"), f"undocumented value: {group}.{child.group(1)}"
+        # monitoring's settings, one level deeper.
+        grandchild = re.match(r"^    ([A-Za-z]+):", line)
+        if grandchild and top is None and not group and _under(lines, i, "monitoring:"):
+            assert lines[i - 1].strip().startswith("#"), f"undocumented: {grandchild.group(1)}"
+
+
+def _under(lines: list[str], i: int, top: str) -> bool:
+    """Whether line ``i`` is inside the top-level block ``top``."""
+    starts = [j for j in range(i) if re.match(r"^[A-Za-z]", lines[j])]
+    return bool(starts) and lines[starts[-1]].startswith(top)
