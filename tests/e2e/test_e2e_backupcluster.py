@@ -438,9 +438,9 @@ def test_scale_up_then_down_drains_before_removing(dev_cluster: DevCluster, ns: 
             async with open_session() as s:
                 m = ManagerClient(s, os.environ["COFRE_MANAGER"], os.environ["COFRE_TOKEN"])
                 deadline = time.monotonic() + 60
-                while (status := await m.drain_status())["nodes"] and time.monotonic() < deadline:
+                while (status := await m.drain_status()).nodes and time.monotonic() < deadline:
                     await asyncio.sleep(0.5)
-                return status
+                return status.model_dump(mode="json")
         print(json.dumps(asyncio.run(main())))
         """,
     )
