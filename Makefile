@@ -43,6 +43,18 @@ browser-deps:
 	      $$missing >/dev/null; \
 	fi
 
+# promtool checks the chart's alert rules (tests/e2e/test_chart_monitoring.py). It comes from
+# Debian's prometheus package, taken apart rather than installed (no Prometheus server runs).
+PROMTOOL := $(HOME)/.cache/cofre/promtool/promtool
+$(PROMTOOL):
+	@mkdir -p $(dir $@)
+	@sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  cd $(dir $@) && { apt-get download prometheus >/dev/null 2>&1 \
+	    || { $$sudo apt-get update -qq && apt-get download prometheus >/dev/null; }; } \
+	  && rm -rf x && dpkg-deb -x prometheus_*.deb x && cp x/usr/bin/promtool $@ \
+	  && rm -rf x prometheus_*.deb
+promtool: $(PROMTOOL)
+
 run: setup
 	$(BIN)/cofre local up $(ARGS)
 
@@ -52,7 +64,7 @@ lint: setup
 	$(BIN)/mypy cofre
 	$(BIN)/lint-imports
 
-test-fast: lint browser-deps
+test-fast: lint browser-deps promtool
 	$(BIN)/pytest -q -m "not cluster" tests
 
 # The API fuzz tests with far more (and random) cases than the normal suite tries.
@@ -69,7 +81,7 @@ screenshots: setup browser-deps
 
 # The whole suite: lint, then every test (unit, services, real processes, and the Kubernetes
 # tests on the dev cluster, which is started here and always stopped afterwards).
-test: lint browser-deps
+test: lint browser-deps promtool
 	bash devcluster/setup.sh
 	$(BIN)/python -m devcluster up
 	$(BIN)/pytest -q tests; rc=$$?; $(BIN)/python -m devcluster down; exit $$rc

@@ -195,6 +195,7 @@ async def cluster_stats(m: Manager) -> ClusterStats:
         files=files,
         versions=versions,
         under_replicated_chunks=under,
+        missing_chunks=sum(1 for n in on_ready if n == 0),
     )
 
 

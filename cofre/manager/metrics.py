@@ -70,8 +70,19 @@ class _NodesCollector(Collector):
             "The stored-bytes term of a node's score: its weight times the least-loaded "
             "candidate's bytes over the node's (stored and reserved).",
         )
+        used = GaugeMetricFamily(
+            f"{PREFIX}_cluster_used_bytes",
+            "Bytes the ready nodes store together, as their last good probes said.",
+        )
+        capacity = GaugeMetricFamily(
+            f"{PREFIX}_cluster_capacity_bytes",
+            "Bytes the ready nodes store and have free together: the cluster's capacity.",
+        )
         m = self._metrics.manager
         if m is not None:
+            ready_stats = [s.stats for s in m.registry.ready_nodes() if s.stats]
+            used.add_metric([], sum(s.stored_bytes for s in ready_stats))
+            capacity.add_metric([], sum(s.stored_bytes + s.free_bytes for s in ready_stats))
             views = m.registry.views()
             pool = candidates(views, size=0, min_free_bytes=m.config.placement.min_free_bytes)
             w = m.weights
@@ -95,7 +106,7 @@ class _NodesCollector(Collector):
                     latency_term.add_metric(node, by_latency)
                     stored_term.add_metric(node, by_bytes)
         yield from (stored, free, in_flight, ready, draining, latency, score)
-        yield from (latency_term, stored_term)
+        yield from (latency_term, stored_term, used, capacity)
 
 
 class ManagerMetrics:

@@ -185,6 +185,7 @@ def build_storage_statefulset(
             _env(("host",), "0.0.0.0"),
             _env(("port",), NODE_PORT),
             _env(("data_dir",), DATA_DIR),
+            *metrics_env(spec),
         ],
         "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}, tmp_mount],
         "securityContext": container_security_context(),
@@ -287,7 +288,14 @@ def manager_env(spec: ClusterSpec, *, name: str) -> list[KubeObject]:
         },
         _env(("discovery", "selector"), storage_selector(name)),
         _env(("discovery", "node_port"), NODE_PORT),
+        *metrics_env(spec),
     ]
+
+
+def metrics_env(spec: ClusterSpec) -> list[KubeObject]:
+    """/metrics without the token, when the spec asks (absent otherwise: an upgrade of the
+    operator restarts no pod of a cluster that does not ask)."""
+    return [_env(("metrics", "public"), True)] if spec.public_metrics else []
 
 
 def build_manager_statefulset(

@@ -109,13 +109,71 @@ def plan_scale(
         )
     bytes_left = sum(drain.nodes[t].bytes_left for t in targets)
     chunks_left = sum(drain.nodes[t].chunks_left for t in targets)
+    done = sum(1 for t in targets if drain.nodes[t].done)
     return ScalePlan(
         replicas=current,
         state="draining",
         send_drain=exact,
         targets=targets,
-        message=(f"draining {', '.join(targets)}: {chunks_left} chunks, {bytes_left} bytes left"),
+        message=(
+            f"draining {', '.join(targets)}: {done}/{len(targets)} done, {chunks_left} chunks,"
+            f" {bytes_left} bytes left"
+        ),
     )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the BackupCluster."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+def scale_events(
+    plan: ScalePlan, *, current: int | None, sent: bool, previous_reason: str | None
+) -> list[Event]:
+    """The events of one pass's scale step, each posted once.
+
+    ``current``: the StatefulSet's replicas before the pass (None: not made yet); ``sent``: the
+    plan's drain request reached the manager; ``previous_reason``: the reason of the ScalingDown
+    condition the last full pass recorded (which step it had reached).
+    """
+    out: list[Event] = []
+    if current is not None and plan.replicas > current:
+        out.append(Event("Normal", "ScaledUp", f"storage nodes {current} -> {plan.replicas}"))
+    if sent and plan.send_drain and plan.state == "draining":
+        out.append(
+            Event(
+                "Normal",
+                "DrainStarted",
+                f"draining {', '.join(plan.send_drain)} before removing them",
+            )
+        )
+    elif sent and plan.targets and plan.state == "steady":
+        out.append(
+            Event("Normal", "DrainEnded", f"{', '.join(plan.targets)} stay and take new data again")
+        )
+    if plan.state == "refused" and previous_reason != "BelowReplicationMinimum":
+        out.append(Event("Warning", "ScaleDownRefused", plan.message))
+    elif plan.state == "removing" and previous_reason != "RemovingDrainedNodes":
+        nodes = ", ".join(plan.targets)
+        out.append(
+            Event(
+                "Normal",
+                "DrainCompleted",
+                f"drained {nodes}: every chunk they held has its copies on the nodes that stay",
+            )
+        )
+        out.append(
+            Event(
+                "Normal",
+                "ScaledDown",
+                f"storage nodes {current} -> {plan.replicas}: removing {nodes}",
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,10 +29,12 @@ from cofre.kube import KubeError, KubeObject, object_path
 from cofre.operator import builders
 from cofre.operator.decisions import (
     DrainProgress,
+    Event,
     Readiness,
     ScalePlan,
     phase_of,
     plan_scale,
+    scale_events,
     statefulset_ready,
     statefulset_rolling_out,
 )
@@ -51,6 +53,7 @@ from cofre.operator.status import (
     changed_fields,
     condition,
     scaling_down,
+    status_events,
     was_ready,
 )
 from cofre.protocol.client import ManagerClient
@@ -374,27 +377,18 @@ async def reconcile(
         primary_keeps_copy=spec.primary_keeps_copy,
         drain=drain,
     )
+    sent = False
     if plan.send_drain is not None:
         sent = await send_drain(ctx, target, token=token, nodes=plan.send_drain)
-        if sent and plan.send_drain:
-            kopf.event(
-                target.body,
-                type="Normal",
-                reason="DrainStarted",
-                message=f"draining {', '.join(plan.send_drain)} before removing them",
-            )
-        elif sent and plan.targets:
-            kopf.event(
-                target.body,
-                type="Normal",
-                reason="DrainEnded",
-                message=f"{', '.join(plan.targets)} stay and take new data again",
-            )
     storage_sts = await ensure_storage(ctx, target, spec, image=image, plan=plan)
     manager_sts = await ensure_manager(ctx, target, spec, image=image)
     await ensure_toolbox(ctx, target, spec, image=image)
 
-    _scale_events(target, plan, previous)
+    before = condition(previous.get("conditions") or [], "ScalingDown") or {}
+    post(
+        target,
+        scale_events(plan, current=current, sent=sent, previous_reason=before.get("reason")),
+    )
     if previous.get("observedGeneration") != target.generation:
         kopf.event(
             target.body,
@@ -422,6 +416,8 @@ async def reconcile(
         plan=plan,
         selector=storage_selector(target.name),
         stats=stats,
+        replication_factor=spec.replication_factor,
+        capacity_warning_percent=spec.capacity_warning_percent,
     )
     status = build_status(previous, observed, now=datetime.now(UTC))
     log.debug(
@@ -471,6 +467,8 @@ async def observe(
         plan=None,
         selector=storage_selector(target.name),
         stats=None,
+        replication_factor=spec.replication_factor,
+        capacity_warning_percent=spec.capacity_warning_percent,
     )
     return build_status(previous, observed, now=datetime.now(UTC))
 
@@ -497,14 +495,7 @@ async def publish_status(
             log.debug("cluster=%s/%s gone before its status", target.namespace, target.name)
             return False
         raise _write_error(KIND, target.name, exc) from exc
-    if "phase" in changed:
-        kopf.event(
-            target.body,
-            type="Warning" if status["phase"] == "Degraded" else "Normal",
-            reason=f"Phase{status['phase']}",
-            message=f"phase {previous.get('phase', 'none')} -> {status['phase']}: "
-            f"{status.get('readyNodes', 0)}/{spec.storage_nodes} storage nodes ready",
-        )
+    post(target, status_events(previous, status, desired=spec.storage_nodes))
     log.debug(
         "status written cluster=%s/%s fields=%s",
         target.namespace,
@@ -514,11 +505,13 @@ async def publish_status(
     return True
 
 
-def _scale_events(target: Target, plan: ScalePlan, previous: Mapping[str, Any]) -> None:
-    """One event per scale-down step: the ScalingDown condition's reason says which was sent."""
-    before = condition(previous.get("conditions") or [], "ScalingDown") or {}
-    reason = before.get("reason")
-    if plan.state == "refused" and reason != "BelowReplicationMinimum":
-        kopf.event(target.body, type="Warning", reason="ScaleDownRefused", message=plan.message)
-    elif plan.state == "removing" and reason != "RemovingDrainedNodes":
-        kopf.event(target.body, type="Normal", reason="ScaledDown", message=plan.message)
+def post(target: Target, events: list[Event]) -> None:
+    for event in events:
+        kopf.event(target.body, type=event.type, reason=event.reason, message=event.message)
+        log.info(
+            "event cluster=%s/%s reason=%s message=%s",
+            target.namespace,
+            target.name,
+            event.reason,
+            event.message,
+        )

@@ -46,6 +46,11 @@ class ClusterSpec:
     manager_storage_class: str | None = None
     manager_resources: Mapping[str, Any] = field(default_factory=dict)
     toolbox: bool = False
+    # Degraded (CapacityLow) once this share of the capacity is used.
+    capacity_warning_percent: int = 85
+    # The manager and nodes serve /metrics without the token (COFRE_METRICS_PUBLIC), for a
+    # Prometheus that holds no cluster token.
+    public_metrics: bool = False
 
 
 def min_storage_nodes(*, replication_factor: int, primary_keeps_copy: bool) -> int:
@@ -57,6 +62,7 @@ def parse_spec(raw: Mapping[str, Any]) -> ClusterSpec:
     placement = raw.get("placement") or {}
     storage = raw.get("storage") or {}
     manager = raw.get("manager") or {}
+    monitoring = raw.get("monitoring") or {}
     spec = ClusterSpec(
         storage_nodes=_int(raw, "storageNodes", 3),
         replication_factor=_int(raw, "replicationFactor", 2),
@@ -73,15 +79,17 @@ def parse_spec(raw: Mapping[str, Any]) -> ClusterSpec:
         manager_storage_class=manager.get("storageClassName") or None,
         manager_resources=dict(manager.get("resources") or {}),
         toolbox=bool(raw.get("toolbox", False)),
+        capacity_warning_percent=_int(monitoring, "capacityWarningPercent", 85, "monitoring."),
+        public_metrics=bool(monitoring.get("publicMetrics", False)),
     )
     validate_spec(spec)
     return spec
 
 
-def _int(raw: Mapping[str, Any], key: str, default: int) -> int:
+def _int(raw: Mapping[str, Any], key: str, default: int, prefix: str = "") -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"spec.{key} must be an integer, not {value!r}")
+        raise SpecError(f"spec.{prefix}{key} must be an integer, not {value!r}")
     return value
 
 
@@ -111,6 +119,11 @@ def validate_spec(spec: ClusterSpec) -> None:
     ):
         if not _QUANTITY.match(size):
             raise SpecError(f"spec.{name} must be a quantity such as 10Gi, not {size!r}")
+    if not 1 <= spec.capacity_warning_percent <= 100:
+        raise SpecError(
+            "spec.monitoring.capacityWarningPercent must be within [1, 100], not"
+            f" {spec.capacity_warning_percent}"
+        )
     if spec.image_pull_policy not in PULL_POLICIES:
         raise SpecError(f"spec.imagePullPolicy must be one of {', '.join(PULL_POLICIES)}")
 

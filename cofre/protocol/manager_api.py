@@ -422,6 +422,9 @@ class ClusterStats(Reply):
     files: Count
     versions: Count
     under_replicated_chunks: Count
+    missing_chunks: Count = Field(
+        0, description="Live chunks no ready node holds (also counted as under-replicated)."
+    )
 
 
 class DrainRequest(Request):

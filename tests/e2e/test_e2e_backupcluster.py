@@ -5,8 +5,13 @@ The tests of this module share one BackupCluster ("demo", from examples/) and ru
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import subprocess
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,6 +243,115 @@ def _restore_matches(dc: DevCluster, ns: str, sums: dict[str, str]) -> bool:
         """,
     )
     return ok
+
+
+class StatusWatch:
+    """`kubectl get bc -w -o json`: one line per status the operator writes, so none is missed
+    however briefly it lasts: "health phase degraded-status degraded-reason"."""
+
+    def __init__(self, dc: DevCluster, ns: str) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [str(dc.bin_dir / "kubectl"), "get", "bc", "demo", "-n", ns, "-w", "-o", "json"],
+            env={**os.environ, **dc.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        decoder = json.JSONDecoder()
+        text = ""
+        while chunk := os.read(self.proc.stdout.fileno(), 65536):
+            text += chunk.decode()
+            # The objects follow one another; a partial one waits for the next chunk.
+            while text.strip():
+                try:
+                    obj, end = decoder.raw_decode(text.lstrip())
+                except json.JSONDecodeError:
+                    break
+                text = text.lstrip()[end:]
+                status = obj.get("status") or {}
+                degraded: dict[str, Any] = next(
+                    (c for c in status.get("conditions", []) if c["type"] == "Degraded"), {}
+                )
+                self.lines.append(
+                    f"{status.get('healthStatus')} {status.get('phase')}"
+                    f" {degraded.get('status')} {degraded.get('reason')}"
+                )
+
+    def find(self, predicate: Any, start: int = 0) -> int | None:
+        """Index of the first line from ``start`` whose fields satisfy ``predicate``."""
+        lines = list(self.lines)
+        return next((i for i in range(start, len(lines)) if predicate(lines[i].split())), None)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def test_a_killed_storage_pod_degrades_then_recovers(dev_cluster: DevCluster, ns: str) -> None:
+    wait_ready(dev_cluster, ns, 4)
+    dev_cluster.wait_for(
+        "demo green", lambda: bc(dev_cluster, ns)["status"].get("healthStatus") == "green"
+    )
+    table = dev_cluster.kubectl("get", "bc", "demo", "-n", ns)
+    header, row = table.splitlines()[:2]
+    assert header.split()[:6] == ["NAME", "READY", "NODES", "FACTOR", "HEALTH", "USED"], header
+    assert "CAPACITY" in header.split()
+    assert row.split()[:5] == ["demo", "4", "4", "2", "green"], row
+    watch = StatusWatch(dev_cluster, ns)
+    try:
+        dev_cluster.wait_for("the status watch", lambda: bool(watch.lines), timeout=30)
+
+        # [health, phase, Degraded status, reason] as each status was written.
+        def degraded(f: list[str]) -> bool:
+            return f[0] != "green" and f[1:] == ["Degraded", "True", "NodesNotReady"]
+
+        seen_degraded: int | None = None
+        for _ in range(5):
+            # A container restarted at once may answer its next readiness probe: the pod never
+            # turns not ready. Killed again soon, it waits out a restart back-off, not ready.
+            with contextlib.suppress(ClusterError):  # not running: already backing off
+                dev_cluster.kill_container(ns, "demo-storage-2")
+            deadline = time.monotonic() + 15
+            while seen_degraded is None and time.monotonic() < deadline:
+                seen_degraded = watch.find(degraded)
+                time.sleep(0.5)
+            if seen_degraded is not None:
+                break
+        assert seen_degraded is not None, f"never Degraded within 15 s of a kill: {watch.lines}"
+        dev_cluster.wait_for(
+            "a Degraded event",
+            lambda: any(
+                e["reason"] == "Degraded" and e["message"].startswith("NodesNotReady: ")
+                for e in events(dev_cluster, ns)
+            ),
+            timeout=30,
+            interval=0.5,
+        )
+        dev_cluster.wait_for(
+            "Ready and green again",
+            lambda: (
+                watch.find(lambda f: f[:3] == ["green", "Ready", "False"], seen_degraded)
+                is not None
+            ),
+            timeout=180,
+        )
+        dev_cluster.wait_for(
+            "a Recovered event",
+            lambda: "Recovered" in [e["reason"] for e in events(dev_cluster, ns)],
+            timeout=30,
+        )
+    finally:
+        watch.close()
+    reasons = [e["reason"] for e in events(dev_cluster, ns)]
+    assert "Recovered" in reasons[reasons.index("Degraded") :], reasons
+    report = dev_cluster.kubectl("describe", "bc", "demo", "-n", ns)
+    assert re.search(r"Health Status:\s+green", report), report
+    assert "NodesNotReady" in report and "Recovered" in report, report
 
 
 def test_killed_storage_process_gets_no_new_data(dev_cluster: DevCluster, ns: str) -> None:

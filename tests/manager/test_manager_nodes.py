@@ -57,6 +57,9 @@ async def test_chunks_of_a_lost_node_are_copied_elsewhere(make_cluster: Any) -> 
     assert (await cluster.api.fsck()).healthy is False  # its copies cannot be reached
 
     await cluster.probe_out_dead_nodes()
+    stats = await cluster.api.stats()
+    # One copy of each of its chunks is left: short of copies, none missing.
+    assert stats.under_replicated_chunks > 0 and stats.missing_chunks == 0
     await cluster.loops.drain.run_once()  # a repair pass comes with it once repair_after_s is up
     report = await cluster.api.fsck()
     assert report.healthy is True, report

@@ -201,3 +201,27 @@ def test_toolbox_has_cli_env() -> None:
     env = _env(_pod_spec(dep)["containers"][0])
     assert env["COFRE_MANAGER"] == "http://demo-manager.backup.svc:8080"
     assert env["COFRE_TOKEN"] == {"secretKeyRef": {"name": "demo-token", "key": "token"}}
+
+
+def test_public_metrics_reaches_the_manager_and_the_nodes_only_when_asked() -> None:
+    public = parse_spec({"monitoring": {"publicMetrics": True}})
+    kw = {"name": NAME, "namespace": NS, "image": IMAGE}
+    for spec, want in ((public, "true"), (SPEC, None)):
+        manager = builders.build_manager_statefulset(spec, **kw)
+        storage = builders.build_storage_statefulset(spec, replicas=3, **kw)
+        for sts in (manager, storage):
+            (c,) = _pod_spec(sts)["containers"]
+            assert _env(c).get("COFRE_METRICS_PUBLIC") == want
+
+
+def test_services_name_the_port_the_service_monitor_scrapes() -> None:
+    # charts/cofre/templates/servicemonitor.yaml selects these labels and this port name.
+    for svc in (
+        builders.build_manager_service(name=NAME, namespace=NS),
+        builders.build_storage_service(name=NAME, namespace=NS),
+    ):
+        labels = svc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "cofre"
+        assert labels["app.kubernetes.io/managed-by"] == "cofre-operator"
+        assert labels["app.kubernetes.io/component"] in ("manager", "storage-node")
+        assert [p["name"] for p in svc["spec"]["ports"]] == ["http"]

@@ -6,10 +6,13 @@ import pytest
 
 from cofre.operator.decisions import (
     DrainProgress,
+    Event,
     Readiness,
+    ScalePlan,
     drain_targets,
     phase_of,
     plan_scale,
+    scale_events,
     statefulset_rolling_out,
 )
 from cofre.protocol.manager_api import NodeDrain
@@ -73,6 +76,7 @@ def test_scale_down_waits_while_drain_is_in_progress() -> None:
     assert plan.state == "draining"
     assert plan.send_drain is None
     assert "4096 bytes left" in plan.message
+    assert "2/3 done, 1 chunks" in plan.message
 
 
 def test_scale_down_removes_only_when_every_target_is_done() -> None:
@@ -179,3 +183,49 @@ def test_statefulset_rolling_out() -> None:
     assert not statefulset_rolling_out(steady)
     assert statefulset_rolling_out({**steady, "metadata": {"generation": 3}})
     assert statefulset_rolling_out({**steady, "spec": {"replicas": 4}})
+
+
+def _reasons(events: list[Event]) -> list[str]:
+    return [e.reason for e in events]
+
+
+def test_scale_up_posts_scaled_up() -> None:
+    plan = _plan(6, 4, _drain())
+    assert scale_events(plan, current=4, sent=False, previous_reason="Idle") == [
+        Event("Normal", "ScaledUp", "storage nodes 4 -> 6")
+    ]
+    # A new cluster's StatefulSet is made, not scaled.
+    assert scale_events(_plan(4, None, None), current=None, sent=False, previous_reason=None) == []
+
+
+def test_a_scale_down_posts_drain_start_then_completion_once() -> None:
+    start = _plan(3, 4, _drain())
+    assert _reasons(scale_events(start, current=4, sent=True, previous_reason="Idle")) == [
+        "DrainStarted"
+    ]
+    # The request did not reach the manager: nothing started.
+    assert scale_events(start, current=4, sent=False, previous_reason="Idle") == []
+    going = _plan(3, 4, _drain(demo_storage_3=(False, 10)))
+    assert scale_events(going, current=4, sent=False, previous_reason="Draining") == []
+    done = _plan(3, 4, _drain(demo_storage_3=(True, 0)))
+    events = scale_events(done, current=4, sent=False, previous_reason="Draining")
+    assert _reasons(events) == ["DrainCompleted", "ScaledDown"]
+    assert events[1].message == "storage nodes 4 -> 3: removing demo-storage-3"
+    assert scale_events(done, current=4, sent=False, previous_reason="RemovingDrainedNodes") == []
+
+
+def test_a_cancelled_drain_posts_drain_ended() -> None:
+    plan = ScalePlan(replicas=4, state="steady", send_drain=(), targets=("demo-storage-3",))
+    assert _reasons(scale_events(plan, current=4, sent=True, previous_reason="Draining")) == [
+        "DrainEnded"
+    ]
+
+
+def test_a_refused_scale_down_is_posted_once() -> None:
+    plan = _plan(2, 4, _drain())
+    assert _reasons(scale_events(plan, current=4, sent=False, previous_reason="Idle")) == [
+        "ScaleDownRefused"
+    ]
+    assert (
+        scale_events(plan, current=4, sent=False, previous_reason="BelowReplicationMinimum") == []
+    )

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cofre.operator.decisions import ScalePlan
 from cofre.operator.spec import ClusterSpec, parse_spec
+from cofre.operator.status import Observed, build_status
+from cofre.protocol.manager_api import ClusterStats
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD = ROOT / "charts/cofre/crds/backupcluster.yaml"
@@ -102,6 +106,38 @@ def test_crd_printer_columns() -> None:
     assert columns["Used"] == ".status.used"
     assert columns["Phase"] == ".status.phase"
     assert columns["Age"] == ".metadata.creationTimestamp"
+    assert columns["Nodes"] == ".spec.storageNodes"
+    assert columns["Health"] == ".status.healthStatus"
+    assert columns["Capacity"] == ".status.capacity"
+
+
+def test_crd_status_fields_cover_what_the_operator_writes() -> None:
+    stats = ClusterStats(
+        nodes_ready=3,
+        nodes_total=3,
+        used_bytes=1,
+        capacity_bytes=2,
+        files=1,
+        versions=1,
+        under_replicated_chunks=1,
+        missing_chunks=0,
+    )
+    observed = Observed(
+        generation=1,
+        phase="Ready",
+        desired=3,
+        ready_nodes=3,
+        manager_ready=True,
+        replicas=3,
+        plan=ScalePlan(replicas=3, state="steady"),
+        selector="a=b",
+        stats=stats,
+    )
+    status = build_status({}, observed, now=datetime.now(UTC))
+    schema = _version()["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert set(status) <= set(schema["properties"])
+    assert validate(status, {**schema, "additionalProperties": False}) == []
+    assert schema["properties"]["healthStatus"]["enum"] == ["green", "yellow", "red"]
 
 
 def test_crd_cel_rules() -> None:
@@ -149,6 +185,8 @@ def test_crd_schema_rejects_bad_values() -> None:
     assert validate({"placement": {"latencyWeight": 2}}, schema)
     assert validate({"storage": {"size": "lots"}}, schema)
     assert validate({"imagePullPolicy": "Sometimes"}, schema)
+    assert validate({"monitoring": {"capacityWarningPercent": 101}}, schema)
+    assert validate({"monitoring": {"publicMetrics": "yes"}}, schema)
 
 
 def test_example_backupcluster_is_valid() -> None:
@@ -206,3 +244,13 @@ def test_every_value_is_documented() -> None:
         elif child and group is not None:
             above = lines[i - 1].strip()
             assert above.startswith("#"), f"undocumented value: {group}.{child.group(1)}"
+        # monitoring's settings, one level deeper.
+        grandchild = re.match(r"^    ([A-Za-z]+):", line)
+        if grandchild and top is None and not group and _under(lines, i, "monitoring:"):
+            assert lines[i - 1].strip().startswith("#"), f"undocumented: {grandchild.group(1)}"
+
+
+def _under(lines: list[str], i: int, top: str) -> bool:
+    """Whether line ``i`` is inside the top-level block ``top``."""
+    starts = [j for j in range(i) if re.match(r"^[A-Za-z]", lines[j])]
+    return bool(starts) and lines[starts[-1]].startswith(top)

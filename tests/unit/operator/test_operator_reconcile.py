@@ -144,6 +144,7 @@ class FakeManager:
         self.log = log
         self.draining: list[str] = []
         self.tokens: set[str] = set()
+        self.under_replicated = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -165,7 +166,7 @@ class FakeManager:
             capacity_bytes=100,
             files=1,
             versions=1,
-            under_replicated_chunks=0,
+            under_replicated_chunks=self.under_replicated,
         )
         return reply(stats)
 
@@ -439,10 +440,21 @@ async def test_a_pod_change_refreshes_its_clusters_status(
     assert (status["phase"], status["readyNodes"]) == ("Degraded", 2)
     assert status["observedGeneration"] == ready["observedGeneration"]
     assert status["usedBytes"] == ready["usedBytes"]
-    assert reasons(events) == ["PhaseDegraded"]
+    assert reasons(events) == ["PhaseDegraded", "Degraded"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "NodesNotReady")
+    assert degraded["message"] == "2/3 storage nodes ready"
+    # Two ready nodes still hold the two copies every chunk needs: readable, not healthy.
+    assert (ready["healthStatus"], status["healthStatus"]) == ("green", "yellow")
     # Only reads, then the status: no child written, the manager not asked.
     assert world.writes() == ["status backupclusters/demo"]
     assert not any(c.startswith("manager") for c in world.log)
+    # Back: Ready and green again, and a Recovered event says so.
+    world.kube.settle(STORAGE)
+    await handlers.pod_event(body=_pod("demo-storage-1", "storage-node"), memo=world.memo)
+    status = world.status()
+    assert (status["phase"], status["healthStatus"]) == ("Ready", "green")
+    assert reasons(events) == ["PhaseReady", "Recovered"]
 
 
 async def test_a_statefulset_change_refreshes_its_owners_status(world: World) -> None:
@@ -532,3 +544,41 @@ def test_drift_counts_only_what_the_builders_set() -> None:
     assert drift(want, {**live, "spec": {**live["spec"], "ports": []}}) == ".spec.ports"
     assert drift(want, {**live, "spec": {**live["spec"], "cpu": "1"}}) == ".spec.cpu"
     assert drift({"size": "1Gi"}, {"size": "1024Mi"}) is None
+
+
+async def test_the_managers_numbers_degrade_and_recover_the_cluster(
+    world: World, events: asyncio.Queue[Any]
+) -> None:
+    await world.full_pass()
+    world.kube.settle(STORAGE)
+    world.kube.settle(MANAGER)
+    await world.full_pass()
+    assert world.status()["healthStatus"] == "green"
+    reasons(events)
+    world.manager.under_replicated = 5
+    await world.full_pass()
+    status = world.status()
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "UnderReplicated")
+    assert (status["phase"], status["healthStatus"]) == ("Degraded", "yellow")
+    assert reasons(events) == ["PhaseDegraded", "Degraded"]
+    # A refresh keeps judging by the last numbers: no flapping back to green.
+    await handlers.pod_event(body=_pod("demo-storage-0", "storage-node"), memo=world.memo)
+    assert world.status()["healthStatus"] == "yellow"
+    assert reasons(events) == []
+    world.manager.under_replicated = 0
+    await world.full_pass()
+    assert (world.status()["phase"], world.status()["healthStatus"]) == ("Ready", "green")
+    assert reasons(events) == ["PhaseReady", "Recovered"]
+
+
+async def test_a_scale_up_is_posted(world: World, events: asyncio.Queue[Any]) -> None:
+    await world.full_pass()
+    world.kube.settle(STORAGE)
+    world.kube.settle(MANAGER)
+    await world.full_pass()
+    reasons(events)
+    world.kube.put(cluster(storage_nodes=5, generation=2), status=world.status())
+    await world.full_pass()
+    assert reasons(events) == ["ScaledUp", "SpecApplied", "PhaseProgressing"]
+    assert world.kube.objects[STORAGE]["spec"]["replicas"] == 5

@@ -13,6 +13,7 @@ def test_defaults_fill_an_empty_spec() -> None:
     assert spec.storage_size == "10Gi"
     assert spec.image is None
     assert spec.image_pull_policy == "IfNotPresent"
+    assert (spec.capacity_warning_percent, spec.public_metrics) == (85, False)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,14 @@ def test_min_storage_nodes(factor: int, keeps: bool, needed: int) -> None:
         ({"storage": {"size": "ten gigs"}}, "storage.size must be a quantity"),
         ({"imagePullPolicy": "Sometimes"}, "imagePullPolicy"),
         ({"storageNodes": "4"}, "storageNodes must be an integer"),
+        (
+            {"monitoring": {"capacityWarningPercent": 0}},
+            "monitoring.capacityWarningPercent must be within [1, 100]",
+        ),
+        (
+            {"monitoring": {"capacityWarningPercent": "90"}},
+            "monitoring.capacityWarningPercent must",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(raw: dict[str, object], words: str) -> None:

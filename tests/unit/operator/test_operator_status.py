@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from cofre.operator.decisions import ScalePlan
+import pytest
+
+from cofre.operator.decisions import Event, ScalePlan
 from cofre.operator.status import (
     Observed,
     build_status,
@@ -13,6 +16,7 @@ from cofre.operator.status import (
     human_bytes,
     scaling_down,
     set_condition,
+    status_events,
     was_ready,
 )
 from cofre.protocol.manager_api import ClusterStats
@@ -62,6 +66,8 @@ def _observed(**kw: object) -> Observed:
             versions=2,
             under_replicated_chunks=0,
         ),
+        "replication_factor": 2,
+        "capacity_warning_percent": 85,
     }
     base.update(kw)
     return Observed(**base)  # type: ignore[arg-type]
@@ -75,7 +81,8 @@ def test_build_status_ready() -> None:
     assert status["selector"] == "a=b"
     assert (status["usedBytes"], status["capacityBytes"], status["files"]) == (1536, 4096, 2)
     assert status["used"] == "1.5Ki"
-    assert status["underReplicatedChunks"] == 0
+    assert (status["capacity"], status["healthStatus"]) == ("4.0Ki", "green")
+    assert (status["underReplicatedChunks"], status["missingChunks"]) == (0, 0)
     by_type = {c["type"]: c["status"] for c in status["conditions"]}
     assert by_type == {
         "Ready": "True",
@@ -134,3 +141,164 @@ def test_human_bytes() -> None:
     assert human_bytes(0) == "0"
     assert human_bytes(1023) == "1023"
     assert human_bytes(10 * 1024**3) == "10.0Gi"
+
+
+def _stats(*, used: int = 1536, capacity: int = 4096, under: int = 0, missing: int = 0) -> Any:
+    return ClusterStats(
+        nodes_ready=4,
+        nodes_total=4,
+        used_bytes=used,
+        capacity_bytes=capacity,
+        files=2,
+        versions=2,
+        under_replicated_chunks=under,
+        missing_chunks=missing,
+    )
+
+
+def _degraded(status: dict[str, Any]) -> tuple[str, str, str]:
+    cond = condition(status["conditions"], "Degraded")
+    assert cond is not None
+    return cond["status"], cond["reason"], cond["message"]
+
+
+@pytest.mark.parametrize(
+    ("observed", "reason", "words", "health"),
+    [
+        # A node down after the spec was reached (phase_of says Degraded).
+        (
+            {"phase": "Degraded", "ready_nodes": 3},
+            "NodesNotReady",
+            "3/4 storage nodes ready",
+            "yellow",
+        ),
+        # Fewer ready nodes than copies: a chunk may have none left that answers.
+        ({"phase": "Degraded", "ready_nodes": 1}, "NodesNotReady", "1/4", "red"),
+        ({"phase": "Degraded", "manager_ready": False}, "ManagerNotReady", "manager", "red"),
+        (
+            {"stats": _stats(under=7)},
+            "UnderReplicated",
+            "7 chunks have fewer than 2 copies",
+            "yellow",
+        ),
+        ({"stats": _stats(under=3, missing=2)}, "ChunksMissing", "2 chunks have no copy", "red"),
+        (
+            {"stats": _stats(used=870, capacity=1000)},
+            "CapacityLow",
+            "87% of the capacity used",
+            "yellow",
+        ),
+        # The threshold is the spec's.
+        (
+            {"stats": _stats(used=870, capacity=1000), "capacity_warning_percent": 80},
+            "CapacityLow",
+            "warning at 80%",
+            "yellow",
+        ),
+    ],
+)
+def test_each_degraded_reason_and_its_health(
+    observed: dict[str, Any], reason: str, words: str, health: str
+) -> None:
+    status = build_status({}, _observed(**observed), now=T0)
+    state, got_reason, message = _degraded(status)
+    assert (state, got_reason) == ("True", reason)
+    assert words in message
+    assert status["healthStatus"] == health
+    assert status["phase"] == "Degraded"
+
+
+def test_below_the_threshold_nothing_is_degraded() -> None:
+    status = build_status({}, _observed(stats=_stats(used=840, capacity=1000)), now=T0)
+    assert _degraded(status) == ("False", "Healthy", "")
+    assert (status["phase"], status["healthStatus"]) == ("Ready", "green")
+    ready = condition(status["conditions"], "Ready")
+    assert ready is not None and ready["status"] == "True"
+
+
+def test_the_most_severe_reason_leads_and_the_message_lists_all() -> None:
+    stats = _stats(under=5, used=950, capacity=1000)
+    status = build_status({}, _observed(phase="Degraded", ready_nodes=3, stats=stats), now=T0)
+    state, reason, message = _degraded(status)
+    assert (state, reason) == ("True", "NodesNotReady")
+    assert message == (
+        "3/4 storage nodes ready; 5 chunks have fewer than 2 copies on ready nodes;"
+        " 95% of the capacity used (950 of 1000; warning at 85%)"
+    )
+
+
+def test_data_faults_keep_ready_true_but_make_the_phase_degraded() -> None:
+    status = build_status({}, _observed(stats=_stats(under=1)), now=T0)
+    ready = condition(status["conditions"], "Ready")
+    assert ready is not None and ready["status"] == "True"
+    assert status["phase"] == "Degraded"
+
+
+def test_a_refresh_judges_by_the_numbers_the_last_pass_recorded() -> None:
+    before = build_status({}, _observed(stats=_stats(under=4)), now=T0)
+    after = build_status(before, _observed(stats=None), now=T1)
+    assert _degraded(after)[1] == "UnderReplicated"
+    assert after["healthStatus"] == "yellow"
+    assert "underReplicatedChunks" not in changed_fields(before, after)
+
+
+@pytest.mark.parametrize(
+    ("observed", "health"),
+    [
+        ({"phase": "Progressing", "ready_nodes": 2}, "yellow"),
+        ({"phase": "ScalingDown"}, "yellow"),
+        # Being created: the manager is not up yet.
+        ({"phase": "Progressing", "manager_ready": False, "ready_nodes": 0}, "red"),
+        # Scaling with too few nodes up for the copies.
+        ({"phase": "Progressing", "ready_nodes": 1}, "red"),
+    ],
+)
+def test_health_while_changing(observed: dict[str, Any], health: str) -> None:
+    status = build_status({}, _observed(**observed), now=T0)
+    assert status["healthStatus"] == health
+    # Work in progress is not a fault.
+    assert _degraded(status)[0] == "False"
+
+
+def test_progressing_names_what_is_in_progress() -> None:
+    scaling = build_status({}, _observed(phase="ScalingDown"), now=T0)
+    progressing = condition(scaling["conditions"], "Progressing")
+    assert progressing is not None
+    assert (progressing["status"], progressing["reason"]) == ("True", "Draining")
+    ready = build_status({}, _observed(), now=T0)
+    progressing = condition(ready["conditions"], "Progressing")
+    assert progressing is not None
+    assert (progressing["status"], progressing["reason"]) == ("False", "Stable")
+
+
+def test_events_of_degradation_and_recovery() -> None:
+    healthy = build_status({}, _observed(), now=T0)
+    down = build_status(healthy, _observed(phase="Degraded", ready_nodes=3), now=T1)
+    assert status_events(healthy, down, desired=4) == [
+        Event("Warning", "PhaseDegraded", "phase Ready -> Degraded: 3/4 storage nodes ready"),
+        Event("Warning", "Degraded", "NodesNotReady: 3/4 storage nodes ready (health yellow)"),
+    ]
+    # The same fault again: nothing new to say.
+    again = build_status(down, _observed(phase="Degraded", ready_nodes=3), now=T1)
+    assert status_events(down, again, desired=4) == []
+    # The node is back but its chunks are short of copies until repair: a new reason.
+    short = build_status(again, _observed(stats=_stats(under=9)), now=T1)
+    assert status_events(again, short, desired=4) == [
+        Event(
+            "Warning",
+            "Degraded",
+            "UnderReplicated: 9 chunks have fewer than 2 copies on ready nodes (health yellow)",
+        )
+    ]
+    well = build_status(short, _observed(), now=T1)
+    assert status_events(short, well, desired=4) == [
+        Event("Normal", "PhaseReady", "phase Degraded -> Ready: 4/4 storage nodes ready"),
+        Event("Normal", "Recovered", "no longer degraded (was UnderReplicated), health green"),
+    ]
+
+
+def test_a_first_status_posts_its_phase_only() -> None:
+    status = build_status({}, _observed(phase="Progressing", ready_nodes=0), now=T0)
+    assert status_events({}, status, desired=4) == [
+        Event("Normal", "PhaseProgressing", "phase none -> Progressing: 0/4 storage nodes ready")
+    ]
