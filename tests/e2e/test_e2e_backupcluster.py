@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from cofre.operator.spec import NODE_PORT
 from devcluster.cluster import ClusterError
 from devcluster.pytest_plugin import DevCluster
 
@@ -290,6 +292,55 @@ class StatusWatch:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=10)
+
+
+def test_metrics_are_scraped_through_the_services_from_a_pod(
+    dev_cluster: DevCluster, ns: str
+) -> None:
+    """What a Prometheus inside the cluster sees: the manager's and a node's /metrics through
+    their Services, with the token, and nothing without it."""
+    scraped = toolbox_python(
+        dev_cluster,
+        ns,
+        f"""
+        import json, os, urllib.error, urllib.request
+        token = os.environ["COFRE_TOKEN"]
+        node = "http://demo-storage-0.demo-storage.{ns}.svc:{NODE_PORT}"
+        def get(url, auth=True):
+            headers = {{"Authorization": "Bearer " + token}} if auth else {{}}
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, ""
+        print(json.dumps({{
+            "manager": get(os.environ["COFRE_MANAGER"] + "/metrics"),
+            "node": get(node + "/metrics"),
+            "anonymous": get(os.environ["COFRE_MANAGER"] + "/metrics", auth=False)[0],
+        }}))
+        """,
+    )
+    assert scraped["anonymous"] == 401
+    (status, manager_text), (node_status, node_text) = scraped["manager"], scraped["node"]
+    assert status == 200 and node_status == 200
+    manager = _samples(manager_text)
+    ready = {s.labels["node"]: s.value for s in manager["cofre_manager_node_ready"]}
+    assert ready == {f"demo-storage-{i}": 1.0 for i in range(4)}
+    assert manager["cofre_manager_cluster_capacity_bytes"][0].value > 0
+    routes = {s.labels["route"] for s in manager["cofre_manager_request_duration_seconds_count"]}
+    assert "/v1/nodes" in routes
+    node = _samples(node_text)
+    assert node["cofre_node_free_bytes"][0].value > 0
+    assert "cofre_node_received_bytes_total" in node
+
+
+def _samples(text: str) -> dict[str, list[Any]]:
+    """Every sample of a Prometheus text page, by sample name."""
+    out: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out
 
 
 def test_a_killed_storage_pod_degrades_then_recovers(dev_cluster: DevCluster, ns: str) -> None:
