@@ -199,8 +199,9 @@ def run_local_up(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
             file=sys.stderr,
             flush=True,
         )
+        gone: set[str] = set()
         while not stopping:
-            _check_alive(children)
+            _check_running(children, gone)
             time.sleep(POLL_S)
         name = signal.Signals(stopping[0]).name
         print(f"cofre: {name}: stopping the local cluster", file=sys.stderr, flush=True)
@@ -358,16 +359,46 @@ def _start(child: Child, env: dict[str, str]) -> None:
     log.debug("started role=%s pid=%s url=%s", child.role, child.pid, child.url)
 
 
+def _exit_text(child: Child, code: int) -> str:
+    how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+    return f"{child.role} (pid {child.pid}) exited with {how}"
+
+
 def _check_alive(children: list[Child]) -> None:
+    """While starting: any child that exits stops the cluster (it could not start)."""
     for child in children:
         assert child.proc is not None
         code = child.proc.poll()
         if code is not None:
-            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
             raise ChildDied(
-                f"{child.role} (pid {child.pid}) exited with {how}; stopping the local cluster "
+                f"{_exit_text(child, code)}; stopping the local cluster "
                 f"(log: {child.log_path}){_tail(child.log_path)}"
             )
+
+
+def _check_running(children: list[Child], gone: set[str]) -> None:
+    """Once up: a storage node that exits is reported once and the cluster goes on without it,
+    as a real one would (the manager counts it not ready, places nothing on it, and repairs its
+    chunks elsewhere): that is how a node failure is tried on one machine. The manager exiting
+    stops the cluster."""
+    manager = children[-1]
+    for child in children:
+        assert child.proc is not None
+        code = child.proc.poll()
+        if code is None or child.role in gone:
+            continue
+        if child is manager:
+            raise ChildDied(
+                f"{_exit_text(child, code)}; stopping the local cluster "
+                f"(log: {child.log_path}){_tail(child.log_path)}"
+            )
+        gone.add(child.role)
+        print(
+            f"cofre: {_exit_text(child, code)}; the cluster goes on without it (the next "
+            f"`cofre local up` on this data dir starts it again; log: {child.log_path})",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _tail(path: Path, lines: int = 5) -> str:
