@@ -21,7 +21,7 @@ from cofre.manager.probing import probe_loop
 from cofre.manager.registry import Registry
 from cofre.manager.routes import api, routes
 from cofre.protocol.client import open_session
-from cofre.protocol.server import HANDLER_ARGS, auth_middleware, error_middleware, public_paths
+from cofre.protocol.server import service_app
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +56,12 @@ api.serve_metrics(scrape)
 
 def create_app(config: ManagerConfig) -> web.Application:
     metrics = ManagerMetrics()
-    public = public_paths(api.public_paths, metrics_public=config.metrics.public)
-    app = web.Application(
-        middlewares=[
-            metrics.middleware,
-            error_middleware,
-            auth_middleware(config.token, public_paths=public),
-        ],
+    app = service_app(
+        token=config.token,
+        declared_public=api.public_paths,
+        metrics_public=config.metrics.public,
+        metrics_middleware=metrics.middleware,
         client_max_size=MAX_MANAGER_JSON_BYTES,
-        handler_args=HANDLER_ARGS,
     )
     app[CONFIG] = config
     app[METRICS] = metrics

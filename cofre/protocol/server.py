@@ -138,3 +138,26 @@ def auth_middleware(token: str, *, public_paths: Collection[str]) -> Middleware:
         return await handler(request)
 
     return middleware
+
+
+def service_app(
+    *,
+    token: str,
+    declared_public: Collection[str],
+    metrics_public: bool,
+    metrics_middleware: Middleware,
+    client_max_size: int,
+) -> web.Application:
+    """The aiohttp application of a service, with what every service puts in front of its
+    handlers, outermost first: request metrics, problem documents for errors, the token (but on
+    the public paths), and aiohttp's own logging of malformed requests kept to one line."""
+    public = public_paths(declared_public, metrics_public=metrics_public)
+    return web.Application(
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            auth_middleware(token, public_paths=public),
+        ],
+        client_max_size=client_max_size,
+        handler_args=HANDLER_ARGS,
+    )

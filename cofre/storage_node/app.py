@@ -9,7 +9,7 @@ from aiohttp import web
 
 from cofre.config import NodeConfig
 from cofre.limits import MAX_CHUNK_SIZE
-from cofre.protocol.server import HANDLER_ARGS, auth_middleware, error_middleware, public_paths
+from cofre.protocol.server import service_app
 from cofre.storage_node import chunk_api, keys, relay
 from cofre.storage_node.metrics import METRICS, NodeMetrics, Watched, scrape
 from cofre.storage_node.operations import api
@@ -34,15 +34,12 @@ CLIENT_MAX_SIZE = MAX_CHUNK_SIZE + 1024 * 1024
 
 def create_app(config: NodeConfig) -> web.Application:
     metrics = NodeMetrics()
-    public = public_paths(api.public_paths, metrics_public=config.metrics.public)
-    app = web.Application(
-        middlewares=[
-            metrics.middleware,
-            error_middleware,
-            auth_middleware(config.token, public_paths=public),
-        ],
+    app = service_app(
+        token=config.token,
+        declared_public=api.public_paths,
+        metrics_public=config.metrics.public,
+        metrics_middleware=metrics.middleware,
         client_max_size=CLIENT_MAX_SIZE,
-        handler_args=HANDLER_ARGS,
     )
     app[keys.CONFIG] = config
     app[METRICS] = metrics
