@@ -81,7 +81,7 @@ async def storing(request: web.Request, write: Awaitable[T]) -> T:
 
 @api.put(
     "/v1/chunks/{hash}",
-    errors=(422, 507),
+    errors=(422, 503, 507),
     summary="Store one chunk durably (verified against its hash)",
     path_params=ChunkPath,
     body=CHUNK,
@@ -98,7 +98,7 @@ async def put_chunk(request: web.Request) -> web.Response:
 
 @api.put(
     "/v1/chunks",
-    errors=(422, 507),
+    errors=(422, 503, 507),
     summary="Store a framed batch of chunks durably before answering",
     body=FRAMED,
     replies={201: BatchStored},
@@ -114,7 +114,7 @@ async def put_chunks(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/chunks/{hash}",
-    errors=(404, 422),
+    errors=(404, 422, 503),
     summary="A chunk's bytes, verified before they are sent",
     path_params=ChunkPath,
     replies={200: CHUNK},
@@ -128,6 +128,7 @@ async def get_chunk(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/chunks/read",
+    errors=(503,),
     summary="Several chunks in one framed answer (absent, corrupt or over-limit ones left out)",
     body=ReadRequest,
     replies={200: FRAMED},
@@ -183,6 +184,7 @@ async def pull_chunk(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/chunks/check",
+    errors=(503,),
     summary="Which chunks are present, missing or corrupt here",
     body=CheckRequest,
     replies={200: CheckResult},
@@ -199,6 +201,7 @@ async def check_chunks(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/chunks",
+    errors=(503,),
     summary="Every chunk held, with its length and last write or touch",
     query=InventoryQuery,
     replies={200: Inventory},
@@ -215,6 +218,7 @@ async def inventory(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/manifests",
+    errors=(503,),
     summary="The chunks that start like manifests (a catalog rebuild reads and verifies them)",
     replies={200: ManifestCandidates},
 )
@@ -226,6 +230,7 @@ async def manifests(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/chunks/delete",
+    errors=(503,),
     summary="Delete chunks (GC decides which)",
     body=HashList,
     replies={200: ChunksDeleted},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -248,3 +249,25 @@ async def test_relay_to_a_full_replica_says_a_copy_node_is_out_of_space(start_no
     # The client never learns where its copies live.
     assert R1 not in str(problem) and replica_url.rstrip("/") not in str(problem)
     assert "node_id" not in problem
+
+
+async def test_an_unmounted_volume_is_not_written_beneath_until_mounted_again(
+    small_volume: Path,
+) -> None:
+    store = ChunkStore(small_volume)
+    await store.open()
+    try:
+        # Lazily: the store's lock file keeps the volume busy, as a node's open files would.
+        await asyncio.to_thread(subprocess.run, ["umount", "-l", str(small_volume)], check=True)
+        fault = await store.health()
+        assert fault is not None and "no longer a mounted volume" in fault
+        assert not await store.writable()
+        # The empty mount point is not taken for a wiped store: nothing is created on it.
+        assert await asyncio.to_thread(os.listdir, small_volume) == []
+        remount = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small_volume)]
+        await asyncio.to_thread(subprocess.run, remount, check=True)
+        assert await store.health() is None
+        assert await store.writable()
+        assert (small_volume / "chunks").is_dir()
+    finally:
+        store.close()
