@@ -7,14 +7,14 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from cofre.aio import Periodic, within
 from cofre.errors import BadRequest, CofreError, Conflict, IncompleteUpload, NotFound
-from cofre.limits import CHECK_BATCH
 from cofre.manager import dedup
 from cofre.manager.catalog import CommitEntry, SessionRow
 from cofre.manager.context import Manager
+from cofre.manager.health import check_batches
 from cofre.manager.placement import choose
 from cofre.models import ChunkHash, Manifest, NodeId, UploadId
 from cofre.protocol.manager_api import (
@@ -144,11 +144,14 @@ async def create_upload(m: Manager, files: Sequence[FileDecl], *, batch: bool) -
     )
 
 
-async def _missing_on(m: Manager, node_id: NodeId, hashes: Sequence[ChunkHash]) -> set[ChunkHash]:
-    client = m.node_client(node_id)
+async def _missing_on(
+    m: Manager, node_id: NodeId, hashes: Sequence[ChunkHash], lengths: Mapping[ChunkHash, int]
+) -> set[ChunkHash]:
+    """Those of ``hashes`` the node lacks, or holds at another size than the manifests say."""
     missing: set[ChunkHash] = set()
-    for start in range(0, len(hashes), CHECK_BATCH):
-        result = await client.check(list(hashes[start : start + CHECK_BATCH]), touch=True)
+    async for result in check_batches(
+        m.node_client(node_id), list(hashes), lengths=lengths, touch=True
+    ):
         missing.update(result.missing)
         missing.update(result.corrupt)
     return missing
@@ -196,9 +199,11 @@ async def commit_upload(
         )
     )
     holders = session.copy_holders
+    lengths = {c.hash: c.length for e in entries for c in e.manifest.chunks}
+    lengths.update((e.manifest_hash, e.manifest_length) for e in entries)
 
     async with m.catalog_lock:
-        results = await asyncio.gather(*(_missing_on(m, n, hashes) for n in holders))
+        results = await asyncio.gather(*(_missing_on(m, n, hashes, lengths) for n in holders))
         missing_on = dict(zip(holders, results, strict=True))
         missing = set().union(*results) if results else set()
         # What the upload's nodes lack may be stored with F copies elsewhere (dedup.py).
