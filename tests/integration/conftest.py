@@ -236,6 +236,7 @@ def start_cluster(
     replication_factor: int = 2,
     primary_keeps_copy: bool = False,
     port: int | None = None,
+    flags: Sequence[str] = (),
 ) -> Cluster:
     """`cofre local up` in the background; returns once it printed the manager and token."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -248,6 +249,7 @@ def start_cluster(
     ]  # fmt: skip
     if primary_keeps_copy:
         argv.append("--primary-keeps-copy")
+    argv.extend(flags)  # more of the manager's and the nodes' settings
     log_path = data_dir.parent / f"{data_dir.name}-local-up.err"
     with log_path.open("ab") as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=base_env())
