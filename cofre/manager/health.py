@@ -145,6 +145,29 @@ async def check_copies(
         for h in bad:
             if h in out:
                 out[h][1].add(node_id)
+    # A chunk no recorded copy confirms may still rot on a node whose location repair forgot
+    # (it counts a corrupt copy as lost): ask every ready node about those few, so that a
+    # chunk whose every copy rotted is reported corrupt, not missing.
+    unseen = [h for h, (good, bad) in out.items() if not good and not bad]
+    others = list(ready)  # the recorded holders, asked already, said nothing of these
+    if unseen and others:
+        more = await asyncio.gather(
+            *(
+                _check_node(m, ready[n], unseen, lengths=lengths, verify=verify, touch=False)
+                for n in others
+            ),
+            return_exceptions=True,
+        )
+        for node_id, result in zip(others, more, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, CofreError):
+                    raise result
+                continue
+            answered.add(node_id)
+            for h in result[0]:
+                out[h][0].add(node_id)
+            for h in result[1]:
+                out[h][1].add(node_id)
     return CopyCheck(copies=out, answered=answered)
 
 

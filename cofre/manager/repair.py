@@ -86,7 +86,8 @@ async def repair(m: Manager, *, verify: bool) -> RepairReport:
         unrecoverable=unrecoverable,
         healthy=stuck == 0 and unrecoverable == 0,
     )
-    log.info(
+    log.log(
+        logging.INFO if result.healthy else logging.WARNING,  # stuck or unrecoverable chunks
         "repair pass verify=%s %s",
         verify,
         " ".join(f"{k}={v}" for k, v in result.model_dump().items()),
