@@ -153,7 +153,11 @@ async def to_send(clients: Clients, session: Session, hashes: list[ChunkHash]) -
             what=f"missing upload_id={upload_id}",
         )
 
-    async with asyncio.TaskGroup() as group:
-        stored = group.create_task(known())
-        lacking = group.create_task(missing())
+    try:
+        async with asyncio.TaskGroup() as group:
+            stored = group.create_task(known())
+            lacking = group.create_task(missing())
+    except BaseExceptionGroup as failed:
+        # One line for the user: the cause, not "unhandled errors in a TaskGroup".
+        raise failed.exceptions[0] from None
     return set(lacking.result()) - stored.result()
