@@ -110,6 +110,11 @@ class Cluster:
         return env
 
     @property
+    def local_env(self) -> dict[str, str]:
+        """For the `cofre local ...` commands: they find this cluster by its data dir."""
+        return dict(base_env(), COFRE_DATA_DIR=str(self.data_dir))
+
+    @property
     def port(self) -> int:
         return int(urlsplit(self.url).port or 0)
 
