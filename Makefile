@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 include devcluster/devcluster.mk
 
-.PHONY: help setup run lint test test-fast fuzz bench browser-deps screenshots
+.PHONY: help setup run lint test test-fast fuzz bench faults browser-deps screenshots
 
 help:
 	@echo "make run        set up and start cofre on this machine (cofre local up)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint       ruff, mypy --strict, import-linter"
 	@echo "make fuzz       fuzz both services' HTTP APIs with many more cases (FUZZ_EXAMPLES=500)"
 	@echo "make bench      run the benchmark and write docs/benchmarks.md"
+	@echo "make faults     run the fault scenarios and write docs/reliability.md (FAULTS_SCALE=1)"
 	@echo "make screenshots  regenerate docs/status-page*.png from the status page's browser test"
 
 # The venv is rebuilt when the dependency pins change. constraints.txt locks every transitive
@@ -74,6 +75,11 @@ fuzz: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+# Fault scenarios against real local clusters; FAULTS_SCALE=0.1 runs a tenth of each count.
+FAULTS_SCALE ?= 1
+faults: setup
+	$(BIN)/python bench/faults.py --runs-scale $(FAULTS_SCALE)
 
 # The same browser test as in the suite, told to copy its screenshots into docs/.
 screenshots: setup browser-deps

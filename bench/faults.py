@@ -1,0 +1,688 @@
+"""Faults measured as figures: real `cofre local up` clusters, the real CLI, real failures.
+
+    python bench/faults.py [--runs-scale 1.0] [--only NAME ...] [--report docs/reliability.md]
+
+Every scenario backs up files with `cofre put`, breaks something at a random moment (SIGKILL of
+a node or the manager, a flipped byte, a wiped store, a full disk, many clients at once, puts
+racing `rm` and `gc`), waits until `local up` has restarted what it killed, then verifies every
+committed version: each one is restored with `cofre get` and its sha256 compared with what was
+put, and `cofre fsck --json` tells which committed versions miss a chunk. Writes one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+COFRE = [str(Path(sys.executable).parent / "cofre")]
+START_TIMEOUT_S = 120.0
+READY_TIMEOUT_S = 90.0
+
+# Exit codes a put may end with when a process it talks to is killed under it (see
+# cofre/cli/exitcodes.py): unavailable, not enough nodes, outcome unknown. Anything else fails
+# unexpectedly.
+KILL_EXPECTED = {3, 5, 10}
+NO_SPACE = 9
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def random_file(path: Path, size: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 << 20)
+            f.write(os.urandom(n))
+            left -= n
+    return path
+
+
+def poll(
+    fn: Callable[[], Any], *, until: Callable[[Any], bool], what: str, timeout_s: float
+) -> Any:
+    """``fn()`` again every 0.2 s until ``until`` holds; fails after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = fn()
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"faults: timed out waiting for {what}: {value!r}"[:2000])
+        time.sleep(0.2)
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+class Cluster:
+    """One `cofre local up` in a data dir; the CLI pointed at it."""
+
+    def __init__(self, data_dir: Path, *, nodes: int, factor: int, extra: list[str]) -> None:
+        self.data_dir = data_dir
+        self.nodes = nodes
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [*COFRE, "local", "up", "--nodes", str(nodes), "--data-dir", str(data_dir)]
+        argv += ["--port", str(free_port()), "--replication-factor", str(factor), *extra]
+        self.log = (data_dir.parent / f"{data_dir.name}-local-up.err").open("ab")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("COFRE_")}
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, env=base)
+        self.env = dict(base, COFRE_DATA_DIR=str(data_dir))
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "COFRE_TOKEN" not in self.env or "COFRE_MANAGER" not in self.env:
+            line = self.proc.stdout.readline().decode(errors="replace")
+            if not line or time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError(f"faults: cofre local up did not start in {data_dir}")
+            key, _, value = line.strip().partition("=")
+            if key in ("COFRE_MANAGER", "COFRE_TOKEN"):
+                self.env[key] = value
+
+    def state(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.data_dir / "state.json").read_text())
+        return data
+
+    def cli(self, *args: str, cwd: Path | None = None, timeout: float = 600.0) -> Run:
+        p = subprocess.run(
+            [*COFRE, *args], env=self.env, cwd=cwd, capture_output=True, timeout=timeout
+        )
+        return Run(
+            p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        )
+
+    def put_bg(self, src: Path, name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*COFRE, "put", str(src), "--name", name, "--json"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def all_ready(self) -> None:
+        def ready() -> bool:
+            r = self.cli("status", "--json", timeout=60)
+            if r.code != 0:
+                return False
+            nodes = r.json()["nodes"]
+            return len(nodes) == self.nodes and all(n["ready"] for n in nodes)
+
+        pids = lambda: self.state()["pids"]  # noqa: E731
+        poll(pids, until=lambda p: all(v for v in p.values()), what="every pid", timeout_s=60)
+        poll(ready, until=bool, what="every node ready", timeout_s=READY_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@contextmanager
+def cluster(
+    work: Path, name: str, *, nodes: int = 4, factor: int = 2, extra: list[str] | None = None
+) -> Iterator[Cluster]:
+    c = Cluster(work / name, nodes=nodes, factor=factor, extra=extra or [])
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@dataclass
+class Row:
+    """One scenario's figures."""
+
+    scenario: str
+    runs: int = 0
+    ops: int = 0
+    expected_failures: int = 0
+    unexpected_failures: list[str] = field(default_factory=list)
+    versions_checked: int = 0
+    bytes_lost: int = 0
+    corrupt_restores: int = 0
+    missing_chunk_versions: int = 0
+    full_copies: str = "-"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def zero_goals(self) -> bool:
+        return (
+            self.bytes_lost == 0 and self.corrupt_restores == 0 and self.missing_chunk_versions == 0
+        )
+
+    def op(self, code: int, *, expected: set[int], what: str, err: str = "") -> bool:
+        """Count one operation's outcome; True when it succeeded."""
+        self.ops += 1
+        if code == 0:
+            return True
+        if code in expected:
+            self.expected_failures += 1
+        else:
+            said = err.strip().splitlines()[-1:] if err else []
+            self.unexpected_failures.append(f"{what}: exit {code} {' '.join(said)}".strip())
+        return False
+
+
+@dataclass
+class Put:
+    name: str
+    sha: str
+    size: int
+    ok: bool
+    version: int | None = None
+    started: float = 0.0
+
+
+def put_version(out: str) -> int | None:
+    try:
+        results = json.loads(out)["results"]
+    except (ValueError, KeyError):
+        return None
+    return int(results[0]["version"]) if results else None
+
+
+def verify(
+    c: Cluster, row: Row, puts: list[Put], tmp: Path, *, must_list: Callable[[Put], bool]
+) -> None:
+    """Restore every listed version and compare it with what was put; count committed versions
+    gone (bytes lost) and fsck's versions that miss a chunk."""
+    listed = c.cli("ls", "--versions", "--json")
+    if listed.code != 0:
+        row.unexpected_failures.append(f"ls after the faults: exit {listed.code}")
+        return
+    versions = {(v["name"], int(v["version"])) for v in listed.json()}
+    by_version = {(p.name, p.version): p for p in puts if p.ok and p.version is not None}
+    shas: dict[str, set[str]] = {}
+    for p in puts:
+        shas.setdefault(p.name, set()).add(p.sha)
+    for p in by_version.values():
+        if must_list(p) and (p.name, p.version) not in versions:
+            row.bytes_lost += p.size
+    out = tmp / "restored"
+    for name, version in sorted(versions):
+        if name not in shas:
+            continue  # not this scenario's
+        row.versions_checked += 1
+        got = c.cli("get", name, "--version", str(version), "-o", str(out), "--force")
+        known = by_version.get((name, version))
+        if got.code != 0:
+            row.corrupt_restores += 1
+            row.unexpected_failures.append(f"get {name} v{version}: exit {got.code}")
+            if known:
+                row.bytes_lost += known.size
+            continue
+        sha = sha256_file(out)
+        if (known and sha != known.sha) or sha not in shas[name]:
+            row.corrupt_restores += 1
+        out.unlink()
+    fsck = c.cli("fsck", "--json")
+    if fsck.code not in (0, 1):
+        row.unexpected_failures.append(f"fsck: exit {fsck.code}")
+        return
+    for f in fsck.json()["files"]:
+        if any(ch["status"] == "missing" for ch in f["chunks"]):
+            row.missing_chunk_versions += 1
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def node_kill(work: Path, runs: int) -> Row:
+    """SIGKILL a random storage node at a random moment of a put; local up restarts it."""
+    row = Row("SIGKILL a storage node mid-put")
+    puts: list[Put] = []
+    with cluster(work, "node-kill") as c:
+        src = random_file(work / "src-node-kill", 24 << 20)
+        start = time.monotonic()
+        first = c.cli("put", str(src), "--name", "node-kill/warmup", "--json")
+        span = time.monotonic() - start
+        puts.append(Put("node-kill/warmup", sha256_file(src), src.stat().st_size, first.code == 0,
+                        put_version(first.out)))  # fmt: skip
+        for i in range(runs):
+            row.runs += 1
+            random_file(src, random.randint(4 << 20, 24 << 20))
+            name = f"node-kill/{i}"
+            proc = c.put_bg(src, name)
+            time.sleep(random.uniform(0, span * 1.2))
+            victim = random.choice([r for r in c.state()["pids"] if r.startswith("node-")])
+            pid = c.state()["pids"][victim]
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+            out, err = proc.communicate(timeout=600)
+            ok = row.op(
+                proc.returncode, expected=KILL_EXPECTED, what=f"put {name}", err=err.decode()
+            )
+            puts.append(Put(name, sha256_file(src), src.stat().st_size, ok,
+                            put_version(out.decode())))  # fmt: skip
+            c.all_ready()
+        verify(c, row, puts, work, must_list=lambda p: True)
+    return row
+
+
+def manager_kill(work: Path, runs: int) -> Row:
+    """SIGKILL the manager mid-put; local up restarts it; fsck must then be clean."""
+    row = Row("SIGKILL the manager mid-put")
+    puts: list[Put] = []
+    with cluster(work, "manager-kill") as c:
+        src = random_file(work / "src-manager-kill", 16 << 20)
+        start = time.monotonic()
+        first = c.cli("put", str(src), "--name", "manager-kill/warmup", "--json")
+        span = time.monotonic() - start
+        puts.append(Put("manager-kill/warmup", sha256_file(src), src.stat().st_size,
+                        first.code == 0, put_version(first.out)))  # fmt: skip
+        for i in range(runs):
+            row.runs += 1
+            random_file(src, random.randint(1 << 20, 16 << 20))
+            name = f"manager-kill/{i}"
+            proc = c.put_bg(src, name)
+            time.sleep(random.uniform(0, span * 1.2))
+            c.cli("local", "kill", "manager")
+            out, err = proc.communicate(timeout=600)
+            ok = row.op(
+                proc.returncode, expected=KILL_EXPECTED, what=f"put {name}", err=err.decode()
+            )
+            puts.append(Put(name, sha256_file(src), src.stat().st_size, ok,
+                            put_version(out.decode())))  # fmt: skip
+            c.all_ready()
+        verify(c, row, puts, work, must_list=lambda p: True)
+        fsck = c.cli("fsck", "--json")
+        if fsck.code != 0:
+            row.unexpected_failures.append("fsck not clean after the manager kills")
+    return row
+
+
+def chunk_paths(c: Cluster, node: str) -> list[Path]:
+    return sorted(p for p in (c.data_dir / "nodes" / node / "chunks").rglob("*") if p.is_file())
+
+
+def flagged(fsck: Run, hash_: str, node: str) -> bool:
+    """Whether `fsck --verify --json` names ``node``'s copy of ``hash_`` (chunk or manifest)."""
+    if fsck.code not in (0, 1):
+        return False
+    for f in fsck.json()["files"]:
+        for entry in [f["manifest"], *f["chunks"]]:
+            if entry["hash"] == hash_ and node in entry["corrupt_on"]:
+                return True
+    return False
+
+
+def bit_flip(work: Path, runs: int) -> Row:
+    """One byte flipped in one stored copy: found by `repair --verify` and repaired."""
+    row = Row("one byte flipped in a stored copy")
+    row.notes.append("found and repaired by `cofre repair --verify` (no background scrub yet)")
+    puts: list[Put] = []
+    seconds: list[float] = []
+    with cluster(work, "bit-flip", nodes=3) as c:
+        for i in range(runs):
+            row.runs += 1
+            src = random_file(work / f"src-flip-{i}", random.randint(1 << 20, 8 << 20))
+            name = f"flip/{i}"
+            r = c.cli("put", str(src), "--name", name, "--json")
+            ok = row.op(r.code, expected=set(), what=f"put {name}", err=r.err)
+            puts.append(Put(name, sha256_file(src), src.stat().st_size, ok, put_version(r.out)))
+            nodes = sorted(c.state()["pids"].keys() - {"manager"})
+            files = [f for n in nodes for f in chunk_paths(c, n)]
+            victim = random.choice(files)
+            data = bytearray(victim.read_bytes())
+            at = random.randrange(len(data))
+            data[at] ^= 0xFF
+            victim.write_bytes(bytes(data))
+            start = time.monotonic()
+            found = c.cli("fsck", "--verify", "--json")
+            node = victim.relative_to(c.data_dir / "nodes").parts[0]
+            if not flagged(found, victim.name, node):
+                row.unexpected_failures.append(f"fsck --verify missed the flip in {victim.name}")
+            fixed = c.cli("repair", "--verify", "--json")
+            row.op(fixed.code, expected=set(), what="repair --verify", err=fixed.err)
+            clean = c.cli("fsck", "--verify", "--json")
+            seconds.append(time.monotonic() - start)
+            if clean.code != 0:
+                row.unexpected_failures.append(f"fsck --verify after repair: exit {clean.code}")
+        verify(c, row, puts, work, must_list=lambda p: True)
+    if seconds:
+        row.full_copies = f"{max(seconds):.1f} s (worst, found and repaired)"
+    return row
+
+
+def store_wipe(work: Path, runs: int, *, mib: int = 128) -> Row:
+    """A node's chunk store removed while it runs; `cofre repair` until every chunk has F
+    copies again; the time per GiB of what the node held."""
+    row = Row("a node's store wiped")
+    puts: list[Put] = []
+    rates: list[float] = []
+    with cluster(work, "store-wipe") as c:
+        for i in range(runs):
+            row.runs += 1
+            for j in range(max(1, mib // 16)):
+                src = random_file(work / "src-wipe", 16 << 20)
+                name = f"wipe/{i}/{j}"
+                r = c.cli("put", str(src), "--name", name, "--json")
+                ok = row.op(r.code, expected=set(), what=f"put {name}", err=r.err)
+                puts.append(Put(name, sha256_file(src), 16 << 20, ok, put_version(r.out)))
+            node = random.choice(sorted(c.state()["pids"].keys() - {"manager"}))
+            store = c.data_dir / "nodes" / node / "chunks"
+            held = sum(p.stat().st_size for p in chunk_paths(c, node))
+            start = time.monotonic()
+            shutil.rmtree(store)
+
+            def healthy() -> bool:
+                c.cli("repair", "--json")
+                f = c.cli("fsck", "--json")
+                return f.code == 0 and f.json()["summary"]["under_replicated"] == 0
+
+            poll(healthy, until=bool, what="every chunk at F copies", timeout_s=600)
+            took = time.monotonic() - start
+            if held:
+                rates.append(took / (held / 2**30))
+            c.all_ready()
+        verify(c, row, puts, work, must_list=lambda p: True)
+    if rates:
+        row.full_copies = f"{max(rates):.0f} s/GiB (worst; {mib} MiB put per run)"
+    return row
+
+
+def fill(d: Path) -> None:
+    """Write into ``d`` until its filesystem is full (what another process might do)."""
+    block = b"\0" * (1 << 20)
+    fd = os.open(d / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        while os.write(fd, block):
+            pass
+    except OSError:
+        pass  # out of space: what was wanted
+    finally:
+        os.close(fd)
+
+
+def disk_full(work: Path, runs: int) -> Row:
+    """Every node's data dir on a small tmpfs, filled up by another writer at a random moment
+    early in a put: the put fails with exit 9 (or succeeds if its chunks were already written)
+    and nothing committed is lost."""
+    row = Row("disk full mid-put (tmpfs)")
+    puts: list[Put] = []
+    if os.geteuid() != 0:
+        row.notes.append("skipped: mounting tmpfs needs root")
+        return row
+    data = work / "disk-full"
+    mounts = []
+    for n in range(3):
+        d = data / "nodes" / f"node-{n}"
+        d.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(d)], check=True)
+        mounts.append(d)
+    no_space = 0
+    extra = ["--placement-min-free-bytes", "0"]
+    try:
+        with cluster(work, "disk-full", nodes=3, extra=extra) as c:
+            for i in range(runs):
+                row.runs += 1
+                src = random_file(work / "src-full-small", 1 << 20)
+                name = f"full/{i}/small"
+                r = c.cli("put", str(src), "--name", name, "--json")
+                ok = row.op(r.code, expected=set(), what=f"put {name}", err=r.err)
+                puts.append(Put(name, sha256_file(src), 1 << 20, ok, put_version(r.out)))
+                big = random_file(work / "src-full-big", 64 << 20)
+                name = f"full/{i}/big"
+                proc = c.put_bg(big, name)
+                time.sleep(random.uniform(0, 0.3))
+                for d in mounts:
+                    fill(d)
+                out, err = proc.communicate(timeout=600)
+                ok = row.op(
+                    proc.returncode, expected={NO_SPACE}, what=f"put {name}", err=err.decode()
+                )
+                no_space += proc.returncode == NO_SPACE
+                puts.append(Put(name, sha256_file(big), 64 << 20, ok, put_version(out.decode())))
+                for d in mounts:
+                    (d / "filler").unlink()
+                c.all_ready()
+            verify(c, row, puts, work, must_list=lambda p: True)
+            for p in work.glob("src-full-*"):
+                p.unlink()
+    finally:
+        for d in mounts:
+            subprocess.run(["umount", "-l", str(d)], check=False)
+    row.notes.append(f"{no_space} of {row.runs} big puts ended with exit 9, the others stored")
+    return row
+
+
+def many_clients(work: Path, runs: int, *, clients: int = 32, files: int = 100) -> Row:
+    """``clients`` CLI processes at once, each putting a directory of ``files`` small files."""
+    row = Row(f"{clients} clients x {files} files at once")
+    with cluster(work, "clients") as c:
+        for run in range(runs):
+            row.runs += 1
+            base = work / f"clients-src-{run}"
+            shas: dict[str, tuple[str, int]] = {}
+            for k in range(clients):
+                for j in range(files):
+                    p = random_file(base / f"r{run}c{k}" / f"f{j}", random.randint(1, 8192))
+                    shas[f"r{run}c{k}/f{j}"] = (sha256_file(p), p.stat().st_size)
+            procs = [
+                subprocess.Popen([*COFRE, "put", f"r{run}c{k}"], env=c.env, cwd=base,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                for k in range(clients)
+            ]  # fmt: skip
+            codes = [p.wait(timeout=1800) for p in procs]
+            ok = [
+                row.op(code, expected=set(), what=f"put r{run}c{k}") for k, code in enumerate(codes)
+            ]
+            out = work / f"clients-out-{run}"
+            for k in range(clients):
+                got = c.cli("get", "--prefix", f"r{run}c{k}/", "-o", str(out))
+                if got.code != 0:
+                    row.unexpected_failures.append(f"get --prefix r{run}c{k}/: exit {got.code}")
+            for rel, (sha, size) in shas.items():
+                k = int(rel.split("c", 1)[1].split("/")[0])
+                restored = out / rel
+                row.versions_checked += 1
+                if not restored.exists():
+                    if ok[k]:
+                        row.bytes_lost += size
+                elif sha256_file(restored) != sha:
+                    row.corrupt_restores += 1
+            shutil.rmtree(base)
+            shutil.rmtree(out, ignore_errors=True)
+        fsck = c.cli("fsck", "--json")
+        if fsck.code not in (0, 1):
+            row.unexpected_failures.append(f"fsck: exit {fsck.code}")
+        else:
+            for f in fsck.json()["files"]:
+                if any(ch["status"] == "missing" for ch in f["chunks"]):
+                    row.missing_chunk_versions += 1
+    return row
+
+
+def put_rm_gc(work: Path, runs: int) -> Row:
+    """Puts racing `rm` and `gc --grace 0` on the same few names."""
+    row = Row("puts racing rm and gc on the same names")
+    puts: list[Put] = []
+    last_rm_end: dict[str, float] = {}
+    names = [f"race/{i}" for i in range(4)]
+    with cluster(work, "race") as c:
+        for _ in range(runs):
+            row.runs += 1
+            ops: list[tuple[str, Any, subprocess.Popen[bytes], float]] = []
+            for k in range(3):
+                name = random.choice(names)
+                src = random_file(work / f"src-race-{k}", random.randint(1, 6 << 20))
+                p = Put(name, sha256_file(src), src.stat().st_size, False, started=time.time())
+                ops.append(("put", p, c.put_bg(src, name), p.started))
+            target = random.choice(names)
+            rm = subprocess.Popen([*COFRE, "rm", target], env=c.env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)  # fmt: skip
+            ops.append(("rm", target, rm, time.time()))
+            gc = subprocess.Popen([*COFRE, "gc", "--grace", "0"], env=c.env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+            ops.append(("gc", None, gc, time.time()))
+            for kind, what, proc, _ in ops:
+                out, err = proc.communicate(timeout=600)
+                if kind == "put":
+                    what.ok = row.op(
+                        proc.returncode, expected=set(), what=f"put {what.name}", err=err.decode()
+                    )
+                    what.version = put_version(out.decode() if out else "")
+                    puts.append(what)
+                elif kind == "rm":
+                    # Not found is what rm says when a racing put has not committed yet.
+                    row.op(proc.returncode, expected={4}, what=f"rm {what}", err=err.decode())
+                    last_rm_end[what] = time.time()
+                else:
+                    row.op(proc.returncode, expected=set(), what="gc", err=err.decode())
+        # A put that started after the last rm of its name ended must still be there.
+        verify(c, row, puts, work,
+               must_list=lambda p: p.started > last_rm_end.get(p.name, 0.0))  # fmt: skip
+    return row
+
+
+SCENARIOS: dict[str, tuple[Callable[[Path, int], Row], int]] = {
+    "node-kill": (node_kill, 100),
+    "manager-kill": (manager_kill, 20),
+    "bit-flip": (bit_flip, 20),
+    "store-wipe": (store_wipe, 3),
+    "disk-full": (disk_full, 5),
+    "clients": (many_clients, 1),
+    "race": (put_rm_gc, 50),
+}
+
+
+def run_scenarios(work: Path, counts: dict[str, int], **kw: Any) -> list[Row]:
+    rows = []
+    for key, runs in counts.items():
+        fn, _ = SCENARIOS[key]
+        started = time.monotonic()
+        row = fn(work, runs, **kw.get(key, {}))
+        row.notes.append(f"{time.monotonic() - started:.0f} s")
+        print(f"faults: {key}: {row}", file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | runs | operations | failed as expected | failed unexpectedly "
+        "| versions verified | bytes lost | corrupt restores | versions missing a chunk "
+        "| time to full copies | notes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.scenario} | {r.runs} | {r.ops} | {r.expected_failures} "
+            f"| {len(r.unexpected_failures)} | {r.versions_checked} | {r.bytes_lost} "
+            f"| {r.corrupt_restores} | {r.missing_chunk_versions} | {r.full_copies} "
+            f"| {'; '.join(r.notes)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs-scale",
+        type=float,
+        default=1.0,
+        help="multiply every scenario's run count (at least 1 run each)",
+    )
+    parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="these scenarios")
+    parser.add_argument("--report", type=Path, default=ROOT / "docs" / "reliability.md")
+    args = parser.parse_args()
+    counts = {
+        key: max(1, round(full * args.runs_scale))
+        for key, (_, full) in SCENARIOS.items()
+        if not args.only or key in args.only
+    }
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="cofre-faults-") as tmp:
+        rows = run_scenarios(Path(tmp), counts)
+    full = {key: n for key, (_, n) in SCENARIOS.items()}
+    ran = ", ".join(f"{k} {n} (full {full[k]})" for k, n in counts.items())
+    unexpected = [f"- {r.scenario}: {u}" for r in rows for u in r.unexpected_failures]
+    report = f"""# Reliability: faults measured
+
+Produced by `make faults` (`python bench/faults.py --runs-scale {args.runs_scale}`) on
+{time.strftime("%Y-%m-%d")}: {platform.node()}, {os.cpu_count()} cores, Python
+{platform.python_version()}, commit {commit}. Runs per scenario: {ran}.
+
+Every scenario runs real `cofre local up` clusters (4 storage nodes, replication factor 2,
+unless the scenario says otherwise) in temporary dirs and the real CLI. After its faults, every
+committed version is restored with `cofre get --version N` and its sha256 compared with what was
+put. **Bytes lost**: bytes of versions whose put succeeded and which are gone or unreadable.
+**Corrupt restores**: restores whose bytes differ from what was put. **Versions missing a
+chunk**: committed versions for which `cofre fsck` finds a chunk with no copy. A failure is
+expected when it is the one the fault should cause (a killed peer: exit 3, 5 or 10; a full
+disk: exit 9; `rm` of a name a racing put has not committed yet: exit 4).
+
+- SIGKILL a storage node: `os.kill` on a random node's pid from the state file at a random
+  moment of a 4-24 MiB put; `local up` restarts it; the next run waits until every node is
+  ready.
+- SIGKILL the manager: `cofre local kill manager` at a random moment of a 1-16 MiB put.
+- Byte flipped: one byte of one chunk file on a random node of 3; `cofre fsck --verify` must
+  find it, `cofre repair --verify` replaces the copy, `fsck --verify` must then be clean (time
+  column: from the flip to clean).
+- Store wiped: `rm -rf` of a running node's chunks dir; `cofre repair` (then `fsck`) repeated
+  until no chunk is under-replicated; seconds per GiB the node held.
+- Disk full: 3 nodes, each data dir on its own 48 MiB tmpfs; a 1 MiB put must succeed, a
+  64 MiB put must fail with exit 9; nothing committed before is lost.
+- Clients: that many `cofre put DIR` at once, each DIR of small files (1 B-8 KiB); every file
+  restored with `get --prefix`.
+- Race: per run, three puts of up to 6 MiB to 4 shared names, one `rm` and one `gc --grace 0`
+  at once. A put whose name was not removed after it started must still be listed; every listed
+  version must restore to exactly what its put sent.
+
+{table(rows)}
+
+Goal in every row: 0 bytes lost, 0 corrupt restores, 0 versions missing a chunk.
+{"Unexpected failures:" if unexpected else "No unexpected failures."}
+{chr(10).join(unexpected)}
+"""
+    args.report.write_text(report)
+    print(report)
+    if not all(r.zero_goals for r in rows):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
