@@ -502,7 +502,7 @@ def many_clients(work: Path, runs: int, *, clients: int = 32, files: int = 100) 
                     shas[f"r{run}c{k}/f{j}"] = (sha256_file(p), p.stat().st_size)
             procs = [
                 subprocess.Popen([*COFRE, "put", f"r{run}c{k}"], env=c.env, cwd=base,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for k in range(clients)
             ]  # fmt: skip
             codes = [p.wait(timeout=1800) for p in procs]
