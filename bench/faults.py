@@ -436,10 +436,14 @@ def fill(d: Path) -> None:
         os.close(fd)
 
 
+def stored(dirs: list[Path]) -> set[Path]:
+    return {p for d in dirs for p in (d / "chunks").rglob("*") if p.is_file()}
+
+
 def disk_full(work: Path, runs: int) -> Row:
-    """Every node's data dir on a small tmpfs, filled up by another writer at a random moment
-    early in a put: the put fails with exit 9 (or succeeds if its chunks were already written)
-    and nothing committed is lost."""
+    """Every node's data dir on a small tmpfs, filled up by another writer as soon as a put's
+    first chunk reaches a node: the put fails with exit 9 (or succeeds if its chunks were all
+    written by then) and nothing committed is lost."""
     row = Row("disk full mid-put (tmpfs)")
     puts: list[Put] = []
     if os.geteuid() != 0:
@@ -465,8 +469,15 @@ def disk_full(work: Path, runs: int) -> Row:
                 puts.append(Put(name, sha256_file(src), 1 << 20, ok, put_version(r.out)))
                 big = random_file(work / "src-full-big", 64 << 20)
                 name = f"full/{i}/big"
+                before = stored(mounts)
                 proc = c.put_bg(big, name)
-                time.sleep(random.uniform(0, 0.3))
+                # Mid-put: once its first chunk file shows up on a node, not before placement.
+                poll(
+                    lambda: proc.poll() is not None or stored(mounts) - before,  # noqa: B023
+                    until=bool,
+                    what="the put's first chunk on a node",
+                    timeout_s=120,
+                )
                 for d in mounts:
                     fill(d)
                 out, err = proc.communicate(timeout=600)
@@ -628,6 +639,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="these scenarios")
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "reliability.md")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: every cluster is stopped and every tmpfs unmounted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     counts = {
         key: max(1, round(full * args.runs_scale))
         for key, (_, full) in SCENARIOS.items()
