@@ -671,14 +671,18 @@ disk: exit 9; `rm` of a name a racing put has not committed yet: exit 4).
 - SIGKILL a storage node: `os.kill` on a random node's pid from the state file at a random
   moment of a 4-24 MiB put; `local up` restarts it; the next run waits until every node is
   ready.
-- SIGKILL the manager: `cofre local kill manager` at a random moment of a 1-16 MiB put.
+- SIGKILL the manager: `cofre local kill manager` at a random moment of a 1-16 MiB put (a
+  put that rides over the restart, or ended before the kill, counts as a success and is
+  verified like any other).
 - Byte flipped: one byte of one chunk file on a random node of 3; `cofre fsck --verify` must
   find it, `cofre repair --verify` replaces the copy, `fsck --verify` must then be clean (time
   column: from the flip to clean).
 - Store wiped: `rm -rf` of a running node's chunks dir; `cofre repair` (then `fsck`) repeated
   until no chunk is under-replicated; seconds per GiB the node held.
-- Disk full: 3 nodes, each data dir on its own 48 MiB tmpfs; a 1 MiB put must succeed, a
-  64 MiB put must fail with exit 9; nothing committed before is lost.
+- Disk full: 3 nodes, each data dir on its own 160 MiB tmpfs; a 1 MiB put must succeed; a
+  64 MiB put is started and, once its first chunk file is on a node, every tmpfs is filled by
+  another writer: the put must fail with exit 9 (or succeed if all its chunks were written by
+  then; the notes say how many got 9); nothing committed before is lost.
 - Clients: that many `cofre put DIR` at once, each DIR of small files (1 B-8 KiB); every file
   restored with `get --prefix`.
 - Race: per run, three puts of up to 6 MiB to 4 shared names, one `rm` and one `gc --grace 0`
