@@ -44,7 +44,9 @@ ChunkLength = Annotated[
 ]
 
 
-class CheckRequest(Request):
+class SizedHashes(Request):
+    """Chunk hashes, and optionally each one's length: a copy of another size is corrupt."""
+
     hashes: list[ChunkHashField] = Field(max_length=limits.MAX_HASHES)
     lengths: list[ChunkLength] | None = Field(
         None,
@@ -52,14 +54,21 @@ class CheckRequest(Request):
         description="Each chunk's length, in the order of hashes: a copy of another size is "
         "corrupt (and quarantined). Without it only an empty copy of a non-empty chunk is.",
     )
-    verify: bool = Field(False, description="Re-hash each copy; a corrupt one is quarantined.")
-    touch: bool = Field(False, description="Mark the chunks used now, so GC keeps them.")
 
     @model_validator(mode="after")
-    def _one_length_per_hash(self) -> CheckRequest:
+    def _one_length_per_hash(self) -> SizedHashes:
         if self.lengths is not None and len(self.lengths) != len(self.hashes):
             raise ValueError("lengths must give one length per hash, in the same order")
         return self
+
+
+class CheckRequest(SizedHashes):
+    verify: bool = Field(False, description="Re-hash each copy; a corrupt one is quarantined.")
+    touch: bool = Field(False, description="Mark the chunks used now, so GC keeps them.")
+
+
+class MissingRequest(SizedHashes):
+    """POST /v1/sessions/{upload_id}/missing: a copy of the wrong size counts as lacking."""
 
 
 class CheckResult(Reply):
