@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from cofre.aio import Periodic, cancel_all
 from cofre.config import NodeConfig
 from cofre.limits import MAX_CHUNK_SIZE
 from cofre.protocol.server import service_app
-from cofre.aio import Periodic, cancel_all
 from cofre.storage_node import chunk_api, keys, relay
 from cofre.storage_node.metrics import METRICS, NodeMetrics, Watched, scrape
 from cofre.storage_node.operations import api
