@@ -6,6 +6,7 @@ clock is injected, so tests drive it by hand.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -43,3 +44,38 @@ class Pacer:
         self._at = now
         self._tokens -= nbytes
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+
+class Slots:
+    """At most ``per_node`` moves in flight to or from one node (any str key): the manager's
+    copies hold one on the target and on the source, so a refill spreads over the cluster
+    instead of queueing every copy on one disk."""
+
+    def __init__(self, per_node: int) -> None:
+        if per_node < 1:
+            raise ValueError(f"per_node must be at least 1, not {per_node!r}")
+        self.per_node = per_node
+        self._busy: dict[str, int] = {}
+        # Replaced on every release: a waiter takes the current one before it looks, so a
+        # release between its look and its wait still wakes it.
+        self.released = asyncio.Event()
+
+    def free(self, node: str) -> bool:
+        return self._busy.get(node, 0) < self.per_node
+
+    def busy(self, node: str) -> int:
+        return self._busy.get(node, 0)
+
+    def take(self, *nodes: str) -> None:
+        for node in set(nodes):
+            self._busy[node] = self._busy.get(node, 0) + 1
+
+    def give(self, *nodes: str) -> None:
+        for node in set(nodes):
+            left = self._busy.get(node, 0) - 1
+            if left > 0:
+                self._busy[node] = left
+            else:
+                self._busy.pop(node, None)
+        self.released.set()
+        self.released = asyncio.Event()
