@@ -33,8 +33,9 @@ class NodeState:
     scrub_seen: tuple[float, int] | None = None
     # Chunks the node's scrub found corrupt that no repair took up yet (hash -> found at).
     scrub_findings: dict[ChunkHash, float] = field(default_factory=dict)
-    # The node may hold far fewer chunks than the catalog says (came back, restarted, or its
-    # count dropped): the refill pass compares it with the catalog.
+    # Just probed fresh and may hold far fewer chunks than the catalog records there (its
+    # first answer, back from unready, restarted, or its count halved): the refill pass
+    # compares it with the catalog.
     refill_check: bool = False
     # Findings were missed (more than a node keeps): the refill pass checks all its chunks.
     refill_all: bool = False
@@ -44,8 +45,9 @@ class NodeState:
         return self.discovered_ready and self.probe_ok and self.latency_s is not None
 
     def take_stats(self, stats: NodeStats, *, was_ready: bool) -> bool:
-        """Keep a good probe's answer; -> whether the refill pass has something to look at
-        (new scrub findings, or a node that may have lost its store)."""
+        """Keep a good probe's answer; -> whether the refill pass should look now: new scrub
+        findings, or a node that may have lost its store (its first answer, back from unready,
+        restarted, or its chunk count halved), which that pass compares with the catalog."""
         before = self.stats
         self.stats = stats
         scrub = stats.scrub

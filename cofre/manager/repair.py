@@ -15,6 +15,7 @@ the window with fewer than F copies (``cofre.manager.exposure``).
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Collection, Iterable, Mapping
@@ -161,13 +162,16 @@ def short_chunks(
 
 
 async def refill_pass(m: Manager) -> None:
-    """What the probes flagged, at once: copies a node's scrub found corrupt are replaced, a
-    node that came back without its chunks is refilled; then the window with fewer than F
-    copies is measured."""
+    """What the probes flagged, at once: copies a node's scrub found corrupt are replaced, and
+    a ready node holding far fewer chunks than the catalog records there (wiped, or back on
+    an empty volume) is refilled; then the window with fewer than F copies is measured."""
     findings: dict[NodeId, set[ChunkHash]] = {}
     found_at: list[float] = []
     whole: dict[NodeId, None] = {}
-    suspects: list[NodeId] = []
+    suspects = [s for s in m.registry.nodes.values() if s.refill_check]
+    recorded: collections.Counter[NodeId] = collections.Counter()
+    if suspects:
+        recorded.update(n for c in await m.catalog.live_chunks() for n in c.holders)
     for state in m.registry.nodes.values():
         if state.scrub_findings:
             findings[state.node_id] = set(state.scrub_findings)
@@ -176,30 +180,35 @@ async def refill_pass(m: Manager) -> None:
         if state.refill_all:
             whole[state.node_id] = None
             state.refill_all = False
-        if state.refill_check and state.ready and state.stats is not None:
-            suspects.append(state.node_id)
-            state.refill_check = False
     detected = time.time()
-    for node in suspects:
-        recorded = len(await m.catalog.live_chunks(on_nodes=[node]))
-        stats = m.registry.nodes[node].stats
-        reported = stats.chunk_count if stats else 0
-        if wiped(reported, recorded):
+    for state in suspects:
+        # Only nodes a probe just flagged (an older count may predate the latest upload);
+        # an unready one stays flagged until it answers again.
+        if not state.ready:
+            continue
+        state.refill_check = False
+        reported = state.stats.chunk_count if state.stats else 0
+        if wiped(reported, recorded[state.node_id]):
             log.warning(
                 "node lost its chunks, refilling node=%s reported=%d recorded=%d",
-                node,
+                state.node_id,
                 reported,
-                recorded,
+                recorded[state.node_id],
             )
-            whole[node] = None
+            whole[state.node_id] = None
             found_at.append(detected)
+    for node in whole:
+        findings.pop(node, None)
+    lost = 0
     if findings:
-        for node in whole:
-            findings.pop(node, None)
-        await repair(m, verify=False, reason="scrub", only=dict(findings))
+        lost += (await repair(m, verify=False, reason="scrub", only=dict(findings))).lost_copies
     if whole:
-        await repair(m, verify=False, reason="refill", only=dict(whole))
-    await measure_window(m, since=min(found_at) if found_at else None)
+        lost += (await repair(m, verify=False, reason="refill", only=dict(whole))).lost_copies
+    if lost:
+        # Short of F copies from when the rot or the loss was seen until now, repaired: a
+        # node whose count only looked low (a probe older than an upload) lost nothing.
+        m.exposure.observe(lost, now=time.time(), since=min(found_at, default=None))
+    await measure_window(m)
 
 
 async def measure_window(m: Manager, *, since: float | None = None) -> int:
@@ -216,7 +225,10 @@ async def measure_window(m: Manager, *, since: float | None = None) -> int:
             causes.append(state.unready_since)
     now = time.time()
     m.exposure.observe(len(short), now=now, since=min(causes) if causes else None)
-    m.metrics.window(m.exposure.report(now))
+    window = m.exposure.report(now)
+    m.metrics.window(window)
+    if m.last_repair is not None:
+        m.last_repair = m.last_repair.model_copy(update={"window": window})
     return len(short)
 
 

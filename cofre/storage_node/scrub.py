@@ -151,7 +151,10 @@ class Scrubber:
         if s.cursor is None:
             if s.started_at is not None and now < s.started_at + self.config.cycle_s:
                 return  # this cycle's walk is done; the next starts on schedule
-            s.started_at, s.cursor, s.bytes, s.chunks = now, "", 0, 0
+            # On schedule: the first cycle from the node's start, each next one a cycle after
+            # the last began (or now, after one that overran; see _cycle_done).
+            start = self.started_at if s.started_at is None else s.started_at + self.config.cycle_s
+            s.started_at, s.cursor, s.bytes, s.chunks = min(start, now), "", 0, 0
             log.info("scrub cycle started stored_bytes=%d", self.store.stored_bytes)
         assert s.started_at is not None
         began = time.monotonic()
