@@ -106,6 +106,13 @@ class Unavailable(CofreError):
     title = "Service unavailable"
 
 
+class StoreUnavailable(Unavailable):
+    """A storage node's chunk store cannot be used now (its volume gone, wiped or unmounted)."""
+
+    code = "store_unavailable"
+    title = "Chunk store unavailable"
+
+
 class ReplicaFailed(CofreError):
     status = 502
     code = "replica_failed"

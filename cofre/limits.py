@@ -43,7 +43,8 @@ MAX_FRAMED_BYTES = 32 * 1024 * 1024
 MAX_READ_BYTES = MAX_FRAMED_BYTES // 2
 # The framed header line: MAX_FRAMED_CHUNKS entries of about 80 bytes each, with slack.
 MAX_FRAMED_HEADER_BYTES = 128 * 1024
-# A JSON body to a node: MAX_HASHES quoted hex hashes with separators, and some slack.
+# A JSON body to a node: MAX_HASHES quoted hex hashes with separators (and a check's chunk
+# lengths, at most 9 characters each), and some slack.
 MAX_NODE_JSON_BYTES = 8 * 1024 * 1024
 # A JSON body to the manager: a batch commit of MAX_BATCH_FILES manifests, or one manifest of
 # a 1 PiB file at 4 MiB chunks (about 20 MB).

@@ -4,6 +4,7 @@ nodes, each a real kubelet with its own containerd, bridge and pod subnet, all o
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ PKI_DIR = config.STATE_DIR / "pki"
 CONF_DIR = config.STATE_DIR / "conf"
 INFO_FILE = config.STATE_DIR / "cluster.json"
 IMAGE_CACHE = Path.home() / ".cache" / "cofre" / "images"
+PAUSE_TAR = IMAGE_CACHE / "pause.tar"
+BASE_TAR = IMAGE_CACHE / "python-base-image.tar"
 CONTAINERS_CONF = config.PACKAGE_DIR / "containers.conf"
 # Which checkout's cluster owns the host-wide parts (addresses, ports, sockets, bridges).
 OWNER_FILE = config.RUN_DIR / "owner"
@@ -177,6 +180,10 @@ class Cluster:
     # ---- start -------------------------------------------------------------------------
 
     def up(self, timeout: float = 300) -> None:
+        with _host_lock():
+            self._locked_up(timeout)
+
+    def _locked_up(self, timeout: float) -> None:
         if os.geteuid() != 0:
             raise ClusterError("the dev cluster needs root (containers, bridges, iptables)")
         if self.is_healthy() and procs.running_pid("kube-apiserver"):
@@ -247,19 +254,13 @@ class Cluster:
     def _images_base(self) -> None:
         images = str(config.PACKAGE_DIR / "images.sh")
         subprocess.run(["bash", images, "pause", str(self.bin_dir)], check=True)
-        tar = IMAGE_CACHE / "pause.tar"
-        if not tar.exists():
+        subprocess.run(["bash", images, "base"], check=True)
+        for image, tar in ((config.PAUSE_IMAGE, PAUSE_TAR), (config.BASE_IMAGE, BASE_TAR)):
+            if tar.exists():
+                continue
             IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
             run(
-                [
-                    "podman",
-                    "save",
-                    "--format",
-                    "docker-archive",
-                    "-o",
-                    f"{tar}.tmp",
-                    config.PAUSE_IMAGE,
-                ],
+                ["podman", "save", "--format", "docker-archive", "-o", f"{tar}.tmp", image],
                 env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
             )
             Path(f"{tar}.tmp").rename(tar)
@@ -520,8 +521,10 @@ shutdownGracePeriod: 0s
             30,
             on_timeout=lambda: procs.log_tail(name),
         )
-        if config.PAUSE_IMAGE not in self._ctr(node, "images", "ls", "-q").stdout.split():
-            self._ctr(node, "images", "import", str(IMAGE_CACHE / "pause.tar"), check=True)
+        present = self._ctr(node, "images", "ls", "-q").stdout.split()
+        for image, tar in ((config.PAUSE_IMAGE, PAUSE_TAR), (config.BASE_IMAGE, BASE_TAR)):
+            if image not in present:
+                self._ctr(node, "images", "import", str(tar), check=True)
 
     def _ctr(
         self, node: config.NodeSpec, *args: str, check: bool = False
@@ -722,6 +725,10 @@ shutdownGracePeriod: 0s
 
     def down(self) -> None:
         """Stop everything the cluster started and remove its state; idempotent."""
+        with _host_lock():
+            self._locked_down()
+
+    def _locked_down(self) -> None:
         other = _other_owner()
         for node in self.nodes:
             procs.stop(f"kubelet-{node.name}", grace=5)
@@ -742,6 +749,9 @@ shutdownGracePeriod: 0s
             procs.stop(name)
         for name in procs.names():  # anything left from an older layout
             procs.stop(name)
+        for pid in procs.leftover_components(config.STATE_DIR):
+            log(f"stopping a component left without a pid file: pid {pid}")
+            procs.kill_pid(pid, grace=5)
         if other is None:
             self._cleanup_host()
         else:
@@ -787,6 +797,43 @@ shutdownGracePeriod: 0s
                 else:
                     entry.unlink(missing_ok=True)
         shutil.rmtree(config.RUN_DIR, ignore_errors=True)
+
+
+# One start or stop at a time on this host: a start that overlapped a stop still finishing
+# found half-stopped components and left them running.
+HOST_LOCK = Path("/run/cofre-devcluster.lock")
+_lock_depth = 0
+
+
+@contextlib.contextmanager
+def _host_lock() -> Iterator[None]:
+    """Held by up and down (re-entrant: a failed up calls down); others wait for it."""
+    global _lock_depth
+    if _lock_depth:
+        _lock_depth += 1
+        try:
+            yield
+        finally:
+            _lock_depth -= 1
+        return
+    with HOST_LOCK.open("a") as f:
+        if not _try_lock(f):
+            log("waiting for another start or stop of a dev cluster on this host")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        _lock_depth = 1
+        try:
+            yield
+        finally:
+            _lock_depth = 0
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _try_lock(f: Any) -> bool:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

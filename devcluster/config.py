@@ -48,6 +48,9 @@ CLUSTER_DOMAIN = "cluster.local"
 STORAGE_CLASS = "standard"
 PROVISIONER_NAME = "devcluster.cofre/hostpath"
 PAUSE_IMAGE = "localhost/pause:cofre"
+# The python:3.11-slim-bookworm stand-in (images.sh base), in every node too: a pod that names
+# it runs without a `load-image` first.
+BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
 ZONES = ("zone-a", "zone-b", "zone-c")
 
 

@@ -129,3 +129,35 @@ def log_tail(name: str, lines: int = 30) -> str:
         )
     except OSError:
         return "(no log)"
+
+
+# The programs a dev cluster runs (their executables' names).
+COMPONENTS = frozenset(
+    {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kube-proxy",
+        "kubelet",
+        "containerd",
+        "coredns",
+    }
+)
+
+
+def leftover_components(state_dir: Path) -> list[int]:
+    """Pids of cluster components that belong to STATE_DIR but have no pid file any more: a
+    start interrupted between spawning one and recording it, or pid files removed while it
+    ran. Found by their command line, which names the state dir (configs, data, certificates)
+    and starts with one of the component programs."""
+    fragment = f"{state_dir}/"
+    found = []
+    for pid in pids_with_arg(fragment):
+        try:
+            argv0 = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0", 1)[0]
+        except OSError:
+            continue
+        if Path(argv0.decode(errors="replace")).name in COMPONENTS:
+            found.append(pid)
+    return found

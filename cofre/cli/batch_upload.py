@@ -33,6 +33,7 @@ from cofre.cli.sending import (
     Session,
     changed,
     check_unchanged,
+    committing,
     open_regular,
     open_session,
     retrying,
@@ -256,7 +257,10 @@ async def _fill_and_commit(
     for group in _requests(sending):
         await _upload_group(session, encode_frames(group))
     unsent = {h for h, _ in sending}
-    committed = await clients.manager.commit_batch(session.upload_id, manifests)
+    committed = await committing(
+        lambda: clients.manager.commit_batch(session.upload_id, manifests),
+        what=f"{len(manifests)} files from {manifests[0].name!r}",
+    )
     by_name = {c.name: c for c in committed}
     results = []
     for manifest in manifests:

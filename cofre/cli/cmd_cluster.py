@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 
 from cofre.cli.context import Context
 from cofre.cli.exitcodes import ExitCode
@@ -88,6 +89,13 @@ def fsck_text(report: FsckReport) -> str:
         f" {s.ok} ok, {s.under_replicated} under-replicated,"
         f" {s.missing} missing, {s.corrupt} corrupt"
     ]
+    # The summary counts data chunks; a manifest that is not ok is said on a line of its own.
+    bad_manifests = Counter(f.manifest.status for f in report.files if f.manifest.status != "ok")
+    if bad_manifests:
+        lines.append(
+            "manifests: "
+            + ", ".join(f"{n} {k.replace('_', '-')}" for k, n in bad_manifests.items())
+        )
     for f in report.files:
         if f.healthy:
             continue

@@ -31,6 +31,7 @@ class ExitCode(IntEnum):
     INTEGRITY = 7
     LOCAL_FILE = 8
     NO_SPACE = 9
+    OUTCOME_UNKNOWN = 10
     INTERRUPTED = 130
 
 
@@ -45,6 +46,7 @@ _MEANING: dict[ExitCode, str] = {
     ExitCode.INTEGRITY: "content does not match its hash (corrupt or changed)",
     ExitCode.LOCAL_FILE: "a local file cannot be read or written",
     ExitCode.NO_SPACE: "the storage nodes are out of space",
+    ExitCode.OUTCOME_UNKNOWN: "a commit was sent but its answer lost: check with `cofre ls`",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -57,12 +59,19 @@ class LocalFileError(Exception):
     """A local file cannot be read, written, or changed while it was read."""
 
 
+class CommitOutcomeUnknown(Exception):
+    """A commit reached the manager (or may have) and its answer was lost: the backup may or
+    may not be stored, and only the catalog can tell."""
+
+
 def exit_code_for(exc: BaseException) -> ExitCode:
     # Order matters: NotEnoughNodes and Unavailable share HTTP 503, the class tells them apart.
     if isinstance(exc, UsageError | BadRequest):
         return ExitCode.USAGE
     if isinstance(exc, LocalFileError):
         return ExitCode.LOCAL_FILE
+    if isinstance(exc, CommitOutcomeUnknown):
+        return ExitCode.OUTCOME_UNKNOWN
     if isinstance(exc, NotEnoughNodes):
         return ExitCode.NOT_ENOUGH_NODES
     if isinstance(exc, Unavailable | ReplicaFailed):

@@ -6,8 +6,12 @@ children inherit the environment, and `local up` takes the same flags (the nodes
 addresses, ports, data dirs, the token and the static list of nodes.
 
 The data dir keeps the token and the node ports, so the same dir is the same cluster after a
-restart. The command stays in the foreground; Ctrl-C or SIGTERM stops every child (SIGTERM,
-then SIGKILL after a deadline). If a child dies, everything is stopped and the exit is non-zero.
+restart. The command stays in the foreground; Ctrl-C, SIGTERM or `cofre local down` stops every
+child (SIGTERM, then SIGKILL after a deadline). While the cluster comes up, a child that exits
+could not start: everything is stopped and the exit is non-zero. Once up, `local up` supervises:
+a child that exits (a node or the manager) is restarted on the same port and data dir after a
+backoff (Backoff), and the state file is rewritten with its new pid. `cofre local kill ROLE`
+SIGKILLs one child on purpose, optionally keeping it down for a while (--down-for).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import contextlib
 import ctypes
 import logging
+import math
 import os
 import signal
 import socket
@@ -24,13 +29,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from cofre.cli.exitcodes import ExitCode, UsageError
 from cofre.cli.localstate import (
+    Hold,
     LocalNode,
     LocalState,
     load_node_ports,
@@ -38,8 +44,11 @@ from cofre.cli.localstate import (
     pid_alive,
     pid_running,
     read_state,
+    remove_hold,
     remove_state,
     save_node_ports,
+    take_hold,
+    write_hold,
     write_state,
 )
 from cofre.config import (
@@ -53,6 +62,7 @@ from cofre.config import (
     leaves,
     load,
 )
+from cofre.errors import Unavailable
 from cofre.protocol.manager_api import NodeList
 
 log = logging.getLogger(__name__)
@@ -72,6 +82,40 @@ MANAGER_FIXED = ("host", "token", "data_dir", "log_level", "discovery")
 NODE_FIXED = ("host", "port", "token", "node_id", "data_dir", "log_level")
 NODE_PREFIX = "node"
 _PR_SET_PDEATHSIG = 1
+# seconds: the delay before the first restart of a child that exited, doubled for each further
+# exit in a row up to the cap; a child that stayed up RESTART_STABLE_S starts over at the first.
+RESTART_FIRST_S = 1.0
+RESTART_CAP_S = 30.0
+RESTART_STABLE_S = 60.0
+# seconds: the longest `local kill --down-for` (a day; longer is surely a typo).
+MAX_DOWN_FOR_S = 86400.0
+# seconds `local kill` waits for the killed child to be gone.
+KILL_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Backoff:
+    """When to restart one child: ``first_s`` after its first exit, doubling for each exit in a
+    row up to ``cap_s``; once it stayed up ``stable_s``, its next exit is a first one again.
+    Times are the caller's clock (time.monotonic in `local up`, a fake one in tests)."""
+
+    first_s: float = RESTART_FIRST_S
+    cap_s: float = RESTART_CAP_S
+    stable_s: float = RESTART_STABLE_S
+    failures: int = 0
+    started_at: float | None = None
+
+    def started(self, now: float) -> None:
+        self.started_at = now
+
+    def exited(self, now: float) -> float:
+        """The delay before restarting the child that exited at ``now``."""
+        if self.started_at is not None and now - self.started_at >= self.stable_s:
+            self.failures = 0
+        # The exponent is bounded: 2.0 ** a few thousand would overflow a float.
+        delay = min(self.cap_s, self.first_s * 2.0 ** min(self.failures, 64))
+        self.failures += 1
+        return delay
 
 
 @dataclass(eq=False)
@@ -82,15 +126,85 @@ class Child:
     url: str = ""
     data_dir: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    # When the child, now exited, is to be started again; None while it runs.
+    restart_at: float | None = None
+    restarts: int = 0
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
+    @property
+    def current_pid(self) -> int:
+        """The running process's pid, 0 while the child waits to be restarted."""
+        return self.pid if self.proc is not None and self.restart_at is None else 0
+
 
 class ChildDied(Exception):
     pass
+
+
+def _say(text: str) -> None:
+    print(f"cofre: {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Supervisor:
+    """Starts the children and, once the cluster is up, restarts each one that exits."""
+
+    children: list[Child]
+    env: dict[str, str]
+    data_dir: Path
+    clock: Callable[[], float] = time.monotonic
+    say: Callable[[str], None] = _say
+
+    def start(self, child: Child) -> None:
+        _start(child, self.env)
+        child.backoff.started(self.clock())
+        child.restart_at = None
+
+    def check(self) -> bool:
+        """One pass: note each child that exited and when to restart it; restart those whose
+        time has come. True when a pid changed (the state file is to be rewritten)."""
+        changed = False
+        now = self.clock()
+        for child in self.children:
+            if child.restart_at is None:
+                assert child.proc is not None
+                code = child.proc.poll()
+                if code is None:
+                    continue
+                hold = take_hold(self.data_dir, child.role, child.pid)
+                # A kill with --down-for is no crash: its delay replaces the backoff's.
+                delay = hold.down_for_s if hold is not None else child.backoff.exited(now)
+                why = "; kept down by `cofre local kill --down-for`" if hold is not None else ""
+                child.restart_at = now + delay
+                self.say(
+                    f"{_exit_text(child, code)}; restarting it in {delay:g} s{why} "
+                    f"(log: {child.log_path})"
+                )
+                log.info(
+                    "child exited role=%s pid=%s code=%s restart_in_s=%g",
+                    child.role, child.pid, code, delay,
+                )  # fmt: skip
+                changed = True
+            elif now >= child.restart_at:
+                try:
+                    self.start(child)
+                except OSError as exc:
+                    delay = child.backoff.exited(now)
+                    child.restart_at = now + delay
+                    self.say(f"cannot restart {child.role}: {exc}; trying again in {delay:g} s")
+                    continue
+                child.restarts += 1
+                self.say(
+                    f"{child.role} restarted (pid {child.pid}, restart {child.restarts}; "
+                    f"log: {child.log_path})"
+                )
+                changed = True
+        return changed
 
 
 def add_up_flags(parser: argparse.ArgumentParser) -> None:
@@ -183,9 +297,12 @@ def run_local_up(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     manager = children[-1]
+    supervisor = Supervisor(children, env=env, data_dir=data_dir)
+    for child in children:
+        remove_hold(data_dir, child.role)  # left by an earlier run: about other processes
     try:
         for child in children:
-            _start(child, env)
+            supervisor.start(child)
         _wait_ready(manager.url, token, [c.role for c in children[:-1]], children, stopping)
         if stopping:
             return _stop_all(children, data_dir, ExitCode.OK)
@@ -195,13 +312,13 @@ def run_local_up(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
         print(
             f"cofre: local cluster up: manager {manager.url}, {args.nodes} nodes, "
             f"replication factor {config.placement.replication_factor}, data in {data_dir}; "
-            "Ctrl-C or `cofre local down` stops it",
+            "Ctrl-C or `cofre local down` stops it; a child that exits is restarted",
             file=sys.stderr,
             flush=True,
         )
-        gone: set[str] = set()
         while not stopping:
-            _check_running(children, gone)
+            if supervisor.check() and not stopping:
+                write_state(data_dir, _state(config, data_dir, token, children))
             time.sleep(POLL_S)
         name = signal.Signals(stopping[0]).name
         print(f"cofre: {name}: stopping the local cluster", file=sys.stderr, flush=True)
@@ -240,6 +357,76 @@ def run_local_down(args: argparse.Namespace, settings: ClientConfig) -> ExitCode
         time.sleep(POLL_S)
     print(f"cofre: local cluster stopped (pid {pid}, data in {data_dir})", file=sys.stderr)
     return ExitCode.OK
+
+
+def add_kill_flags(parser: argparse.ArgumentParser) -> None:
+    add_flags(parser, ClientConfig, only=("data_dir",))
+    parser.add_argument(
+        "role", metavar="NAME", help="the child to kill: manager, node-0, node-1, ..."
+    )
+    parser.add_argument(
+        "--down-for",
+        type=_down_for,
+        metavar="SECONDS",
+        help="restart it only after SECONDS (default: after the usual backoff, 1 s at first)",
+    )
+
+
+def _down_for(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= MAX_DOWN_FOR_S):
+        raise argparse.ArgumentTypeError(
+            f"must be between 0 and {MAX_DOWN_FOR_S:g} seconds: {text}"
+        )
+    return value
+
+
+def run_local_kill(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
+    """SIGKILL one child of the `local up` running from the data dir, found by its role in the
+    state file; with --down-for, ask `local up` to restart it only after that long."""
+    data_dir = settings.data_dir.absolute()
+    state = read_state(data_dir)
+    if state is None or not pid_running(state.pid) or not _is_local_up(state.pid):
+        raise Unavailable(f"no local cluster runs from {data_dir}")
+    role: str = args.role
+    if role not in state.pids:
+        raise UsageError(
+            f"no {role!r} in the local cluster of {data_dir}: one of "
+            + ", ".join(sorted(state.pids, key=lambda r: (r != "manager", r)))
+        )
+    pid = state.pids[role]
+    if not pid or not pid_running(pid) or not _is_child_of(pid, state.pid):
+        raise Unavailable(f"{role} is not running now: `cofre local up` is restarting it")
+    if args.down_for is not None:
+        # Written before the kill: `local up` reads it when it sees the process gone.
+        write_hold(data_dir, role, Hold(pid=pid, down_for_s=args.down_for))
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        remove_hold(data_dir, role)
+        raise Unavailable(f"{role} (pid {pid}) exited before it could be killed") from None
+    deadline = time.monotonic() + KILL_TIMEOUT_S
+    while pid_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    when = "after the usual backoff" if args.down_for is None else f"in {args.down_for:g} s"
+    print(f"cofre: killed {role} (pid {pid}); `cofre local up` restarts it {when}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _is_child_of(pid: int, parent: int) -> bool:
+    """Whether ``pid`` is a child of ``parent``: a pid the state file names may have been reused
+    by another process since."""
+    if not Path("/proc/self").exists():
+        return True  # no /proc here: trust the state file
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    fields = stat.rpartition(")")[2].split()
+    return len(fields) > 1 and fields[1] == str(parent)
 
 
 def _is_local_up(pid: int) -> bool:
@@ -376,31 +563,6 @@ def _check_alive(children: list[Child]) -> None:
             )
 
 
-def _check_running(children: list[Child], gone: set[str]) -> None:
-    """Once up: a storage node that exits is reported once and the cluster goes on without it,
-    as a real one would (the manager counts it not ready, places nothing on it, and repairs its
-    chunks elsewhere): that is how a node failure is tried on one machine. The manager exiting
-    stops the cluster."""
-    manager = children[-1]
-    for child in children:
-        assert child.proc is not None
-        code = child.proc.poll()
-        if code is None or child.role in gone:
-            continue
-        if child is manager:
-            raise ChildDied(
-                f"{_exit_text(child, code)}; stopping the local cluster "
-                f"(log: {child.log_path}){_tail(child.log_path)}"
-            )
-        gone.add(child.role)
-        print(
-            f"cofre: {_exit_text(child, code)}; the cluster goes on without it (the next "
-            f"`cofre local up` on this data dir starts it again; log: {child.log_path})",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
 def _tail(path: Path, lines: int = 5) -> str:
     try:
         with path.open("rb") as f:
@@ -459,9 +621,10 @@ def _state(config: ManagerConfig, data_dir: Path, token: str, children: list[Chi
         data_dir=str(data_dir),
         replication_factor=config.placement.replication_factor,
         primary_keeps_copy=config.placement.primary_keeps_copy,
-        pids={c.role: c.pid for c in children},
+        pids={c.role: c.current_pid for c in children},
+        restarts={c.role: c.restarts for c in children},
         nodes=[
-            LocalNode(node_id=c.role, url=c.url, pid=c.pid, data_dir=str(c.data_dir))
+            LocalNode(node_id=c.role, url=c.url, pid=c.current_pid, data_dir=str(c.data_dir))
             for c in children[:-1]
         ],
     )
@@ -469,6 +632,7 @@ def _state(config: ManagerConfig, data_dir: Path, token: str, children: list[Chi
 
 def _stop_all(children: list[Child], data_dir: Path, code: ExitCode) -> ExitCode:
     """SIGTERM every child still running, wait, SIGKILL the stragglers; remove the state file."""
+    # A child waiting to be restarted has exited already: nothing to stop, and no restart now.
     running = [c for c in children if c.proc is not None and c.proc.poll() is None]
     for child in running:
         _signal(child, signal.SIGTERM)

@@ -2,8 +2,11 @@
 
 The token and ports persist so that a second `cofre local up` on the same dir is the same cluster
 (same nodes, same catalog, same token). The state file exists only while `local up` runs; other
-commands read it to find the manager. Which dir is the CLI's ``data_dir`` setting
-(cofre.config.ClientConfig: --data-dir, COFRE_DATA_DIR, default ./.cofre-local).
+commands read it to find the manager, and `local kill` to find a child's current pid (rewritten
+at every restart). A hold file (`holds/ROLE.json`) is how `local kill --down-for` asks the
+supervising `local up` to keep that child down for a while. Which dir is the CLI's
+``data_dir`` setting (cofre.config.ClientConfig: --data-dir, COFRE_DATA_DIR, default
+./.cofre-local).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 STATE_FILE = "state.json"
 TOKEN_FILE = "token"
 PORTS_FILE = "node-ports.json"
+HOLDS_DIR = "holds"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -83,8 +87,24 @@ class LocalState(BaseModel):
     data_dir: str = ""
     replication_factor: int = 0
     primary_keeps_copy: bool = False
-    pids: dict[str, int] = Field(default_factory=dict)
+    pids: dict[str, int] = Field(
+        default_factory=dict,
+        description="Role -> the child's current pid (it changes at each restart); 0 while down.",
+    )
+    restarts: dict[str, int] = Field(
+        default_factory=dict, description="Role -> how often it was restarted since `local up`."
+    )
     nodes: list[LocalNode] = Field(default_factory=list)
+
+
+class Hold(BaseModel):
+    """`local kill --down-for`: when the child with ``pid`` exits, restart it only after
+    ``down_for_s`` (instead of after the backoff's delay)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    pid: int
+    down_for_s: float = Field(ge=0)
 
 
 def write_state(data_dir: Path, state: LocalState) -> None:
@@ -97,6 +117,31 @@ def read_state(data_dir: Path) -> LocalState | None:
         return LocalState.model_validate_json((data_dir / STATE_FILE).read_bytes())
     except (OSError, ValidationError):
         return None
+
+
+def _hold_path(data_dir: Path, role: str) -> Path:
+    return data_dir / HOLDS_DIR / f"{role}.json"
+
+
+def write_hold(data_dir: Path, role: str, hold: Hold) -> None:
+    (data_dir / HOLDS_DIR).mkdir(exist_ok=True, mode=0o700)
+    write_private(_hold_path(data_dir, role), hold.model_dump_json() + "\n")
+
+
+def take_hold(data_dir: Path, role: str, pid: int) -> Hold | None:
+    """The hold asked for the child ``role`` whose process ``pid`` just exited, removed as it is
+    read; a hold for another pid (one that was never killed) is dropped too."""
+    path = _hold_path(data_dir, role)
+    try:
+        hold = Hold.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        hold = None
+    path.unlink(missing_ok=True)
+    return hold if hold is not None and hold.pid == pid else None
+
+
+def remove_hold(data_dir: Path, role: str) -> None:
+    _hold_path(data_dir, role).unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:

@@ -21,7 +21,13 @@ from cofre.cli.cmd_files import run_get, run_ls, run_put, run_rm
 from cofre.cli.cmd_where import run_where
 from cofre.cli.context import Context, load_settings, resolve
 from cofre.cli.exitcodes import ExitCode, describe_error, describe_exit_codes, exit_code_for
-from cofre.cli.local import add_up_flags, run_local_down, run_local_up
+from cofre.cli.local import (
+    add_kill_flags,
+    add_up_flags,
+    run_local_down,
+    run_local_kill,
+    run_local_up,
+)
 from cofre.cli.output import display_name
 from cofre.config import ClientConfig, add_flags
 from cofre.logsetup import CLI_FORMAT, setup_logging
@@ -187,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Start a manager and N storage nodes on 127.0.0.1 and stay in the foreground. "
             "Prints COFRE_MANAGER=... and COFRE_TOKEN=... once every node is ready; other "
             "cofre commands find the cluster by itself. The same data dir is the same cluster "
-            "next time (token, nodes, backups). Ctrl-C or SIGTERM stops everything."
+            "next time (token, nodes, backups). A node or the manager that exits is restarted "
+            "(after 1 s, 2 s, 4 s ... up to 30 s). Ctrl-C or SIGTERM stops everything."
         ),
     )
     add_up_flags(up)
@@ -210,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for it to stop (default 60)",
     )
     down.set_defaults(handler=None, local_down=True)
+    kill = local_sub.add_parser(
+        "kill",
+        help="kill one process of the local cluster (to try a failure)",
+        description=(
+            "SIGKILL one child of the `cofre local up` running from the data dir: the manager "
+            "or a storage node (node-0, node-1, ...). `local up` restarts it, after the usual "
+            "backoff or after --down-for SECONDS."
+        ),
+    )
+    add_kill_flags(kill)
+    kill.set_defaults(handler=None, local_kill=True)
     return parser
 
 
@@ -234,10 +252,12 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
-    if getattr(args, "local_up", False) or getattr(args, "local_down", False):
-        if getattr(args, "local_up", False):
-            return run_local_up(args, settings)
+    if getattr(args, "local_up", False):
+        return run_local_up(args, settings)
+    if getattr(args, "local_down", False):
         return run_local_down(args, settings)
+    if getattr(args, "local_kill", False):
+        return run_local_kill(args, settings)
     ctx = resolve(settings)
     if getattr(args, "menu", False):
         from cofre.cli.menu import run_menu

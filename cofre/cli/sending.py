@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+import aiohttp
+
 from cofre.aio import within
-from cofre.cli.exitcodes import LocalFileError
+from cofre.cli.exitcodes import CommitOutcomeUnknown, LocalFileError
 from cofre.cli.http import Clients
 from cofre.cli.output import human_size
-from cofre.errors import ReplicaFailed, Unavailable
+from cofre.errors import CofreError, ReplicaFailed, Unavailable
 from cofre.limits import MAX_CHUNK_SIZE, MAX_KNOWN_HASHES
 from cofre.models import ChunkHash, UploadId
 from cofre.protocol.client import NodeClient
@@ -153,7 +155,47 @@ async def to_send(clients: Clients, session: Session, hashes: list[ChunkHash]) -
             what=f"missing upload_id={upload_id}",
         )
 
-    async with asyncio.TaskGroup() as group:
-        stored = group.create_task(known())
-        lacking = group.create_task(missing())
+    try:
+        async with asyncio.TaskGroup() as group:
+            stored = group.create_task(known())
+            lacking = group.create_task(missing())
+    except BaseExceptionGroup as failed:
+        # One line for the user: the cause, not "unhandled errors in a TaskGroup".
+        raise first_cause(failed) from None
     return set(lacking.result()) - stored.result()
+
+
+def first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report for a failed task group: its first CofreError, else its first."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for sub in exc.exceptions:
+                walk(sub)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return next((e for e in leaves if isinstance(e, CofreError)), leaves[0] if leaves else group)
+
+
+def _never_sent(exc: Unavailable) -> bool:
+    """Whether a request that failed with ``exc`` cannot have reached the manager: it was
+    refused before connecting, or the manager answered (with an error)."""
+    cause = exc.__cause__
+    return cause is None or isinstance(cause, aiohttp.ClientConnectorError)
+
+
+async def committing(op: Callable[[], Awaitable[T]], *, what: str) -> T:
+    """Run a commit; CommitOutcomeUnknown when the connection failed once the request may
+    have reached the manager (it died, or the answer was lost on the way back)."""
+    try:
+        return await op()
+    except Unavailable as exc:
+        if _never_sent(exc):
+            raise
+        raise CommitOutcomeUnknown(
+            f"the commit of {what} was sent but no answer came back ({exc.detail}): it may or "
+            "may not be stored; check with `cofre ls` before sending it again"
+        ) from exc

@@ -27,6 +27,7 @@ from cofre.cli.sending import (
     PutResult,
     Session,
     check_unchanged,
+    committing,
     open_regular,
     open_session,
     retrying,
@@ -101,7 +102,9 @@ async def _send_file(
         return ChunkRef(manifest.hash, len(encoded)), encoded
 
     refs = await sender.send_stream(f, expected=st.st_size, path=path, seal=seal)
-    committed = await clients.manager.commit_upload(session.upload_id, manifests[0])
+    committed = await committing(
+        lambda: clients.manager.commit_upload(session.upload_id, manifests[0]), what=repr(name)
+    )
     log.debug("upload committed name=%r version=%s", name, committed.version)
     return PutResult(
         name=name,

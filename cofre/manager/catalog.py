@@ -174,6 +174,22 @@ class Catalog:
 
         return await self._run(do)
 
+    async def uncommitted_files(self) -> set[tuple[str, int]]:
+        """(name, size) of every file declared by an upload this catalog holds as not
+        committed (open, aborted or expired): the only manifests a node may hold that are not
+        versions here without the catalog having lost them (uncommitted.py)."""
+
+        def do(db: sqlite3.Connection) -> set[tuple[str, int]]:
+            rows = db.execute(
+                "SELECT f.name, f.size FROM session_files f JOIN sessions s"
+                " ON s.id = f.session_id WHERE s.state != 'committed'"
+                " UNION SELECT s.name, s.size FROM sessions s WHERE s.state != 'committed'"
+                " AND NOT EXISTS (SELECT 1 FROM session_files f WHERE f.session_id = s.id)"
+            )
+            return {(str(n), int(z)) for n, z in rows}
+
+        return await self._run(do)
+
     async def close_session(self, upload_id: UploadId, *, state: str) -> bool:
         """Mark an open session closed; False if it was not open."""
 

@@ -271,7 +271,7 @@ async def drain_pass(m: Manager) -> DrainStatus:
     m.metrics.copied("drain", made=copied, stuck=stuck)
     result = await status(m)
     log.log(
-        logging.INFO if todo else logging.DEBUG,
+        logging.WARNING if stuck else logging.INFO if todo else logging.DEBUG,
         "drain pass nodes=%s copied=%d stuck=%d chunks_left=%d bytes_left=%d",
         ",".join(sorted(draining)),
         copied,
@@ -306,7 +306,8 @@ async def repair_pass(m: Manager) -> tuple[int, int]:
     m.metrics.copied("repair", made=copied, stuck=stuck)
     if copied:
         m.registry.refill_wakeup.set()  # measures the window with fewer than F copies again
-    log.info(
+    log.log(
+        logging.WARNING if stuck else logging.INFO,
         "repair pass lost_nodes=%s under_replicated=%d copied=%d stuck=%d",
         ",".join(sorted(lost)) or "-",
         len(todo),

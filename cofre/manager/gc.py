@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from cofre.aio import Periodic
 from cofre.errors import CofreError
 from cofre.limits import CHECK_BATCH
+from cofre.manager import uncommitted
 from cofre.manager.context import Manager
 from cofre.manager.registry import NodeState
 from cofre.models import ChunkHash
@@ -59,13 +60,27 @@ async def _collect_node(
     return deleted, freed
 
 
+async def _only_uncommitted(m: Manager) -> bool:
+    """With no version in the catalog: whether every known node answers and every manifest
+    they hold is an uncommitted upload's (uncommitted.py), so that nothing on them is a lost
+    catalog's and all of it (but open uploads', by the cutoff) is garbage."""
+    known = list(m.registry.nodes.values())
+    if not known or not all(s.ready for s in known):
+        return False
+    try:
+        found = await uncommitted.survey(m, known, strict=True)
+    except CofreError:
+        return False
+    return not found.unexplained
+
+
 async def collect(m: Manager, *, grace_s: float | None = None) -> GcResult:
     """One pass over every ready node; -> what it deleted and freed."""
     grace = m.config.gc.grace_s if grace_s is None else grace_s
     async with m.catalog_lock:
-        if not await m.catalog.version_rows():
-            # No version was ever recorded here: a new cluster (little to collect) or a lost
-            # catalog, whose chunks `cofre catalog rebuild` still needs. Collect nothing.
+        if not await m.catalog.version_rows() and not await _only_uncommitted(m):
+            # No version was ever recorded here and the nodes may hold a lost catalog's
+            # manifests, whose chunks `cofre catalog rebuild` still needs. Collect nothing.
             log.info("gc pass skipped: the catalog holds no version")
             m.metrics.gc_done(deleted=0, freed=0)
             return GcResult(deleted_chunks=0, freed_bytes=0)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
 from cofre.errors import CofreError, NotFound
@@ -15,6 +15,7 @@ from cofre.manager.catalog import VersionRow
 from cofre.manager.context import Manager
 from cofre.models import ChunkHash, ChunkRef, NodeId
 from cofre.protocol.base import ChunkStatus, CopyState
+from cofre.protocol.client import NodeClient
 from cofre.protocol.manager_api import (
     ChunkHealth,
     ChunkWhere,
@@ -28,6 +29,7 @@ from cofre.protocol.manager_api import (
     VersionInfo,
     WhereReport,
 )
+from cofre.protocol.node_api import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +45,43 @@ def classify(*, good: int, corrupt: int, factor: int) -> ChunkStatus:
     return "under_replicated" if good > 0 else "missing"
 
 
-async def _check_node(
-    m: Manager, url: str, hashes: list[ChunkHash], *, verify: bool, touch: bool
-) -> tuple[set[ChunkHash], set[ChunkHash]]:
-    """-> (present and intact, corrupt) on one node."""
-    client = m.client(url)
-    present: set[ChunkHash] = set()
-    corrupt: set[ChunkHash] = set()
+async def check_batches(
+    client: NodeClient,
+    hashes: list[ChunkHash],
+    *,
+    lengths: Mapping[ChunkHash, int],
+    verify: bool = False,
+    touch: bool = False,
+) -> AsyncIterator[CheckResult]:
+    """A node's answers about ``hashes`` in batches, each copy's size checked against
+    ``lengths`` where it has one (a copy of another size is corrupt)."""
     for start in range(0, len(hashes), CHECK_BATCH):
         batch = hashes[start : start + CHECK_BATCH]
-        result = await client.check(batch, verify=verify, touch=touch)
+        sized = [h for h in batch if h in lengths]
+        unsized = [h for h in batch if h not in lengths]
+        if sized:
+            yield await client.check(
+                sized, lengths=[lengths[h] for h in sized], verify=verify, touch=touch
+            )
+        if unsized:
+            yield await client.check(unsized, verify=verify, touch=touch)
+
+
+async def _check_node(
+    m: Manager,
+    url: str,
+    hashes: list[ChunkHash],
+    *,
+    lengths: Mapping[ChunkHash, int],
+    verify: bool,
+    touch: bool,
+) -> tuple[set[ChunkHash], set[ChunkHash]]:
+    """-> (present and intact, corrupt) on one node."""
+    present: set[ChunkHash] = set()
+    corrupt: set[ChunkHash] = set()
+    async for result in check_batches(
+        m.client(url), hashes, lengths=lengths, verify=verify, touch=touch
+    ):
         corrupt.update(result.corrupt)
         present.update(result.present)
     return present - corrupt, corrupt
@@ -81,10 +110,12 @@ async def check_copies(
 ) -> CopyCheck:
     """Ask every ready node about the chunks the catalog places on it, or ``locations`` when
     the caller read them already (``touch``: and mark them used now). A node that is not ready,
-    or fails to answer, confirms nothing.
+    or fails to answer, confirms nothing. Each copy's size is checked against the catalog's
+    length: a truncated copy is corrupt even without ``verify``.
     """
     if locations is None:
         locations = await m.catalog.locations(hashes)
+    lengths = await m.catalog.lengths(locations)
     by_node: dict[NodeId, list[ChunkHash]] = {}
     for h, nodes in locations.items():
         for n in nodes:
@@ -92,7 +123,10 @@ async def check_copies(
     ready = {s.node_id: s.url for s in m.registry.ready_nodes()}
     asked = [n for n in by_node if n in ready]
     results = await asyncio.gather(
-        *(_check_node(m, ready[n], by_node[n], verify=verify, touch=touch) for n in asked),
+        *(
+            _check_node(m, ready[n], by_node[n], lengths=lengths, verify=verify, touch=touch)
+            for n in asked
+        ),
         return_exceptions=True,
     )
     out: dict[ChunkHash, tuple[set[NodeId], set[NodeId]]] = {h: (set(), set()) for h in locations}
@@ -110,6 +144,29 @@ async def check_copies(
                 out[h][0].add(node_id)
         for h in bad:
             if h in out:
+                out[h][1].add(node_id)
+    # A chunk no recorded copy confirms may still rot on a node whose location repair forgot
+    # (it counts a corrupt copy as lost): ask every ready node about those few, so that a
+    # chunk whose every copy rotted is reported corrupt, not missing.
+    unseen = [h for h, (good, bad) in out.items() if not good and not bad]
+    others = list(ready)  # the recorded holders, asked already, said nothing of these
+    if unseen and others:
+        more = await asyncio.gather(
+            *(
+                _check_node(m, ready[n], unseen, lengths=lengths, verify=verify, touch=False)
+                for n in others
+            ),
+            return_exceptions=True,
+        )
+        for node_id, result in zip(others, more, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, CofreError):
+                    raise result
+                continue
+            answered.add(node_id)
+            for h in result[0]:
+                out[h][0].add(node_id)
+            for h in result[1]:
                 out[h][1].add(node_id)
     return CopyCheck(copies=out, answered=answered)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from cofre.errors import CofreError, Conflict, Unavailable
 from cofre.limits import CHECK_BATCH
+from cofre.manager import uncommitted
 from cofre.manager.catalog import RecoveredVersion
 from cofre.manager.context import Manager
 from cofre.manager.registry import NodeState
@@ -146,7 +147,11 @@ async def rebuild(m: Manager) -> RebuildReport:
                 return await _fetch(m, h, sources[h])
 
         fetched = await asyncio.gather(*(fetch(h) for h in sorted(sources)))
-        found = [f for f in fetched if f is not None]
+        readable = [f for f in fetched if f is not None]
+        # A catalog that survived with no version may know uploads that never committed:
+        # their manifests are no backups and must not come back as versions (uncommitted.py).
+        declared = await m.catalog.uncommitted_files()
+        found = [f for f in readable if not uncommitted.is_uncommitted(f.manifest, declared)]
         wanted = sorted(
             {c.hash for f in found for c in f.manifest.chunks} | {f.hash for f in found}
         )
@@ -161,7 +166,8 @@ async def rebuild(m: Manager) -> RebuildReport:
         versions=len(result.versions),
         names=len({v.manifest.name for v in result.versions}),
         skipped_incomplete=result.skipped_incomplete,
-        skipped_unreadable=len(fetched) - len(found),
+        skipped_unreadable=len(fetched) - len(readable),
+        skipped_uncommitted=len(readable) - len(found),
         nodes_scanned=len(nodes),
     )
     log.info("catalog rebuilt %s", " ".join(f"{k}={v}" for k, v in answer.model_dump().items()))

@@ -120,7 +120,8 @@ async def repair(
         unrecoverable=unrecoverable,
         healthy=stuck == 0 and unrecoverable == 0,
     )
-    log.info(
+    log.log(
+        logging.INFO if result.healthy else logging.WARNING,  # stuck or unrecoverable chunks
         "repair pass reason=%s verify=%s %s",
         reason,
         verify,

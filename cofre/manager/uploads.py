@@ -7,14 +7,14 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from cofre.aio import Periodic, within
 from cofre.errors import BadRequest, CofreError, Conflict, IncompleteUpload, NotFound
-from cofre.limits import CHECK_BATCH
-from cofre.manager import dedup
+from cofre.manager import dedup, uncommitted
 from cofre.manager.catalog import CommitEntry, SessionRow
 from cofre.manager.context import Manager
+from cofre.manager.health import check_batches
 from cofre.manager.placement import choose
 from cofre.models import ChunkHash, Manifest, NodeId, UploadId
 from cofre.protocol.manager_api import (
@@ -44,27 +44,21 @@ def _upload_label(files: Sequence[FileDecl], now: float) -> str:
 
 
 async def refuse_over_a_lost_catalog(m: Manager) -> None:
-    """An empty catalog over nodes that hold manifests is a lost catalog, not a new cluster:
-    the first commit would make every earlier backup garbage to GC, so new uploads wait for
-    ``cofre catalog rebuild``. Nodes that cannot be asked are left out of the count."""
+    """An empty catalog over nodes that hold manifests it cannot explain is a lost catalog,
+    not a new cluster: the first commit would make every earlier backup garbage to GC, so new
+    uploads wait for ``cofre catalog rebuild``. Manifests of uploads this catalog recorded and
+    that never committed do not count (uncommitted.py). Nodes that cannot be asked are left
+    out of the count."""
     if m.catalog_seen_versions:
         return
     if await m.catalog.version_rows():
         m.catalog_seen_versions = True
         return
-    if await m.catalog.open_sessions():
-        # Manifests on the nodes may be those of uploads still in flight; a lost catalog
-        # has no open sessions either, so its first upload is the one refused.
-        return
-    ready = [s for s in m.registry.nodes.values() if s.ready]
-    listings = await asyncio.gather(
-        *(m.client(s.url).manifests() for s in ready), return_exceptions=True
-    )
-    held = {entry.hash for listing in listings if isinstance(listing, list) for entry in listing}
-    if held:
+    found = await uncommitted.survey(m, (s for s in m.registry.nodes.values() if s.ready))
+    if found.unexplained:
         raise Conflict(
-            f"the catalog is empty but the storage nodes hold {len(held)} backup manifests: "
-            "run `cofre catalog rebuild` before new backups"
+            f"the catalog is empty but the storage nodes hold {len(found.unexplained)} backup "
+            "manifests: run `cofre catalog rebuild` before new backups"
         )
 
 
@@ -144,11 +138,14 @@ async def create_upload(m: Manager, files: Sequence[FileDecl], *, batch: bool) -
     )
 
 
-async def _missing_on(m: Manager, node_id: NodeId, hashes: Sequence[ChunkHash]) -> set[ChunkHash]:
-    client = m.node_client(node_id)
+async def _missing_on(
+    m: Manager, node_id: NodeId, hashes: Sequence[ChunkHash], lengths: Mapping[ChunkHash, int]
+) -> set[ChunkHash]:
+    """Those of ``hashes`` the node lacks, or holds at another size than the manifests say."""
     missing: set[ChunkHash] = set()
-    for start in range(0, len(hashes), CHECK_BATCH):
-        result = await client.check(list(hashes[start : start + CHECK_BATCH]), touch=True)
+    async for result in check_batches(
+        m.node_client(node_id), list(hashes), lengths=lengths, touch=True
+    ):
         missing.update(result.missing)
         missing.update(result.corrupt)
     return missing
@@ -196,9 +193,11 @@ async def commit_upload(
         )
     )
     holders = session.copy_holders
+    lengths = {c.hash: c.length for e in entries for c in e.manifest.chunks}
+    lengths.update((e.manifest_hash, e.manifest_length) for e in entries)
 
     async with m.catalog_lock:
-        results = await asyncio.gather(*(_missing_on(m, n, hashes) for n in holders))
+        results = await asyncio.gather(*(_missing_on(m, n, hashes, lengths) for n in holders))
         missing_on = dict(zip(holders, results, strict=True))
         missing = set().union(*results) if results else set()
         # What the upload's nodes lack may be stored with F copies elsewhere (dedup.py).
@@ -295,7 +294,10 @@ async def sweep_expired(m: Manager, *, now: float | None = None) -> int:
             m.registry.release(s.upload_id)
             log.info("upload expired upload=%s name=%r", s.upload_id, s.name)
             await _close_relay(m, s)
-    await m.catalog.purge_sessions(closed_before=now - KEEP_CLOSED_S)
+    if await m.catalog.version_rows():
+        # With no version yet, uncommitted uploads' sessions are what tells their manifests
+        # from a lost catalog's (uncommitted.py): kept until GC deleted those manifests.
+        await m.catalog.purge_sessions(closed_before=now - KEEP_CLOSED_S)
     return len(expired)
 
 

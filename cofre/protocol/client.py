@@ -389,11 +389,16 @@ class NodeClient(_ApiClient):
         return data
 
     async def check(
-        self, hashes: list[ChunkHash], *, verify: bool = False, touch: bool = False
+        self,
+        hashes: list[ChunkHash],
+        *,
+        lengths: list[int] | None = None,
+        verify: bool = False,
+        touch: bool = False,
     ) -> CheckResult:
-        """Which chunks are present, missing, corrupt; verify re-hashes, touch protects from
-        GC."""
-        body = _valid(CheckRequest, hashes=hashes, verify=verify, touch=touch)
+        """Which chunks are present, missing, corrupt; ``lengths`` (parallel to ``hashes``)
+        makes a copy of another size corrupt, verify re-hashes, touch protects from GC."""
+        body = _valid(CheckRequest, hashes=hashes, lengths=lengths, verify=verify, touch=touch)
         return await self._call("POST", "/v1/chunks/check", CheckResult, body=body)
 
     async def inventory(self, *, before: float | None = None) -> list[InventoryEntry]:

@@ -419,6 +419,9 @@ class RebuildReport(Reply):
     names: Count
     skipped_incomplete: Count
     skipped_unreadable: Count
+    skipped_uncommitted: Count = Field(
+        0, description="Manifests of uploads the catalog recorded as never committed."
+    )
     nodes_scanned: Count
 
 

@@ -7,6 +7,8 @@ the CLI all speak to nodes through ``NodeClient`` with the same classes.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
 from cofre import limits
@@ -38,10 +40,27 @@ class ReadRequest(Request):
     hashes: list[ChunkHashField] = Field(max_length=limits.MAX_FRAMED_CHUNKS)
 
 
+ChunkLength = Annotated[
+    int, Field(ge=0, le=limits.MAX_CHUNK_SIZE, description="A chunk's length in bytes.")
+]
+
+
 class CheckRequest(Request):
     hashes: list[ChunkHashField] = Field(max_length=limits.MAX_HASHES)
+    lengths: list[ChunkLength] | None = Field(
+        None,
+        max_length=limits.MAX_HASHES,
+        description="Each chunk's length, in the order of hashes: a copy of another size is "
+        "corrupt (and quarantined). Without it only an empty copy of a non-empty chunk is.",
+    )
     verify: bool = Field(False, description="Re-hash each copy; a corrupt one is quarantined.")
     touch: bool = Field(False, description="Mark the chunks used now, so GC keeps them.")
+
+    @model_validator(mode="after")
+    def _one_length_per_hash(self) -> CheckRequest:
+        if self.lengths is not None and len(self.lengths) != len(self.hashes):
+            raise ValueError("lengths must give one length per hash, in the same order")
+        return self
 
 
 class CheckResult(Reply):

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
 
 from cofre.aio import within
-from cofre.errors import CofreError, IntegrityError, Unavailable
+from cofre.errors import (
+    CofreError,
+    InsufficientStorage,
+    IntegrityError,
+    StoreUnavailable,
+    Unavailable,
+)
 from cofre.limits import MAX_CHUNK_SIZE, MAX_FRAMED_BYTES, MAX_NODE_JSON_BYTES, MAX_READ_BYTES
 from cofre.models import NodeId
 from cofre.protocol.api import (
@@ -38,6 +46,7 @@ from cofre.protocol.node_api import (
     PullRequest,
     ReadRequest,
 )
+from cofre.protocol.server import problem_response
 from cofre.storage_node import keys
 from cofre.storage_node.inputs import verify_ticket
 from cofre.storage_node.metrics import METRICS
@@ -45,15 +54,34 @@ from cofre.storage_node.operations import CHUNK, FRAMED, api
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 def _check_ticket(request: web.Request) -> None:
     config = request.app[keys.CONFIG]
     verify_ticket(request, token=config.token, node_id=NodeId(config.node_id))
 
 
+def out_of_space(request: web.Request, exc: InsufficientStorage) -> InsufficientStorage:
+    """The store's refusal, naming this node (its own client may know it; the primary does not
+    pass this on to an upload's client)."""
+    node_id = request.app[keys.CONFIG].node_id
+    return InsufficientStorage(
+        f"storage node {node_id} is out of space: {exc.detail}", node_id=node_id
+    )
+
+
+async def storing(request: web.Request, write: Awaitable[T]) -> T:
+    """Await a write to the store; running out of space names this node."""
+    try:
+        return await write
+    except InsufficientStorage as exc:
+        raise out_of_space(request, exc) from exc
+
+
 @api.put(
     "/v1/chunks/{hash}",
-    errors=(422, 507),
+    errors=(422, 503, 507),
     summary="Store one chunk durably (verified against its hash)",
     path_params=ChunkPath,
     body=CHUNK,
@@ -64,13 +92,13 @@ async def put_chunk(request: web.Request) -> web.Response:
     chunk_hash = api_path(request, ChunkPath).hash
     _check_ticket(request)
     data = await read_body(request, limit=MAX_CHUNK_SIZE)
-    created = await request.app[keys.STORE].put(chunk_hash, data)
+    created = await storing(request, request.app[keys.STORE].put(chunk_hash, data))
     return reply(ChunkStored(created=created), status=201 if created else 200)
 
 
 @api.put(
     "/v1/chunks",
-    errors=(422, 507),
+    errors=(422, 503, 507),
     summary="Store a framed batch of chunks durably before answering",
     body=FRAMED,
     replies={201: BatchStored},
@@ -79,14 +107,14 @@ async def put_chunk(request: web.Request) -> web.Response:
 async def put_chunks(request: web.Request) -> web.Response:
     _check_ticket(request)
     items = decode_frames(await read_body(request, limit=MAX_FRAMED_BYTES))
-    created = await request.app[keys.STORE].put_many(items)
+    created = await storing(request, request.app[keys.STORE].put_many(items))
     new = [h for (h, _), c in zip(items, created, strict=True) if c]
     return reply(BatchStored(stored=len(items), created=new), status=201)
 
 
 @api.get(
     "/v1/chunks/{hash}",
-    errors=(404, 422),
+    errors=(404, 422, 503),
     summary="A chunk's bytes, verified before they are sent",
     path_params=ChunkPath,
     replies={200: CHUNK},
@@ -100,6 +128,7 @@ async def get_chunk(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/chunks/read",
+    errors=(503,),
     summary="Several chunks in one framed answer (absent, corrupt or over-limit ones left out)",
     body=ReadRequest,
     replies={200: FRAMED},
@@ -142,7 +171,7 @@ async def pull_chunk(request: web.Request) -> web.Response:
             failures.append(f"{source}: {exc.detail}")
             continue
         try:
-            created = await store.put(chunk_hash, data)
+            created = await storing(request, store.put(chunk_hash, data))
         except IntegrityError as exc:
             # Corrupt at the source or in transit: another source may hold a good copy.
             failures.append(f"{source}: {exc.detail}")
@@ -155,6 +184,7 @@ async def pull_chunk(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/chunks/check",
+    errors=(503,),
     summary="Which chunks are present, missing or corrupt here",
     body=CheckRequest,
     replies={200: CheckResult},
@@ -162,7 +192,7 @@ async def pull_chunk(request: web.Request) -> web.Response:
 async def check_chunks(request: web.Request) -> web.Response:
     asked = await api_body(request, CheckRequest, limit=MAX_NODE_JSON_BYTES)
     result = await request.app[keys.STORE].check(
-        asked.hashes, verify=asked.verify, touch=asked.touch
+        asked.hashes, lengths=asked.lengths, verify=asked.verify, touch=asked.touch
     )
     return reply(
         CheckResult(present=result.present, missing=result.missing, corrupt=result.corrupt)
@@ -171,6 +201,7 @@ async def check_chunks(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/chunks",
+    errors=(503,),
     summary="Every chunk held, with its length and last write or touch",
     query=InventoryQuery,
     replies={200: Inventory},
@@ -187,6 +218,7 @@ async def inventory(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/manifests",
+    errors=(503,),
     summary="The chunks that start like manifests (a catalog rebuild reads and verifies them)",
     replies={200: ManifestCandidates},
 )
@@ -198,6 +230,7 @@ async def manifests(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/chunks/delete",
+    errors=(503,),
     summary="Delete chunks (GC decides which)",
     body=HashList,
     replies={200: ChunksDeleted},
@@ -210,9 +243,18 @@ async def delete_chunks(request: web.Request) -> web.Response:
     return reply(ChunksDeleted(deleted=deleted, freed_bytes=freed))
 
 
-@api.get("/v1/stats", summary="What this node stores and has free", replies={200: NodeStats})
+@api.get(
+    "/v1/stats",
+    errors=(503,),
+    summary="What this node stores and has free (503 while its chunk store is unavailable)",
+    replies={200: NodeStats},
+)
 async def stats(request: web.Request) -> web.Response:
-    s = await request.app[keys.STORE].stats()
+    try:
+        s = await request.app[keys.STORE].stats()
+    except StoreUnavailable as exc:
+        # Answered to every probe while the volume is gone: the store logged it once already.
+        return problem_response(exc)
     return reply(
         NodeStats(
             node_id=NodeId(request.app[keys.CONFIG].node_id),
@@ -231,15 +273,17 @@ async def healthz(_: web.Request) -> web.Response:
 
 @api.get(
     "/readyz",
-    summary="Readiness: the chunk store is writable",
+    summary="Readiness: the chunk store is there and writable",
     replies={200: Health, 503: Health},
     public=True,
 )
 async def readyz(request: web.Request) -> web.Response:
+    store = request.app[keys.STORE]
     try:
-        ready = await request.app[keys.STORE].writable()
-    except (OSError, CofreError):
-        ready = False
+        fault = await store.health()
+        ready = fault is None and await store.writable()
+    except (OSError, CofreError) as exc:
+        fault, ready = str(exc), False
     if not ready:
-        return health_reply(False, "chunk store not writable")
+        return health_reply(False, fault or "chunk store not writable")
     return health_reply(True)

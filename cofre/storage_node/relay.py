@@ -17,7 +17,13 @@ from aiohttp import web
 
 from cofre.aio import Periodic, cancel_all, within
 from cofre.chunks import hash_bytes
-from cofre.errors import BadRequest, CofreError, IntegrityError, ReplicaFailed
+from cofre.errors import (
+    BadRequest,
+    CofreError,
+    InsufficientStorage,
+    IntegrityError,
+    ReplicaFailed,
+)
 from cofre.limits import (
     MAX_CHUNK_SIZE,
     MAX_FRAMED_BYTES,
@@ -40,6 +46,7 @@ from cofre.protocol.node_api import (
     SessionPath,
 )
 from cofre.storage_node import keys
+from cofre.storage_node.chunk_api import out_of_space, storing
 from cofre.storage_node.inputs import verify_ticket
 from cofre.storage_node.metrics import METRICS
 from cofre.storage_node.operations import CHUNK, FRAMED, api
@@ -181,9 +188,10 @@ async def relay_chunk(request: web.Request) -> web.Response:
             _log_replica_failure("put", session, replica, chunk_hash, result)
     if failed:
         # Deliberately vague: the client must not learn where its copies live.
+        _raise_if_full(results, f"chunk {chunk_hash}")
         raise ReplicaFailed(f"a copy of chunk {chunk_hash} could not be stored; retry it")
     if local is not None:
-        raise local
+        raise out_of_space(request, local) if isinstance(local, InsufficientStorage) else local
     log.debug(
         "chunk relayed upload=%s hash=%s length=%d copies=%d",
         session.upload_id,
@@ -224,7 +232,9 @@ async def relay_chunks(request: web.Request) -> web.Response:
     local: BaseException | None = None
     if session.keep_copy:
         local_results, results = await asyncio.gather(
-            request.app[keys.STORE].put_many(items), replica_results, return_exceptions=True
+            storing(request, request.app[keys.STORE].put_many(items)),
+            replica_results,
+            return_exceptions=True,
         )
         if isinstance(local_results, BaseException):
             local = local_results
@@ -238,6 +248,7 @@ async def relay_chunks(request: web.Request) -> web.Response:
             failed = True
             _log_replica_failure("put-batch", session, replica, items[0][0], result)
     if failed:
+        _raise_if_full(results, f"a batch of {len(items)} chunks")
         raise ReplicaFailed(f"a copy of a batch of {len(items)} chunks could not be stored; retry")
     if local is not None:
         raise local
@@ -249,6 +260,13 @@ async def relay_chunks(request: web.Request) -> web.Response:
         len(session.replicas) + int(session.keep_copy),
     )
     return reply(BatchRelayed(stored=len(items)), status=201)
+
+
+def _raise_if_full(results: list[BaseException | None], what: str) -> None:
+    """A replica out of space fails the upload as such (507, not a retryable 502), without
+    naming the replica: the client must not learn where its copies live."""
+    if any(isinstance(r, InsufficientStorage) for r in results):
+        raise InsufficientStorage(f"a copy node is out of space; {what} was not stored")
 
 
 def _verify_all(items: list[tuple[ChunkHash, memoryview]]) -> None:

@@ -10,6 +10,17 @@ built only from validated hashes.
 Every blocking call runs in a worker thread; the public coroutine methods wrap them. Operations
 on one hash are serialised by a striped thread lock, so batch calls (check, delete) can run a
 whole batch in one thread hop.
+
+The volume can go away under a running node (its directory removed, wiped or unmounted). Every
+operation first looks at the layout (a few stats); while it is gone the store is not open and
+operations raise ``StoreUnavailable`` with the reason, logged once. It reopens by itself when the
+data directory is back: a wiped store (the directory there, its layout not) is recreated empty,
+and the manager's repair refills it. A data directory that was a mount point is used again only
+once it is one again, so chunks never land on the disk beneath an unmounted volume.
+
+A copy's size is checked wherever its expected length is known (the manager sends the catalog's
+lengths with ``check``): a file of another size is corrupt and quarantined like a hash mismatch.
+Without a length, only a zero-byte file for a non-empty chunk is known to be wrong.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -39,7 +51,7 @@ from cofre.durable import (
     write_synced,
     write_unsynced,
 )
-from cofre.errors import InsufficientStorage, IntegrityError, NotFound
+from cofre.errors import InsufficientStorage, IntegrityError, NotFound, StoreUnavailable
 from cofre.models import MANIFEST_PREFIX, ChunkHash, is_chunk_hash
 
 log = logging.getLogger(__name__)
@@ -51,6 +63,9 @@ IO_THREADS = 16
 # Chunks in a batch from which one syncfs per step beats an fsync per file and directory.
 SYNCFS_MIN_BATCH = 8
 _HEX2 = frozenset(f"{i:02x}" for i in range(256))
+# The only chunk whose file may be empty.
+EMPTY_CHUNK = ChunkHash(hashlib.sha256(b"").hexdigest())
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +126,13 @@ class ChunkStore:
         # one of these already held syncs the directory itself before it acks, so an ack
         # never rests on another writer's unfinished rename.
         self._unsynced: set[ChunkHash] = set()
+        # Why the store cannot be used now (None: it can); logged when it changes.
+        self.fault: str | None = None
+        self._health_lock = threading.Lock()
+        # (st_dev, st_ino) of chunks/ when opened: another directory there means another store.
+        self._identity: tuple[int, int] | None = None
+        # The data directory was a mount point: used again only while it is one.
+        self._was_mount = False
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -129,9 +151,17 @@ class ChunkStore:
 
     def _open_sync(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        self._open_layout()
+
+    def _open_layout(self) -> None:
+        """(Re)create the layout inside an existing data directory and scan what it holds."""
         self.chunks_dir.mkdir(exist_ok=True)
         self.quarantine_dir.mkdir(exist_ok=True)
         self._take_dir_lock()
+        st = os.stat(self.chunks_dir)
+        self._identity = (st.st_dev, st.st_ino)
+        self._was_mount = self._was_mount or os.path.ismount(self.root)
+        self._unsynced = set()
         stored = count = stale = 0
         durable: set[str] = set()
         for directory in self._leaf_dirs():
@@ -162,6 +192,7 @@ class ChunkStore:
         # What an earlier process renamed may still sit in the page cache; flush it once, so
         # everything held at start is durable.
         os.sync()
+        self.fault = None
         self.is_open = True
         log.info(
             "chunk store opened data_dir=%s chunks=%d stored_bytes=%d stale_temp_removed=%d "
@@ -185,9 +216,102 @@ class ChunkStore:
 
     def close(self) -> None:
         self.is_open = False
+        self._release_dir_lock()
+
+    def _release_dir_lock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
+
+    # -- the volume's health ----------------------------------------------------------------
+
+    def _layout_fault(self) -> str | None:
+        """Why the layout opened is not there now, or None (a few stats, no lock)."""
+        try:
+            if not stat.S_ISDIR(os.stat(self.root).st_mode):
+                return f"data directory {self.root} is not a directory"
+            if self._was_mount and not os.path.ismount(self.root):
+                return f"data directory {self.root} is no longer a mounted volume"
+            st = os.stat(self.chunks_dir)
+            if (st.st_dev, st.st_ino) != self._identity:
+                return f"chunk directory {self.chunks_dir} was replaced"
+            os.stat(self.quarantine_dir)
+        except FileNotFoundError as exc:
+            return f"{exc.filename} is missing (removed, wiped or unmounted)"
+        except OSError as exc:
+            return f"data directory {self.root} cannot be read: {exc.strerror}"
+        return None
+
+    def _can_reopen(self) -> bool:
+        """The data directory is there (and mounted, if it was): its layout may be recreated."""
+        try:
+            return self.root.is_dir() and (not self._was_mount or os.path.ismount(self.root))
+        except OSError:
+            return False
+
+    def _check_health_sync(self) -> str | None:
+        """Look at the layout, reopen it if it can be; -> why the store is unusable, or None.
+        A change is logged once: a WARNING when the store goes, INFO when it is back."""
+        if self._lock_fd is None:  # never opened, or closed: nothing to watch
+            return "chunk store is not open"
+        if self.fault is None and self._layout_fault() is None:
+            return None
+        with self._health_lock:
+            was = self.fault
+            fault = self._layout_fault()
+            if fault is None:
+                if was is not None:
+                    self.fault, self.is_open = None, True
+                    log.info("chunk store available again data_dir=%s", self.root)
+                return None
+            self.is_open = False
+            if self._can_reopen():
+                try:
+                    self._release_dir_lock()
+                    self._open_layout()
+                except OSError as exc:
+                    fault = f"{fault}; reopening it failed: {exc}"
+                else:
+                    if was is None:
+                        log.warning(
+                            "chunk store layout reopened data_dir=%s reason=%s chunks=%d",
+                            self.root,
+                            fault,
+                            self._chunk_count,
+                        )
+                    else:
+                        log.info(
+                            "chunk store available again data_dir=%s was=%s chunks=%d",
+                            self.root,
+                            was,
+                            self._chunk_count,
+                        )
+                    return None
+            self.fault = fault
+            if was is None:
+                log.warning("chunk store unavailable data_dir=%s reason=%s", self.root, fault)
+            return fault
+
+    async def health(self) -> str | None:
+        """Why the store cannot be used now (its volume gone), or None; recovers if it can."""
+        return await asyncio.to_thread(self._check_health_sync)
+
+    def _guard(self) -> None:
+        fault = self._check_health_sync()
+        if fault is not None:
+            raise StoreUnavailable(f"chunk store unavailable: {fault}")
+
+    def _guarded(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` on a usable store: a vanished volume is StoreUnavailable, a full one
+        InsufficientStorage, before or during ``fn``."""
+        self._guard()
+        try:
+            return fn(*args)
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise InsufficientStorage(f"no space left on the volume to {what}") from exc
+            self._guard()  # the volume went away meanwhile: say so, not the raw error
+            raise
 
     def _leaf_dirs(self) -> Iterator[Path]:
         """chunks/ab/cd directories, skipping anything not named like a fan-out level."""
@@ -219,7 +343,7 @@ class ChunkStore:
                 self.received_bytes += written
 
     async def stats(self) -> StoreStats:
-        free = await asyncio.to_thread(self._free_bytes)
+        free: int = await asyncio.to_thread(self._guarded, "measure it", self._free_bytes)
         return StoreStats(
             stored_bytes=self._stored_bytes, chunk_count=self._chunk_count, free_bytes=free
         )
@@ -229,7 +353,11 @@ class ChunkStore:
 
     async def writable(self) -> bool:
         """Open and the chunk directory accepts writes (a read-only remount fails this)."""
-        return self.is_open and await asyncio.to_thread(os.access, self.chunks_dir, os.W_OK)
+        return (
+            await self.health() is None
+            and self.is_open
+            and await asyncio.to_thread(os.access, self.chunks_dir, os.W_OK)
+        )
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -238,12 +366,10 @@ class ChunkStore:
         return await asyncio.to_thread(self._put_sync, chunk_hash, data)
 
     def _put_sync(self, chunk_hash: ChunkHash, data: bytes) -> bool:
-        try:
-            return self._put_checked(chunk_hash, data)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage(f"no space left to store chunk {chunk_hash}") from exc
-            raise
+        stored: bool = self._guarded(
+            f"store chunk {chunk_hash}", self._put_checked, chunk_hash, data
+        )
+        return stored
 
     def _put_checked(self, chunk_hash: ChunkHash, data: bytes) -> bool:
         if _sha256(data) != chunk_hash:
@@ -289,12 +415,10 @@ class ChunkStore:
         return await asyncio.to_thread(self._put_many_sync, items)
 
     def _put_many_sync(self, items: Sequence[tuple[ChunkHash, bytes | memoryview]]) -> list[bool]:
-        try:
-            return self._put_many_checked(items)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage(f"no space left to store {len(items)} chunks") from exc
-            raise
+        stored: list[bool] = self._guarded(
+            f"store {len(items)} chunks", self._put_many_checked, items
+        )
+        return stored
 
     def _put_many_checked(
         self, items: Sequence[tuple[ChunkHash, bytes | memoryview]]
@@ -447,6 +571,7 @@ class ChunkStore:
                 ident = os.fstat(fh.fileno()).st_ino
                 data = fh.read()
         except FileNotFoundError:
+            self._guard()  # absent because the whole volume is gone is not "not here"
             if chunk_hash in self._corrupt:
                 raise IntegrityError(
                     f"chunk {chunk_hash} was found corrupt on this node", hash=chunk_hash
@@ -490,7 +615,9 @@ class ChunkStore:
             return False
         return True
 
-    def _quarantine(self, chunk_hash: ChunkHash, ident: int) -> None:
+    def _quarantine(
+        self, chunk_hash: ChunkHash, ident: int, *, reason: str = "bytes do not match the hash"
+    ) -> None:
         """Move a corrupt file aside, so a later put or pull can store a good copy."""
         path = self.path_of(chunk_hash)
         with self._lock(chunk_hash):
@@ -504,10 +631,29 @@ class ChunkStore:
             os.replace(path, target)
             self._account(bytes_delta=-st.st_size, count_delta=-1)
             self._corrupt.add(chunk_hash)
-        log.warning("corrupt chunk quarantined hash=%s moved_to=%s", chunk_hash, target)
+        log.warning(
+            "corrupt chunk quarantined hash=%s reason=%s moved_to=%s", chunk_hash, reason, target
+        )
 
-    def _exists(self, chunk_hash: ChunkHash) -> bool | None:
-        return True if self.path_of(chunk_hash).is_file() else None
+    def _sized(self, chunk_hash: ChunkHash, length: int | None) -> bool | None:
+        """True if held at the expected size, False if its size is wrong (quarantined now),
+        None if absent. Without ``length`` only an empty file is known wrong (for any chunk
+        but the empty one)."""
+        try:
+            st = self.path_of(chunk_hash).stat()
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if length is None:
+            wrong = st.st_size == 0 and chunk_hash != EMPTY_CHUNK
+        else:
+            wrong = st.st_size != length
+        if wrong:
+            expected = "a non-empty chunk" if length is None else f"expected {length}"
+            self._quarantine(chunk_hash, st.st_ino, reason=f"size {st.st_size} bytes, {expected}")
+            return False
+        return True
 
     async def has(self, chunk_hash: ChunkHash) -> bool:
         return await asyncio.to_thread(self.path_of(chunk_hash).is_file)
@@ -524,15 +670,30 @@ class ChunkStore:
         return True
 
     async def check(
-        self, hashes: Iterable[ChunkHash], *, verify: bool = False, touch: bool = False
+        self,
+        hashes: Iterable[ChunkHash],
+        *,
+        lengths: Sequence[int] | None = None,
+        verify: bool = False,
+        touch: bool = False,
     ) -> CheckResult:
-        """Sort ``hashes`` into present, missing and corrupt (verify re-reads and re-hashes)."""
-        return await asyncio.to_thread(self._check_sync, list(hashes), verify, touch)
+        """Sort ``hashes`` into present, missing and corrupt (verify re-reads and re-hashes;
+        ``lengths``, parallel to ``hashes``: a copy of another size is corrupt)."""
+        wanted = list(hashes)
+        sizes: dict[ChunkHash, int] = (
+            {} if lengths is None else dict(zip(wanted, lengths, strict=True))
+        )
+        result: CheckResult = await asyncio.to_thread(
+            self._guarded, "check chunks", self._check_sync, wanted, sizes, verify, touch
+        )
+        return result
 
-    def _check_sync(self, hashes: list[ChunkHash], verify: bool, touch: bool) -> CheckResult:
+    def _check_sync(
+        self, hashes: list[ChunkHash], sizes: dict[ChunkHash, int], verify: bool, touch: bool
+    ) -> CheckResult:
         result = CheckResult()
         for h in dict.fromkeys(hashes):
-            state = self._verify_sync(h) if verify else self._exists(h)
+            state = self._verify_sync(h) if verify else self._sized(h, sizes.get(h))
             if state is True:
                 if touch:
                     self._touch_sync(h)
@@ -548,7 +709,10 @@ class ChunkStore:
 
     async def inventory(self, *, before: float | None = None) -> list[InventoryEntry]:
         """Every chunk held, or those last written or touched before ``before`` (unix s)."""
-        return await asyncio.to_thread(lambda: list(self.iter_inventory(before=before)))
+        entries: list[InventoryEntry] = await asyncio.to_thread(
+            self._guarded, "list chunks", lambda: list(self.iter_inventory(before=before))
+        )
+        return entries
 
     def iter_inventory(self, *, before: float | None = None) -> Iterator[InventoryEntry]:
         for directory in self._leaf_dirs():
@@ -566,7 +730,10 @@ class ChunkStore:
     async def manifests(self) -> list[InventoryEntry]:
         """Every chunk whose bytes start like a manifest (only that prefix is read; nothing
         is verified here: the reader decodes and checks the hash)."""
-        return await asyncio.to_thread(lambda: list(self._iter_manifests()))
+        entries: list[InventoryEntry] = await asyncio.to_thread(
+            self._guarded, "list manifests", lambda: list(self._iter_manifests())
+        )
+        return entries
 
     def _iter_manifests(self) -> Iterator[InventoryEntry]:
         for entry in self.iter_inventory():
@@ -587,7 +754,10 @@ class ChunkStore:
 
     async def delete_many(self, hashes: Iterable[ChunkHash]) -> tuple[int, int]:
         """Remove chunks; (number deleted, bytes freed)."""
-        return await asyncio.to_thread(self._delete_sync, list(hashes))
+        done: tuple[int, int] = await asyncio.to_thread(
+            self._guarded, "delete chunks", self._delete_sync, list(hashes)
+        )
+        return done
 
     def _delete_sync(self, hashes: list[ChunkHash]) -> tuple[int, int]:
         deleted = freed = 0

@@ -380,6 +380,43 @@ spec:
     assert "job output 42" in dc.kubectl("logs", "-n", ns, "job/hello")
 
 
+def test_the_base_image_is_on_every_node_from_the_start(
+    dev_cluster: DevCluster, namespace: str
+) -> None:
+    """A pod naming python:3.11-slim-bookworm runs on any node without a `load-image` first."""
+    dc, ns = dev_cluster, namespace
+    for node in ("node-1", "node-2", "node-3"):
+        name = f"base-{node}"
+        dc.apply(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "nodeName": node,
+                        "containers": [
+                            {
+                                "name": "c",
+                                "image": "python:3.11-slim-bookworm",
+                                "imagePullPolicy": "Never",
+                                "command": ["python3", "-c", "print('base', 6 * 7)"],
+                            }
+                        ],
+                    },
+                }
+            ),
+            ns,
+        )
+
+        def phase(name: str = name) -> str:
+            return str(dc.kubectl_json("get", "pod", name, "-n", ns)["status"].get("phase"))
+
+        dc.wait_for(f"{name} to succeed", lambda: phase() == "Succeeded", timeout=90)
+        assert "base 42" in dc.kubectl("logs", "-n", ns, name)
+
+
 def test_missing_image_is_never_pulled(dev_cluster: DevCluster, namespace: str) -> None:
     dc, ns = dev_cluster, namespace
     dc.apply(

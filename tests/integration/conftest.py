@@ -110,6 +110,11 @@ class Cluster:
         return env
 
     @property
+    def local_env(self) -> dict[str, str]:
+        """For the `cofre local ...` commands: they find this cluster by its data dir."""
+        return dict(base_env(), COFRE_DATA_DIR=str(self.data_dir))
+
+    @property
     def port(self) -> int:
         return int(urlsplit(self.url).port or 0)
 
@@ -236,6 +241,7 @@ def start_cluster(
     replication_factor: int = 2,
     primary_keeps_copy: bool = False,
     port: int | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Cluster:
     """`cofre local up` in the background; returns once it printed the manager and token."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -248,6 +254,7 @@ def start_cluster(
     ]  # fmt: skip
     if primary_keeps_copy:
         argv.append("--primary-keeps-copy")
+    argv.extend(extra_args)
     log_path = data_dir.parent / f"{data_dir.name}-local-up.err"
     with log_path.open("ab") as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=base_env())

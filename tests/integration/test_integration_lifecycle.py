@@ -1,9 +1,8 @@
-"""Many clients at once, a node dying mid-backup, and a cluster restarted on the same data."""
+"""Many clients at once, a node dying mid-backup and coming back, and a cluster restarted on the
+same data."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -80,8 +79,20 @@ def test_node_killed_during_put_then_restart_finds_everything(
         primary_sent_to, what="put to send a chunk to its primary", timeout_s=60, poll_s=0.01
     )
     pid = c.state()["pids"][victim]
-    os.kill(pid, signal.SIGKILL)
+    # Kept down long enough to see the cluster without it; then `local up` brings it back.
+    down_for = 30
+    kill = c.cli("local", "kill", victim, "--down-for", str(down_for), env=c.local_env)
+    assert kill.code == 0, kill.err
+    assert not it.process_running(pid)
 
+    # The manager counts it not ready, and the cluster keeps taking backups on the others.
+    ready = eventually_sync(
+        lambda: {n["node_id"]: n["ready"] for n in c.cli("status", "--json").json()["nodes"]},
+        until=lambda nodes: not nodes[victim],
+        what=f"{victim} not ready",
+        timeout_s=down_for,
+    )
+    assert sum(ready.values()) == 3
     code = put.wait(timeout=300)
     put_err = [
         line for line in err_path.read_text(errors="replace").splitlines()
@@ -91,27 +102,27 @@ def test_node_killed_during_put_then_restart_finds_everything(
     if code != 0:
         assert code in {ExitCode.UNAVAILABLE, ExitCode.NOT_ENOUGH_NODES}, put_err
         assert len(put_err) == 1 and put_err[0].startswith("cofre: error: "), put_err
-
-    # `local up` notices the dead node, says so once, and goes on without it: the manager
-    # counts it not ready, and the cluster keeps taking backups on the others.
-    said = eventually_sync(
-        lambda: (
-            f"{victim} (pid {pid}) exited with signal SIGKILL; the cluster goes on"
-            in c.stderr_text()
-        ),
-        what="local up to report the dead node",
-        timeout_s=30,
-    )
-    assert said and c.proc.poll() is None
-    ready = eventually_sync(
-        lambda: {n["node_id"]: n["ready"] for n in c.cli("status", "--json").json()["nodes"]},
-        until=lambda nodes: not nodes[victim],
-        what=f"{victim} not ready",
-        timeout_s=60,
-    )
-    assert sum(ready.values()) == 3
     after = it.random_file(tmp_path / "after", 3 * MiB)
     assert c.cli("put", str(after), "--name", "after").code == 0
+
+    # `local up` says once that the node died and names its log, then restarts it: a new pid
+    # in the state file, and the manager sees it ready again.
+    assert c.proc.poll() is None
+    said = (
+        f"{victim} (pid {pid}) exited with signal SIGKILL; restarting it in {down_for} s"
+        f"; kept down by `cofre local kill --down-for` (log: {data_dir / 'logs' / victim}.log)"
+    )
+    assert said in c.stderr_text()
+    eventually_sync(
+        lambda: {n["node_id"]: n["ready"] for n in c.cli("status", "--json").json()["nodes"]},
+        until=lambda nodes: all(nodes.values()),
+        what=f"{victim} ready again",
+        timeout_s=down_for + 60,
+    )
+    new_pid = c.state()["pids"][victim]
+    assert new_pid != pid and it.process_running(new_pid)
+    assert c.state()["restarts"][victim] == 1
+    assert f"{victim} restarted (pid {new_pid}, restart 1;" in c.stderr_text()
     assert c.stderr_text().count(f"{victim} (pid {pid}) exited") == 1
     assert c.stop() == 0
     assert not (data_dir / "state.json").exists()

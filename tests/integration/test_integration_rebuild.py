@@ -47,6 +47,7 @@ def test_catalog_rebuild_after_the_manager_dir_is_lost(
         "names": 7,
         "skipped_incomplete": 0,
         "skipped_unreadable": 0,
+        "skipped_uncommitted": 0,
         "nodes_scanned": 3,
     }
     assert _listing(again) == before

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,15 +262,23 @@ def test_the_page_follows_the_cluster_live(
     assert not script_errors(browser)
 
 
-def test_a_killed_node_turns_not_ready(browser: WebDriver, local: Any) -> None:
-    """A storage node killed while the page is open: `local up` goes on without it, and the
-    page shows it not ready (no score), the others ready, without a reload."""
+def test_a_killed_node_turns_not_ready_then_ready_again(
+    browser: WebDriver, local: Any, it: Any
+) -> None:
+    """A storage node killed while the page is open (`cofre local kill --down-for`): the page
+    shows it not ready (no score), the others ready, without a reload; once `local up` has
+    restarted it, the page shows it ready again."""
     log_in(browser, local.url, local.token)
     until_page(browser, lambda d: text(d, "t-nodes") == "4 / 4", what="every node ready")
     victim = sorted(n["node_id"] for n in local.state()["nodes"])[0]
     pid = local.state()["pids"][victim]
     browser.execute_script("window.cofreTestMark = 'still here'")
-    os.kill(pid, signal.SIGKILL)
+    # Down for longer than the page may take to show it (PAGE_TIMEOUT_S): what the page shows
+    # next is the node down, not already back.
+    down_for = PAGE_TIMEOUT_S + 5
+    env = dict(it.base_env(), COFRE_DATA_DIR=str(local.data_dir))
+    kill = it.run_cli(["local", "kill", victim, "--down-for", f"{down_for:g}"], env=env)
+    assert kill.code == 0, kill.err
     rows = until_page(
         browser,
         lambda d: "not ready" in node_rows(d).get(victim, ["", ""])[1] and node_rows(d),
@@ -281,9 +288,20 @@ def test_a_killed_node_turns_not_ready(browser: WebDriver, local: Any) -> None:
     assert len(others) == 3 and all("not ready" not in r[1] for r in others)
     assert rows[victim][-1] == "—", "an unready node is no candidate: no score"
     assert text(browser, "t-nodes") == "3 / 4"
-    assert browser.execute_script("return window.cofreTestMark") == "still here"
     assert local.proc.poll() is None, local.stderr_text()
     assert f"{victim} (pid {pid}) exited with signal SIGKILL" in local.stderr_text()
+
+    rows = eventually_sync(
+        lambda: text(browser, "t-nodes") == "4 / 4" and node_rows(browser),
+        what=f"{victim} ready again",
+        timeout_s=down_for + PAGE_TIMEOUT_S,
+        poll_s=0.5,
+    )
+    assert "not ready" not in rows[victim][1] and SCORE.match(rows[victim][-1]), rows
+    new_pid = local.state()["pids"][victim]
+    assert new_pid not in (0, pid) and it.process_running(new_pid)
+    assert f"{victim} restarted (pid {new_pid}" in local.stderr_text()
+    assert browser.execute_script("return window.cofreTestMark") == "still here"
     assert not script_errors(browser)
 
 

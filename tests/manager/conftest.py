@@ -155,6 +155,7 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
         node_servers: dict[str, TestServer] | None = None,
         latency_weight: float = 0.5,
         repair_interval_s: float = 3600.0,
+        min_free_bytes: int = 0,
         repair: dict[str, Any] | None = None,
     ) -> Cluster:
         servers = dict(node_servers or {})
@@ -170,7 +171,7 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
             placement=PlacementConfig(
                 replication_factor=factor,
                 primary_keeps_copy=keep_copy,
-                min_free_bytes=0,
+                min_free_bytes=min_free_bytes,
                 latency_weight=latency_weight,
                 stored_bytes_weight=1.0 - latency_weight,
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,8 +13,8 @@ import pytest
 
 from cofre.cli import localstate
 from cofre.cli.exitcodes import UsageError
-from cofre.cli.local import Child, child_env, manager_config, plan
-from cofre.cli.localstate import load_node_ports, load_or_create_token
+from cofre.cli.local import Backoff, Child, Supervisor, child_env, manager_config, plan
+from cofre.cli.localstate import Hold, load_node_ports, load_or_create_token, take_hold, write_hold
 from cofre.cli.main import build_parser
 from cofre.config import PlacementConfig, RepairConfig, leaves
 
@@ -164,3 +165,137 @@ def test_help_of_local_up_is_the_managers_and_nodes_help(
     assert "--placement-replication-factor COPIES" in out
     assert "--node-reserve-bytes BYTES" in out
     assert "COFRE_RESERVE_BYTES" in out
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_backoff_doubles_up_to_the_cap_and_starts_over_after_a_stable_run() -> None:
+    clock = FakeClock()
+    backoff = Backoff(first_s=1.0, cap_s=30.0, stable_s=60.0)
+    delays = []
+    for _ in range(8):
+        backoff.started(clock())
+        clock.now += 0.5  # dies at once, every time
+        delay = backoff.exited(clock())
+        delays.append(delay)
+        clock.now += delay
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    # Up for less than stable_s: still backing off.
+    backoff.started(clock())
+    clock.now += 59.9
+    assert backoff.exited(clock()) == 30.0
+    # Up for stable_s: the next exit is a first one again.
+    backoff.started(clock())
+    clock.now += 60.0
+    assert backoff.exited(clock()) == 1.0
+    backoff.started(clock())
+    clock.now += 1.0
+    assert backoff.exited(clock()) == 2.0
+
+
+def test_backoff_stays_at_the_cap_however_many_exits() -> None:
+    backoff = Backoff(first_s=1.0, cap_s=30.0)
+    backoff.started(0.0)
+    assert [backoff.exited(0.0) for _ in range(5000)][-1] == 30.0
+
+
+def _sleeper(role: str, tmp_path: Path) -> Child:
+    return Child(role=role, argv=["sleep", "600"], log_path=tmp_path / f"{role}.log")
+
+
+def _until_exited(child: Child) -> None:
+    assert child.proc is not None
+    proc = child.proc
+    eventually_sync(
+        lambda: not localstate.pid_running(proc.pid), what=f"{child.role} to exit", timeout_s=10
+    )
+
+
+def test_supervisor_restarts_an_exited_child_after_its_backoff(tmp_path: Path) -> None:
+    """Real processes, a fake clock: the restart waits for the clock, not for wall time."""
+    clock = FakeClock()
+    said: list[str] = []
+    children = [_sleeper("node-0", tmp_path), _sleeper("node-1", tmp_path)]
+    sup = Supervisor(children, env=dict(os.environ), data_dir=tmp_path, clock=clock,
+                     say=said.append)  # fmt: skip
+    try:
+        for child in children:
+            sup.start(child)
+        assert not sup.check()
+        first = children[1].pid
+        os.kill(first, signal.SIGKILL)
+        _until_exited(children[1])
+        assert sup.check()  # noticed: the state file is to be rewritten (pid 0 now)
+        assert children[1].current_pid == 0 and children[0].current_pid == children[0].pid
+        assert said == [
+            f"node-1 (pid {first}) exited with signal SIGKILL; restarting it in 1 s "
+            f"(log: {tmp_path / 'node-1.log'})"
+        ]
+        clock.now += 0.9
+        assert not sup.check() and children[1].current_pid == 0
+        clock.now += 0.1
+        assert sup.check()
+        second = children[1].current_pid
+        assert second not in (0, first) and localstate.pid_running(second)
+        assert children[1].restarts == 1 and children[0].restarts == 0
+        assert said[-1].startswith(f"node-1 restarted (pid {second}, restart 1;")
+        # Dies again at once: twice the delay.
+        os.kill(second, signal.SIGTERM)
+        _until_exited(children[1])
+        assert sup.check()
+        assert "exited with signal SIGTERM; restarting it in 2 s" in said[-1]
+    finally:
+        for child in children:
+            if child.proc is not None:
+                child.proc.kill()
+                child.proc.wait()
+
+
+def test_a_hold_replaces_the_backoff_once_and_only_for_its_pid(tmp_path: Path) -> None:
+    clock = FakeClock()
+    said: list[str] = []
+    child = _sleeper("manager", tmp_path)
+    sup = Supervisor([child], env=dict(os.environ), data_dir=tmp_path, clock=clock,
+                     say=said.append)  # fmt: skip
+    try:
+        sup.start(child)
+        write_hold(tmp_path, "manager", Hold(pid=child.pid, down_for_s=5.0))
+        os.kill(child.pid, signal.SIGKILL)
+        _until_exited(child)
+        assert sup.check()
+        assert "restarting it in 5 s; kept down by `cofre local kill --down-for`" in said[-1]
+        assert not (tmp_path / "holds" / "manager.json").exists()
+        clock.now += 4.9
+        assert not sup.check() and child.current_pid == 0
+        clock.now += 0.1
+        assert sup.check() and child.current_pid
+        # A held kill is no crash: the next plain exit still waits the first delay.
+        os.kill(child.pid, signal.SIGKILL)
+        _until_exited(child)
+        assert sup.check()
+        assert "restarting it in 1 s (log:" in said[-1]
+    finally:
+        if child.proc is not None:
+            child.proc.kill()
+            child.proc.wait()
+    # A hold for some other pid (one never killed) is dropped, not applied.
+    write_hold(tmp_path, "node-0", Hold(pid=12345, down_for_s=9.0))
+    assert take_hold(tmp_path, "node-0", 999) is None
+    assert take_hold(tmp_path, "node-0", 12345) is None  # gone with the first read
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "86401", "soon"])
+def test_kill_down_for_must_be_a_sane_number_of_seconds(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["local", "kill", "node-0", "--down-for", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--down-for" in err and "Traceback" not in err
