@@ -21,6 +21,7 @@ from cofre.protocol.base import (
     Query,
     Reply,
     Request,
+    Seconds,
     Ticket,
     UnixTime,
     UploadIdField,
@@ -121,6 +122,35 @@ class ChunksDeleted(Reply):
     freed_bytes: Bytes
 
 
+class ScrubFinding(Reply):
+    """A copy the scrub found corrupt (and quarantined)."""
+
+    seq: Count = Field(description="Numbers findings from 1 since the node started.")
+    hash: ChunkHashField
+    at: UnixTime
+
+
+class ScrubProgress(Reply):
+    """The background scrub: every stored chunk re-read and re-hashed once per cycle."""
+
+    enabled: bool
+    started_at: UnixTime = Field(
+        description="When this node process started scrubbing: finding numbers count from here."
+    )
+    cycle_s: Seconds
+    bytes_per_s: Bytes
+    cycle_started_at: UnixTime | None = Field(None, description="None before the first cycle.")
+    cycle_bytes: Bytes = Field(0, description="Bytes scrubbed this cycle.")
+    cycle_chunks: Count = Field(0, description="Chunks scrubbed this cycle.")
+    last_full_pass_at: UnixTime | None = Field(None, description="When a cycle last finished.")
+    findings_total: Count = Field(0, description="Corrupt copies found since the node started.")
+    findings: list[ScrubFinding] = Field(
+        default_factory=list,
+        max_length=limits.MAX_SCRUB_FINDINGS,
+        description="The latest findings, oldest first.",
+    )
+
+
 class NodeStats(Reply):
     """What a storage node reports about itself."""
 
@@ -128,6 +158,7 @@ class NodeStats(Reply):
     stored_bytes: Bytes
     free_bytes: Bytes
     chunk_count: Count
+    scrub: ScrubProgress | None = None
 
 
 class Replica(Request):
