@@ -174,9 +174,11 @@ class RepairConfig:
         unit="seconds",
     )
     after_s: float = setting(
-        600.0,
+        300.0,
         "a node holding chunks may be unready or gone this long before its chunks are copied "
-        "elsewhere: long enough that a restarting pod does not set off a storm of copies",
+        "elsewhere: a pod restart or a rolling upgrade is back well within 5 minutes, so it "
+        "sets off no storm of copies, while the window with one copy fewer stays short (a node "
+        "that comes back empty is refilled at once, without this wait)",
         unit="seconds",
     )
     lost_scan_s: float = setting(
@@ -190,6 +192,20 @@ class RepairConfig:
         "chunks drain and repair copy at once; each copy moves one chunk between two nodes",
         unit="chunks",
     )
+    per_node_copies: int = setting(
+        2,
+        "copies drain and repair have in flight to or from one node at once, so a refill "
+        "spreads over the cluster instead of queueing on one disk",
+        unit="copies",
+    )
+    bytes_per_s: int = setting(
+        64 * 1024 * 1024,
+        "most bytes per second drain and repair copy, across all copies; 0: no limit. 64 MiB/s "
+        "is about half a 1 Gb/s link, so backups keep the rest, and a 1 TiB node is refilled "
+        "in under 5 hours",
+        unit="bytes per second",
+        metavar="BYTES_PER_S",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +214,25 @@ class DrainConfig:
         5.0,
         "time between drain passes while a node drains, and between retries after a failure",
         unit="seconds",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScrubConfig:
+    cycle_s: float = setting(
+        7 * 24 * 3600.0,
+        "time one scrub pass over every stored chunk takes: each copy is re-read and re-hashed "
+        "this often, so rot is found and replaced while other copies are still good; 0 turns "
+        "the scrub off. Weekly: a 1 TiB node reads under 2 MiB/s on average",
+        unit="seconds",
+    )
+    bytes_per_s: int = setting(
+        8 * 1024 * 1024,
+        "most bytes per second the scrub reads; 0 turns the scrub off. 8 MiB/s is a few percent "
+        "of one disk's sequential rate, so backups and restores keep the disk, and still covers "
+        "4.8 TiB a week",
+        unit="bytes per second",
+        metavar="BYTES_PER_S",
     )
 
 
@@ -254,6 +289,7 @@ class NodeConfig:
         "time between sweeps of expired relay sessions; a stale one costs a few hundred bytes",
         unit="seconds",
     )
+    scrub: ScrubConfig = field(default_factory=ScrubConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
@@ -566,13 +602,17 @@ def validate(config: object) -> None:
             "gc.interval_s",
             "repair.lost_scan_s",
             "repair.parallel_copies",
+            "repair.per_node_copies",
             "drain.pass_interval_s",
         )
-        for name in ("interval_s", "after_s"):
+        for name in ("interval_s", "after_s", "bytes_per_s"):
             if getattr(config.repair, name) < 0:
                 raise ConfigError(f"{_named('repair', name)} must not be negative")
     if isinstance(config, NodeConfig):
         _positive(config, "replica_timeout_s", "relay_sweep_interval_s")
+        for name in ("cycle_s", "bytes_per_s"):
+            if getattr(config.scrub, name) < 0:
+                raise ConfigError(f"{_named('scrub', name)} must not be negative")
     if isinstance(config, (ManagerConfig, NodeConfig)) and not config.token:
         raise ConfigError(f"{_named('token')} is required")
     if isinstance(config, ClientConfig):

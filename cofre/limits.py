@@ -69,3 +69,6 @@ MAX_DRAIN_NODES = 1000
 # --- what clients send per request (each within the limits above) ---------------------------------
 # Hashes per check or delete request: keeps request bodies around 70 KB.
 CHECK_BATCH = 1000
+# Scrub findings a node keeps to report (the latest ones); the manager reads them every probe,
+# and one that missed some runs a repair of the node's chunks instead.
+MAX_SCRUB_FINDINGS = 100

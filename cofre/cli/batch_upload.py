@@ -252,7 +252,7 @@ async def _fill_and_commit(
         for ref, data in parts:
             frames.setdefault(ref.hash, data)
         frames.setdefault(manifest.hash, manifest.encode())
-    lacking = await to_send(clients, session, list(frames))
+    lacking = await to_send(clients, session, {h: len(data) for h, data in frames.items()})
     sending: list[Frame] = [(h, data) for h, data in frames.items() if h in lacking]
     for group in _requests(sending):
         await _upload_group(session, encode_frames(group))

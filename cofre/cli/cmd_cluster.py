@@ -7,6 +7,7 @@ at a terminal sees a spinner and the time spent (cofre.cli.progress.waiting)."""
 from __future__ import annotations
 
 import argparse
+import time
 from collections import Counter
 
 from cofre.cli.context import Context
@@ -14,7 +15,7 @@ from cofre.cli.exitcodes import ExitCode
 from cofre.cli.http import connect
 from cofre.cli.output import display_name, human_size, print_json, table
 from cofre.cli.progress import waiting
-from cofre.protocol.manager_api import FsckReport, RebuildReport, RepairReport
+from cofre.protocol.manager_api import FsckReport, NodeStatus, RebuildReport, RepairReport
 
 
 async def run_status(args: argparse.Namespace, ctx: Context) -> ExitCode:
@@ -33,10 +34,11 @@ async def run_status(args: argparse.Namespace, ctx: Context) -> ExitCode:
             human_size(n.free_bytes),
             "-" if n.latency_ms is None else f"{n.latency_ms:.1f}",
             "-" if n.score is None else f"{n.score:.3f}",
+            _scrub(n),
         ]
         for n in nodes
     ]
-    headers = ["NODE", "ADDRESS", "READY", "STORED", "FREE", "LATENCY_MS", "SCORE"]
+    headers = ["NODE", "ADDRESS", "READY", "STORED", "FREE", "LATENCY_MS", "SCORE", "SCRUB"]
     print(table(headers, rows, right={3, 4, 5, 6}))
     ready = sum(1 for n in nodes if n.ready)
     keeps = "yes" if view.primary_keeps_copy else "no"
@@ -46,6 +48,26 @@ async def run_status(args: argparse.Namespace, ctx: Context) -> ExitCode:
         flush=True,
     )
     return ExitCode.OK
+
+
+def _scrub(n: NodeStatus) -> str:
+    """This cycle's share read, when the last full pass ended, and corrupt copies found."""
+    if n.scrub_enabled is None:
+        return "-"
+    if not n.scrub_enabled:
+        return "off"
+    done = min(100, n.scrub_cycle_bytes * 100 // n.stored_bytes) if n.stored_bytes else 100
+    last = n.scrub_last_full_pass_at
+    ago = "never" if last is None else f"{human_age(time.time() - last)} ago"
+    bad = f", {n.scrub_findings} corrupt" if n.scrub_findings else ""
+    return f"{done}% (full {ago}){bad}"
+
+
+def human_age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
 
 
 async def run_fsck(args: argparse.Namespace, ctx: Context) -> ExitCode:

@@ -13,7 +13,7 @@ import functools
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -134,10 +134,15 @@ async def retrying(op: Callable[[], Awaitable[T]], *, what: str) -> T:
     return await op()
 
 
-async def to_send(clients: Clients, session: Session, hashes: list[ChunkHash]) -> set[ChunkHash]:
-    """The chunks to send: those the upload's nodes lack and that are not already stored with
-    every copy elsewhere (the manager's dedup across placement). Both are asked at once."""
+async def to_send(
+    clients: Clients, session: Session, chunks: Mapping[ChunkHash, int]
+) -> set[ChunkHash]:
+    """Of ``chunks`` (hash -> length), those to send: those the upload's nodes lack (a copy of
+    another size counts as lacking) and that are not already stored with every copy elsewhere
+    (the manager's dedup across placement). Both are asked at once."""
     upload_id = session.upload_id
+    hashes = list(chunks)
+    lengths = [chunks[h] for h in hashes]
 
     async def known() -> set[ChunkHash]:
         found: set[ChunkHash] = set()
@@ -151,7 +156,9 @@ async def to_send(clients: Clients, session: Session, hashes: list[ChunkHash]) -
 
     async def missing() -> list[ChunkHash]:
         return await retrying(
-            lambda: session.primary.missing(upload_id, hashes, ticket=session.ticket),
+            lambda: session.primary.missing(
+                upload_id, hashes, lengths=lengths, ticket=session.ticket
+            ),
             what=f"missing upload_id={upload_id}",
         )
 

@@ -229,9 +229,9 @@ class _ChunkSender:
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        hashes = list(dict.fromkeys(item.ref.hash for item in batch))
+        chunks = {item.ref.hash: item.ref.length for item in batch}
         try:
-            missing = await to_send(self.clients, self.session, hashes)
+            missing = await to_send(self.clients, self.session, chunks)
         except BaseException:
             for item in batch:
                 self.budget.memory.release(item.held)

@@ -44,9 +44,11 @@ class ManagerLoops:
     drain: Periodic
     # None when background repair is off (repair.interval_s = 0).
     repair: Periodic | None
+    # Scrub findings and emptied nodes, as the probes flag them.
+    refill: Periodic
 
     def all(self) -> list[Periodic]:
-        loops = [self.probe, self.gc, self.sessions, self.drain, self.repair]
+        loops = [self.probe, self.gc, self.sessions, self.drain, self.repair, self.refill]
         return [loop for loop in loops if loop is not None]
 
 
@@ -114,6 +116,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         sessions=uploads.sweeper_loop(m),
         drain=drain.drain_loop(m),
         repair=repair.repair_loop(m),
+        refill=repair.refill_loop(m),
     )
     app[LOOPS] = loops
     m.metrics.loops = loops.all()

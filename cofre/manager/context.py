@@ -10,10 +10,12 @@ import aiohttp
 from cofre.config import ManagerConfig
 from cofre.errors import Unavailable
 from cofre.manager.catalog import Catalog
+from cofre.manager.exposure import Exposure
 from cofre.manager.metrics import ManagerMetrics
 from cofre.manager.placement import Weights
 from cofre.manager.registry import Registry
 from cofre.models import NodeId
+from cofre.pacing import Pacer, Slots
 from cofre.protocol.client import NodeClient
 from cofre.protocol.manager_api import FsckRun, RepairRun
 from cofre.tickets import ticket_key
@@ -41,8 +43,16 @@ class Manager:
     last_fsck: FsckRun | None = None
     last_repair: RepairRun | None = None
 
+    # The window with fewer than F copies (kept by the refill pass).
+    exposure: Exposure = field(default_factory=Exposure)
+    # Drain's and repair's shared limits: bytes per second copied, copies in flight per node.
+    copy_pacer: Pacer = field(init=False)
+    copy_slots: Slots = field(init=False)
+
     def __post_init__(self) -> None:
         self.repair_after_s = self.config.repair.after_s
+        self.copy_pacer = Pacer(self.config.repair.bytes_per_s)
+        self.copy_slots = Slots(self.config.repair.per_node_copies)
 
     @property
     def weights(self) -> Weights:

@@ -8,6 +8,7 @@ target (check with verify) before the catalog records it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
 import time
@@ -31,6 +32,13 @@ PULL_TICKET_TTL_S = 600.0
 def copies_needed(chunk: LiveChunk, *, draining: set[NodeId], factor: int) -> int:
     """How many more copies on non-draining nodes this chunk needs."""
     return max(0, factor - len(chunk.holders - draining))
+
+
+def repair_order(todo: Iterable[LiveChunk], *, excluded: set[NodeId]) -> list[LiveChunk]:
+    """The order copies are made in: fewest copies left outside ``excluded`` first, so a
+    chunk down to its last copy is safe again before one short of a single copy (stable for
+    ties, which keeps the catalog's order)."""
+    return sorted(todo, key=lambda c: len(c.holders - excluded))
 
 
 def pick_target(
@@ -128,26 +136,63 @@ async def set_drain(m: Manager, nodes: Iterable[NodeId]) -> DrainStatus:
 
 async def copy_chunk(m: Manager, chunk: LiveChunk, *, why: str) -> NodeId | None:
     """Copy one chunk to the best new node and verify it there; -> the node, None if stuck.
-    ``why`` (why a copy is needed) is recorded with the new copy."""
-    views = m.registry.views()
+    ``why`` (why a copy is needed) is recorded with the new copy.
+
+    Held to the copy byte budget (``repair.bytes_per_s``) and to ``repair.per_node_copies``
+    copies in flight per node (as target or as the first source asked): a copy waits for a
+    slot when only busy nodes could take part, and is stuck only when no node could at all.
+    """
+    wait = m.copy_pacer.take(chunk.length)
+    if wait > 0:
+        await asyncio.sleep(wait)
+    slots = m.copy_slots
     p = m.config.placement
-    picked = pick_target(
-        views,
-        holders=chunk.holders,
-        length=chunk.length,
-        weights=m.weights,
-        min_free_bytes=p.min_free_bytes,
-    )
-    if picked is None:
-        log.warning("no node to copy chunk to chunk=%s holders=%d", chunk.hash, len(chunk.holders))
-        return None
+    while True:
+        released = slots.released
+        views = m.registry.views()
+
+        def target_among(pool: list[NodeView]) -> tuple[NodeView, float] | None:
+            return pick_target(
+                pool,
+                holders=chunk.holders,
+                length=chunk.length,
+                weights=m.weights,
+                min_free_bytes=p.min_free_bytes,
+            )
+
+        picked = target_among([v for v in views if slots.free(v.node_id)])
+        if picked is None and target_among(views) is None:
+            log.warning(
+                "no node to copy chunk to chunk=%s holders=%d", chunk.hash, len(chunk.holders)
+            )
+            return None
+        ranked = restore_order([v for v in views if v.node_id in chunk.holders], m.weights)
+        if not ranked:
+            log.warning("no ready source for chunk chunk=%s", chunk.hash)
+            return None
+        free_sources = [v for v in ranked if slots.free(v.node_id)]
+        if picked is not None and free_sources:
+            break
+        await released.wait()
     target, target_score = picked
-    sources = [
-        v.url for v in restore_order([v for v in views if v.node_id in chunk.holders], m.weights)
-    ]
-    if not sources:
-        log.warning("no ready source for chunk chunk=%s", chunk.hash)
-        return None
+    source = free_sources[0]
+    sources = [v.url for v in (*free_sources, *(v for v in ranked if v not in free_sources))]
+    slots.take(target.node_id, source.node_id)
+    try:
+        return await _copy_to(m, chunk, target, target_score, sources, why=why)
+    finally:
+        slots.give(target.node_id, source.node_id)
+
+
+async def _copy_to(
+    m: Manager,
+    chunk: LiveChunk,
+    target: NodeView,
+    target_score: float,
+    sources: list[str],
+    *,
+    why: str,
+) -> NodeId | None:
     upload_id = UploadId("copy-" + secrets.token_urlsafe(12))
     ticket = Ticket(upload_id, (target.node_id,), time.time() + PULL_TICKET_TTL_S)
     client = m.client(target.url)
@@ -181,25 +226,32 @@ async def fill_copies(
     excluded: set[NodeId],
     why_of: Callable[[LiveChunk], str],
 ) -> tuple[int, int]:
-    """Copy each chunk until it has F copies outside ``excluded``; -> (copies made, stuck)."""
-    limit = asyncio.Semaphore(m.config.repair.parallel_copies)
+    """Copy each chunk until it has F copies outside ``excluded``, those with the fewest
+    copies left first (``repair_order``), ``repair.parallel_copies`` chunks at a time;
+    -> (copies made, stuck)."""
+    queue = collections.deque(repair_order(todo, excluded=excluded))
     copied = stuck = 0
 
     async def fill(chunk: LiveChunk) -> None:
         nonlocal copied, stuck
         holders = set(chunk.holders)
-        async with limit:
-            for _ in range(copies_needed(chunk, draining=excluded, factor=m.factor)):
-                node = await copy_chunk(
-                    m, LiveChunk(chunk.hash, chunk.length, frozenset(holders)), why=why_of(chunk)
-                )
-                if node is None:
-                    stuck += 1
-                    return
-                holders.add(node)
-                copied += 1
+        for _ in range(copies_needed(chunk, draining=excluded, factor=m.factor)):
+            node = await copy_chunk(
+                m, LiveChunk(chunk.hash, chunk.length, frozenset(holders)), why=why_of(chunk)
+            )
+            if node is None:
+                stuck += 1
+                return
+            holders.add(node)
+            copied += 1
 
-    await asyncio.gather(*(fill(c) for c in todo))
+    async def worker() -> None:
+        # Each takes the next chunk in order when it is free, so the order holds.
+        while queue:
+            await fill(queue.popleft())
+
+    workers = min(m.config.repair.parallel_copies, len(queue))
+    await asyncio.gather(*(worker() for _ in range(workers)))
     return copied, stuck
 
 
@@ -252,6 +304,8 @@ async def repair_pass(m: Manager) -> tuple[int, int]:
         why_of=lambda c: f"repair: the copies on {_listed(c.holders & excluded)} were lost",
     )
     m.metrics.copied("repair", made=copied, stuck=stuck)
+    if copied:
+        m.registry.refill_wakeup.set()  # measures the window with fewer than F copies again
     log.log(
         logging.WARNING if stuck else logging.INFO,
         "repair pass lost_nodes=%s under_replicated=%d copied=%d stuck=%d",

@@ -22,7 +22,7 @@ from cofre.aio import Periodic
 from cofre.manager.placement import Placement, candidates, terms
 from cofre.models import NodeId
 from cofre.protocol.base import ChunkStatus
-from cofre.protocol.manager_api import DrainStatus
+from cofre.protocol.manager_api import DrainStatus, ReplicationWindow
 from cofre.protocol.metrics import LoopCollector, request_histogram, request_middleware
 
 if TYPE_CHECKING:
@@ -176,9 +176,32 @@ class ManagerMetrics:
         )
         self.repair_passes = Counter(
             f"{PREFIX}_repair_passes_total",
-            "Repair passes: full (every live chunk checked on the nodes) or lost_nodes (chunks "
-            "on nodes unready or gone for repair.after_s).",
+            "Repair passes: full (every live chunk checked on the nodes), lost_nodes (chunks "
+            "on nodes unready or gone for repair.after_s), scrub (copies a node's scrub found "
+            "corrupt) or refill (the chunks of a node that came back empty).",
             ["kind"],
+            registry=r,
+        )
+        self.window_open_since = Gauge(
+            f"{PREFIX}_under_replicated_since_timestamp_seconds",
+            "When the window with live chunks short of F good copies now open began (Unix "
+            "time); 0 while none is open.",
+            registry=r,
+        )
+        self.window_last = Gauge(
+            f"{PREFIX}_under_replicated_last_window_seconds",
+            "How long the last closed window with chunks short of F copies lasted.",
+            registry=r,
+        )
+        self.window_longest = Gauge(
+            f"{PREFIX}_under_replicated_longest_window_seconds",
+            "The longest window with chunks short of F copies since the manager started (the "
+            "open one included).",
+            registry=r,
+        )
+        self.window_episodes = Gauge(
+            f"{PREFIX}_under_replicated_windows",
+            "Windows with chunks short of F copies begun since the manager started.",
             registry=r,
         )
         self.gc_runs = Counter(
@@ -249,6 +272,12 @@ class ManagerMetrics:
     def copied(self, reason: str, *, made: int, stuck: int) -> None:
         self.copies_made.labels(reason).inc(made)
         self.copies_stuck.labels(reason).inc(stuck)
+
+    def window(self, window: ReplicationWindow) -> None:
+        self.window_open_since.set(window.open_since or 0.0)
+        self.window_last.set(window.last_s or 0.0)
+        self.window_longest.set(window.longest_s)
+        self.window_episodes.set(window.episodes)
 
     def gc_done(self, *, deleted: int, freed: int) -> None:
         self.gc_runs.inc()

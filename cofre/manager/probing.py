@@ -25,11 +25,13 @@ async def probe_node(
     token: str,
     config: ProbeConfig,
     metrics: ManagerMetrics | None = None,
-) -> None:
-    """Probe one node and fold the result into its state (logging readiness changes)."""
+) -> bool:
+    """Probe one node and fold the result into its state (logging readiness changes); ->
+    whether the refill pass should look (see ``NodeState.take_stats``, or readiness changed)."""
     was_ready = state.ready
     client = NodeClient(session, state.url, token)
     started = time.perf_counter()
+    attention = False
     try:
         stats = await within(client.stats(), config.timeout_s)
     except (CofreError, TimeoutError, KeyError, TypeError, ValueError) as exc:
@@ -49,7 +51,7 @@ async def probe_node(
             state.latency_s = a * sample + (1.0 - a) * state.latency_s
         state.failures = 0
         state.probe_ok = True
-        state.stats = stats
+        attention = state.take_stats(stats, was_ready=was_ready)
         if stats.node_id != state.node_id:
             log.warning("node reports another id node=%s reported=%s", state.node_id, stats.node_id)
     if state.ready != was_ready:
@@ -59,6 +61,9 @@ async def probe_node(
             state.node_id,
             state.url,
         )
+        state.unready_since = None if state.ready else time.time()
+        attention = True
+    return attention
 
 
 async def probe_pass(
@@ -70,12 +75,14 @@ async def probe_pass(
     metrics: ManagerMetrics | None = None,
 ) -> None:
     states = [s for s in registry.nodes.values() if s.url]
-    await asyncio.gather(
+    attention = await asyncio.gather(
         *(
             probe_node(s, session=session, token=token, config=config, metrics=metrics)
             for s in states
         )
     )
+    if any(attention):
+        registry.refill_wakeup.set()
     log.debug("probe pass nodes=%d ready=%d", len(states), sum(1 for s in states if s.ready))
     registry.record_usage(time.time())
 

@@ -6,11 +6,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cofre.manager.capacity import UsageHistory, UsageSample
 from cofre.manager.placement import NodeView, Weights, candidates, rank, terms
-from cofre.models import NodeEndpoint, NodeId, UploadId
+from cofre.models import ChunkHash, NodeEndpoint, NodeId, UploadId
 from cofre.protocol.manager_api import NodeStatus
 from cofre.protocol.node_api import NodeStats
 
@@ -26,10 +26,56 @@ class NodeState:
     failures: int = 0
     latency_s: float | None = None
     stats: NodeStats | None = None
+    # Unix time the node last stopped being ready (None while ready or never ready): when the
+    # copies it holds stopped counting.
+    unready_since: float | None = None
+    # The scrub findings read so far: (the node process's scrub start, the last finding seen).
+    scrub_seen: tuple[float, int] | None = None
+    # Chunks the node's scrub found corrupt that no repair took up yet (hash -> found at).
+    scrub_findings: dict[ChunkHash, float] = field(default_factory=dict)
+    # Just probed fresh and may hold far fewer chunks than the catalog records there (its
+    # first answer, back from unready, restarted, or its count halved): the refill pass
+    # compares it with the catalog.
+    refill_check: bool = False
+    # Findings were missed (more than a node keeps): the refill pass checks all its chunks.
+    refill_all: bool = False
 
     @property
     def ready(self) -> bool:
         return self.discovered_ready and self.probe_ok and self.latency_s is not None
+
+    def take_stats(self, stats: NodeStats, *, was_ready: bool) -> bool:
+        """Keep a good probe's answer; -> whether the refill pass should look now: new scrub
+        findings, or a node that may have lost its store (its first answer, back from unready,
+        restarted, or its chunk count halved), which that pass compares with the catalog."""
+        before = self.stats
+        self.stats = stats
+        scrub = stats.scrub
+        restarted = (
+            scrub is not None
+            and self.scrub_seen is not None
+            and self.scrub_seen[0] != scrub.started_at
+        )
+        dropped = before is not None and stats.chunk_count < before.chunk_count // 2
+        if before is None or not was_ready or restarted or dropped:
+            self.refill_check = True
+        if scrub is not None:
+            seen = 0 if self.scrub_seen is None or restarted else self.scrub_seen[1]
+            new = [f for f in scrub.findings if f.seq > seen]
+            if scrub.findings_total > seen and (not new or new[0].seq > seen + 1):
+                log.warning(
+                    "scrub findings missed node=%s seen=%d total=%d",
+                    self.node_id,
+                    seen,
+                    scrub.findings_total,
+                )
+                self.refill_all = True
+            for finding in new:
+                self.scrub_findings.setdefault(finding.hash, finding.at)
+            if new:
+                log.warning("scrub found corrupt copies node=%s chunks=%d", self.node_id, len(new))
+            self.scrub_seen = (scrub.started_at, scrub.findings_total)
+        return self.refill_check or self.refill_all or bool(self.scrub_findings)
 
 
 class Registry:
@@ -41,6 +87,9 @@ class Registry:
         self._reservations: dict[UploadId, tuple[int, tuple[NodeId, ...]]] = {}
         # Set when discovery changes the node set, so the prober probes new nodes at once.
         self.changed = asyncio.Event()
+        # Set when a probe saw something the refill pass must look at (scrub findings, a node
+        # that came back or lost its store, a node that stopped being ready).
+        self.refill_wakeup = asyncio.Event()
         # node -> monotonic time since when it has been unready or absent (repair's clock).
         self._unavailable_since: dict[NodeId, float] = {}
         # Used bytes of the ready nodes over time, for the capacity forecast.
@@ -142,6 +191,7 @@ class Registry:
         for view in sorted(views, key=lambda v: v.node_id):
             state = self.nodes[view.node_id]
             term = node_terms.get(view.node_id)
+            scrub = state.stats.scrub if state.stats else None
             out.append(
                 NodeStatus(
                     node_id=view.node_id,
@@ -154,6 +204,12 @@ class Registry:
                     latency_ms=None if state.latency_s is None else state.latency_s * 1000.0,
                     score=scores.get(view.node_id),
                     chunk_count=state.stats.chunk_count if state.stats else 0,
+                    scrub_enabled=scrub.enabled if scrub else None,
+                    scrub_cycle_bytes=scrub.cycle_bytes if scrub else 0,
+                    scrub_cycle_chunks=scrub.cycle_chunks if scrub else 0,
+                    scrub_cycle_started_at=scrub.cycle_started_at if scrub else None,
+                    scrub_last_full_pass_at=scrub.last_full_pass_at if scrub else None,
+                    scrub_findings=scrub.findings_total if scrub else 0,
                     latency_term=term.latency if term else None,
                     stored_term=term.stored if term else None,
                 )

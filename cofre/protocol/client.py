@@ -61,6 +61,7 @@ from cofre.protocol.node_api import (
     ManifestCandidate,
     ManifestCandidates,
     Missing,
+    MissingRequest,
     NodeStats,
     OpenSession,
     PullRequest,
@@ -329,14 +330,20 @@ class NodeClient(_ApiClient):
         await self._request("DELETE", f"/v1/sessions/{upload_id}")
 
     async def missing(
-        self, upload_id: UploadId, hashes: list[ChunkHash], *, ticket: str
+        self,
+        upload_id: UploadId,
+        hashes: list[ChunkHash],
+        *,
+        ticket: str,
+        lengths: list[int] | None = None,
     ) -> list[ChunkHash]:
-        """Client -> primary: which of these chunks must still be sent."""
+        """Client -> primary: which of these chunks must still be sent (with ``lengths``, a
+        copy of another size counts as lacking)."""
         answer = await self._call(
             "POST",
             f"/v1/sessions/{upload_id}/missing",
             Missing,
-            body=_valid(HashList, hashes=hashes),
+            body=_valid(MissingRequest, hashes=hashes, lengths=lengths),
             ticket=ticket,
         )
         return answer.missing

@@ -322,6 +322,14 @@ class NodeStatus(Reply):
     latency_ms: float | None
     score: float | None
     chunk_count: Count = 0
+    scrub_enabled: bool | None = Field(None, description="None: the node did not say.")
+    scrub_cycle_bytes: Bytes = Field(0, description="Bytes the node's scrub read this cycle.")
+    scrub_cycle_chunks: Count = Field(0, description="Chunks the node's scrub read this cycle.")
+    scrub_cycle_started_at: UnixTime | None = None
+    scrub_last_full_pass_at: UnixTime | None = Field(
+        None, description="When the node's scrub last read every chunk."
+    )
+    scrub_findings: Count = Field(0, description="Corrupt copies the scrub found since start.")
     latency_term: float | None = Field(
         None,
         description="min candidate latency / this node's latency, in (0, 1]; None if the "
@@ -475,12 +483,32 @@ class FsckRun(Reply):
     summary: FsckSummary
 
 
+class ReplicationWindow(Reply):
+    """How long live chunks had fewer than F good copies, since the manager started."""
+
+    open_since: UnixTime | None = Field(description="Start of the window open now, if any.")
+    open_s: Seconds | None = Field(description="How long the open window has lasted.")
+    last_began: UnixTime | None
+    last_ended: UnixTime | None
+    last_s: Seconds | None = Field(description="The last closed window's length.")
+    longest_s: Seconds = Field(description="The longest window (the open one included).")
+    episodes: Count = Field(description="Windows begun since the manager started.")
+
+
 class RepairRun(Reply):
     """The latest repair pass this manager ran (since it started), by hand or in the background."""
 
     at: UnixTime
     verify: bool
     report: RepairReport
+    reason: Literal["full", "scrub", "refill"] = Field(
+        "full",
+        description="full: every live chunk; scrub: copies a node's scrub found corrupt; "
+        "refill: the chunks of a node that came back empty.",
+    )
+    window: ReplicationWindow | None = Field(
+        None, description="The window with fewer than F copies, as of this pass."
+    )
 
 
 class ClusterOverview(Reply):

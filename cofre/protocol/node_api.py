@@ -21,6 +21,7 @@ from cofre.protocol.base import (
     Query,
     Reply,
     Request,
+    Seconds,
     Ticket,
     UnixTime,
     UploadIdField,
@@ -44,7 +45,9 @@ ChunkLength = Annotated[
 ]
 
 
-class CheckRequest(Request):
+class SizedHashes(Request):
+    """Chunk hashes, and optionally each one's length: a copy of another size is corrupt."""
+
     hashes: list[ChunkHashField] = Field(max_length=limits.MAX_HASHES)
     lengths: list[ChunkLength] | None = Field(
         None,
@@ -52,14 +55,21 @@ class CheckRequest(Request):
         description="Each chunk's length, in the order of hashes: a copy of another size is "
         "corrupt (and quarantined). Without it only an empty copy of a non-empty chunk is.",
     )
-    verify: bool = Field(False, description="Re-hash each copy; a corrupt one is quarantined.")
-    touch: bool = Field(False, description="Mark the chunks used now, so GC keeps them.")
 
     @model_validator(mode="after")
-    def _one_length_per_hash(self) -> CheckRequest:
+    def _one_length_per_hash(self) -> SizedHashes:
         if self.lengths is not None and len(self.lengths) != len(self.hashes):
             raise ValueError("lengths must give one length per hash, in the same order")
         return self
+
+
+class CheckRequest(SizedHashes):
+    verify: bool = Field(False, description="Re-hash each copy; a corrupt one is quarantined.")
+    touch: bool = Field(False, description="Mark the chunks used now, so GC keeps them.")
+
+
+class MissingRequest(SizedHashes):
+    """POST /v1/sessions/{upload_id}/missing: a copy of the wrong size counts as lacking."""
 
 
 class CheckResult(Reply):
@@ -112,6 +122,35 @@ class ChunksDeleted(Reply):
     freed_bytes: Bytes
 
 
+class ScrubFinding(Reply):
+    """A copy the scrub found corrupt (and quarantined)."""
+
+    seq: Count = Field(description="Numbers findings from 1 since the node started.")
+    hash: ChunkHashField
+    at: UnixTime
+
+
+class ScrubProgress(Reply):
+    """The background scrub: every stored chunk re-read and re-hashed once per cycle."""
+
+    enabled: bool
+    started_at: UnixTime = Field(
+        description="When this node process started scrubbing: finding numbers count from here."
+    )
+    cycle_s: Seconds
+    bytes_per_s: Bytes
+    cycle_started_at: UnixTime | None = Field(None, description="None before the first cycle.")
+    cycle_bytes: Bytes = Field(0, description="Bytes scrubbed this cycle.")
+    cycle_chunks: Count = Field(0, description="Chunks scrubbed this cycle.")
+    last_full_pass_at: UnixTime | None = Field(None, description="When a cycle last finished.")
+    findings_total: Count = Field(0, description="Corrupt copies found since the node started.")
+    findings: list[ScrubFinding] = Field(
+        default_factory=list,
+        max_length=limits.MAX_SCRUB_FINDINGS,
+        description="The latest findings, oldest first.",
+    )
+
+
 class NodeStats(Reply):
     """What a storage node reports about itself."""
 
@@ -119,6 +158,7 @@ class NodeStats(Reply):
     stored_bytes: Bytes
     free_bytes: Bytes
     chunk_count: Count
+    scrub: ScrubProgress | None = None
 
 
 class Replica(Request):

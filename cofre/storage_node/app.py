@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from cofre.aio import Periodic, cancel_all
 from cofre.config import NodeConfig
 from cofre.limits import MAX_CHUNK_SIZE
 from cofre.protocol.server import service_app
@@ -14,6 +15,7 @@ from cofre.storage_node import chunk_api, keys, relay
 from cofre.storage_node.metrics import METRICS, NodeMetrics, Watched, scrape
 from cofre.storage_node.operations import api
 from cofre.storage_node.relay_sessions import SessionRegistry
+from cofre.storage_node.scrub import Scrubber, scrub_loop
 from cofre.storage_node.store import ChunkStore
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,11 @@ api.serve_document(
     "Chunk writes need a manager-signed ticket naming this node.",
 )
 api.serve_metrics(scrape)
+
+# The scrub's loop (None when the scrub is off); tests run a pass with ``run_once()``.
+SCRUB_LOOP = web.AppKey("scrub_loop", Periodic)
+# Seconds shutdown waits for the scrub's pass (a cancel stops it between two chunks).
+STOP_TIMEOUT_S = 10.0
 
 # aiohttp's own backstop; handlers enforce tighter, per-endpoint limits while reading.
 CLIENT_MAX_SIZE = MAX_CHUNK_SIZE + 1024 * 1024
@@ -48,10 +55,19 @@ def create_app(config: NodeConfig) -> web.Application:
     app[relay.SWEEPER] = relay.sweeper_loop(
         app[keys.SESSIONS], interval_s=config.relay_sweep_interval_s
     )
+    app[keys.SCRUBBER] = Scrubber(app[keys.STORE], config.scrub)
+    scrub = scrub_loop(app[keys.SCRUBBER])
+    if scrub is not None:
+        app[SCRUB_LOOP] = scrub
     metrics.watch(
-        Watched(store=app[keys.STORE], sessions=app[keys.SESSIONS], sweeper=app[relay.SWEEPER])
+        Watched(
+            store=app[keys.STORE],
+            sessions=app[keys.SESSIONS],
+            sweeper=app[relay.SWEEPER],
+            scrub=scrub,
+        )
     )
-    app.cleanup_ctx.extend([_store_ctx, relay.http_session, relay.sweeper])
+    app.cleanup_ctx.extend([_store_ctx, relay.http_session, relay.sweeper, _scrub_ctx])
     app.add_routes(api.routes)
     return app
 
@@ -71,3 +87,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     store.close()
+
+
+async def _scrub_ctx(app: web.Application) -> AsyncIterator[None]:
+    loop = app.get(SCRUB_LOOP)
+    task = loop.start() if loop is not None else None
+    yield
+    if task is not None and await cancel_all([task], STOP_TIMEOUT_S):
+        log.error("scrub loop did not stop")

@@ -261,6 +261,7 @@ async def stats(request: web.Request) -> web.Response:
             stored_bytes=s.stored_bytes,
             free_bytes=s.free_bytes,
             chunk_count=s.chunk_count,
+            scrub=request.app[keys.SCRUBBER].progress(),
         )
     )
 

@@ -30,6 +30,7 @@ class Watched:
     store: ChunkStore
     sessions: SessionRegistry
     sweeper: Periodic
+    scrub: Periodic | None = None
 
 
 class _StateCollector(Collector):
@@ -117,7 +118,10 @@ class NodeMetrics:
         self.watched = watched
 
     def _loops(self) -> list[Periodic]:
-        return [self.watched.sweeper] if self.watched is not None else []
+        if self.watched is None:
+            return []
+        scrub = [self.watched.scrub] if self.watched.scrub is not None else []
+        return [self.watched.sweeper, *scrub]
 
     def relayed(self, chunks: int, size: int) -> None:
         """One replica stored ``chunks`` chunks of ``size`` bytes in all."""

@@ -36,8 +36,8 @@ from cofre.protocol.client import NodeClient, open_session
 from cofre.protocol.framing import decode_frames
 from cofre.protocol.node_api import (
     BatchRelayed,
-    HashList,
     Missing,
+    MissingRequest,
     OpenSession,
     Relayed,
     Replica,
@@ -115,23 +115,26 @@ async def close_session(request: web.Request) -> web.Response:
     errors=(404, 502),
     summary="Client -> primary: which of these chunks must still be sent",
     path_params=SessionPath,
-    body=HashList,
+    body=MissingRequest,
     replies={200: Missing},
     ticket=True,
 )
 async def missing(request: web.Request) -> web.Response:
     session = _session_for(request)
-    asked = await api_body(request, HashList, limit=MAX_NODE_JSON_BYTES)
+    asked = await api_body(request, MissingRequest, limit=MAX_NODE_JSON_BYTES)
+    sized = dict(zip(asked.hashes, asked.lengths, strict=True)) if asked.lengths else None
     hashes = list(dict.fromkeys(asked.hashes))
+    lengths = [sized[h] for h in hashes] if sized else None
     if not hashes:
         return reply(Missing(missing=[]))
 
     async def lacking_on(replica: Replica) -> set[ChunkHash]:
-        found = await _replica_client(request, replica).check(hashes, touch=True)
+        client = _replica_client(request, replica)
+        found = await client.check(hashes, lengths=lengths, touch=True)
         return set(found.missing) | set(found.corrupt)
 
     async def lacking_here() -> set[ChunkHash]:
-        found = await request.app[keys.STORE].check(hashes, touch=True)
+        found = await request.app[keys.STORE].check(hashes, lengths=lengths, touch=True)
         return set(found.missing) | set(found.corrupt)
 
     timeout = request.app[keys.CONFIG].replica_timeout_s

@@ -156,6 +156,7 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
         latency_weight: float = 0.5,
         repair_interval_s: float = 3600.0,
         min_free_bytes: int = 0,
+        repair: dict[str, Any] | None = None,
     ) -> Cluster:
         servers = dict(node_servers or {})
         for i in range(len(servers), nodes):
@@ -182,7 +183,7 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
             ),
             upload=UploadConfig(chunk_size=CHUNK_SIZE),
             gc=GCConfig(interval_s=3600.0),
-            repair=RepairConfig(interval_s=repair_interval_s),
+            repair=RepairConfig(interval_s=repair_interval_s, **(repair or {})),
         )
         client = await aiohttp_client(
             create_manager_app(config), server_kwargs={"host": "127.0.0.1"}

@@ -135,7 +135,7 @@ async def test_background_loops_run_a_pass_on_demand_and_repair_can_be_off(
     cluster = await make_cluster(3, repair_interval_s=0.0)
     loops = cluster.loops
     assert loops.repair is None
-    assert [loop.name for loop in loops.all()] == ["probe", "gc", "sessions", "drain"]
+    assert [loop.name for loop in loops.all()] == ["probe", "gc", "sessions", "drain", "refill"]
     before = loops.gc.passes
     await loops.gc.run_once()
     assert (loops.gc.passes, loops.gc.failures) == (before + 1, 0)

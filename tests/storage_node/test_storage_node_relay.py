@@ -108,6 +108,27 @@ async def test_missing_lists_only_what_some_copy_lacks(start_node, kit) -> None:
     assert status == 200 and body == {"missing": [on_r1, nowhere]}
 
 
+async def test_a_short_copy_on_a_replica_counts_as_lacking_when_lengths_are_given(
+    start_node, kit, tmp_path
+) -> None:
+    """A re-put placed where a copy was cut short (not empty): with the lengths the client
+    knows, the primary reports it lacking, so it is sent again."""
+    primary, _, _ = await cluster(start_node, kit)
+    h, data = kit.chunk("cut short", 10_000)
+    assert (await send(primary, kit, h, data))[0] == 201
+    (copy,) = [p for p in kit.files_under(tmp_path / R1) if p.name == h]
+    copy.write_bytes(data[:4000])
+    body = {"hashes": [h], "lengths": [len(data)]}
+    status, answer = await call("POST", primary, "/v1/sessions/up-1/missing", kit, json=body)
+    assert status == 200 and answer == {"missing": [h]}
+    assert (await send(primary, kit, h, data))[0] == 201
+    status, answer = await call("POST", primary, "/v1/sessions/up-1/missing", kit, json=body)
+    assert status == 200 and answer == {"missing": []}
+    bad = {"hashes": [h], "lengths": [1, 2]}
+    status, problem = await call("POST", primary, "/v1/sessions/up-1/missing", kit, json=bad)
+    assert status == 400 and problem["detail"].startswith("body")
+
+
 async def test_replica_down_is_502_without_revealing_the_replica(start_node, kit, caplog) -> None:
     primary, _ = await start_node(PRIMARY)
     r1, _ = await start_node(R1)

@@ -105,7 +105,7 @@ def test_help_of_a_flag_says_what_unit_default_and_env() -> None:
         "--repair-after-s SECONDS a node holding chunks may be unready or gone this long before "
         "its chunks are copied elsewhere"
     ) in text
-    assert "(unit: seconds; default: 600.0; env COFRE_REPAIR_AFTER_S)" in text
+    assert "(unit: seconds; default: 300.0; env COFRE_REPAIR_AFTER_S)" in text
     assert "--placement-min-free-bytes BYTES" in text
 
 

@@ -47,7 +47,9 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     manager_api.DrainRequest: {"nodes": ["node-1"]},
     node_api.HashList: {"hashes": [H]},
     node_api.ReadRequest: {"hashes": [H]},
-    node_api.CheckRequest: {"hashes": [H], "verify": False, "touch": True},
+    node_api.CheckRequest: {"hashes": [H], "lengths": [5], "verify": False, "touch": True},
+    node_api.SizedHashes: {"hashes": [H], "lengths": [5]},
+    node_api.MissingRequest: {"hashes": [H], "lengths": [5]},
     node_api.PullRequest: {"hash": H, "sources": ["http://10.0.0.1:8081"]},
     node_api.Replica: {"node_id": "node-2", "url": "http://n2:8081"},
     node_api.OpenSession: {

@@ -1,0 +1,89 @@
+"""The scrub through a real node app: rot is found without anyone reading the chunk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from cofre.config import ScrubConfig
+from cofre.storage_node.app import SCRUB_LOOP
+from cofre.storage_node.scrub import STATE_FILE
+
+from .conftest import Kit
+
+Start = Callable[..., Awaitable[tuple[TestServer, web.Application]]]
+# A cycle so short that every chunk is due at once, and a budget no test waits for.
+FAST = ScrubConfig(cycle_s=0.001, bytes_per_s=1 << 40)
+
+
+async def _stored(kit: Kit, client: Any, *seeds: str) -> list[tuple[str, bytes]]:
+    out = []
+    for seed in seeds:
+        h, data = kit.chunk(seed)
+        resp = await client.put(f"/v1/chunks/{h}", data=data, headers=kit.write_headers("node-0"))
+        assert resp.status == 201, await resp.text()
+        out.append((h, data))
+    return out
+
+
+def _file(root: Path, chunk_hash: str) -> Path:
+    return root / "chunks" / chunk_hash[:2] / chunk_hash[2:4] / chunk_hash
+
+
+async def test_the_scrub_finds_a_flipped_byte_and_reports_it(
+    kit: Kit, start_node: Start, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    server, app = await start_node("node-0", scrub=FAST)
+    client = await aiohttp_client(server)
+    stored = await _stored(kit, client, "a", "b", "c")
+    rotten, data = stored[1]
+    path = _file(tmp_path / "node-0", rotten)
+    flipped = bytearray(data)
+    flipped[10] ^= 0x01
+    path.write_bytes(bytes(flipped))
+
+    await app[SCRUB_LOOP].run_once()
+
+    resp = await client.get("/v1/stats", headers=kit.auth)
+    stats = await resp.json()
+    scrub = stats["scrub"]
+    assert scrub["enabled"] is True
+    assert scrub["cycle_chunks"] == 3 and scrub["cycle_bytes"] == 3 * len(data)
+    assert scrub["last_full_pass_at"] is not None
+    assert scrub["findings_total"] == 1
+    assert [(f["seq"], f["hash"]) for f in scrub["findings"]] == [(1, rotten)]
+    # Quarantined: gone from its place, reported corrupt, one chunk fewer.
+    assert not path.exists() and stats["chunk_count"] == 2
+    resp = await client.post(
+        "/v1/chunks/check", json={"hashes": [h for h, _ in stored]}, headers=kit.auth
+    )
+    assert (await resp.json())["corrupt"] == [rotten]
+    # The cursor and totals are kept for a restart.
+    saved = json.loads((tmp_path / "node-0" / STATE_FILE).read_text())
+    assert saved["cursor"] is None and saved["chunks"] == 3
+
+
+async def test_a_long_cycle_reads_only_what_is_due(
+    kit: Kit, start_node: Start, aiohttp_client: Any
+) -> None:
+    server, app = await start_node("node-0", scrub=ScrubConfig(cycle_s=7 * 86400.0))
+    client = await aiohttp_client(server)
+    await _stored(kit, client, "a", "b")
+    await app[SCRUB_LOOP].run_once()
+    scrub = (await (await client.get("/v1/stats", headers=kit.auth)).json())["scrub"]
+    # A week's cycle just begun: nothing is due yet, so nothing was read.
+    assert scrub["cycle_started_at"] is not None
+    assert (scrub["cycle_chunks"], scrub["last_full_pass_at"]) == (0, None)
+
+
+async def test_the_scrub_is_off_at_zero(kit: Kit, start_node: Start, aiohttp_client: Any) -> None:
+    server, app = await start_node("node-0", scrub=ScrubConfig(cycle_s=0))
+    assert SCRUB_LOOP not in app
+    client = await aiohttp_client(server)
+    scrub = (await (await client.get("/v1/stats", headers=kit.auth)).json())["scrub"]
+    assert scrub["enabled"] is False
