@@ -657,6 +657,11 @@ def main() -> None:
         rows = run_scenarios(Path(tmp), counts)
     full = {key: n for key, (_, n) in SCENARIOS.items()}
     ran = ", ".join(f"{k} {n} (full {full[k]})" for k, n in counts.items())
+    if args.runs_scale != 1.0:
+        ran = (
+            f"**reduced counts**: {args.runs_scale} of the full ones (`make faults` runs them "
+            f"all): {ran}"
+        )
     unexpected = [f"- {r.scenario}: {u}" for r in rows for u in r.unexpected_failures]
     report = f"""# Reliability: faults measured
 
