@@ -406,7 +406,9 @@ def store_wipe(work: Path, runs: int, *, mib: int = 128) -> Row:
                 r = c.cli("put", str(src), "--name", name, "--json")
                 ok = row.op(r.code, expected=set(), what=f"put {name}", err=r.err)
                 puts.append(Put(name, sha256_file(src), 16 << 20, ok, put_version(r.out)))
-            node = random.choice(sorted(c.state()["pids"].keys() - {"manager"}))
+            # A node that holds something: a wiped empty store measures nothing.
+            nodes = sorted(c.state()["pids"].keys() - {"manager"})
+            node = random.choice([n for n in nodes if chunk_paths(c, n)])
             store = c.data_dir / "nodes" / node / "chunks"
             held = sum(p.stat().st_size for p in chunk_paths(c, node))
             start = time.monotonic()
