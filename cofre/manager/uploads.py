@@ -55,6 +55,11 @@ async def refuse_over_a_lost_catalog(m: Manager) -> None:
         m.catalog_seen_versions = True
         return
     found = await uncommitted.survey(m, (s for s in m.registry.nodes.values() if s.ready))
+    # An upload that committed while the nodes were asked leaves a manifest whose session is
+    # no longer uncommitted: it is a version now, not a sign of a lost catalog.
+    if found.unexplained and await m.catalog.version_rows():
+        m.catalog_seen_versions = True
+        return
     if found.unexplained:
         raise Conflict(
             f"the catalog is empty but the storage nodes hold {len(found.unexplained)} backup "
