@@ -90,7 +90,12 @@ async def create_upload(m: Manager, files: Sequence[FileDecl], *, batch: bool) -
     expires = now + m.config.upload.session_ttl_s
     node_ids = tuple(n.node_id for n in placement.nodes)
     # Reserve before the first await so concurrent creates already see this upload's bytes.
-    m.registry.reserve(upload_id, size, node_ids)
+    m.registry.reserve(
+        upload_id,
+        size,
+        (n.node_id for n in placement.copy_holders),
+        relay=placement.primary.node_id,
+    )
     session = SessionRow(
         upload_id=upload_id,
         name=name,
@@ -222,7 +227,7 @@ async def commit_upload(
             return have | elsewhere.get(chunk_hash, frozenset())
 
         numbers = await m.catalog.commit_many(session, entries, holders=located)
-    m.registry.release(upload_id)
+    m.registry.release(upload_id, landed=True)
     log.info(
         "upload committed upload=%s name=%r files=%d chunks=%d",
         upload_id,
@@ -287,7 +292,7 @@ async def restore_reservations(m: Manager) -> int:
     """After a restart: open uploads keep their reservations."""
     sessions = await m.catalog.open_sessions()
     for s in sessions:
-        m.registry.reserve(s.upload_id, s.size, s.nodes)
+        m.registry.reserve(s.upload_id, s.size, s.copy_holders)
     return len(sessions)
 
 
