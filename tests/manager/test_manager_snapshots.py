@@ -478,3 +478,21 @@ async def test_an_open_snapshot_over_a_missing_parent_is_refused(make_cluster: A
         await cluster.api.open_snapshot(
             time=T0, host="h", paths=["/x"], parent=SnapshotId("0" * 32)
         )
+
+
+async def test_forget_places_snapshots_at_the_ends_of_time_in_any_zone(make_cluster: Any) -> None:
+    cluster = await make_cluster(3, ready=False)
+    for t in (0.0, 32_503_680_000.0):
+        b = Backup(cluster, {}, time=t)
+        await b.open()
+        await b.send_entries()
+        await b.commit()
+    for zone in ("Pacific/Kiritimati", "Etc/GMT+12"):
+        report = await cluster.api.forget(ForgetRequest(keep_yearly=1, timezone=zone, dry_run=True))
+        (group,) = report.groups
+        assert [k.snapshot.time for k in group.keep] == [32_503_680_000.0]
+        assert [s.time for s in group.remove] == [0.0]
+    status, problem = await cluster.call(
+        "POST", "/v1/snapshots", json={"time": 1e300, "host": "h", "paths": ["/x"]}
+    )
+    assert status == 400 and problem["detail"].startswith("body.time: "), problem
