@@ -20,6 +20,7 @@ from cofre.models import ChunkHash, ChunkRef, SnapshotId, UploadId
 from cofre.protocol.client import NodeClient
 from cofre.protocol.manager_api import FileDecl, ForgetRequest, SnapshotInfo, TreeEntry
 
+from ..metrics_text import Scraped
 from .conftest import CHUNK_SIZE, TOKEN, Cluster
 
 DAY = 86400.0
@@ -496,3 +497,16 @@ async def test_forget_places_snapshots_at_the_ends_of_time_in_any_zone(make_clus
         "POST", "/v1/snapshots", json={"time": 1e300, "host": "h", "paths": ["/x"]}
     )
     assert status == 400 and problem["detail"].startswith("body.time: "), problem
+
+
+async def test_metrics_count_snapshots_and_their_commits(make_cluster: Any) -> None:
+    cluster = await make_cluster(3)
+    before = time.time()
+    await Backup(cluster, {"src/x": b"metrics" * 200}).run()
+    resp = await cluster.manager.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    scraped = Scraped(await resp.text())
+    assert scraped.value("cofre_manager_catalog_snapshots") == 1
+    assert scraped.value("cofre_manager_catalog_versions") == 0
+    # A cluster that only takes snapshots is not a cluster whose backups stopped.
+    assert scraped.value("cofre_manager_last_commit_timestamp_seconds") >= before
+    assert scraped.value("cofre_manager_catalog_live_chunks") == len(_refs(b"metrics" * 200)[1])
