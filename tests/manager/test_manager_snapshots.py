@@ -510,3 +510,20 @@ async def test_metrics_count_snapshots_and_their_commits(make_cluster: Any) -> N
     # A cluster that only takes snapshots is not a cluster whose backups stopped.
     assert scraped.value("cofre_manager_last_commit_timestamp_seconds") >= before
     assert scraped.value("cofre_manager_catalog_live_chunks") == len(_refs(b"metrics" * 200)[1])
+
+
+async def test_repair_brings_a_snapshot_chunk_back_to_f_copies(make_cluster: Any) -> None:
+    cluster = await make_cluster(4)
+    data = b"repair me" * 100
+    info = await Backup(cluster, {"src/x": data}).run()
+    (chunk,) = _refs(data)[0]
+    before = await cluster.api.snapshot_where(info.snapshot_id, "src/x")
+    lost_on = sorted(c.node_id for c in before.chunks[0].copies)[0]
+    await cluster.node(lost_on).delete_chunks([chunk.hash])
+    report = await cluster.api.repair()
+    assert (report.lost_copies, report.copies_made, report.healthy) == (1, 1, True)
+    after = await cluster.api.snapshot_where(info.snapshot_id, "src/x")
+    good = [c for c in after.chunks[0].copies if c.state == "ok"]
+    assert len(good) == 2 and lost_on not in {c.node_id for c in good}
+    assert any(c.why.startswith(f"repair: copies lost on {lost_on}") for c in good)
+    assert (await restore(cluster, info.snapshot_id))["src/x"] == data
