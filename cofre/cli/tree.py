@@ -5,9 +5,9 @@ target recorded) become entries; fifos, sockets and devices are skipped with one
 Every entry carries its mode, mtime (ns) and owner, and a file also what tells an unchanged file
 from a changed one without reading it (size, mtime, ctime, inode, device: restic's rule).
 
-Paths in a snapshot are '/'-separated and relative: a relative source is recorded as typed
-(normalised), an absolute one, or one that climbs out of the current directory, as its absolute
-path without the leading '/' (as restic records it), so every path restores under a target.
+Paths in a snapshot are '/'-separated and relative: a source is recorded by its absolute path
+without the leading '/' (as restic records it), so every path restores under a target, and two
+backups of the same directory from different working directories are the same tree.
 Entries come out depth first, children in name order, each directory before its content.
 """
 
@@ -45,13 +45,9 @@ class LocalEntry:
 
 
 def snapshot_path(source: str) -> str:
-    """The path a source is recorded under: ``photos/`` -> ``photos``, ``/srv/data`` ->
-    ``srv/data``, ``.`` or ``../x`` -> their absolute path without the leading '/'."""
-    norm = os.path.normpath(source)
-    if os.path.isabs(norm) or norm == "." or norm == ".." or norm.startswith("../"):
-        norm = os.path.abspath(source)
-    norm = norm.lstrip("/")
-    return norm
+    """The path a source is recorded under: its absolute path without the leading '/'
+    (``/srv/data/`` -> ``srv/data``; ``photos`` in /home/u -> ``home/u/photos``)."""
+    return os.path.abspath(source).lstrip("/")
 
 
 def entry_of(path: str, source: str, st: os.stat_result) -> LocalEntry | None:
