@@ -62,6 +62,13 @@ class ParentIndex:
             self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
         self.files += len(rows)
 
+    def knows(self, path: str) -> bool:
+        """Whether the parent has a file at ``path`` (a file read now is changed, not new)."""
+        if not self.files:
+            return False
+        row = self._db.execute("SELECT 1 FROM files WHERE path = ?", (path,)).fetchone()
+        return row is not None
+
     def reusable(self, entry: LocalEntry) -> tuple[ChunkRef, ...] | None:
         """The parent's chunk list for ``entry`` if the file is unchanged since (same size,
         mtime, ctime and inode), else None: it has to be read."""

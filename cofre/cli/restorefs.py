@@ -129,8 +129,8 @@ class RestoreRoot:
                 if not create:
                     raise
                 with contextlib.suppress(FileExistsError):
-                    # Owner-only until ``finish`` gives it its recorded mode.
-                    os.mkdir(name, 0o700, dir_fd=fd)
+                    # A parent the snapshot does not hold (the umask applies).
+                    os.mkdir(name, 0o755, dir_fd=fd)
                 child = os.open(name, _DIR_FLAGS, dir_fd=fd)
         except OSError as exc:
             here = "/".join(parts[: i + 1])
@@ -146,7 +146,16 @@ class RestoreRoot:
         """Create the directory at ``path`` (an existing one is kept); ``finish`` gives it
         ``meta``."""
         parts = entry_parts(path)
-        os.close(self._open_dir(parts, create=True))
+        parent = self._open_dir(parts[:-1], create=True)
+        try:
+            with contextlib.suppress(FileExistsError):
+                # Owner-only until ``finish`` gives it its recorded mode.
+                os.mkdir(parts[-1], 0o700, dir_fd=parent)
+        except OSError as exc:
+            raise LocalFileError(f"cannot create {path}: {exc.strerror or exc}") from exc
+        finally:
+            os.close(parent)
+        os.close(self._open_dir(parts, create=False))
         with self._lock:
             self._dir_meta[parts] = meta
 

@@ -18,9 +18,7 @@ def parse_duration(text: str) -> int:
     """Seconds in ``text``: parts of years, months, weeks, days, hours (``1y2m3w4d5h``);
     UsageError for anything else."""
     if not text or _DURATION.sub("", text) != "":
-        raise UsageError(
-            f"not a duration: {text!r} (e.g. 7d, 2w, 1y6m, 36h: y, m(onths), w, d, h)"
-        )
+        raise UsageError(f"not a duration: {text!r} (e.g. 7d, 2w, 1y6m, 36h: y, m(onths), w, d, h)")
     return sum(int(n) * _SECONDS[unit] for n, unit in _DURATION.findall(text))
 
 

@@ -102,29 +102,43 @@ def _problem(path: str, target: str | None) -> str | None:
     return problem
 
 
-def walk(sources: list[str], *, warn: Warn) -> Iterator[LocalEntry]:
-    """Every entry below each directory in ``sources`` (the directory itself first), depth
-    first, children in name order. What cannot be recorded (special files, names that are not
-    valid text, unreadable directories) is skipped with one ``warn`` line each."""
-    seen: set[str] = set()
+def check_sources(sources: list[str]) -> None:
+    """LocalFileError unless every source is a directory whose path can be recorded."""
     for source in sources:
-        top = snapshot_path(source)
-        if top in seen:
-            continue
-        seen.add(top)
         try:
             st = os.stat(source)  # a source named through a symlink is followed
         except OSError as exc:
             raise LocalFileError(f"cannot read {source}: {exc.strerror or exc}") from exc
         if not stat.S_ISDIR(st.st_mode):
             raise LocalFileError(f"{source} is not a directory")
+        top = snapshot_path(source)
         if not top:
             raise LocalFileError(f"{source} is the root directory; name what is below it")
-        first = entry_of(top, source, st)
-        assert first is not None
         problem = _problem(top, None)
         if problem:
             raise LocalFileError(f"{source} cannot be recorded: {problem}")
+
+
+def walk(sources: list[str], *, warn: Warn) -> Iterator[LocalEntry]:
+    """Every entry below each directory in ``sources`` (the directory itself first), depth
+    first, children in name order. What cannot be recorded (special files, names that are not
+    valid text, unreadable directories) is skipped with one ``warn`` line each."""
+    check_sources(sources)
+    tops = {snapshot_path(s) for s in sources}
+    seen: set[str] = set()
+    for source in sources:
+        top = snapshot_path(source)
+        # A source inside another one is walked with it: each path once per snapshot.
+        if top in seen or any(top.startswith(f"{other}/") for other in tops):
+            continue
+        seen.add(top)
+        try:
+            st = os.stat(source)  # a source named through a symlink is followed
+        except OSError as exc:
+            raise LocalFileError(f"cannot read {source}: {exc.strerror or exc}") from exc
+        first = entry_of(top, source, st)
+        if first is None or first.kind != "dir":
+            raise LocalFileError(f"{source} is not a directory")
         yield first
         yield from _below(source, top, warn=warn)
 

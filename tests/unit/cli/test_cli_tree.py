@@ -133,3 +133,11 @@ def test_unchanged_by_size_mtime_ctime_inode(tmp_path: Path) -> None:
     now = _only_file(tmp_path)
     assert not unchanged(now, **{**rec, "inode": before.inode + 1})
     assert not unchanged(now, **{**rec, "size": 4})
+
+
+def test_overlapping_sources_are_walked_once(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f").write_bytes(b"x")
+    sources = [str(tmp_path / "a" / "b"), str(tmp_path / "a"), str(tmp_path / "a") + "/"]
+    paths = [e.path for e in walk(sources, warn=print)]
+    assert len(paths) == len(set(paths)) == 3
