@@ -19,6 +19,8 @@ from cofre.protocol.base import first_error
 from cofre.protocol.framing import CONTENT_TYPE, decode_frames
 from cofre.protocol.manager_api import (
     BatchDecl,
+    ChunkLocation,
+    ChunkLocations,
     ChunksCommitted,
     ClusterOverview,
     ClusterStats,
@@ -43,6 +45,7 @@ from cofre.protocol.manager_api import (
     GcResult,
     KnownAnswer,
     KnownQuery,
+    LocateQuery,
     ManifestDoc,
     ManifestList,
     ManifestsQuery,
@@ -427,6 +430,12 @@ class ManagerClient(_ApiClient):
     async def forget(self, rules: ForgetRequest) -> ForgetReport:
         """Apply keep rules (restic's semantics); ``rules.dry_run`` only reports."""
         return await self._call("POST", "/v1/snapshots/forget", ForgetReport, body=rules)
+
+    async def locate_chunks(self, hashes: list[ChunkHash]) -> list[ChunkLocation]:
+        """Where to read each chunk (nodes best first), for a restore of snapshot entries; at
+        most limits.MAX_KNOWN_HASHES per call; unknown chunks are left out."""
+        body = _valid(LocateQuery, hashes=hashes)
+        return (await self._call("POST", "/v1/chunks/locate", ChunkLocations, body=body)).chunks
 
     async def snapshot_where(self, ref: str, path: str) -> EntryWhere:
         """Each copy of each chunk of a snapshot's file: node, state, since, why."""

@@ -497,6 +497,18 @@ class SnapshotsRemoved(Reply):
     removed: list[SnapshotIdField]
 
 
+class LocateQuery(Request):
+    """POST /v1/chunks/locate: where to read chunks (a snapshot's, for a restore)."""
+
+    hashes: list[ChunkHashField] = Field(max_length=limits.MAX_KNOWN_HASHES)
+
+
+class ChunkLocations(Reply):
+    chunks: list[ChunkLocation] = Field(
+        description="In the order asked; chunks the catalog does not know are left out."
+    )
+
+
 class EntryWhereQuery(Query):
     path: TreePath
 

@@ -70,6 +70,7 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     manager_api.SnapshotChunks: {"upload_id": "u-1", "chunks": [[H, 5]]},
     manager_api.SnapshotEntries: {"entries": [ENTRY]},
     manager_api.SnapshotCommit: {"entries": 1},
+    manager_api.LocateQuery: {"hashes": [H]},
     manager_api.ForgetRequest: {
         "keep_last": 3,
         "keep_hourly": 1,
