@@ -209,7 +209,8 @@ class TreeBackup:
         paths = source_paths(sources)
         parent = await find_parent(self.clients, host=host, paths=paths, ref=parent_ref)
         with ParentIndex() as index:
-            if parent is not None and not force_read:
+            if parent is not None:
+                # With force_read too: a file read again is then counted as changed, not new.
                 await load_parent(self.clients, parent, index)
             opened = await self.clients.manager.open_snapshot(
                 time=time.time(),

@@ -161,6 +161,7 @@ def test_unchanged_files_are_not_read_again_and_a_touched_one_is(
     root = tmp_path / "data"
     sizes = {f"f{i:02d}": 5000 + i for i in range(20)}
     sizes["big.bin"] = 2 * DEFAULT_CHUNK_SIZE + 1
+    root.mkdir()
     for rel, size in sizes.items():
         it.random_file(root / rel, size)
     host = _host("skip")
@@ -201,7 +202,7 @@ def test_unchanged_files_are_not_read_again_and_a_touched_one_is(
 
 def test_forget_by_rules_with_dry_run_and_by_id(cluster: Any, it: Any, tmp_path: Path) -> None:
     root = tmp_path / "kept"
-    it.random_file(root / "f", 100)
+    root.mkdir()
     host = _host("forget")
     ids = []
     for i in range(4):
