@@ -105,10 +105,8 @@ def test_missing_local_file_is_a_local_file_error(
 
 
 def test_put_tree_flags() -> None:
-    args = build_parser().parse_args(
-        ["put", "d", "--host", "h", "--tag", "a,b", "--tag", "c", "--parent", "1234abcd"]
-        + ["--force-read"]
-    )
+    argv = ["put", "d", "--host", "h", "--tag", "a,b", "--tag", "c", "--parent", "1234abcd"]
+    args = build_parser().parse_args([*argv, "--force-read"])
     assert (args.host, args.parent, args.force_read, args.per_file) == (
         "h",
         "1234abcd",
@@ -129,10 +127,8 @@ def test_restore_needs_a_target_and_takes_paths() -> None:
 
 
 def test_forget_keep_rules_become_the_request() -> None:
-    args = build_parser().parse_args(
-        ["forget", "--keep-last", "3", "--keep-daily", "unlimited", "--keep-within", "2w"]
-        + ["--dry-run", "--host", "h"]
-    )
+    argv = ["forget", "--keep-last", "3", "--keep-daily", "unlimited", "--keep-within", "2w"]
+    args = build_parser().parse_args([*argv, "--dry-run", "--host", "h"])
     rules = forget_request(args)
     assert rules is not None
     assert (rules.keep_last, rules.keep_daily, rules.keep_hourly) == (3, -1, 0)
