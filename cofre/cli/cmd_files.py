@@ -106,7 +106,7 @@ async def _put_tree(args: argparse.Namespace, ctx: Context, dirs: list[str]) -> 
     """Back the directories up as one snapshot and print its id and counts."""
     if args.name is not None:
         raise UsageError("--name works with one file, not a directory")
-    progress = TransferProgress(verb="put")
+    progress = TransferProgress(verb="put", keep_finished=False)
 
     def warn(line: str) -> None:
         progress.line.echo(f"cofre: warning: {display_name(line)}", stream=sys.stderr)

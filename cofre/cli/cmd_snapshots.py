@@ -57,7 +57,7 @@ async def run_restore(args: argparse.Namespace, ctx: Context) -> ExitCode:
     paths = [restore_path(p) for p in args.path or []]
     target = Path(args.target)
     budget = Budget(ctx.parallelism)
-    progress = TransferProgress(verb="restore")
+    progress = TransferProgress(verb="restore", keep_finished=False)
 
     def report(path: str, exc: Exception) -> None:
         progress.line.echo(
