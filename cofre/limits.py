@@ -63,6 +63,11 @@ MAX_NODE_JSON_BYTES = 8 * 1024 * 1024
 # a 1 PiB file at 4 MiB chunks (about 20 MB).
 MAX_MANAGER_JSON_BYTES = 64 * 1024 * 1024
 
+# A request line (method, path and query string): the longest query the models allow (two tree
+# paths of MAX_PATH_BYTES, each byte percent-encoded as three characters) fits with room to
+# spare; aiohttp's default of 8190 would refuse it with a bare text answer.
+MAX_REQUEST_LINE_BYTES = 64 * 1024
+
 # --- counts per request ---------------------------------------------------------------------------
 # Hashes in one JSON request to a node (check, read, delete): a 400 GiB file at 4 MiB chunks.
 MAX_HASHES = 100_000

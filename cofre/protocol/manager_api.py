@@ -465,8 +465,8 @@ class SnapshotFilter(Query):
     host: HostName | None = None
     tag: str | None = Field(
         None,
-        max_length=limits.MAX_SNAPSHOT_TAGS * (limits.MAX_TAG_CHARS + 1),
-        description="Comma-separated tags a snapshot must all carry.",
+        max_length=8 * (limits.MAX_TAG_CHARS + 1),
+        description="Comma-separated tags a snapshot must all carry (8 at most).",
     )
     path: PathText | None = Field(None, description="A source path the snapshot must hold.")
 
