@@ -18,7 +18,7 @@ from cofre.cli.progress import TransferProgress
 from cofre.cli.restorefs import RestoreRoot
 from cofre.cli.retention import keep_count, parse_duration
 from cofre.cli.tree_put import split_tags
-from cofre.cli.tree_restore import TreeRestore, ready_nodes, restore_path
+from cofre.cli.tree_restore import TreeRestore, restore_path
 from cofre.errors import BadRequest
 from cofre.protocol.manager_api import ForgetReport, ForgetRequest, SnapshotInfo
 
@@ -68,11 +68,8 @@ async def run_restore(args: argparse.Namespace, ctx: Context) -> ExitCode:
         snapshot = await clients.manager.get_snapshot(
             args.snapshot, host=args.host, tags=split_tags(args.tag)
         )
-        nodes = await ready_nodes(clients)
         with RestoreRoot(target, force=args.force) as root:
-            restore = TreeRestore(
-                clients, root, nodes=nodes, budget=budget, progress=progress, on_error=report
-            )
+            restore = TreeRestore(clients, root, budget=budget, progress=progress, on_error=report)
             async with progress.running():
                 await restore.run(snapshot.snapshot_id, paths)
     counts = restore.counts

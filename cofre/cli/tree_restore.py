@@ -9,9 +9,10 @@ cofre.cli.restorefs, which refuses paths that would leave the target or pass thr
 symlink. Directories get their mode, owner and mtime last, deepest first; the written files are
 made durable with one syncfs at the end (an fsync per file where syncfs is missing).
 
-A snapshot's entries carry chunk hashes, not locations: each chunk is asked of the ready nodes
-in turn (best placement score first, the starting node rotated from chunk to chunk so every
-node serves a share), and the next node is asked for those one did not send.
+A snapshot's entries carry chunk hashes; where each chunk is comes from the manager
+(`POST /v1/chunks/locate`, nodes best first), for a page of small files at once and for a large
+file when its turn comes. Consecutive chunks start at different copies, so every holder serves
+a share, and a node that does not send a chunk intact passes it to the next holder.
 """
 
 from __future__ import annotations
@@ -27,15 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from cofre.cli.budget import Budget
-from cofre.cli.download import stream_chunks
+from cofre.cli.download import spread_nodes, stream_chunks
 from cofre.cli.exitcodes import LocalFileError, UsageError
 from cofre.cli.http import Clients
 from cofre.cli.packing import pack
 from cofre.cli.progress import TransferProgress
 from cofre.cli.restorefs import Meta, RestoreRoot
 from cofre.durable import have_syncfs, sync_filesystem
-from cofre.errors import CofreError, IntegrityError, Unavailable
-from cofre.limits import MAX_FRAMED_CHUNKS, MAX_READ_BYTES
+from cofre.errors import CofreError, IntegrityError
+from cofre.limits import MAX_FRAMED_CHUNKS, MAX_KNOWN_HASHES, MAX_READ_BYTES
 from cofre.models import ChunkHash, SnapshotId, tree_path_problem
 from cofre.protocol.manager_api import ChunkLocation, EntryView, SnapshotInfo
 
@@ -79,14 +80,19 @@ def meta_of(e: EntryView) -> Meta:
     return Meta(mode=e.mode, mtime_ns=e.mtime_ns, uid=uid, gid=gid)
 
 
-async def ready_nodes(clients: Clients) -> list[str]:
-    """The ready nodes' URLs, best placement score first."""
-    listing = await clients.manager.nodes()
-    ready = [n for n in listing.nodes if n.ready]
-    if not ready:
-        raise Unavailable("no storage node is ready to read from")
-    ready.sort(key=lambda n: -(n.score or 0.0))
-    return [n.url for n in ready]
+async def locate(clients: Clients, hashes: list[ChunkHash]) -> dict[ChunkHash, ChunkLocation]:
+    """Where each chunk is (the catalog's copies, best first); unknown ones are left out."""
+    found: dict[ChunkHash, ChunkLocation] = {}
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), MAX_KNOWN_HASHES):
+        group = unique[start : start + MAX_KNOWN_HASHES]
+        for loc in await clients.manager.locate_chunks(group):
+            found[loc.hash] = loc
+    return found
+
+
+def _unknown(path: str, chunk_hash: str) -> IntegrityError:
+    return IntegrityError(f"chunk {chunk_hash[:16]} of {path} has no copy the catalog knows")
 
 
 class TreeRestore:
@@ -97,14 +103,12 @@ class TreeRestore:
         clients: Clients,
         root: RestoreRoot,
         *,
-        nodes: list[str],
         budget: Budget,
         progress: TransferProgress,
         on_error: Callable[[str, Exception], None],
     ) -> None:
         self.clients = clients
         self.root = root
-        self.nodes = nodes
         self.budget = budget
         self.progress = progress
         self.on_error = on_error
@@ -112,19 +116,12 @@ class TreeRestore:
         self.errors: list[tuple[str, Exception]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._batches = asyncio.Semaphore(budget.parallelism)
-        self._spread = 0
         self._fsync = not have_syncfs()
 
     def _failed(self, path: str, exc: Exception) -> None:
         self.counts.failed += 1
         self.errors.append((path, exc))
         self.on_error(path, exc)
-
-    def _locate(self, hash_: ChunkHash, length: int) -> ChunkLocation:
-        """Every ready node, starting at the next one in turn."""
-        k = self._spread % len(self.nodes)
-        self._spread += 1
-        return ChunkLocation(hash=hash_, length=length, nodes=self.nodes[k:] + self.nodes[:k])
 
     async def run(self, snapshot_id: SnapshotId, paths: list[str] | None) -> None:
         wanted: list[str | None] = list(paths) if paths else [None]
@@ -210,8 +207,14 @@ class TreeRestore:
     async def _large(self, e: EntryView) -> None:
         try:
             self.progress.started(e.path, e.size)
-            chunks = [self._locate(h, n) for h, n in e.chunks]
             try:
+                where = await locate(self.clients, [ChunkHash(h) for h, _ in e.chunks])
+                chunks = []
+                for h, n in e.chunks:
+                    loc = where.get(ChunkHash(h))
+                    if loc is None or loc.length != n:
+                        raise _unknown(e.path, h)
+                    chunks.append(loc)
                 with self.root.file(e.path, meta_of(e), fsync=self._fsync) as fd:
 
                     async def write(data: bytes) -> None:
@@ -238,8 +241,10 @@ class TreeRestore:
         try:
             await self.budget.memory.acquire(held)
             try:
-                wanted = {ChunkHash(h): n for e in files for h, n in e.chunks}
-                got = await self._fetch(wanted)
+                where = await locate(
+                    self.clients, [ChunkHash(h) for e in files for h, _ in e.chunks]
+                )
+                got = await self._fetch(where)
                 results = await asyncio.to_thread(self._write_small, files, got)
             finally:
                 self.budget.memory.release(held)
@@ -254,16 +259,17 @@ class TreeRestore:
                 self.progress.finished(e.path, error=True)
                 self._failed(e.path, error)
 
-    async def _fetch(self, wanted: dict[ChunkHash, int]) -> dict[ChunkHash, bytes]:
-        """The chunks of ``wanted`` (hash -> length) the nodes send intact: in each round every
-        chunk still missing is asked of its next node, one framed read per node."""
+    async def _fetch(self, where: dict[ChunkHash, ChunkLocation]) -> dict[ChunkHash, bytes]:
+        """The chunks of ``where`` the nodes send intact: in each round every chunk still
+        missing is asked of its next holder, one framed read per node."""
         got: dict[ChunkHash, bytes] = {}
-        start = {h: self._locate(h, n).nodes for h, n in wanted.items()}
-        for turn in range(len(self.nodes)):
+        wanted = {h: loc.length for h, loc in where.items()}
+        order = {h: spread_nodes(loc, i).nodes for i, (h, loc) in enumerate(where.items())}
+        for turn in range(max((len(n) for n in order.values()), default=0)):
             by_node: dict[str, list[ChunkHash]] = {}
-            for h, order in start.items():
-                if h not in got:
-                    by_node.setdefault(order[turn], []).append(h)
+            for h, nodes in order.items():
+                if h not in got and turn < len(nodes):
+                    by_node.setdefault(nodes[turn], []).append(h)
             if not by_node:
                 break
             await asyncio.gather(
@@ -300,11 +306,11 @@ class TreeRestore:
         for e in files:
             try:
                 parts = []
-                for h, _ in e.chunks:
+                for h, n in e.chunks:
                     data = got.get(ChunkHash(h))
-                    if data is None:
+                    if data is None or len(data) != n:
                         raise IntegrityError(
-                            f"chunk {h[:16]} of {e.path} has no intact copy on a ready node"
+                            f"chunk {h[:16]} of {e.path} has no intact copy on its nodes"
                         )
                     parts.append(data)
                 with self.root.file(e.path, meta_of(e), fsync=self._fsync) as fd:
