@@ -57,6 +57,8 @@ BATCH_BYTES = 8 * 1024 * 1024
 # Entries walked (and looked up in the parent) per trip to the walking thread.
 WALK_BATCH = 512
 ABORT_TIMEOUT_S = 10.0
+# Batches of entries on their way to the manager at once: the walk goes on meanwhile.
+ENTRY_SENDS = 2
 
 
 @dataclass(slots=True)
@@ -194,6 +196,7 @@ class TreeBackup:
         self._sent = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._batches = asyncio.Semaphore(budget.parallelism)
+        self._senders = asyncio.Semaphore(ENTRY_SENDS)
         self._snapshot = SnapshotId("")
 
     async def run(
@@ -286,6 +289,12 @@ class TreeBackup:
             self._reap()
             await self._send_ready(full_only=True)
         await self._send_ready(full_only=False)
+        await self._wait_all()
+
+    async def _wait_all(self) -> None:
+        while self._tasks:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+            self._reap()
 
     def _count_other(self, e: LocalEntry) -> None:
         if e.kind == "dir":
@@ -318,10 +327,19 @@ class TreeBackup:
         self._tasks.clear()
 
     async def _send_ready(self, *, full_only: bool) -> None:
+        """Send the entries ready, a full batch at a time (all with ``full_only=False``); up
+        to ENTRY_SENDS batches travel while the walk goes on."""
         while len(self._ready) >= MAX_ENTRY_BATCH or (self._ready and not full_only):
             batch, self._ready = self._ready[:MAX_ENTRY_BATCH], self._ready[MAX_ENTRY_BATCH:]
+            await self._senders.acquire()
+            self._spawn(self._send_entries(batch))
+
+    async def _send_entries(self, batch: list[TreeEntry]) -> None:
+        try:
             await self.clients.manager.add_snapshot_entries(self._snapshot, batch)
             self._sent += len(batch)
+        finally:
+            self._senders.release()
 
     def _failed(self, path: str, exc: LocalFileError) -> None:
         self.counts.failed += 1
