@@ -365,10 +365,14 @@ class Catalog:
         return await self._run(do)
 
     async def last_commit_time(self) -> float | None:
-        """When the newest version, deleted or not, was committed; None for an empty catalog."""
+        """When the newest version (deleted or not) or snapshot was committed; None for an
+        empty catalog."""
 
         def do(db: sqlite3.Connection) -> float | None:
-            row = db.execute("SELECT MAX(created) FROM versions").fetchone()
+            row = db.execute(
+                "SELECT MAX(t) FROM (SELECT MAX(created) AS t FROM versions"
+                " UNION ALL SELECT MAX(committed) FROM snapshots WHERE state = 'committed')"
+            ).fetchone()
             return None if row[0] is None else float(row[0])
 
         return await self._run(do)
@@ -646,6 +650,15 @@ class Catalog:
 
     async def expired_snapshots(self, *, now: float) -> list[SnapshotId]:
         return await self._run(lambda db: snap_sql.expired_open(db, now=now))
+
+    async def snapshot_count(self) -> int:
+        """Committed snapshots."""
+
+        def do(db: sqlite3.Connection) -> int:
+            row = db.execute("SELECT COUNT(*) FROM snapshots WHERE state = 'committed'")
+            return int(row.fetchone()[0])
+
+        return await self._run(do)
 
     async def snapshot_chunk_sets(self) -> dict[SnapshotId, set[ChunkHash]]:
         return await self._run(snap_sql.chunk_sets)

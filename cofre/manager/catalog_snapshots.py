@@ -83,7 +83,9 @@ def entry_values(snapshot_id: SnapshotId, e: TreeEntry) -> tuple[object, ...]:
 
 def entry_view(row: tuple[Any, ...]) -> EntryView:
     path, kind, mode, mtime_ns, size, uid, gid, target, chunks, ctime_ns, inode, device = row
-    return EntryView(
+    # Built without validation: every row was a validated TreeEntry on its way in, and a page
+    # of a thousand would otherwise spend most of its time checking them again.
+    return EntryView.model_construct(
         path=str(path),
         kind=kind,
         mode=int(mode),
@@ -145,8 +147,8 @@ def insert_open(db: sqlite3.Connection, row: SnapshotRow) -> None:
         )
         if row.parent is not None:
             db.execute(
-                "INSERT INTO snapshot_chunks (snapshot_id, hash)"
-                " SELECT ?, hash FROM snapshot_chunks WHERE snapshot_id = ?",
+                "INSERT INTO snapshot_chunks (snapshot_id, hash, length, referenced)"
+                " SELECT ?, hash, length, 0 FROM snapshot_chunks WHERE snapshot_id = ?",
                 (row.snapshot_id, row.parent),
             )
 
@@ -177,8 +179,8 @@ def attach_chunks(
             [(h, n, session.why, now) for h in lengths for n in holders_of(h)],
         )
         db.executemany(
-            "INSERT OR IGNORE INTO snapshot_chunks (snapshot_id, hash) VALUES (?,?)",
-            [(snapshot_id, h) for h in lengths],
+            "INSERT OR IGNORE INTO snapshot_chunks VALUES (?,?,?,0)",
+            [(snapshot_id, h, n) for h, n in lengths.items()],
         )
         db.execute("UPDATE snapshots SET expires = ? WHERE id = ?", (expires, snapshot_id))
         return _chunk_count(db, snapshot_id)
@@ -227,18 +229,50 @@ def add_entries(
             ).fetchone()
             if dup is not None:
                 raise BadRequest(f"entries: path {dup[0]!r} was sent before for this snapshot")
+        refs = _references(db, snapshot_id, entries)
         db.executemany(
             f"INSERT INTO snapshot_entries (snapshot_id, {ENTRY_COLUMNS})"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [entry_values(snapshot_id, e) for e in entries],
         )
+        db.executemany(
+            "INSERT INTO snapshot_chunks VALUES (?,?,?,1) ON CONFLICT (snapshot_id, hash)"
+            " DO UPDATE SET referenced = 1, length = excluded.length",
+            [(snapshot_id, h, n) for h, n in refs.items()],
+        )
+        files = [e for e in entries if e.kind == "file"]
         db.execute(
-            "UPDATE snapshots SET entries = entries + ?, expires = ? WHERE id = ?",
-            (len(entries), expires, snapshot_id),
+            "UPDATE snapshots SET entries = entries + ?, files = files + ?, bytes = bytes + ?,"
+            " expires = ? WHERE id = ?",
+            (len(entries), len(files), sum(e.size for e in files), expires, snapshot_id),
         )
         return int(
             db.execute("SELECT entries FROM snapshots WHERE id = ?", (snapshot_id,)).fetchone()[0]
         )
+
+
+def _references(
+    db: sqlite3.Connection, snapshot_id: SnapshotId, entries: Sequence[TreeEntry]
+) -> dict[str, int]:
+    """The chunks a batch of entries references, hash -> length; BadRequest naming a chunk given
+    two lengths (in the batch, or against an earlier batch)."""
+    refs: dict[str, int] = {}
+    for e in entries:
+        for h, n in e.chunks:
+            if refs.setdefault(h, n) != n:
+                raise BadRequest(f"entries: chunk {h} is given two lengths")
+    hashes = list(refs)
+    for start in range(0, len(hashes), 500):
+        batch = hashes[start : start + 500]
+        marks = ",".join("?" * len(batch))
+        for h, n in db.execute(
+            "SELECT hash, length FROM snapshot_chunks WHERE snapshot_id = ? AND referenced = 1"
+            f" AND hash IN ({marks})",
+            (snapshot_id, *batch),
+        ):
+            if refs[h] != n:
+                raise BadRequest(f"entries: chunk {h} is given two lengths")
+    return refs
 
 
 def commit(
@@ -258,19 +292,7 @@ def commit(
                 f"snapshot {snapshot_id} holds {row.entries} entries but {sent} were sent; "
                 "send the missing batches and commit again"
             )
-        wanted: dict[str, int] = {}
-        files = size = 0
-        for kind, file_size, chunks in db.execute(
-            "SELECT kind, size, chunks FROM snapshot_entries WHERE snapshot_id = ?",
-            (snapshot_id,),
-        ):
-            if kind == "file":
-                files += 1
-                size += int(file_size)
-                for h, n in json.loads(str(chunks)):
-                    if wanted.setdefault(h, n) != n:
-                        raise BadRequest(f"entries: chunk {h} is given two lengths")
-        short = _not_stored(db, wanted, factor=factor)
+        short = _not_stored(db, snapshot_id, factor=factor)
         if short:
             raise ChunksNotStored(
                 f"{len(short)} chunks the snapshot references are not stored with "
@@ -280,36 +302,32 @@ def commit(
                 chunks=short[:NAMED_CHUNKS],
                 count=len(short),
             )
-        db.execute("DELETE FROM snapshot_chunks WHERE snapshot_id = ?", (snapshot_id,))
-        db.executemany(
-            "INSERT INTO snapshot_chunks (snapshot_id, hash) VALUES (?,?)",
-            [(snapshot_id, h) for h in wanted],
+        db.execute(
+            "DELETE FROM snapshot_chunks WHERE snapshot_id = ? AND referenced = 0", (snapshot_id,)
         )
         db.execute(
-            "UPDATE snapshots SET state = 'committed', committed = ?, files = ?, bytes = ?"
-            " WHERE id = ?",
-            (now, files, size, snapshot_id),
+            "UPDATE snapshots SET state = 'committed', committed = ? WHERE id = ?",
+            (now, snapshot_id),
         )
         committed = find(db, snapshot_id)
         assert committed is not None
         return committed
 
 
-def _not_stored(db: sqlite3.Connection, wanted: dict[str, int], *, factor: int) -> list[str]:
-    """Those of ``wanted`` (hash -> length) the catalog does not record at that length with at
-    least ``factor`` copies, sorted."""
-    hashes = sorted(wanted)
-    known: dict[str, tuple[int, int]] = {}
-    for start in range(0, len(hashes), 500):
-        batch = hashes[start : start + 500]
-        marks = ",".join("?" * len(batch))
-        for h, length, copies in db.execute(
-            "SELECT c.hash, c.length, (SELECT COUNT(*) FROM locations l WHERE l.hash = c.hash)"
-            f" FROM chunk_lengths c WHERE c.hash IN ({marks})",
-            batch,
-        ):
-            known[str(h)] = (int(length), int(copies))
-    return [h for h in hashes if h not in known or known[h][0] != wanted[h] or known[h][1] < factor]
+def _not_stored(db: sqlite3.Connection, snapshot_id: SnapshotId, *, factor: int) -> list[str]:
+    """The chunks the snapshot's entries reference that the catalog does not record at that
+    length with at least ``factor`` copies, sorted."""
+    return [
+        str(r[0])
+        for r in db.execute(
+            "SELECT r.hash FROM snapshot_chunks r LEFT JOIN chunk_lengths c ON c.hash = r.hash"
+            " WHERE r.snapshot_id = ? AND r.referenced = 1 AND (c.hash IS NULL"
+            " OR c.length != r.length"
+            " OR (SELECT COUNT(*) FROM locations l WHERE l.hash = r.hash) < ?)"
+            " ORDER BY r.hash",
+            (snapshot_id, factor),
+        )
+    ]
 
 
 def committed_rows(

@@ -119,10 +119,13 @@ CREATE TABLE IF NOT EXISTS snapshot_entries (
     device INTEGER,
     PRIMARY KEY (snapshot_id, path)
 ) WITHOUT ROWID;
--- Each snapshot's distinct chunks: all live for GC.
+-- Each snapshot's distinct chunks, all live for GC. referenced: named by one of its entries
+-- (at that length); 0: only pinned (its parent's) or uploaded for it, dropped at its commit.
 CREATE TABLE IF NOT EXISTS snapshot_chunks (
     snapshot_id TEXT NOT NULL,
     hash TEXT NOT NULL,
+    length INTEGER NOT NULL,
+    referenced INTEGER NOT NULL,
     PRIMARY KEY (snapshot_id, hash)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS snapshot_chunks_hash ON snapshot_chunks(hash);

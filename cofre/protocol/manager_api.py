@@ -323,6 +323,7 @@ class WhereReport(VersionBase):
 # transaction: until then it is invisible, and an open snapshot that is left expires.
 
 EntryKind = Literal["file", "dir", "symlink"]
+SNAPSHOT_TIME_MAX = 32_503_680_000.0  # 3000-01-01T00:00:00Z
 SnapshotRef = Annotated[
     str,
     Field(
@@ -386,7 +387,13 @@ class EntryView(Reply, EntryFields):
 class SnapshotCreate(Request):
     """POST /v1/snapshots: open a snapshot (invisible until committed)."""
 
-    time: UnixTime = Field(description="When the backup began, by the client's clock.")
+    # Bounded so every calendar in every time zone can place it (retention's periods).
+    time: float = Field(
+        ge=0,
+        le=SNAPSHOT_TIME_MAX,
+        description="When the backup began, by the client's clock (seconds since the epoch, "
+        "before the year 3000).",
+    )
     host: HostName
     tags: list[SnapshotTag] = Field(default_factory=list, max_length=limits.MAX_SNAPSHOT_TAGS)
     paths: list[PathText] = Field(

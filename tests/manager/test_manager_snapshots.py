@@ -20,6 +20,7 @@ from cofre.models import ChunkHash, ChunkRef, SnapshotId, UploadId
 from cofre.protocol.client import NodeClient
 from cofre.protocol.manager_api import FileDecl, ForgetRequest, SnapshotInfo, TreeEntry
 
+from ..metrics_text import Scraped
 from .conftest import CHUNK_SIZE, TOKEN, Cluster
 
 DAY = 86400.0
@@ -478,3 +479,51 @@ async def test_an_open_snapshot_over_a_missing_parent_is_refused(make_cluster: A
         await cluster.api.open_snapshot(
             time=T0, host="h", paths=["/x"], parent=SnapshotId("0" * 32)
         )
+
+
+async def test_forget_places_snapshots_at_the_ends_of_time_in_any_zone(make_cluster: Any) -> None:
+    cluster = await make_cluster(3, ready=False)
+    for t in (0.0, 32_503_680_000.0):
+        b = Backup(cluster, {}, time=t)
+        await b.open()
+        await b.send_entries()
+        await b.commit()
+    for zone in ("Pacific/Kiritimati", "Etc/GMT+12"):
+        report = await cluster.api.forget(ForgetRequest(keep_yearly=1, timezone=zone, dry_run=True))
+        (group,) = report.groups
+        assert [k.snapshot.time for k in group.keep] == [32_503_680_000.0]
+        assert [s.time for s in group.remove] == [0.0]
+    status, problem = await cluster.call(
+        "POST", "/v1/snapshots", json={"time": 1e300, "host": "h", "paths": ["/x"]}
+    )
+    assert status == 400 and problem["detail"].startswith("body.time: "), problem
+
+
+async def test_metrics_count_snapshots_and_their_commits(make_cluster: Any) -> None:
+    cluster = await make_cluster(3)
+    before = time.time()
+    await Backup(cluster, {"src/x": b"metrics" * 200}).run()
+    resp = await cluster.manager.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    scraped = Scraped(await resp.text())
+    assert scraped.value("cofre_manager_catalog_snapshots") == 1
+    assert scraped.value("cofre_manager_catalog_versions") == 0
+    # A cluster that only takes snapshots is not a cluster whose backups stopped.
+    assert scraped.value("cofre_manager_last_commit_timestamp_seconds") >= before
+    assert scraped.value("cofre_manager_catalog_live_chunks") == len(_refs(b"metrics" * 200)[1])
+
+
+async def test_repair_brings_a_snapshot_chunk_back_to_f_copies(make_cluster: Any) -> None:
+    cluster = await make_cluster(4)
+    data = b"repair me" * 100
+    info = await Backup(cluster, {"src/x": data}).run()
+    (chunk,) = _refs(data)[0]
+    before = await cluster.api.snapshot_where(info.snapshot_id, "src/x")
+    lost_on = sorted(c.node_id for c in before.chunks[0].copies)[0]
+    await cluster.node(lost_on).delete_chunks([chunk.hash])
+    report = await cluster.api.repair()
+    assert (report.lost_copies, report.copies_made, report.healthy) == (1, 1, True)
+    after = await cluster.api.snapshot_where(info.snapshot_id, "src/x")
+    good = [c for c in after.chunks[0].copies if c.state == "ok"]
+    assert len(good) == 2 and lost_on not in {c.node_id for c in good}
+    assert any(c.why.startswith(f"repair: copies lost on {lost_on}") for c in good)
+    assert (await restore(cluster, info.snapshot_id))["src/x"] == data
