@@ -93,6 +93,9 @@ async def run_put(args: argparse.Namespace, ctx: Context) -> ExitCode:
     tree_options = args.parent is not None or args.force_read or args.host or args.tag
     if tree_options and not dirs:
         raise UsageError("--host, --tag, --parent and --force-read are for directories")
+    if args.json and dirs and files:
+        # One JSON document per command: a snapshot's and a batch of versions' differ.
+        raise UsageError("--json takes files or directories, not both; put them separately")
     code = ExitCode.OK
     if files or not dirs:
         code = await _put_files(args, ctx, files)

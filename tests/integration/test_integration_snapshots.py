@@ -273,8 +273,22 @@ def test_hostile_entries_are_refused(cluster: Any, tmp_path: Path) -> None:
     assert (target / "fine").read_bytes() == b""
 
 
-def test_get_output_makes_missing_parents(cluster: Any, it: Any, tmp_path: Path) -> None:
+def test_files_keep_versions_beside_a_snapshot_and_get_makes_parents(
+    cluster: Any, it: Any, tmp_path: Path
+) -> None:
     src = it.random_file(tmp_path / "one", 1000)
+    (tmp_path / "dir").mkdir()
+    it.random_file(tmp_path / "dir" / "two", 10)
+    host = _host("mixed")
+    mixed = cluster.cli("put", str(src), str(tmp_path / "dir"), "--host", host)
+    assert mixed.code == 0, mixed.err
+    assert f"{src}  version 1" in mixed.out and "files: 1 new" in mixed.out
+    listed = {(f["name"], f["version"]) for f in cluster.cli("ls", "--json").json()}
+    assert (str(src), 1) in listed  # the file is a version of its own name
+    assert [s["files"] for s in cluster.cli("snapshots", "--host", host, "--json").json()] == [1]
+    both = cluster.cli("put", str(src), str(tmp_path / "dir"), "--json")
+    assert both.code == ExitCode.USAGE and "not both" in both.err
+
     name = f"snapcli/{uuid.uuid4().hex[:8]}"
     assert cluster.cli("put", str(src), "--name", name).code == 0
     dest = tmp_path / "not" / "yet" / "here.bin"
