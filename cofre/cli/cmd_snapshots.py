@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import zoneinfo
 from pathlib import Path
@@ -33,6 +34,19 @@ def snapshot_row(s: SnapshotInfo) -> list[str]:
         human_size(s.bytes),
         display_name(", ".join(s.paths)),
     ]
+
+
+_REF = re.compile(r"^([0-9a-f]{4,32}|latest)$")
+
+
+def snapshot_ref(text: str) -> str:
+    """An argument naming a snapshot: an id, a unique prefix of 4 hex digits or more, or
+    ``latest``."""
+    if not _REF.match(text):
+        raise argparse.ArgumentTypeError(
+            f"not a snapshot: {text!r} (an id, 4 or more of its first hex digits, or latest)"
+        )
+    return text
 
 
 SNAPSHOT_HEADERS = ["ID", "TIME", "HOST", "TAGS", "FILES", "SIZE", "PATHS"]
@@ -215,7 +229,13 @@ async def run_forget(args: argparse.Namespace, ctx: Context) -> ExitCode:
 
 
 def add_forget_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("snapshots", nargs="*", metavar="SNAPSHOT", help="ids (or unique prefixes)")
+    p.add_argument(
+        "snapshots",
+        nargs="*",
+        type=snapshot_ref,
+        metavar="SNAPSHOT",
+        help="ids (or unique prefixes)",
+    )
     for rule in RULE_FLAGS:
         what = "the N newest" if rule == "last" else f"the newest of the last N {_UNIT[rule]}"
         p.add_argument(

@@ -18,7 +18,13 @@ from cofre.cli.cmd_cluster import (
     run_status,
 )
 from cofre.cli.cmd_files import run_get, run_ls, run_put, run_rm
-from cofre.cli.cmd_snapshots import add_forget_flags, run_forget, run_restore, run_snapshots
+from cofre.cli.cmd_snapshots import (
+    add_forget_flags,
+    run_forget,
+    run_restore,
+    run_snapshots,
+    snapshot_ref,
+)
 from cofre.cli.cmd_where import run_where
 from cofre.cli.context import Context, load_settings, resolve
 from cofre.cli.exitcodes import ExitCode, describe_error, describe_exit_codes, exit_code_for
@@ -109,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--parent",
+        type=snapshot_ref,
         metavar="SNAPSHOT",
         help="compare with this snapshot (default: the latest of the same host and paths)",
     )
@@ -153,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
             "too when run as root. Existing files are kept unless --force."
         ),
     )
-    p.add_argument("snapshot", metavar="SNAPSHOT", help="an id, a unique prefix, or latest")
+    p.add_argument(
+        "snapshot", type=snapshot_ref, metavar="SNAPSHOT", help="an id, a unique prefix, or latest"
+    )
     p.add_argument("--target", required=True, metavar="DIR", help="where to restore (made)")
     p.add_argument(
         "--path",

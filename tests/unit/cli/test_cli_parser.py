@@ -145,6 +145,9 @@ def test_forget_keep_rules_become_the_request() -> None:
         ["forget", "--keep-daily", "x"],
         ["forget", "--keep-within", "7"],
         ["restore", "latest"],
+        ["restore", "nope", "--target", "t"],
+        ["forget", "abc"],
+        ["put", "d", "--parent", "ABCD1234"],
     ],
 )
 def test_bad_snapshot_flags_are_usage_errors(
