@@ -30,9 +30,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 log = logging.getLogger(__name__)
 
-# Certificates start this long before they are made: a peer whose clock runs a little behind
+# Certificates start this long before they are made (at most a tenth of their lifetime, so a
+# short-lived one is not due for renewal at once): a peer whose clock runs a little behind
 # still accepts a certificate issued a moment ago.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _backdated(start: datetime, valid_for: timedelta) -> datetime:
+    return start - min(CLOCK_SKEW, valid_for / 10)
+
 
 # How often a server looks at its certificate files: a stat of two files, cheap; Kubernetes
 # takes up to a minute or two to update a mounted Secret anyway.
@@ -84,7 +90,7 @@ def new_ca(*, common_name: str, valid_for: timedelta, now: datetime | None = Non
         .issuer_name(name)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start - CLOCK_SKEW)
+        .not_valid_before(_backdated(start, valid_for))
         .not_valid_after(start + valid_for)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
@@ -139,7 +145,7 @@ def issue(
         .issuer_name(ca_cert.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start - CLOCK_SKEW)
+        .not_valid_before(_backdated(start, valid_for))
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
