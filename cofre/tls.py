@@ -211,13 +211,17 @@ def server_context(*, cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
-def client_context(*, ca_file: Path | None) -> ssl.SSLContext:
-    """A client context verifying peers and their host names against ``ca_file``.
+def client_context(*, ca_file: Path | None, ca_pem: bytes | None = None) -> ssl.SSLContext:
+    """A client context verifying peers and their host names against ``ca_file`` or the PEM
+    ``ca_pem`` (a CA read from a Kubernetes Secret).
 
-    None trusts the system's CAs instead (a service behind a public certificate).
+    With neither, the system's CAs (a service behind a public certificate).
+    Raises ssl.SSLError for a CA that does not parse.
     """
     cafile = str(ca_file) if ca_file is not None else None
-    return _harden(ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile))
+    cadata = ca_pem.decode("ascii") if ca_pem is not None else None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile, cadata=cadata)
+    return _harden(context)
 
 
 def _signature(*paths: Path) -> tuple[tuple[int, int, int], ...] | None:

@@ -164,6 +164,9 @@ def test_a_client_trusting_the_ca_completes_a_handshake_by_name_and_by_ip(
     assert client.verify_mode == ssl.CERT_REQUIRED and client.check_hostname
     for host in ("localhost", "127.0.0.1"):
         assert _handshake(client, server, host=host) == _cert(leaf.cert)
+    # The CA as PEM bytes (as read from a Secret) trusts the same.
+    from_pem = tls.client_context(ca_file=None, ca_pem=ca.cert)
+    assert _handshake(from_pem, server, host="localhost") == _cert(leaf.cert)
 
 
 def test_a_client_refuses_another_ca_a_wrong_name_and_an_expired_certificate(
