@@ -279,4 +279,7 @@ class CertReloader:
         """Look at the files every ``interval_s`` until cancelled."""
         while True:
             await asyncio.sleep(interval_s)
-            self.check()
+            try:
+                self.check()
+            except Exception:  # a surprise must not end the reloading for good
+                log.exception("certificate check failed cert_file=%s", self.cert_file)
