@@ -1,5 +1,8 @@
 """TLS for every cofre connection: a CA, certificates with SANs, and SSL contexts.
 
+The ``cryptography`` package is imported by the functions that make or read certificates, not
+with the module: the CLI only needs the ``ssl`` contexts and stays smaller without it.
+
 Keys are EC P-256 (small, fast handshakes, accepted everywhere). A CA signs leaf certificates
 that carry both the server and the client auth usage, so one certificate serves a service and
 the calls it makes. ``renew_at`` is the single rule for when a certificate is replaced: once two
@@ -22,11 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +61,14 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -70,6 +77,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _name(common_name: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cofre"),
@@ -80,6 +90,9 @@ def _name(common_name: str) -> x509.Name:
 
 def new_ca(*, common_name: str, valid_for: timedelta, now: datetime | None = None) -> Pem:
     """A self-signed CA that may sign leaf certificates only (path length 0)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
     start = _now(now)
     key = _new_key()
     name = _name(common_name)
@@ -127,6 +140,11 @@ def issue(
     It never outlives its CA: past the CA's end it would not verify anyway.
     Raises ValueError for an IP address that does not parse or a certificate without names.
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     if not dns_names and not ip_addresses:
         raise ValueError("a certificate needs at least one DNS name or IP address")
     start = _now(now)
@@ -181,16 +199,22 @@ def issue(
 
 def not_before(cert_pem: bytes) -> datetime:
     """The first moment the (first) certificate in ``cert_pem`` is valid, in UTC."""
+    from cryptography import x509
+
     return x509.load_pem_x509_certificate(cert_pem).not_valid_before_utc
 
 
 def not_after(cert_pem: bytes) -> datetime:
     """The last moment the (first) certificate in ``cert_pem`` is valid, in UTC."""
+    from cryptography import x509
+
     return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
 
 
 def renew_at(cert_pem: bytes) -> datetime:
     """When the certificate is due for replacement: two thirds into its lifetime."""
+    from cryptography import x509
+
     cert = x509.load_pem_x509_certificate(cert_pem)
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     return start + (end - start) * 2 / 3
