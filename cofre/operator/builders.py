@@ -348,12 +348,12 @@ def build_manager_statefulset(
 
 
 def cli_env(*, name: str, namespace: str) -> list[KubeObject]:
-    """What the `cofre` command needs inside the cluster: the manager's URL and the token."""
+    """What the `cofre` command needs inside the cluster: the manager's URL and the token
+    (and, for a manager serving plain HTTP, the CLI's consent to it)."""
     names = Names(name)
-    return [
-        {"name": "COFRE_MANAGER", "value": names.manager_url(namespace)},
-        _token_env(names),
-    ]
+    url = names.manager_url(namespace)
+    plain = [{"name": "COFRE_INSECURE", "value": "1"}] if url.startswith("http://") else []
+    return [{"name": "COFRE_MANAGER", "value": url}, *plain, _token_env(names)]
 
 
 def build_toolbox_deployment(

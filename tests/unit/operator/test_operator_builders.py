@@ -200,6 +200,8 @@ def test_toolbox_has_cli_env() -> None:
     dep = builders.build_toolbox_deployment(SPEC, name=NAME, namespace=NS, image=IMAGE)
     env = _env(_pod_spec(dep)["containers"][0])
     assert env["COFRE_MANAGER"] == "http://demo-manager.backup.svc:8080"
+    # The CLI refuses plain HTTP unless allowed: the manager here serves plain HTTP.
+    assert env["COFRE_INSECURE"] == "1"
     assert env["COFRE_TOKEN"] == {"secretKeyRef": {"name": "demo-token", "key": "token"}}
 
 

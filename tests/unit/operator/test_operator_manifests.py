@@ -204,6 +204,7 @@ def test_example_cli_job_reaches_the_demo_manager() -> None:
     (container,) = job["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     assert env["COFRE_MANAGER"]["value"].startswith("http://demo-manager")
+    assert env["COFRE_INSECURE"]["value"] == "1"
     assert env["COFRE_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "demo-token", "key": "token"}
     assert container["command"][:2] == ["cofre", "ls"]
 
