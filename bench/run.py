@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -583,7 +584,7 @@ def weed_cluster(weed: str, work: Path) -> Iterator[tuple[str, str, Path, Server
             timeout=120,
             check=False,
         )
-        if shell.returncode != 0 or '"fsync": true' not in shell.stdout.replace("\t", ""):
+        if shell.returncode != 0 or not re.search(r'"fsync":\s*true', shell.stdout):
             raise SystemExit(f"bench: SeaweedFS fs.configure failed: {shell.stdout[-800:]}")
         yield f"http://{filer}", master, root, Servers({n: p.pid for n, p in procs.items()})
     finally:

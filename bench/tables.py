@@ -160,7 +160,10 @@ def spread(stored: Mapping[str, int]) -> float | None:
 def fmt_spread(value: float | None) -> str:
     if value is None:
         return "-"
-    return "∞ (a node holds nothing)" if value == float("inf") else f"{value:.2f}"
+    if value == float("inf"):
+        return "∞ (a node holds nothing)"
+    # A node holding only its metadata (a few KiB) beside gigabytes on another.
+    return "> 100 (a node holds almost nothing)" if value > 100 else f"{value:.2f}"
 
 
 def stored_table(rows: Iterable[tuple[str, Mapping[str, int]]]) -> str:

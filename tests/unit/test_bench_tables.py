@@ -112,6 +112,7 @@ def test_spread_and_the_stored_table() -> None:
     text = t.stored_table([("after x", {"node-1": 2 * MIB, "node-0": 4 * MIB})])
     assert text.splitlines()[-1] == "| after x | 4 / 2 | 2.00 |"
     assert "a node holds nothing" in t.fmt_spread(float("inf"))
+    assert t.fmt_spread(t.spread({"node-0": 2**30, "node-1": 4096})).startswith("> 100")
 
 
 def test_verdicts_say_met_and_by_how_much_a_target_is_missed() -> None:
