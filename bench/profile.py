@@ -67,6 +67,18 @@ def parse_collapsed(lines: Iterable[str]) -> list[tuple[list[str], int]]:
     return stacks
 
 
+# Frames on (nearly) every stack of their process: entry points, module bodies, middlewares
+# and guards around every call. They say nothing about where the cost is.
+WRAPPERS = re.compile(
+    r"^(?:[\w.<>]+\.)?(<module>|main|run|_dispatch|_guarded|.*middleware.*) \("
+    r"|__main__\.py\)$|cli/main\.py\)$"
+)
+
+
+def _wrapper(frame: str) -> bool:
+    return bool(WRAPPERS.search(frame))
+
+
 def summarise(
     stacks: list[tuple[list[str], int]],
 ) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
@@ -77,7 +89,7 @@ def summarise(
     for frames, n in stacks:
         own[frames[-1]] += n
         for frame in set(frames):
-            if "(cofre/" in frame:
+            if "(cofre/" in frame and not _wrapper(frame):
                 under[frame] += n
     return total, own.most_common(TOP), under.most_common(TOP)
 
