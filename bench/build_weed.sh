@@ -13,6 +13,10 @@ if [[ -n "${COFRE_WEED:-}" ]]; then
   exit 0
 fi
 cache="${COFRE_WEED_CACHE:-$HOME/.cache/cofre/seaweedfs/$WEED_VERSION}"
+mkdir -p "$cache"
+# One build at a time: a second caller waits for the first and then finds the binary.
+exec 9>"$cache/.lock"
+flock 9
 if [[ -x "$cache/weed" ]]; then
   echo "$cache/weed"
   exit 0
