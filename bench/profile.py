@@ -102,7 +102,7 @@ def section(title: str, stacks: list[tuple[list[str], int]], seconds: float, rat
     lines = [
         f"### {title}",
         "",
-        f"{total} samples at {rate}/s over {seconds:.1f} s: on CPU about {busy:.0f}% of the time.",
+        f"{total} samples at {rate}/s over {seconds:.1f} s: active about {busy:.0f}% of the time.",
         "",
         "| own % | function (where the CPU is) | | under % | cofre function (what it costs) |",
         "| ---: | --- | --- | ---: | --- |",
@@ -236,7 +236,9 @@ def main() -> None:
         "",
         f"`make profile` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit "
         f"{run.git_commit()}: `cofre put` and `cofre get` of one {args.big_mib} MiB random file "
-        f"on `cofre local up` (4 nodes, F=2), sampled by py-spy (CPU only, idle waits left out). "
+        "on `cofre local up` (4 nodes, F=2), sampled by py-spy (threads it sees active: "
+        "running, or in a system call such as a write or fsync; waits on sockets and locks "
+        "left out). "
         f"put took {put_s:.1f} s ({size / put_s:.0f} MB/s under the profiler), get {get_s:.1f} s "
         f"({size / get_s:.0f} MB/s). *own %*: samples whose innermost frame is that function; "
         "*under %*: samples with that cofre function anywhere on the stack. The nodes' samples "

@@ -54,6 +54,6 @@ def test_summary_counts_own_and_under_samples_and_skips_wrappers() -> None:
 
 def test_section_renders_percentages_of_all_samples() -> None:
     text = p.section("put: CLI", p.parse_collapsed(RAW), seconds=2.0, rate=100)
-    assert "100 samples at 100/s over 2.0 s: on CPU about 50% of the time." in text
+    assert "100 samples at 100/s over 2.0 s: active about 50% of the time." in text
     assert "| 60.0 | `select (python3.11/selectors.py)` | | 40.0 | `_read_and_hash" in text
     assert "no samples" in p.section("idle", [], seconds=1.0, rate=100)
