@@ -551,7 +551,7 @@ def weed_cluster(weed: str, work: Path) -> Iterator[tuple[str, str, Path, Server
                     f"-port={vport}",
                     f"-dir={vdir}",
                     "-max=16",
-                    f"-mserver={master}",
+                    f"-master={master}",
                 ],
             )
 
