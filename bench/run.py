@@ -667,7 +667,9 @@ def weed_version(weed: str | None) -> str:
     if not weed:
         return "SeaweedFS not built"
     out = subprocess.run([weed, "version"], capture_output=True, text=True, check=False)
-    return "SeaweedFS " + " ".join(out.stdout.split()[1:4])
+    # "version 30GB 4.53  linux amd64": the release and the volume size limit it was built for
+    release = re.search(r"\b(\d+\.\d+)\b", out.stdout)
+    return f"SeaweedFS {release.group(1) if release else out.stdout.strip()}"
 
 
 # --- report ---------------------------------------------------------------------------------
