@@ -51,7 +51,7 @@ async def test_small_chunks_share_a_pack_and_read_back_verified(tmp_path: Path) 
     assert await store.put_many(items[:3]) == [False] * 3
     assert pack_files(tmp_path)[0].stat().st_size == 51 * (HEADER_SIZE + 4096)
     # Chunks above the limit stay files.
-    big_h, big = chunk("big", 2 * 1024 * 1024)
+    big_h, big = chunk("big", PackConfig().max_chunk_bytes + 1)
     assert await store.put(big_h, big) is True
     assert store.path_of(big_h).read_bytes() == big
     assert await store.get(big_h) == big
@@ -302,3 +302,50 @@ async def test_a_store_of_the_file_layout_is_read_in_place(tmp_path: Path) -> No
     Kit.flip_byte(tmp_path, items[2][0])
     assert (await store.check([h for h, _ in items], verify=True)).corrupt == [items[2][0]]
     assert store.chunk_count == 5 and store.stored_bytes == 5 * 4096
+
+
+async def test_a_node_app_packs_deletes_compacts_and_reports_it(start_node, kit) -> None:
+    """Through the node's API: a framed batch lands in one pack, GC's deletes make garbage, the
+    compaction loop gives the space back, and /v1/stats and /metrics stay right throughout."""
+    from aiohttp import ClientSession
+
+    from cofre.protocol.framing import CONTENT_TYPE, encode_frames
+    from cofre.storage_node.app import COMPACT_LOOP
+
+    from .test_storage_node_metrics import scrape
+
+    server, app = await start_node("node-0", pack=PackConfig(target_bytes=64 * 1024))
+    items = [chunk(f"app{i}", 4000) for i in range(40)]
+    async with ClientSession() as http:
+        headers = {**kit.write_headers("node-0"), "Content-Type": CONTENT_TYPE}
+        for i in range(0, 40, 20):
+            async with http.put(
+                server.make_url("/v1/chunks"),
+                data=encode_frames(items[i : i + 20]),
+                headers=headers,
+            ) as resp:
+                assert resp.status == 201, await resp.text()
+        doomed = [h for h, _ in items[:30]]
+        async with http.post(
+            server.make_url("/v1/chunks/delete"), json={"hashes": doomed}, headers=kit.auth
+        ) as resp:
+            assert await resp.json() == {"deleted": 30, "freed_bytes": 30 * 4000}
+        before = await scrape(server, kit)
+        assert before.value("cofre_node_stored_chunks") == 10
+        assert before.value("cofre_node_stored_bytes") == 10 * 4000
+        garbage = before.value("cofre_node_pack_garbage_bytes")
+        assert garbage >= 30 * (4000 + HEADER_SIZE)
+
+        await app[COMPACT_LOOP].run_once()
+
+        after = await scrape(server, kit)
+        assert after.value("cofre_node_compacted_packs_total") >= 1
+        assert after.value("cofre_node_pack_garbage_bytes") < garbage
+        assert after.value("cofre_node_pack_bytes") < before.value("cofre_node_pack_bytes")
+        assert after.value("cofre_node_compaction_reclaimed_bytes_total") > 0
+        async with http.get(server.make_url("/v1/stats"), headers=kit.auth) as resp:
+            stats = await resp.json()
+        assert stats["chunk_count"] == 10 and stats["stored_bytes"] == 10 * 4000
+        for h, data in items[30:]:
+            async with http.get(server.make_url(f"/v1/chunks/{h}"), headers=kit.auth) as resp:
+                assert resp.status == 200 and await resp.read() == data
