@@ -58,6 +58,8 @@ INDEX_FILE = "index.sqlite"
 PACK_SUFFIX = ".pack"
 # Buffers per pwritev call (below IOV_MAX, 1024 on Linux).
 _IOV_BATCH = 512
+# Hashes per SQL ``IN (...)`` list (SQLite allows at least 999 parameters).
+_SQL_BATCH = 500
 # Times a read looks the chunk up again when its pack was compacted away under it.
 _READ_RETRIES = 5
 
@@ -537,15 +539,14 @@ class PackStore:
         if not items:
             return []
         now = time.time()
+        wanted = list(dict.fromkeys(h for h, _ in items))
+        held: set[ChunkHash] = set()
         with self._db_lock:
             db = self._require_db()
-            held = {
-                h
-                for (h,) in db.execute(
-                    f"SELECT hash FROM chunks WHERE hash IN ({','.join('?' * len(items))})",
-                    [h for h, _ in items],
-                )
-            }
+            for i in range(0, len(wanted), _SQL_BATCH):
+                part = wanted[i : i + _SQL_BATCH]
+                query = f"SELECT hash FROM chunks WHERE hash IN ({','.join('?' * len(part))})"
+                held.update(ChunkHash(h) for (h,) in db.execute(query, part))
         todo: dict[ChunkHash, bytes | memoryview] = {}
         for h, data in items:
             if h not in held:

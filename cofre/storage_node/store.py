@@ -181,6 +181,7 @@ class ChunkStore:
         await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
+        self._stop.clear()
         self.root.mkdir(parents=True, exist_ok=True)
         self._open_layout()
 
@@ -822,11 +823,15 @@ class ChunkStore:
         self, hashes: list[ChunkHash], sizes: dict[ChunkHash, int], verify: bool, touch: bool
     ) -> CheckResult:
         result = CheckResult()
+        packed: list[ChunkHash] = []
         for h in dict.fromkeys(hashes):
             state = self._verify_sync(h) if verify else self._sized(h, sizes.get(h))
             if state is True:
                 if touch:
-                    self._touch_sync(h)
+                    if self.packs.lookup(h) is not None:
+                        packed.append(h)  # touched below, in one transaction
+                    else:
+                        self._touch_sync(h)
                 if h in self._unsynced:
                     # Reported present means durable: a commit rests on this answer.
                     fsync_dir(self.path_of(h).parent)
@@ -835,6 +840,8 @@ class ChunkStore:
                 result.corrupt.append(h)
             else:
                 result.missing.append(h)
+        if packed:
+            self.packs.touch(packed)
         return result
 
     async def inventory(self, *, before: float | None = None) -> list[InventoryEntry]:
