@@ -653,7 +653,13 @@ class ChunkStore:
         return await asyncio.to_thread(self._get_sync, chunk_hash)
 
     def _get_sync(self, chunk_hash: ChunkHash) -> bytes:
-        found = self.packs.read(chunk_hash)
+        try:
+            found = self.packs.read(chunk_hash)
+        except OSError:
+            # Its pack gone under the index: a wiped or vanished volume is found (and a wiped
+            # store reopened empty) before the chunk is looked up again.
+            self._guard()
+            found = self.packs.read(chunk_hash)
         if found is not None:
             data, at = found
             if _sha256(data) != chunk_hash:

@@ -349,3 +349,20 @@ async def test_a_node_app_packs_deletes_compacts_and_reports_it(start_node, kit)
         for h, data in items[30:]:
             async with http.get(server.make_url(f"/v1/chunks/{h}"), headers=kit.auth) as resp:
                 assert resp.status == 200 and await resp.read() == data
+
+
+async def test_a_read_after_the_store_was_wiped_says_not_found_not_an_error(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    store = await opened(tmp_path / "d")
+    h, data = chunk("wiped")
+    await store.put(h, data)
+    for child in (tmp_path / "d").iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    with pytest.raises(NotFound):
+        await store.get(h)
+    assert store.chunk_count == 0
+    assert await store.put(h, data) is True
+    assert await store.get(h) == data
