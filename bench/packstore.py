@@ -99,11 +99,61 @@ async def run_one(
     }
 
 
+def index_costs(root: Path, rows: int) -> None:
+    """The index: SQLite rows inserted per second (in batches, as puts commit them), lookups per
+    second, its size; beside the memory an in-memory map (what an append-only index file needs
+    to be looked up) takes for the same entries."""
+    import sqlite3
+    import tracemalloc
+
+    from cofre.storage_node.packs import PackStore
+
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    packs = PackStore(root, target_bytes=1 << 40)
+    packs.open()
+    db = packs._db
+    assert db is not None
+    hashes = [hashlib.sha256(i.to_bytes(8, "little")).hexdigest() for i in range(rows)]
+    began = time.perf_counter()
+    for i in range(0, rows, 256):
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, 1, ?, 4096, 0)",
+            [(h, n * 4148) for n, h in enumerate(hashes[i : i + 256], start=i)],
+        )
+        db.execute("COMMIT")
+    insert_s = time.perf_counter() - began
+    probe = random.Random(2).sample(hashes, min(rows, 100_000))
+    began = time.perf_counter()
+    for h in probe:
+        packs.lookup(ChunkHash(h))
+    lookup_s = time.perf_counter() - began
+    packs.close()
+    size = sum(p.stat().st_size for p in root.iterdir())
+    tracemalloc.start()
+    in_memory = {h: (1, n * 4148, 4096) for n, h in enumerate(hashes)}
+    memory = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del in_memory, sqlite3
+    shutil.rmtree(root, ignore_errors=True)
+    print(
+        f"\nindex of {rows:,} chunks: SQLite {rows / insert_s:,.0f} rows/s inserted in batches "
+        f"of 256, {len(probe) / lookup_s:,.0f} lookups/s, {size / rows:.0f} bytes/chunk on disk; "
+        f"the same entries in a Python dict: {memory / rows:.0f} bytes/chunk of memory"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/cofre-packbench"))
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--index-rows", type=int, default=1_000_000)
+    parser.add_argument("--index-only", action="store_true", help="only the index's costs")
     args = parser.parse_args()
+    index_costs(args.dir / "index", args.index_rows)
+    if args.index_only:
+        return
     print(
         "| chunk | layout | write MB/s | write chunks/s | read MB/s | read chunks/s "
         "| disk overhead | cache dropped |"
