@@ -219,6 +219,9 @@ class PackStore:
         self._next_id = 1
         # Packs being compacted: not compacted twice at once.
         self._compacting: set[int] = set()
+        # Pack id -> appends to it not yet synced and indexed. A sealed pack with some is never
+        # compacted: records not indexed yet look like garbage there.
+        self._pending: dict[int, int] = {}
         self.compacted_packs = 0
         self.compacted_bytes = 0  # live bytes copied by compaction
         self.reclaimed_bytes = 0
@@ -508,6 +511,7 @@ class PackStore:
                 raise
             active.size = start + total
             active.writers += 1
+            self._pending[active.id] = self._pending.get(active.id, 0) + 1
             self._sizes[active.id] = active.size
             return active, start
 
@@ -530,16 +534,28 @@ class PackStore:
     def _release(self, pack: _Pack) -> None:
         with self._append_lock:
             pack.writers -= 1
+            left = self._pending.get(pack.id, 1) - 1
+            if left > 0:
+                self._pending[pack.id] = left
+            else:
+                self._pending.pop(pack.id, None)
             if pack.sealed and pack.writers == 0:
                 os.close(pack.fd)
 
-    def _write_synced(self, records: Sequence[tuple[bytes, bytes | memoryview]]) -> tuple[int, int]:
+    def _write_synced(
+        self,
+        records: Sequence[tuple[bytes, bytes | memoryview]],
+        *,
+        index: Callable[[int, int], None],
+    ) -> None:
+        """Append records, sync them, then ``index(pack, first offset)``; the pack counts as
+        written to (never compacted) until they are indexed."""
         pack, start = self._append(records)
         try:
             self._sync(pack)
+            index(pack.id, start)
         finally:
             self._release(pack)
-        return pack.id, start
 
     def put_many(self, items: Sequence[tuple[ChunkHash, bytes | memoryview]]) -> list[bool]:
         """Append chunks (hashes checked by the caller), sync once, index them; per item, True
@@ -564,27 +580,31 @@ class PackStore:
         created: set[ChunkHash] = set()
         if todo:
             records = [(record_header(KIND_CHUNK, h, d), d) for h, d in todo.items()]
-            pack_id, start = self._write_synced(records)
-            rows = []
-            pos = start
-            for h, d in todo.items():
-                rows.append((h, pack_id, pos, len(d), now))
-                pos += HEADER_SIZE + len(d)
-            with self._db_lock:
-                db = self._require_db()
-                with _transaction(db):
-                    for row in rows:
-                        if db.execute(
-                            "INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?)", row
-                        ).rowcount:
-                            created.add(row[0])
-                            self._live[pack_id] = self._live.get(pack_id, 0) + HEADER_SIZE + row[3]
-                            self._count += 1
-                            self._chunk_bytes += row[3]
-                    db.execute(
-                        "UPDATE packs SET indexed_upto = max(indexed_upto, ?) WHERE id = ?",
-                        (pos, pack_id),
-                    )
+
+            def index(pack_id: int, start: int) -> None:
+                rows = []
+                pos = start
+                for h, d in todo.items():
+                    rows.append((h, pack_id, pos, len(d), now))
+                    pos += HEADER_SIZE + len(d)
+                with self._db_lock:
+                    db = self._require_db()
+                    with _transaction(db):
+                        for row in rows:
+                            if db.execute(
+                                "INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?)", row
+                            ).rowcount:
+                                created.add(row[0])
+                                live = self._live.get(pack_id, 0) + HEADER_SIZE + row[3]
+                                self._live[pack_id] = live
+                                self._count += 1
+                                self._chunk_bytes += row[3]
+                        db.execute(
+                            "UPDATE packs SET indexed_upto = max(indexed_upto, ?) WHERE id = ?",
+                            (pos, pack_id),
+                        )
+
+            self._write_synced(records, index=index)
         seen: set[ChunkHash] = set()
         out = []
         for h, _ in items:
@@ -612,14 +632,17 @@ class PackStore:
         for h, pack, offset, _ in found:
             payload = TOMBSTONE.pack(pack, offset)
             tombs.append((record_header(KIND_TOMBSTONE, h, payload), payload))
-        self._write_synced(tombs)
         out = []
-        with self._db_lock:
-            db = self._require_db()
-            with _transaction(db):
-                for h, pack, offset, length in found:
-                    if self._drop_row(db, h, pack, offset, length):
-                        out.append((h, length))
+
+        def index(_pack: int, _start: int) -> None:
+            with self._db_lock:
+                db = self._require_db()
+                with _transaction(db):
+                    for h, pack, offset, length in found:
+                        if self._drop_row(db, h, pack, offset, length):
+                            out.append((h, length))
+
+        self._write_synced(tombs, index=index)
         return out
 
     def forget(self, chunk_hash: ChunkHash, at: tuple[int, int]) -> int | None:
@@ -661,10 +684,11 @@ class PackStore:
     def compaction_candidates(self, fraction: float) -> list[int]:
         """Sealed packs whose garbage is over ``fraction`` of them, the most garbage first."""
         active = self._active.id if self._active is not None else None
+        busy = set(self._pending) | self._compacting
         found = [
             p
             for p in list(self._sizes)
-            if p != active and p not in self._compacting and self.garbage_fraction(p) > fraction
+            if p != active and p not in busy and self.garbage_fraction(p) > fraction
         ]
         return sorted(found, key=self.garbage_fraction, reverse=True)
 
@@ -679,9 +703,13 @@ class PackStore:
         """Rewrite one pack: its live records appended anew, then it is removed. ``pace`` is
         called with the bytes moved after each step (it may sleep); ``on_rot`` with a live
         record whose bytes do not match its hash. -> (live bytes copied, bytes reclaimed)."""
-        if self._active is not None and self._active.id == pack_id:
-            return 0, 0
-        self._compacting.add(pack_id)
+        with self._append_lock:
+            # Sealed packs take no new appends: once none is pending, none will be.
+            if (self._active is not None and self._active.id == pack_id) or (
+                pack_id in self._pending
+            ):
+                return 0, 0
+            self._compacting.add(pack_id)
         try:
             return self._compact(pack_id, step_bytes=step_bytes, pace=pace, on_rot=on_rot)
         finally:
@@ -721,27 +749,7 @@ class PackStore:
                     moves.append((chunk_hash, offset, length, data))
             records = [(record_header(KIND_CHUNK, h, d), d) for h, _, _, d in moves] + keep
             if records:
-                new_id, start = self._write_synced(records)
-                pos = start
-                with self._db_lock:
-                    db = self._require_db()
-                    with _transaction(db):
-                        for h, old_offset, length, _ in moves:
-                            moved = db.execute(
-                                "UPDATE chunks SET pack = ?, offset = ? "
-                                "WHERE hash = ? AND pack = ? AND offset = ?",
-                                (new_id, pos, h, pack_id, old_offset),
-                            ).rowcount
-                            if moved:
-                                rec = HEADER_SIZE + length
-                                self._live[new_id] = self._live.get(new_id, 0) + rec
-                                self._live[pack_id] = self._live.get(pack_id, 0) - rec
-                                copied += length
-                            pos += HEADER_SIZE + length
-                        db.execute(
-                            "UPDATE packs SET indexed_upto = max(indexed_upto, ?) WHERE id = ?",
-                            (pos + sum(len(head) + len(body) for head, body in keep), new_id),
-                        )
+                copied += self._write_moves(records, moves, keep, pack_id)
             pace(sum(n for _, _, n, _ in moves) + sum(r[2] for r in batch))
         with self._db_lock:
             db = self._require_db()
@@ -776,6 +784,44 @@ class PackStore:
             reclaimed,
         )
         return copied, reclaimed
+
+    def _write_moves(
+        self,
+        records: list[tuple[bytes, bytes]],
+        moves: list[tuple[ChunkHash, int, int, bytes]],
+        keep: list[tuple[bytes, bytes]],
+        old_pack: int,
+    ) -> int:
+        """Append a compaction step's records; move each row that still points at its old
+        record; -> the chunk bytes moved."""
+        copied = 0
+
+        def index(new_id: int, start: int) -> None:
+            nonlocal copied
+            pos = start
+            with self._db_lock:
+                db = self._require_db()
+                with _transaction(db):
+                    for h, old_offset, length, _ in moves:
+                        moved = db.execute(
+                            "UPDATE chunks SET pack = ?, offset = ? "
+                            "WHERE hash = ? AND pack = ? AND offset = ?",
+                            (new_id, pos, h, old_pack, old_offset),
+                        ).rowcount
+                        if moved:
+                            rec = HEADER_SIZE + length
+                            self._live[new_id] = self._live.get(new_id, 0) + rec
+                            self._live[old_pack] = self._live.get(old_pack, 0) - rec
+                            copied += length
+                        pos += HEADER_SIZE + length
+                    end = pos + sum(len(head) + len(body) for head, body in keep)
+                    db.execute(
+                        "UPDATE packs SET indexed_upto = max(indexed_upto, ?) WHERE id = ?",
+                        (end, new_id),
+                    )
+
+        self._write_synced(records, index=index)
+        return copied
 
     @staticmethod
     def _records_of(

@@ -366,3 +366,27 @@ async def test_a_read_after_the_store_was_wiped_says_not_found_not_an_error(
     assert store.chunk_count == 0
     assert await store.put(h, data) is True
     assert await store.get(h) == data
+
+
+async def test_a_sealed_pack_with_appends_not_yet_indexed_is_not_compacted(
+    tmp_path: Path,
+) -> None:
+    """A batch appended and synced but not yet indexed looks like garbage in its pack; the pack
+    is left alone until the batch is indexed, or its chunks would point into a removed pack."""
+    from cofre.storage_node.packs import KIND_CHUNK, record_header
+
+    store = await opened(tmp_path, target_bytes=8 * 1024)
+    packs = store.packs
+    late_h, late = chunk("late", 12_000)
+    pending, _ = packs._append([(record_header(KIND_CHUNK, late_h, late), late)])
+    # The next batch finds the pack full: it is sealed, the batch goes to a new one.
+    await store.put_many([chunk(f"s{i}") for i in range(4)])
+    assert packs._active is not None and packs._active.id != pending.id
+    assert packs.garbage_fraction(pending.id) > 0.3
+    assert pending.id not in packs.compaction_candidates(0.3)
+    assert packs.compact(pending.id, step_bytes=1 << 20, pace=lambda n: None, on_rot=print) == (
+        0,
+        0,
+    )
+    packs._release(pending)
+    assert pending.id in packs.compaction_candidates(0.3)
