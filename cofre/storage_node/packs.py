@@ -725,7 +725,7 @@ class PackStore:
     ) -> tuple[int, int]:
         path = self.path_of(pack_id)
         size = path.stat().st_size
-        copied = 0
+        copied = written = 0
         for batch in _steps(self._records_of(path), step_bytes):
             moves: list[tuple[ChunkHash, int, int, bytes]] = []
             keep: list[tuple[bytes, bytes]] = []
@@ -750,6 +750,7 @@ class PackStore:
             records = [(record_header(KIND_CHUNK, h, d), d) for h, _, _, d in moves] + keep
             if records:
                 copied += self._write_moves(records, moves, keep, pack_id)
+                written += sum(len(head) + len(body) for head, body in records)
             pace(sum(n for _, _, n, _ in moves) + sum(r[2] for r in batch))
         with self._db_lock:
             db = self._require_db()
@@ -772,7 +773,7 @@ class PackStore:
         fsync_dir(self.dir)
         self._sizes.pop(pack_id, None)
         self._live.pop(pack_id, None)
-        reclaimed = size - copied
+        reclaimed = size - written  # the old pack, less what its records take in new ones
         self.compacted_packs += 1
         self.compacted_bytes += copied
         self.reclaimed_bytes += max(0, reclaimed)
