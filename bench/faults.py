@@ -526,7 +526,7 @@ def many_clients(work: Path, runs: int, *, clients: int = 32, files: int = 100) 
                     p = random_file(base / f"r{run}c{k}" / f"f{j}", random.randint(1, 8192))
                     shas[f"r{run}c{k}/f{j}"] = (sha256_file(p), p.stat().st_size)
             procs = [
-                subprocess.Popen([*COFRE, "put", f"r{run}c{k}"], env=c.env, cwd=base,
+                subprocess.Popen([*COFRE, "put", "--per-file", f"r{run}c{k}"], env=c.env, cwd=base,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for k in range(clients)
             ]  # fmt: skip

@@ -283,10 +283,10 @@ def bench_cofre(work: Path, big: Path, small: Path) -> list[Result]:
         files = files_under(small)
         total = sum(p.stat().st_size for p in files)
         drop_caches()
-        t, rss = run_timed([cofre, "put", "small"], env=env, cwd=small.parent)
+        t, rss = run_timed([cofre, "put", "--per-file", "small"], env=env, cwd=small.parent)
         results.append(Result("cofre", "small files backup", t, total, len(files), {"cli": rss}))
         drop_caches()
-        t, rss = run_timed([cofre, "put", "small"], env=env, cwd=small.parent)
+        t, rss = run_timed([cofre, "put", "--per-file", "small"], env=env, cwd=small.parent)
         results.append(
             Result("cofre", "small files backup again", t, total, len(files), {"cli": rss})
         )

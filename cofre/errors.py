@@ -72,6 +72,14 @@ class IncompleteUpload(Conflict):
     title = "Upload is missing chunks"
 
 
+class ChunksNotStored(Conflict):
+    """A snapshot names chunks the catalog does not hold with F copies (``chunks``: some of
+    them, ``count``: how many); they must be uploaded again."""
+
+    code = "chunks_not_stored"
+    title = "Chunks not stored with F copies"
+
+
 class PayloadTooLarge(CofreError):
     status = 413
     code = "payload_too_large"

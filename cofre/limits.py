@@ -30,6 +30,19 @@ MAX_TICKET_CHARS = 16384
 # covers any single upload; a session that never expired would be kept in memory for good.
 MAX_SESSION_TTL_S = 86_400
 
+# --- snapshots -----------------------------------------------------------------------------------
+# A path inside a snapshot's tree (UTF-8 bytes), and a symlink's target: Linux's PATH_MAX.
+MAX_PATH_BYTES = 4096
+# Tree entries one request carries (a batch sent while a snapshot is open) or one page returns.
+MAX_ENTRY_BATCH = 1000
+# Source paths one snapshot records (what `cofre put` was given).
+MAX_SNAPSHOT_PATHS = 256
+# Tags one snapshot carries, and the characters of one tag.
+MAX_SNAPSHOT_TAGS = 64
+MAX_TAG_CHARS = 128
+# A host name as the client reports it (a DNS name at most).
+MAX_HOST_CHARS = 253
+
 # --- sizes ----------------------------------------------------------------------------------------
 # 1 PiB: far above any real file, low enough that arithmetic on reservations stays sane.
 MAX_UPLOAD_BYTES = 1 << 50
@@ -49,6 +62,11 @@ MAX_NODE_JSON_BYTES = 8 * 1024 * 1024
 # A JSON body to the manager: a batch commit of MAX_BATCH_FILES manifests, or one manifest of
 # a 1 PiB file at 4 MiB chunks (about 20 MB).
 MAX_MANAGER_JSON_BYTES = 64 * 1024 * 1024
+
+# A request line (method, path and query string): the longest query the models allow (two tree
+# paths of MAX_PATH_BYTES, each byte percent-encoded as three characters) fits with room to
+# spare; aiohttp's default of 8190 would refuse it with a bare text answer.
+MAX_REQUEST_LINE_BYTES = 64 * 1024
 
 # --- counts per request ---------------------------------------------------------------------------
 # Hashes in one JSON request to a node (check, read, delete): a 400 GiB file at 4 MiB chunks.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import NewType
 
 from cofre.errors import BadRequest
-from cofre.limits import MAX_NAME_BYTES
+from cofre.limits import MAX_NAME_BYTES, MAX_PATH_BYTES
 
 ChunkHash = NewType("ChunkHash", str)
 """Lower-case hex sha256 of a chunk's bytes; also its address on every node."""
@@ -22,6 +22,9 @@ NodeId = NewType("NodeId", str)
 
 UploadId = NewType("UploadId", str)
 """Id of one upload session, minted by the manager."""
+
+SnapshotId = NewType("SnapshotId", str)
+"""Id of one tree snapshot, minted by the manager (32 lower-case hex digits)."""
 
 MANIFEST_FORMAT = "cofre-manifest-1"
 # How every manifest's canonical encoding (sorted keys, compact) begins: lets a node list the
@@ -60,6 +63,31 @@ def name_problem(name: str) -> str | None:
         return "a name must be valid Unicode (no lone surrogates)"
     if len(encoded) > MAX_NAME_BYTES:
         return f"a name must be at most {MAX_NAME_BYTES} bytes of UTF-8"
+    return None
+
+
+def tree_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a path inside a snapshot's tree, or None. A tree path is relative
+    and normalised (components joined by single slashes, none empty, ``.`` or ``..``), so a
+    restore joins it under its target and can never leave it; no NUL, valid Unicode, at most
+    MAX_PATH_BYTES bytes of UTF-8."""
+    if not path:
+        return "a path must not be empty"
+    if "\x00" in path:
+        return "a path must not contain NUL"
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a path must be valid Unicode (no lone surrogates)"
+    if len(encoded) > MAX_PATH_BYTES:
+        return f"a path must be at most {MAX_PATH_BYTES} bytes of UTF-8"
+    if path.startswith("/"):
+        return "a path must be relative (no leading /)"
+    for part in path.split("/"):
+        if part == "":
+            return "a path must be normalised (no empty component, no trailing /)"
+        if part in (".", ".."):
+            return f"a path must be normalised (no {part!r} component)"
     return None
 
 

@@ -36,24 +36,18 @@ from cofre.cli.sending import (
     committing,
     open_regular,
     open_session,
-    retrying,
-    to_send,
+    send_frames,
     unreadable,
 )
 from cofre.cli.upload import put_file
 from cofre.errors import BadRequest
-from cofre.limits import MAX_FRAMED_BYTES, MAX_FRAMED_CHUNKS
 from cofre.models import ChunkHash, Manifest, validate_name
-from cofre.protocol.framing import Frame, encode_frames
 from cofre.protocol.manager_api import FileDecl
 
 # Files up to this size travel in batches; larger ones stream.
 SMALL_FILE_BYTES = 1024 * 1024
 BATCH_FILES = 256
 BATCH_BYTES = 8 * 1024 * 1024
-# One framed request stays well under the nodes' limit (headers and manifests ride along).
-_REQUEST_BYTES = MAX_FRAMED_BYTES // 2
-_REQUEST_CHUNKS = MAX_FRAMED_CHUNKS // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,20 +169,6 @@ def _read_all(files: list[SmallFile]) -> list[_Read | LocalFileError]:
     return out
 
 
-def _requests(frames: list[Frame]) -> list[list[Frame]]:
-    """Frames grouped into bounded framed requests."""
-    return pack(
-        frames, size=lambda f: len(f[1]), max_items=_REQUEST_CHUNKS, max_bytes=_REQUEST_BYTES
-    )
-
-
-async def _upload_group(session: Session, body: bytes) -> None:
-    await retrying(
-        lambda: session.primary.upload_chunks(session.upload_id, body, ticket=session.ticket),
-        what=f"chunk batch upload_id={session.upload_id}",
-    )
-
-
 async def put_batch(
     clients: Clients,
     files: list[SmallFile],
@@ -252,11 +232,7 @@ async def _fill_and_commit(
         for ref, data in parts:
             frames.setdefault(ref.hash, data)
         frames.setdefault(manifest.hash, manifest.encode())
-    lacking = await to_send(clients, session, {h: len(data) for h, data in frames.items()})
-    sending: list[Frame] = [(h, data) for h, data in frames.items() if h in lacking]
-    for group in _requests(sending):
-        await _upload_group(session, encode_frames(group))
-    unsent = {h for h, _ in sending}
+    unsent = await send_frames(clients, session, frames)
     committed = await committing(
         lambda: clients.manager.commit_batch(session.upload_id, manifests),
         what=f"{len(manifests)} files from {manifests[0].name!r}",

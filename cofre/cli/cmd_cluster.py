@@ -84,8 +84,9 @@ async def run_fsck(args: argparse.Namespace, ctx: Context) -> ExitCode:
 
 def fsck_text(report: FsckReport) -> str:
     s = report.summary
+    snapshots = f"{s.snapshots} snapshots, " if s.snapshots else ""
     lines = [
-        f"{s.files} files, {s.versions} versions, {s.chunks} chunks:"
+        f"{s.files} files, {s.versions} versions, {snapshots}{s.chunks} chunks:"
         f" {s.ok} ok, {s.under_replicated} under-replicated,"
         f" {s.missing} missing, {s.corrupt} corrupt"
     ]
@@ -107,6 +108,12 @@ def fsck_text(report: FsckReport) -> str:
             corrupt = ", ".join(c.corrupt_on)
             extra = f"; corrupt on {corrupt}" if corrupt else ""
             lines.append(f"  {label}: {what} {c.hash[:16]} {c.status} (on {holders}{extra})")
+    for snap in report.snapshots:
+        for c in snap.unhealthy:
+            holders = ", ".join(c.nodes) or "none"
+            lines.append(
+                f"  snapshot {snap.snapshot_id[:8]}: chunk {c.hash[:16]} {c.status} (on {holders})"
+            )
     if not report.healthy:
         lines.append(
             "`cofre repair` copies every chunk that still has a good copy back to its full count"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import stat
 import sys
 from dataclasses import asdict
@@ -27,6 +28,7 @@ from cofre.cli.http import connect
 from cofre.cli.output import display_name, human_size, human_time, print_json, table
 from cofre.cli.progress import TransferProgress
 from cofre.cli.sending import PutResult
+from cofre.cli.tree_put import TreeBackup, split_tags
 from cofre.models import validate_name
 
 
@@ -77,8 +79,89 @@ def _raise(exc: OSError) -> None:
     raise LocalFileError(f"cannot read {exc.filename}: {exc.strerror or exc}")
 
 
+def split_sources(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(directories, the rest) of what `put` was given, in order."""
+    dirs: list[str] = []
+    rest: list[str] = []
+    for typed in paths:
+        (dirs if os.path.isdir(typed) else rest).append(typed)
+    return dirs, rest
+
+
 async def run_put(args: argparse.Namespace, ctx: Context) -> ExitCode:
-    items = collect(args.paths, name=args.name)
+    dirs, files = ([], args.paths) if args.per_file else split_sources(args.paths)
+    tree_options = args.parent is not None or args.force_read or args.host or args.tag
+    if tree_options and not dirs:
+        raise UsageError("--host, --tag, --parent and --force-read are for directories")
+    if args.json and dirs and files:
+        # One JSON document per command: a snapshot's and a batch of versions' differ.
+        raise UsageError("--json takes files or directories, not both; put them separately")
+    code = ExitCode.OK
+    if files or not dirs:
+        code = await _put_files(args, ctx, files)
+    if dirs:
+        tree_code = await _put_tree(args, ctx, dirs)
+        code = code if code != ExitCode.OK else tree_code
+    return code
+
+
+async def _put_tree(args: argparse.Namespace, ctx: Context, dirs: list[str]) -> ExitCode:
+    """Back the directories up as one snapshot and print its id and counts."""
+    if args.name is not None:
+        raise UsageError("--name works with one file, not a directory")
+    progress = TransferProgress(verb="put", keep_finished=False)
+
+    def warn(line: str) -> None:
+        progress.line.echo(f"cofre: warning: {display_name(line)}", stream=sys.stderr)
+
+    def report(path: str, exc: Exception) -> None:
+        progress.line.echo(_error_line(path, exc), stream=sys.stderr)
+
+    async with connect(ctx) as clients, progress.running():
+        backup = TreeBackup(
+            clients, budget=Budget(ctx.parallelism), progress=progress, warn=warn, on_error=report
+        )
+        result = await backup.run(
+            dirs,
+            host=args.host or socket.gethostname(),
+            tags=split_tags(args.tag),
+            parent_ref=args.parent,
+            force_read=args.force_read,
+        )
+    seconds = progress.elapsed()
+    c = result.counts
+    snap = result.snapshot
+    if args.json:
+        print_json(
+            {
+                "snapshot_id": snap.snapshot_id,
+                "short_id": snap.short_id,
+                "parent": result.parent.snapshot_id if result.parent else None,
+                **asdict(c),
+                "files": c.files,
+                "seconds": round(seconds, 3),
+                "errors": [{"path": p, "error": describe_error(e)} for p, e in result.errors],
+            }
+        )
+    else:
+        parent = f" (parent {result.parent.short_id})" if result.parent else ""
+        lines = [
+            f"snapshot {snap.short_id} saved{parent}",
+            f"files: {c.files_new} new, {c.files_changed} changed, {c.files_unchanged} unchanged;"
+            f" {c.dirs} dirs, {c.symlinks} symlinks"
+            + (f"; {c.skipped} skipped" if c.skipped else "")
+            + (f"; {c.failed} failed" if c.failed else ""),
+            f"read {human_size(c.bytes_read)} of {human_size(c.bytes)},"
+            f" sent {human_size(c.bytes_sent)} in {seconds:.1f} s",
+        ]
+        print("\n".join(lines), flush=True)
+    if result.errors:
+        return exit_code_for(result.errors[0][1])
+    return ExitCode.OK
+
+
+async def _put_files(args: argparse.Namespace, ctx: Context, paths: list[str]) -> ExitCode:
+    items = collect(paths, name=args.name)
     if not items:
         print("cofre: nothing to back up (no regular files)", file=sys.stderr)
         return ExitCode.OK
@@ -171,6 +254,7 @@ async def run_get(args: argparse.Namespace, ctx: Context) -> ExitCode:
             force=args.force,
             budget=budget,
             progress=progress,
+            make_parents=True,
         )
         progress.finished(result.name, size=result.size)
     if args.json:

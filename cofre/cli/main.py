@@ -18,6 +18,13 @@ from cofre.cli.cmd_cluster import (
     run_status,
 )
 from cofre.cli.cmd_files import run_get, run_ls, run_put, run_rm
+from cofre.cli.cmd_snapshots import (
+    add_forget_flags,
+    run_forget,
+    run_restore,
+    run_snapshots,
+    snapshot_ref,
+)
 from cofre.cli.cmd_where import run_where
 from cofre.cli.context import Context, load_settings, resolve
 from cofre.cli.exitcodes import ExitCode, describe_error, describe_exit_codes, exit_code_for
@@ -102,6 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("put", parents=[conn, js, par], help="back up files or directories")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--name", help="name to store one file under (default: PATH as typed)")
+    p.add_argument("--host", help="the host the snapshot is of (default: this machine's name)")
+    p.add_argument(
+        "--tag", action="append", metavar="TAG", help="tag the snapshot (repeat, or a,b)"
+    )
+    p.add_argument(
+        "--parent",
+        type=snapshot_ref,
+        metavar="SNAPSHOT",
+        help="compare with this snapshot (default: the latest of the same host and paths)",
+    )
+    p.add_argument(
+        "--force-read", action="store_true", help="read every file, even those unchanged"
+    )
+    p.add_argument(
+        "--per-file",
+        action="store_true",
+        help="store each file below a directory as its own name with per-name versions "
+        "(no snapshot)",
+    )
     p.set_defaults(handler=run_put)
 
     p = sub.add_parser("get", parents=[conn, js, par], help="restore a backed-up file")
@@ -116,6 +142,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing DEST")
     p.add_argument("--prefix", help="restore every name starting with PREFIX below DEST")
     p.set_defaults(handler=run_get)
+
+    p = sub.add_parser("snapshots", parents=[conn, js], help="list tree snapshots")
+    p.add_argument("--host", help="only those of this host")
+    p.add_argument("--tag", action="append", help="only those with this tag (a,b: both)")
+    p.add_argument("--path", help="only those that backed up this path")
+    p.set_defaults(handler=run_snapshots)
+
+    p = sub.add_parser(
+        "restore",
+        parents=[conn, js, par],
+        help="restore a tree snapshot, or part of it, below a directory",
+        description=(
+            "Restore the snapshot SNAPSHOT (an id, a unique prefix of one, or latest) below "
+            "DIR: paths are recorded without their leading '/', so /srv/data comes back as "
+            "DIR/srv/data. Files, directories, symlinks, modes and mtimes are restored, owners "
+            "too when run as root. Existing files are kept unless --force."
+        ),
+    )
+    p.add_argument(
+        "snapshot", type=snapshot_ref, metavar="SNAPSHOT", help="an id, a unique prefix, or latest"
+    )
+    p.add_argument("--target", required=True, metavar="DIR", help="where to restore (made)")
+    p.add_argument(
+        "--path",
+        action="append",
+        metavar="P",
+        help="restore only P and what is below it (repeat for more)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument("--host", help="with latest: the latest of this host")
+    p.add_argument("--tag", action="append", help="with latest: the latest with this tag")
+    p.set_defaults(handler=run_restore)
+
+    p = sub.add_parser(
+        "forget",
+        parents=[conn, js],
+        help="remove snapshots by id or by keep rules",
+        description=(
+            "Remove the named snapshots, or apply keep rules (restic's) to every group of "
+            "snapshots of the same host and paths: a snapshot any rule keeps stays, the others "
+            "go. Prints what is kept and why, and what is removed. Chunks nothing references "
+            "any more are deleted by the next garbage collection, or at once with --prune."
+        ),
+    )
+    add_forget_flags(p)
+    p.set_defaults(handler=run_forget)
 
     p = sub.add_parser("ls", parents=[conn, js], help="list backed-up files")
     p.add_argument("--versions", action="store_true", help="every live version, not the latest")

@@ -117,8 +117,18 @@ class TransferProgress:
     done. Counting costs a few additions; drawing happens only on ``tick``.
     """
 
-    def __init__(self, *, verb: str, line: StatusLine | None = None, clock: Clock | None = None):
+    def __init__(
+        self,
+        *,
+        verb: str,
+        line: StatusLine | None = None,
+        clock: Clock | None = None,
+        keep_finished: bool = True,
+    ):
         self.verb = verb
+        # False: a finished file's record is dropped, so a tree of millions of files costs no
+        # memory per file (each name must then be reported once).
+        self.keep_finished = keep_finished
         self.line = line if line is not None else StatusLine()
         self._clock = clock or time.monotonic
         self._start = self._clock()
@@ -176,6 +186,8 @@ class TransferProgress:
         if error:
             self.failures += 1
             self.bytes_total -= max(0, f.size - f.done)
+            if not self.keep_finished:
+                del self._files[name]
             return
         final = f.size if size is None else size
         self.bytes_total += final - f.size
@@ -187,6 +199,8 @@ class TransferProgress:
         if moved is not None and moved > f.moved:
             self.bytes_moved += moved - f.moved
             f.moved = moved
+        if not self.keep_finished:
+            del self._files[name]
 
     # -- figures ----------------------------------------------------------------------------
 

@@ -24,10 +24,12 @@ from cofre.aio import within
 from cofre.cli.exitcodes import CommitOutcomeUnknown, LocalFileError
 from cofre.cli.http import Clients
 from cofre.cli.output import human_size
+from cofre.cli.packing import pack
 from cofre.errors import CofreError, ReplicaFailed, Unavailable
-from cofre.limits import MAX_CHUNK_SIZE, MAX_KNOWN_HASHES
+from cofre.limits import MAX_CHUNK_SIZE, MAX_FRAMED_BYTES, MAX_FRAMED_CHUNKS, MAX_KNOWN_HASHES
 from cofre.models import ChunkHash, UploadId
 from cofre.protocol.client import NodeClient
+from cofre.protocol.framing import Frame, encode_frames
 from cofre.protocol.manager_api import UploadCreated
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 ABORT_TIMEOUT_S = 10.0
 # seconds between attempts of one chunk request; a node that stays away fails the put soon.
 RETRY_PAUSES_S = (0.2, 1.0)
+
+# One framed request stays well under the nodes' limit (headers and manifests ride along).
+_REQUEST_BYTES = MAX_FRAMED_BYTES // 2
+_REQUEST_CHUNKS = MAX_FRAMED_CHUNKS // 2
 
 T = TypeVar("T")
 
@@ -206,3 +212,29 @@ async def committing(op: Callable[[], Awaitable[T]], *, what: str) -> T:
             f"the commit of {what} was sent but no answer came back ({exc.detail}): it may or "
             "may not be stored; check with `cofre ls` before sending it again"
         ) from exc
+
+
+def _requests(frames: list[Frame]) -> list[list[Frame]]:
+    """Frames grouped into bounded framed requests."""
+    return pack(
+        frames, size=lambda f: len(f[1]), max_items=_REQUEST_CHUNKS, max_bytes=_REQUEST_BYTES
+    )
+
+
+async def _upload_group(session: Session, body: bytes) -> None:
+    await retrying(
+        lambda: session.primary.upload_chunks(session.upload_id, body, ticket=session.ticket),
+        what=f"chunk batch upload_id={session.upload_id}",
+    )
+
+
+async def send_frames(
+    clients: Clients, session: Session, frames: dict[ChunkHash, bytes]
+) -> set[ChunkHash]:
+    """Send those of ``frames`` (hash -> bytes) the upload's nodes lack and that are not
+    stored with every copy already, in bounded framed requests; -> the hashes sent."""
+    lacking = await to_send(clients, session, {h: len(data) for h, data in frames.items()})
+    sending: list[Frame] = [(h, data) for h, data in frames.items() if h in lacking]
+    for group in _requests(sending):
+        await _upload_group(session, encode_frames(group))
+    return {h for h, _ in sending}

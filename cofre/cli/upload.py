@@ -83,7 +83,7 @@ async def _send_file(
     budget: Budget,
     progress: TransferProgress,
 ) -> PutResult:
-    sender = _ChunkSender(clients, session, budget=budget, progress=progress, name=name)
+    sender = ChunkSender(clients, session, budget=budget, progress=progress, name=name)
     manifests: list[Manifest] = []
 
     def seal(refs: list[ChunkRef]) -> tuple[ChunkRef, bytes]:
@@ -130,7 +130,7 @@ class _Pending:
     counts: bool  # file bytes (progress, sent_bytes); False for the manifest
 
 
-class _ChunkSender:
+class ChunkSender:
     """Reads, asks which chunks are missing in batches, and sends those a few at a time.
 
     Every chunk read holds its bytes of ``budget.memory`` until it is sent or known present.
@@ -161,9 +161,10 @@ class _ChunkSender:
         *,
         expected: int,
         path: Path,
-        seal: Callable[[list[ChunkRef]], tuple[ChunkRef, bytes]],
+        seal: Callable[[list[ChunkRef]], tuple[ChunkRef, bytes]] | None,
     ) -> list[ChunkRef]:
-        """Send the file's chunks, then the manifest ``seal`` builds from their references.
+        """Send the file's chunks, then the manifest ``seal`` builds from their references
+        (none without ``seal``: a file of a tree snapshot has no manifest of its own).
 
         The manifest rides in the last batch: one `missing` round trip fewer per file.
         """
@@ -194,9 +195,12 @@ class _ChunkSender:
                 raise unreadable(path, exc) from exc
             if grew:
                 raise LocalFileError(f"{path} grew while it was read; nothing was stored")
-            manifest_ref, encoded = seal(refs)
-            await self._reserve(len(encoded))
-            self._pending.append(_Pending(manifest_ref, encoded, held=len(encoded), counts=False))
+            if seal is not None:
+                manifest_ref, encoded = seal(refs)
+                await self._reserve(len(encoded))
+                self._pending.append(
+                    _Pending(manifest_ref, encoded, held=len(encoded), counts=False)
+                )
             await self._flush()
             while self._tasks:
                 await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from cofre.errors import Conflict
+from cofre.manager import catalog_snapshots as snap_sql
 from cofre.manager.catalog_rows import (
     CommitEntry,
     LiveChunk,
     RecoveredVersion,
     SessionRow,
+    SnapshotRow,
     VersionRow,
 )
 from cofre.manager.catalog_sql import (
+    IS_KEPT,
     KEPT_HASHES,
     LIVE_HASHES,
     SCHEMA,
@@ -39,7 +42,8 @@ from cofre.manager.catalog_sql import (
     transaction,
     version_row,
 )
-from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, UploadId
+from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, SnapshotId, UploadId
+from cofre.protocol.manager_api import EntryView, TreeEntry
 
 __all__ = [
     "WHY_REBUILD",
@@ -48,6 +52,7 @@ __all__ = [
     "LiveChunk",
     "RecoveredVersion",
     "SessionRow",
+    "SnapshotRow",
     "VersionRow",
 ]
 
@@ -360,19 +365,28 @@ class Catalog:
         return await self._run(do)
 
     async def last_commit_time(self) -> float | None:
-        """When the newest version, deleted or not, was committed; None for an empty catalog."""
+        """When the newest version (deleted or not) or snapshot was committed; None for an
+        empty catalog."""
 
         def do(db: sqlite3.Connection) -> float | None:
-            row = db.execute("SELECT MAX(created) FROM versions").fetchone()
+            row = db.execute(
+                "SELECT MAX(t) FROM (SELECT MAX(created) AS t FROM versions"
+                " UNION ALL SELECT MAX(committed) FROM snapshots WHERE state = 'committed')"
+            ).fetchone()
             return None if row[0] is None else float(row[0])
 
         return await self._run(do)
 
     async def version_rows(self) -> int:
-        """Every version row, deleted ones included (0: an empty catalog)."""
+        """Every version row, deleted ones included, and every snapshot (0: an empty
+        catalog)."""
 
         def do(db: sqlite3.Connection) -> int:
-            return int(db.execute("SELECT COUNT(*) FROM versions").fetchone()[0])
+            return int(
+                db.execute(
+                    "SELECT (SELECT COUNT(*) FROM versions) + (SELECT COUNT(*) FROM snapshots)"
+                ).fetchone()[0]
+            )
 
         return await self._run(do)
 
@@ -414,6 +428,15 @@ class Catalog:
 
         def do(db: sqlite3.Connection) -> set[ChunkHash]:
             return {ChunkHash(r[0]) for r in db.execute(KEPT_HASHES)}
+
+        return await self._run(do)
+
+    async def kept_among(self, hashes: Iterable[ChunkHash]) -> set[ChunkHash]:
+        """Those of ``hashes`` GC must not delete now (``kept_hashes``, asked per hash)."""
+        wanted = list(dict.fromkeys(hashes))
+
+        def do(db: sqlite3.Connection) -> set[ChunkHash]:
+            return {h for h in wanted if db.execute(IS_KEPT, (h, h, h, h)).fetchone()[0]}
 
         return await self._run(do)
 
@@ -548,6 +571,97 @@ class Catalog:
                 return cur.rowcount
 
         return await self._run(do)
+
+    # tree snapshots (catalog_snapshots.py) ---------------------------------------------------
+
+    async def open_snapshot(self, row: SnapshotRow) -> None:
+        await self._run(lambda db: snap_sql.insert_open(db, row))
+
+    async def snapshot(self, snapshot_id: SnapshotId) -> SnapshotRow | None:
+        """Any snapshot, open or committed."""
+        return await self._run(lambda db: snap_sql.find(db, snapshot_id))
+
+    async def attach_snapshot_chunks(
+        self,
+        snapshot_id: SnapshotId,
+        session: SessionRow,
+        lengths: dict[ChunkHash, int],
+        holders_of: Callable[[ChunkHash], Iterable[NodeId]],
+        *,
+        now: float,
+        expires: float,
+    ) -> int:
+        return await self._run(
+            lambda db: snap_sql.attach_chunks(
+                db, snapshot_id, session, lengths, holders_of, now=now, expires=expires
+            )
+        )
+
+    async def snapshot_holds(self, snapshot_id: SnapshotId, hashes: Sequence[ChunkHash]) -> bool:
+        return await self._run(lambda db: snap_sql.holds_chunks(db, snapshot_id, hashes))
+
+    async def add_snapshot_entries(
+        self, snapshot_id: SnapshotId, entries: Sequence[TreeEntry], *, now: float, expires: float
+    ) -> int:
+        return await self._run(
+            lambda db: snap_sql.add_entries(db, snapshot_id, entries, now=now, expires=expires)
+        )
+
+    async def commit_snapshot(
+        self, snapshot_id: SnapshotId, *, sent: int, factor: int, now: float
+    ) -> SnapshotRow:
+        return await self._run(
+            lambda db: snap_sql.commit(db, snapshot_id, sent=sent, factor=factor, now=now)
+        )
+
+    async def snapshots(
+        self, *, host: str | None = None, tags: Sequence[str] = (), path: str | None = None
+    ) -> list[SnapshotRow]:
+        """Committed snapshots matching the filters, oldest first."""
+        return await self._run(
+            lambda db: snap_sql.committed_rows(db, host=host, tags=tags, path=path)
+        )
+
+    async def resolve_snapshot(
+        self,
+        ref: str,
+        *,
+        host: str | None = None,
+        tags: Sequence[str] = (),
+        path: str | None = None,
+        open_too: bool = False,
+    ) -> SnapshotRow:
+        return await self._run(
+            lambda db: snap_sql.resolve(db, ref, host=host, tags=tags, path=path, open_too=open_too)
+        )
+
+    async def snapshot_entries(
+        self, snapshot_id: SnapshotId, *, under: str | None, after: str | None, limit: int
+    ) -> tuple[list[EntryView], str | None]:
+        return await self._run(
+            lambda db: snap_sql.entries_page(db, snapshot_id, under=under, after=after, limit=limit)
+        )
+
+    async def snapshot_entry(self, snapshot_id: SnapshotId, path: str) -> EntryView | None:
+        return await self._run(lambda db: snap_sql.entry(db, snapshot_id, path))
+
+    async def remove_snapshots(self, snapshot_ids: Sequence[SnapshotId]) -> list[SnapshotId]:
+        return await self._run(lambda db: snap_sql.remove(db, snapshot_ids))
+
+    async def expired_snapshots(self, *, now: float) -> list[SnapshotId]:
+        return await self._run(lambda db: snap_sql.expired_open(db, now=now))
+
+    async def snapshot_count(self) -> int:
+        """Committed snapshots."""
+
+        def do(db: sqlite3.Connection) -> int:
+            row = db.execute("SELECT COUNT(*) FROM snapshots WHERE state = 'committed'")
+            return int(row.fetchone()[0])
+
+        return await self._run(do)
+
+    async def snapshot_chunk_sets(self) -> dict[SnapshotId, set[ChunkHash]]:
+        return await self._run(snap_sql.chunk_sets)
 
     # drains ----------------------------------------------------------------------------------
 

@@ -3,10 +3,10 @@ rebuild records."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cofre.models import ChunkHash, Manifest, NodeId, UploadId
+from cofre.models import ChunkHash, Manifest, NodeId, SnapshotId, UploadId
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +68,30 @@ class RecoveredVersion:
     manifest_length: int
     # chunk (data chunks and the manifest) -> nodes holding it
     locations: Mapping[ChunkHash, frozenset[NodeId]]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    snapshot_id: SnapshotId
+    time: float  # when the backup began, by the client's clock
+    host: str
+    tags: tuple[str, ...]
+    paths: tuple[str, ...]
+    parent: SnapshotId | None
+    state: str  # open, committed
+    created: float  # when it was opened, by the manager's clock
+    expires: float  # an open snapshot's end, renewed by every request that adds to it
+    committed: float | None = None
+    entries: int = 0
+    files: int = 0
+    bytes: int = 0
+
+    def matches(
+        self, *, host: str | None = None, tags: Sequence[str] = (), path: str | None = None
+    ) -> bool:
+        """Of ``host``, carrying every one of ``tags``, holding the source ``path``."""
+        return (
+            (host is None or self.host == host)
+            and set(tags) <= set(self.tags)
+            and (path is None or path in self.paths)
+        )

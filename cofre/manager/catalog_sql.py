@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 # The reason of copies found on the nodes by a catalog rebuild.
 WHY_REBUILD = "found on this node by a catalog rebuild"
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS version_chunks (
     PRIMARY KEY (version_id, seq)
 );
 CREATE INDEX IF NOT EXISTS version_chunks_hash ON version_chunks(hash);
+CREATE INDEX IF NOT EXISTS versions_manifest ON versions(manifest_hash);
 CREATE TABLE IF NOT EXISTS chunk_lengths (hash TEXT PRIMARY KEY, length INTEGER NOT NULL);
 -- why: how the copy came to be there (placed by an upload, a drain, a repair, a rebuild);
 -- since: when it was recorded (seconds since the epoch).
@@ -82,14 +83,61 @@ CREATE TABLE IF NOT EXISTS session_pins (
     hash TEXT NOT NULL,
     PRIMARY KEY (session_id, hash)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_pins_hash ON session_pins(hash);
 CREATE TABLE IF NOT EXISTS draining (node_id TEXT PRIMARY KEY, since REAL NOT NULL);
+-- Tree snapshots (catalog_snapshots.py). tags, paths: JSON lists. state: open, committed.
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY,
+    time REAL NOT NULL,
+    host TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    paths TEXT NOT NULL,
+    parent TEXT,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    committed REAL,
+    entries INTEGER NOT NULL,
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS snapshots_state_time ON snapshots(state, time);
+-- chunks: JSON [[hash, length], ...]; inode, device: unsigned 64-bit, stored wrapped.
+CREATE TABLE IF NOT EXISTS snapshot_entries (
+    snapshot_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    mode INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    uid INTEGER,
+    gid INTEGER,
+    target TEXT,
+    chunks TEXT NOT NULL,
+    ctime_ns INTEGER,
+    inode INTEGER,
+    device INTEGER,
+    PRIMARY KEY (snapshot_id, path)
+) WITHOUT ROWID;
+-- Each snapshot's distinct chunks, all live for GC. referenced: named by one of its entries
+-- (at that length); 0: only pinned (its parent's) or uploaded for it, dropped at its commit.
+CREATE TABLE IF NOT EXISTS snapshot_chunks (
+    snapshot_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    length INTEGER NOT NULL,
+    referenced INTEGER NOT NULL,
+    PRIMARY KEY (snapshot_id, hash)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS snapshot_chunks_hash ON snapshot_chunks(hash);
 """
 
-# The live reference set: data chunks and manifests of versions not deleted.
+# The live reference set: data chunks and manifests of versions not deleted, and the chunks of
+# every snapshot (committed, or open: a backup in progress).
 LIVE_HASHES = """
 SELECT vc.hash FROM version_chunks vc JOIN versions v ON v.id = vc.version_id
 WHERE v.deleted_at IS NULL
 UNION SELECT manifest_hash FROM versions WHERE deleted_at IS NULL
+UNION SELECT hash FROM snapshot_chunks
 """
 # What GC keeps: live chunks, and those open uploads were told are stored already.
 KEPT_HASHES = (
@@ -98,6 +146,16 @@ KEPT_HASHES = (
 WHERE s.state = 'open'
 """
 )
+# Whether one hash (every ? the same) is in KEPT_HASHES, by the indexes: GC asks this of each
+# chunk it is about to delete, under the commit lock.
+IS_KEPT = """
+SELECT EXISTS (SELECT 1 FROM version_chunks vc JOIN versions v ON v.id = vc.version_id
+               WHERE vc.hash = ? AND v.deleted_at IS NULL)
+    OR EXISTS (SELECT 1 FROM versions WHERE manifest_hash = ? AND deleted_at IS NULL)
+    OR EXISTS (SELECT 1 FROM snapshot_chunks WHERE hash = ?)
+    OR EXISTS (SELECT 1 FROM session_pins p JOIN sessions s ON s.id = p.session_id
+               WHERE p.hash = ? AND s.state = 'open')
+"""
 
 
 VERSION_COLUMNS = (
@@ -253,6 +311,7 @@ def migrate(db: sqlite3.Connection, version: int) -> None:
             db.execute("ALTER TABLE locations ADD COLUMN why TEXT NOT NULL DEFAULT ''")
             db.execute("ALTER TABLE locations ADD COLUMN since REAL NOT NULL DEFAULT 0")
             db.execute("ALTER TABLE sessions ADD COLUMN why TEXT NOT NULL DEFAULT ''")
+        # 3: the snapshot tables, which SCHEMA creates before this runs.
         db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
     log.info("catalog schema migrated from=%d to=%d", version, SCHEMA_VERSION)
 

@@ -46,16 +46,25 @@ def garbage(inventory: Iterable[InventoryEntry], live: set[ChunkHash]) -> list[C
 async def _collect_node(
     m: Manager, state: NodeState, *, cutoff: float, live: set[ChunkHash]
 ) -> tuple[int, int]:
+    """Delete a node's garbage a batch at a time. ``live`` was read before the pass; each
+    batch is checked again and deleted under the commit lock, so a commit, a `known` pin or a
+    snapshot that made a chunk live meanwhile keeps it, and no commit waits longer than one
+    batch."""
     client = m.client(state.url)
-    doomed = garbage(await client.inventory(before=cutoff), live)
+    candidates = garbage(await client.inventory(before=cutoff), live)
     deleted = freed = 0
-    for start in range(0, len(doomed), CHECK_BATCH):
-        batch = doomed[start : start + CHECK_BATCH]
-        result = await client.delete_chunks(batch)
+    for start in range(0, len(candidates), CHECK_BATCH):
+        async with m.catalog_lock:
+            batch = candidates[start : start + CHECK_BATCH]
+            kept = await m.catalog.kept_among(batch)
+            doomed = [h for h in batch if h not in kept]
+            if not doomed:
+                continue
+            result = await client.delete_chunks(doomed)
+            await m.catalog.remove_locations(state.node_id, doomed)
         deleted += result.deleted
         freed += result.freed_bytes
-        await m.catalog.remove_locations(state.node_id, batch)
-    if doomed:
+    if deleted:
         log.info("gc node=%s deleted=%d freed_bytes=%d", state.node_id, deleted, freed)
     return deleted, freed
 
@@ -75,7 +84,9 @@ async def _only_uncommitted(m: Manager) -> bool:
 
 
 async def collect(m: Manager, *, grace_s: float | None = None) -> GcResult:
-    """One pass over every ready node; -> what it deleted and freed."""
+    """One pass over every ready node; -> what it deleted and freed. The commit lock is held
+    only to decide and for each batch of deletes (``_collect_node``), never for the pass:
+    backups commit while it runs."""
     grace = m.config.gc.grace_s if grace_s is None else grace_s
     async with m.catalog_lock:
         if not await m.catalog.version_rows() and not await _only_uncommitted(m):
@@ -85,17 +96,19 @@ async def collect(m: Manager, *, grace_s: float | None = None) -> GcResult:
             m.metrics.gc_done(deleted=0, freed=0)
             return GcResult(deleted_chunks=0, freed_bytes=0)
         sessions = await m.catalog.open_sessions()
+        # An upload opened later writes its chunks after this moment, so none is listed.
         cutoff = gc_cutoff(
             now=time.time(),
             grace_s=grace,
             oldest_open_upload=min((s.created for s in sessions), default=None),
         )
-        live = await m.catalog.kept_hashes()
-        nodes = m.registry.ready_nodes()
-        results = await asyncio.gather(
-            *(_collect_node(m, n, cutoff=cutoff, live=live) for n in nodes),
-            return_exceptions=True,
-        )
+    live = await m.catalog.kept_hashes()
+    nodes = m.registry.ready_nodes()
+    results = await asyncio.gather(
+        *(_collect_node(m, n, cutoff=cutoff, live=live) for n in nodes),
+        return_exceptions=True,
+    )
+    async with m.catalog_lock:
         dropped = await m.catalog.drop_unreferenced()
     deleted = freed = 0
     for node, result in zip(nodes, results, strict=True):

@@ -25,6 +25,7 @@ from cofre.protocol.manager_api import (
     FsckReport,
     FsckRun,
     FsckSummary,
+    SnapshotHealth,
     VersionBase,
     VersionInfo,
     WhereReport,
@@ -184,8 +185,15 @@ async def fsck(m: Manager, *, name: str | None, verify: bool) -> FsckReport:
     for row, chunks in contents:
         all_hashes.update(c.hash for c in chunks)
         all_hashes.add(row.manifest_hash)
+    # A whole-catalog fsck covers every committed snapshot's chunks too.
+    snapshot_chunks = await m.catalog.snapshot_chunk_sets() if name is None else {}
+    for held in snapshot_chunks.values():
+        all_hashes.update(held)
     copies = (await check_copies(m, all_hashes, verify=verify)).copies
-    lengths = await m.catalog.lengths([row.manifest_hash for row, _ in contents])
+    lengths = await m.catalog.lengths(
+        [row.manifest_hash for row, _ in contents]
+        + [h for held in snapshot_chunks.values() for h in held]
+    )
 
     def health(h: ChunkHash, length: int) -> ChunkHealth:
         good, bad = copies.get(h, (set(), set()))
@@ -215,24 +223,36 @@ async def fsck(m: Manager, *, name: str | None, verify: bool) -> FsckReport:
                 chunks=entries,
             )
         )
+    snapshots = []
+    for sid, held in snapshot_chunks.items():
+        states = [health(h, lengths.get(h, 0)) for h in sorted(held)]
+        by_status.update(c.status for c in states)
+        unhealthy = [c for c in states if c.status != "ok"]
+        snapshots.append(
+            SnapshotHealth(
+                snapshot_id=sid, healthy=not unhealthy, chunks=len(held), unhealthy=unhealthy
+            )
+        )
     summary = FsckSummary(
         files=len({row.name for row, _ in contents}),
         versions=len(contents),
+        snapshots=len(snapshots),
         chunks=sum(by_status.values()),
         **{s: by_status[s] for s in STATUSES},
     )
-    healthy_all = all(f.healthy for f in files)
+    healthy_all = all(f.healthy for f in files) and all(s.healthy for s in snapshots)
     log.info(
-        "fsck name=%r verify=%s versions=%d healthy=%s %s",
+        "fsck name=%r verify=%s versions=%d snapshots=%d healthy=%s %s",
         name,
         verify,
         len(contents),
+        len(snapshots),
         healthy_all,
         " ".join(f"{s}={by_status[s]}" for s in STATUSES),
     )
     if name is None:
         m.last_fsck = FsckRun(at=time.time(), verify=verify, healthy=healthy_all, summary=summary)
-    return FsckReport(healthy=healthy_all, summary=summary, files=files)
+    return FsckReport(healthy=healthy_all, summary=summary, files=files, snapshots=snapshots)
 
 
 async def cluster_stats(m: Manager) -> ClusterStats:
@@ -303,7 +323,20 @@ async def live_version(
 async def where(m: Manager, *, name: str, version: int | None) -> WhereReport:
     """Every chunk of one version, each copy's node, its state now and why it is there."""
     row, chunks = await live_version(m, name, version)
-    hashes = {c.hash for c in chunks} | {row.manifest_hash}
+    lengths = await m.catalog.lengths([row.manifest_hash])
+    manifest = ChunkRef(row.manifest_hash, lengths.get(row.manifest_hash, 0))
+    *listed, manifest_where = await chunks_where(m, [*chunks, manifest])
+    return WhereReport(
+        **version_base(row).model_dump(),
+        replication_factor=m.factor,
+        manifest=manifest_where,
+        chunks=listed,
+    )
+
+
+async def chunks_where(m: Manager, chunks: list[ChunkRef]) -> list[ChunkWhere]:
+    """Each chunk's recorded copies, their state now and why they are there, in order."""
+    hashes = {c.hash for c in chunks}
     # The copies to ask about are the ones read with their reasons: one snapshot, so a copy
     # recorded meanwhile (a drain, a repair) is never listed without having been asked about.
     reasons = await m.catalog.copy_reasons(hashes)
@@ -311,7 +344,6 @@ async def where(m: Manager, *, name: str, version: int | None) -> WhereReport:
         m, hashes, verify=False, locations={h: list(nodes) for h, nodes in reasons.items()}
     )
     copies = checked.copies
-    lengths = await m.catalog.lengths([row.manifest_hash])
 
     def entry(chunk_hash: ChunkHash, length: int) -> ChunkWhere:
         good, bad = copies.get(chunk_hash, (set(), set()))
@@ -334,9 +366,4 @@ async def where(m: Manager, *, name: str, version: int | None) -> WhereReport:
             copies=listed,
         )
 
-    return WhereReport(
-        **version_base(row).model_dump(),
-        replication_factor=m.factor,
-        manifest=entry(row.manifest_hash, lengths.get(row.manifest_hash, 0)),
-        chunks=[entry(c.hash, c.length) for c in chunks],
-    )
+    return [entry(c.hash, c.length) for c in chunks]

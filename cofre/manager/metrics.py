@@ -219,15 +219,19 @@ class ManagerMetrics:
         self.catalog_versions = Gauge(
             f"{PREFIX}_catalog_versions", "Live versions (at scrape time).", registry=r
         )
+        self.catalog_snapshots = Gauge(
+            f"{PREFIX}_catalog_snapshots", "Committed tree snapshots (at scrape time).", registry=r
+        )
         self.catalog_live_chunks = Gauge(
             f"{PREFIX}_catalog_live_chunks",
-            "Distinct chunks live versions reference, manifests included (at scrape time).",
+            "Distinct chunks live versions and snapshots reference, manifests included (at "
+            "scrape time).",
             registry=r,
         )
         self.last_commit = Gauge(
             f"{PREFIX}_last_commit_timestamp_seconds",
-            "When the newest version in the catalog was committed (unix seconds; 0 while the "
-            "catalog holds none). Alerts on backups that stopped.",
+            "When the newest version or snapshot in the catalog was committed (unix seconds; 0 "
+            "while the catalog holds none). Alerts on backups that stopped.",
             registry=r,
         )
         self.open_uploads = Gauge(
@@ -293,6 +297,7 @@ class ManagerMetrics:
             files, versions = await m.catalog.counts()
             self.catalog_files.set(files)
             self.catalog_versions.set(versions)
+            self.catalog_snapshots.set(await m.catalog.snapshot_count())
             self.catalog_live_chunks.set(await m.catalog.live_chunk_count())
             self.last_commit.set(await m.catalog.last_commit_time() or 0.0)
             self.open_uploads.set(len(await m.catalog.open_sessions()))

@@ -2,13 +2,23 @@
 
 score = w_lat · (min latency / node latency) + w_bytes · (min stored / node stored), where the
 minimums run over the candidates and a node whose value is zero scores 1 on that term. Stored
-bytes count the bytes of uploads in flight reserved on the node, so parallel uploads spread.
+bytes count the bytes of uploads in flight reserved on the node, and those committed since its
+last probe, so parallel and back-to-back uploads spread.
+
+The copies go to the F best-scored candidates. The primary, which receives the upload and relays
+it, is chosen apart: among the other candidates (or, when it keeps a copy, among the F) by the
+same formula with the bytes it relayed as primary in place of the bytes it stores. Letting the
+best-scored node be the primary, as the seed did, starves it: a primary that keeps no copy stays
+the emptiest, so it is the primary again and again and never stores anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from cofre.errors import NotEnoughNodes
 from cofre.models import NodeId
@@ -26,10 +36,14 @@ class NodeView:
     stored_bytes: int
     free_bytes: int
     in_flight_bytes: int = 0
+    # Committed since the node's last probe: on its disk, not yet in ``stored_bytes``.
+    landed_bytes: int = 0
+    # Relayed as primary since the manager started, in flight included.
+    relayed_bytes: int = 0
 
     @property
     def load_bytes(self) -> int:
-        return self.stored_bytes + self.in_flight_bytes
+        return self.stored_bytes + self.in_flight_bytes + self.landed_bytes
 
     @property
     def room_bytes(self) -> int:
@@ -48,17 +62,23 @@ class Placement:
     primary: NodeView
     replicas: tuple[NodeView, ...]
     keep_copy: bool
-    # The chosen nodes' scores, and how many candidates they were the best of.
+    # The copy holders' scores, how many candidates they were the best of, and the primary's
+    # score on latency and bytes relayed.
     scores: Mapping[NodeId, float] = field(default_factory=dict)
     candidates: int = 0
+    primary_score: float = 0.0
 
     def explain(self, upload: str) -> str:
         """Why these nodes: the reason recorded with every copy ``upload`` places."""
-        scored = ", ".join(f"{n.node_id} {self.scores.get(n.node_id, 0.0):.2f}" for n in self.nodes)
+        holders = self.copy_holders
+        scored = ", ".join(f"{n.node_id} {self.scores.get(n.node_id, 0.0):.2f}" for n in holders)
         role = "kept a copy" if self.keep_copy else "relayed it and kept none"
+        among = "of the copy holders" if self.keep_copy else "of the other candidates"
         return (
-            f"placed by {upload}: the {len(self.nodes)} best-scored of {self.candidates} "
-            f"candidate nodes ({scored}); the primary {self.primary.node_id} {role}"
+            f"placed by {upload}: the {len(holders)} best-scored of {self.candidates} "
+            f"candidate nodes ({scored}); the primary {self.primary.node_id} {role}, chosen "
+            f"{among} for latency and bytes relayed (score {self.primary_score:.2f}, "
+            f"{self.primary.relayed_bytes} bytes relayed before)"
         )
 
     @property
@@ -115,6 +135,46 @@ def nodes_needed(*, factor: int, primary_keeps_copy: bool) -> int:
     return factor if primary_keeps_copy else factor + 1
 
 
+Scored = tuple[NodeView, float]
+
+
+def _best(
+    nodes: Sequence[NodeView], count: int, load: Callable[[NodeView], int], weights: Weights
+) -> list[Scored]:
+    """The ``count`` best of ``nodes`` by the seed's formula over latency and ``load``, best
+    first, ties to the smaller node id. Vectorised and O(n): a decision over 10,000 nodes is a
+    few milliseconds, where scoring node by node in Python took tens."""
+    if not nodes or count <= 0:
+        return []
+    size = len(nodes)
+    latency = np.fromiter((n.latency_s for n in nodes), np.float64, size)
+    loads = np.fromiter((load(n) for n in nodes), np.float64, size)
+    score = weights.latency * _terms(latency) + weights.stored_bytes * _terms(loads)
+    if count < size:
+        # Everything scoring at least the count-th best, ties included, then an exact order.
+        kth = np.partition(score, size - count)[size - count]
+        picked = np.flatnonzero(score >= kth)
+    else:
+        picked = np.arange(size)
+    ordered = sorted(picked.tolist(), key=lambda i: (-score[i], nodes[i].node_id))
+    return [(nodes[i], float(score[i])) for i in ordered[:count]]
+
+
+def _terms(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """min / value for each value; 1 where the value is zero (as ``_term``)."""
+    positive = values > 0
+    safe = np.where(positive, values, 1.0)
+    return np.where(positive, values.min() / safe, 1.0)
+
+
+def _stored(node: NodeView) -> int:
+    return node.load_bytes
+
+
+def _relayed(node: NodeView) -> int:
+    return node.relayed_bytes
+
+
 def choose(
     nodes: Iterable[NodeView],
     *,
@@ -124,7 +184,8 @@ def choose(
     primary_keeps_copy: bool,
     min_free_bytes: int,
 ) -> Placement:
-    """The best node is the primary, the next ones its replicas."""
+    """The F best-scored nodes get the copies; the primary is the best of the others (or of
+    those F, when it keeps a copy) by latency and bytes relayed."""
     pool = candidates(nodes, size=size, min_free_bytes=min_free_bytes)
     need = nodes_needed(factor=factor, primary_keeps_copy=primary_keeps_copy)
     if len(pool) < need:
@@ -134,14 +195,22 @@ def choose(
             needed=need,
             available=len(pool),
         )
-    ranked = rank(pool, weights)[:need]
-    best = [n for n, _ in ranked]
+    holders = _best(pool, factor, _stored, weights)
+    if primary_keeps_copy:
+        [(primary, primary_score)] = _best([n for n, _ in holders], 1, _relayed, weights)
+        replicas = tuple(n for n, _ in holders if n is not primary)
+    else:
+        chosen = {n.node_id for n, _ in holders}
+        others = [n for n in pool if n.node_id not in chosen]
+        [(primary, primary_score)] = _best(others, 1, _relayed, weights)
+        replicas = tuple(n for n, _ in holders)
     return Placement(
-        primary=best[0],
-        replicas=tuple(best[1:]),
+        primary=primary,
+        replicas=replicas,
         keep_copy=primary_keeps_copy,
-        scores={n.node_id: score for n, score in ranked},
+        scores={n.node_id: score for n, score in holders},
         candidates=len(pool),
+        primary_score=primary_score,
     )
 
 

@@ -79,7 +79,8 @@ def plan(
 def _refuse_if_not_empty(rows: int) -> None:
     if rows:
         raise Conflict(
-            f"the catalog already holds {rows} versions; a rebuild only fills an empty catalog"
+            f"the catalog already holds {rows} versions or snapshots; a rebuild only fills an "
+            "empty catalog"
         )
 
 

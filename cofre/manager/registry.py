@@ -33,6 +33,11 @@ class NodeState:
     scrub_seen: tuple[float, int] | None = None
     # Chunks the node's scrub found corrupt that no repair took up yet (hash -> found at).
     scrub_findings: dict[ChunkHash, float] = field(default_factory=dict)
+    # Committed onto the node since its last probe: on its disk, not yet in ``stats``.
+    landed_bytes: int = 0
+    # Relayed as primary (placed, in flight included) since the manager started: placement
+    # rotates the primary role by it.
+    relayed_bytes: int = 0
     # Just probed fresh and may hold far fewer chunks than the catalog records there (its
     # first answer, back from unready, restarted, or its count halved): the refill pass
     # compares it with the catalog.
@@ -50,6 +55,9 @@ class NodeState:
         restarted, or its chunk count halved), which that pass compares with the catalog."""
         before = self.stats
         self.stats = stats
+        # The probe's stored bytes now count what landed; one committed while this probe was
+        # on its way is missed until the next probe, seconds later.
+        self.landed_bytes = 0
         scrub = stats.scrub
         restarted = (
             scrub is not None
@@ -84,7 +92,9 @@ class Registry:
     def __init__(self) -> None:
         self.nodes: dict[NodeId, NodeState] = {}
         self.draining: set[NodeId] = set()
+        # upload -> (bytes, the nodes that will hold its copies)
         self._reservations: dict[UploadId, tuple[int, tuple[NodeId, ...]]] = {}
+        self._in_flight: dict[NodeId, int] = {}
         # Set when discovery changes the node set, so the prober probes new nodes at once.
         self.changed = asyncio.Event()
         # Set when a probe saw something the refill pass must look at (scrub findings, a node
@@ -147,14 +157,39 @@ class Registry:
 
     # reservations ----------------------------------------------------------------------------
 
-    def reserve(self, upload_id: UploadId, size: int, nodes: Iterable[NodeId]) -> None:
-        self._reservations[upload_id] = (size, tuple(nodes))
+    def reserve(
+        self,
+        upload_id: UploadId,
+        size: int,
+        holders: Iterable[NodeId],
+        *,
+        relay: NodeId | None = None,
+    ) -> None:
+        """Count ``size`` bytes on the nodes that will hold the copies until the upload ends,
+        and on the primary ``relay``'s bytes relayed for good."""
+        self.release(upload_id)
+        nodes = tuple(holders)
+        self._reservations[upload_id] = (size, nodes)
+        for node_id in nodes:
+            self._in_flight[node_id] = self._in_flight.get(node_id, 0) + size
+        if relay is not None and (state := self.nodes.get(relay)) is not None:
+            state.relayed_bytes += size
 
-    def release(self, upload_id: UploadId) -> None:
-        self._reservations.pop(upload_id, None)
+    def release(self, upload_id: UploadId, *, landed: bool = False) -> None:
+        """The upload ended; ``landed``: committed, so its bytes are on the holders' disks
+        until their next probe says so."""
+        size, nodes = self._reservations.pop(upload_id, (0, ()))
+        for node_id in nodes:
+            left = self._in_flight.get(node_id, 0) - size
+            if left > 0:
+                self._in_flight[node_id] = left
+            else:
+                self._in_flight.pop(node_id, None)
+            if landed and (state := self.nodes.get(node_id)) is not None:
+                state.landed_bytes += size
 
     def in_flight(self, node_id: NodeId) -> int:
-        return sum(size for size, nodes in self._reservations.values() if node_id in nodes)
+        return self._in_flight.get(node_id, 0)
 
     # views -----------------------------------------------------------------------------------
 
@@ -169,6 +204,8 @@ class Registry:
             stored_bytes=stats.stored_bytes if stats else 0,
             free_bytes=stats.free_bytes if stats else 0,
             in_flight_bytes=self.in_flight(state.node_id),
+            landed_bytes=state.landed_bytes,
+            relayed_bytes=state.relayed_bytes,
         )
 
     def views(self) -> list[NodeView]:

@@ -12,7 +12,18 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from cofre.limits import MAX_MANAGER_JSON_BYTES
-from cofre.manager import dedup, drain, gc, health, overview, rebuild, repair, statuspage, uploads
+from cofre.manager import (
+    dedup,
+    drain,
+    gc,
+    health,
+    overview,
+    rebuild,
+    repair,
+    snapshot_routes,
+    statuspage,
+    uploads,
+)
 from cofre.manager.catalog import VersionRow
 from cofre.manager.context import Manager
 from cofre.manager.keys import MANAGER
@@ -22,6 +33,7 @@ from cofre.protocol.api import Api, api_body, api_path, api_query, health_reply,
 from cofre.protocol.base import Health
 from cofre.protocol.manager_api import (
     ChunkLocation,
+    ChunkLocations,
     ClusterOverview,
     ClusterStats,
     CommitAnswer,
@@ -38,6 +50,7 @@ from cofre.protocol.manager_api import (
     KnownAnswer,
     KnownQuery,
     ListQuery,
+    LocateQuery,
     ManifestList,
     ManifestsQuery,
     ManifestView,
@@ -62,13 +75,21 @@ def _manifest_view(
     chunks: list[ChunkRef],
     locations: Mapping[ChunkHash, set[NodeId]],
 ) -> ManifestView:
+    listed = _located(m, chunks, locations)
+    return ManifestView(**health.version_base(row).model_dump(), chunks=listed)
+
+
+def _located(
+    m: Manager, chunks: list[ChunkRef], locations: Mapping[ChunkHash, set[NodeId]]
+) -> list[ChunkLocation]:
+    """Each chunk with the URLs of the nodes holding it, best to read from first."""
     views = {v.node_id: v for v in m.registry.views()}
     listed = []
     for c in chunks:
         holders = [views[n] for n in locations.get(c.hash, set()) if n in views]
         urls = [v.url for v in restore_order(holders, m.weights)]
         listed.append(ChunkLocation(hash=c.hash, length=c.length, nodes=urls))
-    return ManifestView(**health.version_base(row).model_dump(), chunks=listed)
+    return listed
 
 
 @api.get("/healthz", summary="Liveness", replies={200: Health}, public=True)
@@ -195,6 +216,22 @@ async def get_manifests(request: web.Request) -> web.Response:
     return reply(ManifestList(manifests=views))
 
 
+@api.post(
+    "/v1/chunks/locate",
+    summary="Where to read chunks, nodes best first (chunks the catalog does not know left out)",
+    body=LocateQuery,
+    replies={200: ChunkLocations},
+)
+async def locate_chunks(request: web.Request) -> web.Response:
+    m = request.app[MANAGER]
+    asked = await api_body(request, LocateQuery, limit=MAX_MANAGER_JSON_BYTES)
+    wanted = list(dict.fromkeys(asked.hashes))
+    lengths = await m.catalog.lengths(wanted)
+    locations = await m.catalog.locations([h for h in wanted if h in lengths])
+    chunks = [ChunkRef(h, lengths[h]) for h in wanted if h in lengths]
+    return reply(ChunkLocations(chunks=_located(m, chunks, locations)))
+
+
 @api.delete(
     "/v1/files",
     errors=(404,),
@@ -315,6 +352,7 @@ async def cluster_overview(request: web.Request) -> web.Response:
     return reply(await overview.overview(request.app[MANAGER]))
 
 
+snapshot_routes.declare(api)
 statuspage.declare(api)
 
 api.serve_document(

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from cofre.aio import Periodic, within
 from cofre.errors import BadRequest, CofreError, Conflict, IncompleteUpload, NotFound
@@ -90,7 +90,12 @@ async def create_upload(m: Manager, files: Sequence[FileDecl], *, batch: bool) -
     expires = now + m.config.upload.session_ttl_s
     node_ids = tuple(n.node_id for n in placement.nodes)
     # Reserve before the first await so concurrent creates already see this upload's bytes.
-    m.registry.reserve(upload_id, size, node_ids)
+    m.registry.reserve(
+        upload_id,
+        size,
+        (n.node_id for n in placement.copy_holders),
+        relay=placement.primary.node_id,
+    )
     session = SessionRow(
         upload_id=upload_id,
         name=name,
@@ -156,6 +161,47 @@ async def _missing_on(
     return missing
 
 
+async def confirm_copies(
+    m: Manager, session: SessionRow, hashes: Sequence[ChunkHash], lengths: Mapping[ChunkHash, int]
+) -> Callable[[ChunkHash], set[NodeId]]:
+    """Check that every chunk of ``hashes`` is on every copy node of the upload, or stored with
+    F copies elsewhere (dedup.py); -> each chunk's holders. IncompleteUpload otherwise. Call
+    with ``m.catalog_lock`` held and record under it: GC then either ran before (and what it
+    deleted is missing here) or runs after and sees the chunks referenced."""
+    holders = session.copy_holders
+    results = await asyncio.gather(*(_missing_on(m, n, hashes, lengths) for n in holders))
+    missing_on = dict(zip(holders, results, strict=True))
+    missing = set().union(*results) if results else set()
+    # What the upload's nodes lack may be stored with F copies elsewhere (dedup.py).
+    elsewhere = await dedup.held_elsewhere(m, missing)
+    missing.difference_update(elsewhere)
+    if missing:
+        lacking = [n for n, r in missing_on.items() if r - elsewhere.keys()]
+        raise IncompleteUpload(
+            f"{len(missing)} of {len(hashes)} chunks (manifests included) are not on every "
+            f"copy node yet; send them and commit again",
+            missing=len(missing),
+            nodes=len(lacking),
+        )
+
+    def located(chunk_hash: ChunkHash) -> set[NodeId]:
+        have = {n for n, lacks in missing_on.items() if chunk_hash not in lacks}
+        return have | elsewhere.get(chunk_hash, frozenset())
+
+    return located
+
+
+def open_session_or_raise(session: SessionRow | None, upload_id: UploadId) -> SessionRow:
+    """The upload's session, which must be open and not expired."""
+    if session is None:
+        raise NotFound(f"no upload {upload_id}")
+    if session.state != "open":
+        raise Conflict(f"upload {upload_id} is {session.state}")
+    if time.time() > session.expires:
+        raise Conflict(f"upload {upload_id} expired")
+    return session
+
+
 async def commit_upload(
     m: Manager, upload_id: UploadId, manifests: Sequence[Manifest], *, batch: bool
 ) -> CommitAnswer:
@@ -174,10 +220,7 @@ async def commit_upload(
         again = await _committed_answer(m, session, declared)
         if again is not None and names == [a.name for a in again]:
             return _answer(again, single=single)
-    if session.state != "open":
-        raise Conflict(f"upload {upload_id} is {session.state}")
-    if time.time() > session.expires:
-        raise Conflict(f"upload {upload_id} expired")
+    session = open_session_or_raise(session, upload_id)
     sizes = {n: z for n, z, _ in declared} if declared else {session.name: session.size}
     seen: set[str] = set()
     for manifest in manifests:
@@ -197,32 +240,13 @@ async def commit_upload(
             h for e in entries for h in (*(c.hash for c in e.manifest.chunks), e.manifest_hash)
         )
     )
-    holders = session.copy_holders
     lengths = {c.hash: c.length for e in entries for c in e.manifest.chunks}
     lengths.update((e.manifest_hash, e.manifest_length) for e in entries)
 
     async with m.catalog_lock:
-        results = await asyncio.gather(*(_missing_on(m, n, hashes, lengths) for n in holders))
-        missing_on = dict(zip(holders, results, strict=True))
-        missing = set().union(*results) if results else set()
-        # What the upload's nodes lack may be stored with F copies elsewhere (dedup.py).
-        elsewhere = await dedup.held_elsewhere(m, missing)
-        missing.difference_update(elsewhere)
-        if missing:
-            lacking = [n for n, r in missing_on.items() if r - elsewhere.keys()]
-            raise IncompleteUpload(
-                f"{len(missing)} of {len(hashes)} chunks (manifests included) are not on every "
-                f"copy node yet; send them and commit again",
-                missing=len(missing),
-                nodes=len(lacking),
-            )
-
-        def located(chunk_hash: ChunkHash) -> set[NodeId]:
-            have = {n for n, lacks in missing_on.items() if chunk_hash not in lacks}
-            return have | elsewhere.get(chunk_hash, frozenset())
-
+        located = await confirm_copies(m, session, hashes, lengths)
         numbers = await m.catalog.commit_many(session, entries, holders=located)
-    m.registry.release(upload_id)
+    m.registry.release(upload_id, landed=True)
     log.info(
         "upload committed upload=%s name=%r files=%d chunks=%d",
         upload_id,
@@ -230,7 +254,7 @@ async def commit_upload(
         len(manifests),
         sum(len(mf.chunks) for mf in manifests),
     )
-    await _close_relay(m, session)
+    await close_relay(m, session)
     answers = [
         Committed(name=mf.name, version=n, size=mf.size, chunks=len(mf.chunks))
         for mf, n in zip(manifests, numbers, strict=True)
@@ -262,7 +286,7 @@ async def _committed_answer(
     return answers or None
 
 
-async def _close_relay(m: Manager, session: SessionRow) -> None:
+async def close_relay(m: Manager, session: SessionRow) -> None:
     """Tell the primary the session is over; it expires there on its own if this fails."""
     try:
         client = m.node_client(session.primary)
@@ -280,14 +304,14 @@ async def abort_upload(m: Manager, upload_id: UploadId) -> None:
     if await m.catalog.close_session(upload_id, state="aborted"):
         m.registry.release(upload_id)
         log.info("upload aborted upload=%s name=%r", upload_id, session.name)
-        await _close_relay(m, session)
+        await close_relay(m, session)
 
 
 async def restore_reservations(m: Manager) -> int:
     """After a restart: open uploads keep their reservations."""
     sessions = await m.catalog.open_sessions()
     for s in sessions:
-        m.registry.reserve(s.upload_id, s.size, s.nodes)
+        m.registry.reserve(s.upload_id, s.size, s.copy_holders)
     return len(sessions)
 
 
@@ -298,7 +322,11 @@ async def sweep_expired(m: Manager, *, now: float | None = None) -> int:
         if await m.catalog.close_session(s.upload_id, state="expired"):
             m.registry.release(s.upload_id)
             log.info("upload expired upload=%s name=%r", s.upload_id, s.name)
-            await _close_relay(m, s)
+            await close_relay(m, s)
+    # Open snapshots left past their expiry (a backup that died): their chunks become garbage.
+    for sid in await m.catalog.expired_snapshots(now=now):
+        if await m.catalog.remove_snapshots([sid]):
+            log.info("snapshot expired snapshot=%s", sid)
     if await m.catalog.version_rows():
         # With no version yet, uncommitted uploads' sessions are what tells their manifests
         # from a lost catalog's (uncommitted.py): kept until GC deleted those manifests.

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from cofre import limits
-from cofre.models import ChunkHash, NodeId, UploadId, name_problem
+from cofre.models import ChunkHash, NodeId, SnapshotId, UploadId, name_problem, tree_path_problem
 
 
 class Request(BaseModel):
@@ -66,6 +66,26 @@ def _valid_name(value: str) -> str:
     problem = name_problem(value)
     if problem:
         raise ValueError(problem)
+    return value
+
+
+def _valid_tree_path(value: str) -> str:
+    problem = tree_path_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _valid_text(value: str) -> str:
+    """Any text without NUL or lone surrogates (source paths, symlink targets)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL")
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    if len(encoded) > limits.MAX_PATH_BYTES:
+        raise ValueError(f"must be at most {limits.MAX_PATH_BYTES} bytes of UTF-8")
     return value
 
 
@@ -115,6 +135,49 @@ Ticket = Annotated[
         pattern=r"^[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+$", max_length=limits.MAX_TICKET_CHARS
     ),
 ]
+TreePath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=limits.MAX_PATH_BYTES,
+        json_schema_extra={"pattern": r"^(?!/)[^\x00]+$"},
+        description="A path inside a snapshot's tree: relative and normalised (no leading /, "
+        "no empty, '.' or '..' component, no trailing /), no NUL, at most "
+        f"{limits.MAX_PATH_BYTES} bytes of UTF-8.",
+    ),
+    AfterValidator(_valid_tree_path),
+]
+# What `cofre put` was given (often absolute), or a symlink's target: text, never joined by
+# the manager.
+PathText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=limits.MAX_PATH_BYTES,
+        json_schema_extra={"pattern": r"^[^\x00]+$"},
+    ),
+    AfterValidator(_valid_text),
+]
+SnapshotIdField = Annotated[
+    SnapshotId,
+    StringConstraints(pattern=r"^[0-9a-f]{32}$"),
+    Field(description="A snapshot's id: 32 lower-case hex digits (the first 8 are its short id)."),
+]
+HostName = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[^\x00-\x1f\x7f]+$", min_length=1, max_length=limits.MAX_HOST_CHARS
+    ),
+    AfterValidator(_valid_text),
+    Field(description="The host a snapshot was taken on (no control characters)."),
+]
+SnapshotTag = Annotated[
+    str,
+    # No spaces, commas or control characters: a tag list is written "a,b" on command lines.
+    StringConstraints(pattern=r"^[^\x00-\x20,\x7f]+$", max_length=limits.MAX_TAG_CHARS),
+    AfterValidator(_valid_text),
+]
+Int64 = Annotated[int, Field(ge=-limits.MAX_INT - 1, le=limits.MAX_INT)]
 Count = Annotated[int, Field(ge=0, le=limits.MAX_INT)]
 Bytes = Annotated[int, Field(ge=0, le=limits.MAX_INT, description="A size in bytes.")]
 FileSize = Annotated[int, Field(ge=0, le=limits.MAX_UPLOAD_BYTES, description="Bytes.")]

@@ -14,11 +14,14 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from cofre.errors import BadRequest, CofreError, Unavailable, error_from_problem
-from cofre.models import ChunkHash, Manifest, NodeId, UploadId
+from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, SnapshotId, UploadId
 from cofre.protocol.base import first_error
 from cofre.protocol.framing import CONTENT_TYPE, decode_frames
 from cofre.protocol.manager_api import (
     BatchDecl,
+    ChunkLocation,
+    ChunkLocations,
+    ChunksCommitted,
     ClusterOverview,
     ClusterStats,
     CommitAnswer,
@@ -29,13 +32,20 @@ from cofre.protocol.manager_api import (
     Deleted,
     DrainRequest,
     DrainStatus,
+    EntriesAdded,
+    EntryPage,
+    EntryView,
+    EntryWhere,
     FileDecl,
     FileList,
+    ForgetReport,
+    ForgetRequest,
     FsckReport,
     GcRequest,
     GcResult,
     KnownAnswer,
     KnownQuery,
+    LocateQuery,
     ManifestDoc,
     ManifestList,
     ManifestsQuery,
@@ -45,6 +55,15 @@ from cofre.protocol.manager_api import (
     RebuildRequest,
     RepairReport,
     RepairRequest,
+    SnapshotChunks,
+    SnapshotCommit,
+    SnapshotCreate,
+    SnapshotEntries,
+    SnapshotInfo,
+    SnapshotList,
+    SnapshotOpened,
+    SnapshotsRemoved,
+    TreeEntry,
     UploadCreated,
     VersionInfo,
     WhereReport,
@@ -307,6 +326,134 @@ class ManagerClient(_ApiClient):
 
     async def drain_status(self) -> DrainStatus:
         return await self._call("GET", "/v1/drain", DrainStatus)
+
+    # tree snapshots ------------------------------------------------------------------------
+    #
+    # A backup of a tree: open_snapshot; for the files whose bytes must be sent, ordinary
+    # uploads (create_batch_upload / create_upload, chunks to the primary, `known`) closed
+    # with commit_snapshot_chunks instead of a manifest commit; add_snapshot_entries in
+    # batches of at most limits.MAX_ENTRY_BATCH; commit_snapshot. Nothing is visible before
+    # the commit, which refuses (naming them) chunks the catalog does not hold with F copies.
+
+    async def open_snapshot(
+        self,
+        *,
+        time: float,
+        host: str,
+        paths: list[str],
+        tags: list[str] | None = None,
+        parent: SnapshotId | None = None,
+    ) -> SnapshotOpened:
+        body = _valid(
+            SnapshotCreate, time=time, host=host, paths=paths, tags=tags or [], parent=parent
+        )
+        return await self._call("POST", "/v1/snapshots", SnapshotOpened, body=body)
+
+    async def commit_snapshot_chunks(
+        self, snapshot_id: SnapshotId, upload_id: UploadId, chunks: Iterable[ChunkRef]
+    ) -> ChunksCommitted:
+        """Close an upload by recording its chunks (sent or known) for the open snapshot."""
+        body = _valid(
+            SnapshotChunks, upload_id=upload_id, chunks=[(c.hash, c.length) for c in chunks]
+        )
+        path = f"/v1/snapshots/{snapshot_id}/chunks"
+        return await self._call("POST", path, ChunksCommitted, body=body)
+
+    async def add_snapshot_entries(
+        self, snapshot_id: SnapshotId, entries: list[TreeEntry]
+    ) -> EntriesAdded:
+        """One batch of tree entries (at most limits.MAX_ENTRY_BATCH, each path once)."""
+        body = _valid(SnapshotEntries, entries=entries)
+        path = f"/v1/snapshots/{snapshot_id}/entries"
+        return await self._call("POST", path, EntriesAdded, body=body)
+
+    async def commit_snapshot(self, snapshot_id: SnapshotId, *, entries: int) -> SnapshotInfo:
+        """Make the snapshot visible, in one transaction; ``entries``: how many were sent."""
+        body = _valid(SnapshotCommit, entries=entries)
+        path = f"/v1/snapshots/{snapshot_id}/commit"
+        return await self._call("POST", path, SnapshotInfo, body=body)
+
+    async def list_snapshots(
+        self, *, host: str | None = None, tags: list[str] | None = None, path: str | None = None
+    ) -> list[SnapshotInfo]:
+        """Committed snapshots, oldest first; filters: host, all of ``tags``, a source path."""
+        params = _snapshot_filter(host=host, tags=tags, path=path)
+        return (await self._call("GET", "/v1/snapshots", SnapshotList, params=params)).snapshots
+
+    async def get_snapshot(
+        self,
+        ref: str,
+        *,
+        host: str | None = None,
+        tags: list[str] | None = None,
+        path: str | None = None,
+    ) -> SnapshotInfo:
+        """A snapshot by id, unique id prefix, or ``latest`` (the newest matching the filters)."""
+        params = _snapshot_filter(host=host, tags=tags, path=path)
+        return await self._call("GET", f"/v1/snapshots/{ref}", SnapshotInfo, params=params)
+
+    async def snapshot_entries(
+        self,
+        snapshot_id: SnapshotId,
+        *,
+        path: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> EntryPage:
+        """One page of entries in path order (only ``path`` and below, if given)."""
+        params = {}
+        for key, value in (("path", path), ("after", after), ("limit", limit)):
+            if value is not None:
+                params[key] = str(value)
+        url = f"/v1/snapshots/{snapshot_id}/entries"
+        return await self._call("GET", url, EntryPage, params=params)
+
+    async def iter_snapshot_entries(
+        self, snapshot_id: SnapshotId, *, path: str | None = None
+    ) -> AsyncIterator[list[EntryView]]:
+        """Every entry (under ``path``), a page at a time: restores and parent comparisons
+        stream a tree of any size in bounded memory."""
+        after: str | None = None
+        while True:
+            page = await self.snapshot_entries(snapshot_id, path=path, after=after)
+            if page.entries:
+                yield page.entries
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    async def delete_snapshot(self, ref: str) -> list[SnapshotId]:
+        """Remove a committed snapshot (or abort an open one); its chunks nothing else
+        references are freed by the next GC."""
+        return (await self._call("DELETE", f"/v1/snapshots/{ref}", SnapshotsRemoved)).removed
+
+    async def forget(self, rules: ForgetRequest) -> ForgetReport:
+        """Apply keep rules (restic's semantics); ``rules.dry_run`` only reports."""
+        return await self._call("POST", "/v1/snapshots/forget", ForgetReport, body=rules)
+
+    async def locate_chunks(self, hashes: list[ChunkHash]) -> list[ChunkLocation]:
+        """Where to read each chunk (nodes best first), for a restore of snapshot entries; at
+        most limits.MAX_KNOWN_HASHES per call; unknown chunks are left out."""
+        body = _valid(LocateQuery, hashes=hashes)
+        return (await self._call("POST", "/v1/chunks/locate", ChunkLocations, body=body)).chunks
+
+    async def snapshot_where(self, ref: str, path: str) -> EntryWhere:
+        """Each copy of each chunk of a snapshot's file: node, state, since, why."""
+        params = {"path": path}
+        return await self._call("GET", f"/v1/snapshots/{ref}/where", EntryWhere, params=params)
+
+
+def _snapshot_filter(
+    *, host: str | None, tags: list[str] | None, path: str | None
+) -> dict[str, str]:
+    params = {}
+    if host is not None:
+        params["host"] = host
+    if tags:
+        params["tag"] = ",".join(tags)
+    if path is not None:
+        params["path"] = path
+    return params
 
 
 def _name_params(name: str, version: int | None) -> dict[str, str]:

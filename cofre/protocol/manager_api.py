@@ -6,15 +6,18 @@ and the operator read the answers through the same classes (``ManagerClient``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import zoneinfo
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     RootModel,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -28,14 +31,20 @@ from cofre.protocol.base import (
     CopyState,
     Count,
     FileSize,
+    HostName,
+    Int64,
     Mode,
     Name,
     NodeIdField,
     NodeUrl,
+    PathText,
     Query,
     Reply,
     Request,
     Seconds,
+    SnapshotIdField,
+    SnapshotTag,
+    TreePath,
     UnixTime,
     UploadIdField,
     Version,
@@ -306,6 +315,306 @@ class WhereReport(VersionBase):
     chunks: list[ChunkWhere]
 
 
+# --- tree snapshots -------------------------------------------------------------------------------
+#
+# A snapshot is opened (POST /v1/snapshots), filled (its files' chunks committed from ordinary
+# uploads with POST /v1/snapshots/{id}/chunks, its tree entries sent in batches with
+# POST /v1/snapshots/{id}/entries) and committed (POST /v1/snapshots/{id}/commit) in one catalog
+# transaction: until then it is invisible, and an open snapshot that is left expires.
+
+EntryKind = Literal["file", "dir", "symlink"]
+SNAPSHOT_TIME_MAX = 32_503_680_000.0  # 3000-01-01T00:00:00Z
+SnapshotRef = Annotated[
+    str,
+    Field(
+        pattern=r"^([0-9a-f]{4,32}|latest)$",
+        description="A snapshot id, a unique prefix of one (4 hex digits at least), or "
+        "`latest` (the newest committed snapshot matching the filters).",
+    ),
+]
+UidGid = Annotated[int, Field(ge=0, le=2**32 - 1)]
+ChunkList = Annotated[
+    list[tuple[ChunkHashField, Bytes]],
+    Field(
+        max_length=limits.MAX_MANIFEST_CHUNKS,
+        description="The file's chunks in order: [hash, length].",
+    ),
+]
+
+
+class EntryFields(BaseModel):
+    """The fields of a tree entry; sent as ``TreeEntry``, read back as ``EntryView``."""
+
+    path: TreePath
+    kind: EntryKind
+    mode: Mode
+    mtime_ns: Int64
+    size: FileSize = 0
+    uid: UidGid | None = Field(None, description="Owner; restored only when run as root.")
+    gid: UidGid | None = None
+    target: PathText | None = Field(None, description="A symlink's target (symlinks only).")
+    chunks: ChunkList = []
+    # Kept so the next backup of the same paths can tell an unchanged file without reading it.
+    ctime_ns: Int64 | None = None
+    inode: Annotated[int, Field(ge=0, le=2**64 - 1)] | None = None
+    device: Annotated[int, Field(ge=0, le=2**64 - 1)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.kind == "symlink" and self.target is None:
+            raise ValueError("a symlink needs its target")
+        if self.kind != "symlink" and self.target is not None:
+            raise ValueError(f"a {self.kind} has no target")
+        if self.kind != "file" and self.chunks:
+            raise ValueError(f"a {self.kind} has no chunks")
+        if self.kind == "file" and sum(n for _, n in self.chunks) != self.size:
+            raise ValueError("the chunk lengths do not add up to the file's size")
+        return self
+
+
+class TreeEntry(Request, EntryFields):
+    """One path of a snapshot's tree: a file, a directory or a symlink."""
+
+
+class EntryView(Reply, EntryFields):
+    """A tree entry as the manager answers it: unknown fields ignored (a newer manager may add
+    some)."""
+
+    def to_entry(self) -> TreeEntry:
+        return TreeEntry.model_validate(self.model_dump())
+
+
+class SnapshotCreate(Request):
+    """POST /v1/snapshots: open a snapshot (invisible until committed)."""
+
+    # Bounded so every calendar in every time zone can place it (retention's periods).
+    time: float = Field(
+        ge=0,
+        le=SNAPSHOT_TIME_MAX,
+        description="When the backup began, by the client's clock (seconds since the epoch, "
+        "before the year 3000).",
+    )
+    host: HostName
+    tags: list[SnapshotTag] = Field(default_factory=list, max_length=limits.MAX_SNAPSHOT_TAGS)
+    paths: list[PathText] = Field(
+        min_length=1,
+        max_length=limits.MAX_SNAPSHOT_PATHS,
+        description="What was backed up, as given (often absolute).",
+    )
+    parent: SnapshotIdField | None = Field(
+        None, description="The snapshot of the same paths this one was compared against."
+    )
+
+
+class SnapshotOpened(Reply):
+    snapshot_id: SnapshotIdField
+    expires: UnixTime = Field(description="Renewed by every request that adds to it.")
+
+
+class SnapshotChunks(Request):
+    """POST /v1/snapshots/{id}/chunks: the chunks an upload stored, committed into the open
+    snapshot (checked on the upload's nodes like a file commit, then recorded). The upload is
+    closed; its chunks stay referenced by the snapshot."""
+
+    upload_id: UploadIdField
+    chunks: ChunkList
+
+
+class ChunksCommitted(Reply):
+    snapshot_id: SnapshotIdField
+    chunks: Count = Field(description="Distinct chunks recorded for the snapshot.")
+
+
+class SnapshotEntries(Request):
+    """POST /v1/snapshots/{id}/entries: a batch of tree entries, each path once per snapshot."""
+
+    entries: list[TreeEntry] = Field(min_length=1, max_length=limits.MAX_ENTRY_BATCH)
+
+    @model_validator(mode="after")
+    def _paths_once(self) -> SnapshotEntries:
+        if len({e.path for e in self.entries}) != len(self.entries):
+            raise ValueError("each path may appear once per snapshot")
+        return self
+
+
+class EntriesAdded(Reply):
+    snapshot_id: SnapshotIdField
+    entries: Count = Field(description="Entries the snapshot holds so far.")
+    expires: UnixTime
+
+
+class SnapshotCommit(Request):
+    """POST /v1/snapshots/{id}/commit: ``entries`` is what the client sent in total, so a batch
+    lost on the way fails the commit instead of leaving a tree with holes."""
+
+    entries: Count
+
+
+class SnapshotInfo(Reply):
+    snapshot_id: SnapshotIdField
+    short_id: str = Field(description="The id's first 8 hex digits.")
+    time: UnixTime
+    host: str
+    tags: list[str]
+    paths: list[str]
+    parent: SnapshotIdField | None
+    committed: UnixTime = Field(description="When the manager committed it.")
+    entries: Count
+    files: Count
+    bytes: Bytes = Field(description="The files' sizes added up.")
+
+
+class SnapshotList(Reply):
+    snapshots: list[SnapshotInfo] = Field(description="Oldest first.")
+
+
+class SnapshotFilter(Query):
+    host: HostName | None = None
+    tag: str | None = Field(
+        None,
+        max_length=8 * (limits.MAX_TAG_CHARS + 1),
+        description="Comma-separated tags a snapshot must all carry (8 at most).",
+    )
+    path: PathText | None = Field(None, description="A source path the snapshot must hold.")
+
+    @property
+    def tags(self) -> list[str]:
+        return [t for t in (self.tag or "").split(",") if t]
+
+
+class SnapshotPath(Query):
+    snapshot: SnapshotRef
+
+
+class EntriesQuery(Query):
+    path: TreePath | None = Field(
+        None, description="Only this path and what is below it (a restore of part of a tree)."
+    )
+    after: TreePath | None = Field(None, description="Entries after this path: the next page.")
+    limit: int = Field(limits.MAX_ENTRY_BATCH, ge=1, le=limits.MAX_ENTRY_BATCH)
+
+
+class EntryPage(Reply):
+    snapshot_id: SnapshotIdField
+    entries: list[EntryView] = Field(description="In path order (bytes of UTF-8).")
+    next_after: str | None = Field(description="Pass as `after` for the next page; None: done.")
+
+
+class SnapshotsRemoved(Reply):
+    removed: list[SnapshotIdField]
+
+
+class LocateQuery(Request):
+    """POST /v1/chunks/locate: where to read chunks (a snapshot's, for a restore)."""
+
+    hashes: list[ChunkHashField] = Field(max_length=limits.MAX_KNOWN_HASHES)
+
+
+class ChunkLocations(Reply):
+    chunks: list[ChunkLocation] = Field(
+        description="In the order asked; chunks the catalog does not know are left out."
+    )
+
+
+class EntryWhereQuery(Query):
+    path: TreePath
+
+
+class EntryWhere(Reply):
+    """Where every copy of a snapshot file's chunks is, in what state, and why."""
+
+    snapshot_id: SnapshotIdField
+    path: str
+    size: FileSize
+    replication_factor: Count
+    chunks: list[ChunkWhere]
+
+
+KeepCount = Annotated[int, Field(ge=-1, le=limits.MAX_INT, description="-1: unlimited.")]
+GroupKey = Literal["host", "paths", "tags"]
+
+
+def _by_host_and_paths() -> list[GroupKey]:
+    return ["host", "paths"]
+
+
+class ForgetRequest(Request):
+    """POST /v1/snapshots/forget: the keep rules of restic's `forget`, applied per group of
+    snapshots (by host and paths unless ``group_by`` says otherwise), newest first."""
+
+    keep_last: KeepCount = 0
+    keep_hourly: KeepCount = 0
+    keep_daily: KeepCount = 0
+    keep_weekly: KeepCount = 0
+    keep_monthly: KeepCount = 0
+    keep_yearly: KeepCount = 0
+    keep_within: Seconds | None = Field(
+        None, description="Keep snapshots this close to the group's newest one."
+    )
+    keep_tags: list[SnapshotTag] = Field(default_factory=list, max_length=limits.MAX_SNAPSHOT_TAGS)
+    host: HostName | None = Field(None, description="Only snapshots of this host.")
+    tags: list[SnapshotTag] = Field(
+        default_factory=list,
+        max_length=limits.MAX_SNAPSHOT_TAGS,
+        description="Only snapshots with all these.",
+    )
+    paths: list[PathText] = Field(
+        default_factory=list,
+        max_length=limits.MAX_SNAPSHOT_PATHS,
+        description="Only snapshots with all these.",
+    )
+    group_by: list[GroupKey] = Field(default_factory=_by_host_and_paths, max_length=3)
+    timezone: str = Field(
+        "UTC",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_+/-]+$",
+        description="IANA zone whose hours, days, weeks, months and years the rules count.",
+    )
+    dry_run: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _a_rule(self) -> ForgetRequest:
+        counts = (
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        )
+        if not any(counts) and self.keep_within is None and not self.keep_tags:
+            raise ValueError("no keep rule given: every snapshot would be removed")
+        return self
+
+
+class KeptSnapshot(Reply):
+    snapshot: SnapshotInfo
+    reasons: list[str] = Field(description="Each rule that keeps it, e.g. 'daily snapshot'.")
+
+
+class ForgetGroup(Reply):
+    host: str | None
+    paths: list[str] | None
+    tags: list[str] | None
+    keep: list[KeptSnapshot] = Field(description="Newest first.")
+    remove: list[SnapshotInfo] = Field(description="Newest first.")
+
+
+class ForgetReport(Reply):
+    dry_run: bool
+    groups: list[ForgetGroup]
+    removed: list[SnapshotIdField] = Field(description="Empty on a dry run.")
+
+
 # --- cluster --------------------------------------------------------------------------------------
 
 
@@ -364,9 +673,17 @@ class FileHealth(Reply):
     chunks: list[ChunkHealth]
 
 
+class SnapshotHealth(Reply):
+    snapshot_id: SnapshotIdField
+    healthy: bool
+    chunks: Count = Field(description="Distinct chunks its files reference.")
+    unhealthy: list[ChunkHealth] = Field(description="Its chunks that are not ok.")
+
+
 class FsckSummary(Reply):
     files: Count
     versions: Count
+    snapshots: Count = 0
     chunks: Count
     ok: Count
     under_replicated: Count
@@ -378,6 +695,9 @@ class FsckReport(Reply):
     healthy: bool
     summary: FsckSummary
     files: list[FileHealth]
+    snapshots: list[SnapshotHealth] = Field(
+        default_factory=list, description="Every committed snapshot (a whole-catalog fsck only)."
+    )
 
 
 class FsckQuery(Query):

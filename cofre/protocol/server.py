@@ -12,6 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from cofre.errors import BadRequest, CofreError, Unauthorized
+from cofre.limits import MAX_REQUEST_LINE_BYTES
 from cofre.protocol.metrics import METRICS_PATH
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class _MalformedRequestFilter(logging.Filter):
 # ``web.Application(handler_args=HANDLER_ARGS)``, so run_app and test servers behave alike.
 http_log = logging.getLogger(__name__ + ".http")
 http_log.addFilter(_MalformedRequestFilter())
-HANDLER_ARGS: dict[str, Any] = {"logger": http_log}
+HANDLER_ARGS: dict[str, Any] = {"logger": http_log, "max_line_size": MAX_REQUEST_LINE_BYTES}
 
 
 def _one_line(text: str) -> str:

@@ -245,6 +245,37 @@ async def test_every_manager_route_answers_as_documented(
         json={"manifests": manifests},
     )
 
+    # A tree snapshot: an upload's chunks committed into it, its entries, its commit.
+    opened = {"time": time.time(), "host": "laptop", "tags": ["t"], "paths": ["/src"]}
+    snap = (await c.call("POST", "/v1/snapshots", 201, json=opened)).json()
+    sid = {"snapshot": snap["snapshot_id"]}
+    tree_data = b"tree" * 700
+    tree_refs, tree_blobs = chunked(tree_data)
+    listed = [[r.hash, r.length] for r in tree_refs]
+    tree_file = {"name": "src/f", "size": len(tree_data)}
+    up = (await c.call("POST", "/v1/uploads", 201, json={"files": [tree_file]})).json()
+    await send_chunks(http, up, tree_blobs)
+    snap_route = "/v1/snapshots/{snapshot}"
+    chunks_body = {"upload_id": up["upload_id"], "chunks": listed}
+    await c.call("POST", snap_route + "/chunks", 201, path=sid, json=chunks_body)
+    tree = [
+        {"path": "src", "kind": "dir", "mode": 0o40755, "mtime_ns": 1},
+        {"path": "src/f", "kind": "file", "mode": 0o100644, "mtime_ns": 2, "size": len(tree_data)}
+        | {"chunks": listed, "ctime_ns": 3, "inode": 2**63 + 5, "device": 7},
+        {"path": "src/l", "kind": "symlink", "mode": 0o120777, "mtime_ns": 3, "target": "f"},
+    ]
+    await c.call("POST", snap_route + "/entries", 200, path=sid, json={"entries": tree})
+    await c.call("POST", snap_route + "/commit", 201, path=sid, json={"entries": 3})
+    await c.call("GET", "/v1/snapshots", 200, params={"host": "laptop", "tag": "t"})
+    latest = {"snapshot": "latest"}
+    await c.call("GET", snap_route, 200, path=latest, params={"path": "/src"})
+    page = {"path": "src", "limit": "2"}
+    await c.call("GET", snap_route + "/entries", 200, path=sid, params=page)
+    await c.call("GET", snap_route + "/where", 200, path=sid, params={"path": "src/f"})
+    await c.call("POST", "/v1/chunks/locate", 200, json={"hashes": [r.hash for r in tree_refs]})
+    rules = {"keep_last": 1, "keep_daily": 2, "dry_run": True}
+    await c.call("POST", "/v1/snapshots/forget", 200, json=rules)
+
     await c.call("GET", "/v1/files", 200, params={"versions": "true"})
     await c.call("GET", "/v1/files/manifest", 200, params={"name": name})
     await c.call("GET", "/v1/files/where", 200, params={"name": name, "version": "1"})
@@ -265,6 +296,7 @@ async def test_every_manager_route_answers_as_documented(
     up = (await c.call("POST", "/v1/uploads", 201, json={**file, "name": "docs/gone"})).json()
     await c.call("DELETE", route, 204, path={"upload_id": up["upload_id"]})
     await c.call("DELETE", "/v1/files", 200, params={"name": name})
+    await c.call("DELETE", snap_route, 200, path=sid)
 
     c.verify()
 

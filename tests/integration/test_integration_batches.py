@@ -34,7 +34,7 @@ def test_small_files_travel_in_batches_and_round_trip(
     os.chmod(root / "d0/f000", 0o600)
 
     env = dict(cluster.env, COFRE_LOG_LEVEL="DEBUG")
-    put = cluster.cli("put", top, "--json", cwd=tmp_path / "src", env=env)
+    put = cluster.cli("put", "--per-file", top, "--json", cwd=tmp_path / "src", env=env)
     assert put.code == 0, put.err[-2000:]
     results = {r["name"]: r for r in put.json()["results"]}
     assert set(results) == {f"{top}/{rel}" for rel in sizes}
@@ -62,7 +62,7 @@ def test_small_files_travel_in_batches_and_round_trip(
 
     # Backing the same tree up again makes second versions and sends no file byte, wherever
     # placement puts the new uploads.
-    again = cluster.cli("put", top, "--json", cwd=tmp_path / "src")
+    again = cluster.cli("put", "--per-file", top, "--json", cwd=tmp_path / "src")
     assert again.code == 0, again.err
     assert all(r["version"] == 2 for r in again.json()["results"])
     assert sum(r["sent_bytes"] for r in again.json()["results"]) == 0
@@ -75,7 +75,7 @@ def test_a_file_unreadable_in_a_batch_fails_alone(cluster: Any, it: Any, tmp_pat
     for i in range(5):
         it.random_file(root / f"ok{i}", 100 + i)
     os.mkfifo(root / "fifo")  # skipped by the walk: not a regular file
-    put = cluster.cli("put", top, "--json", cwd=tmp_path / "src")
+    put = cluster.cli("put", "--per-file", top, "--json", cwd=tmp_path / "src")
     assert put.code == 0, put.err
     assert sorted(r["name"] for r in put.json()["results"]) == sorted(
         f"{top}/ok{i}" for i in range(5)
@@ -90,7 +90,7 @@ def test_a_batch_restore_over_an_existing_file_fails_that_file_alone(
     root.mkdir(parents=True)
     for i in range(12):  # one batch, big enough to sync whole filesystems
         it.random_file(root / f"f{i:02d}", 200 + i)
-    assert cluster.cli("put", top, cwd=tmp_path / "src").code == 0
+    assert cluster.cli("put", "--per-file", top, cwd=tmp_path / "src").code == 0
 
     out = tmp_path / "out"
     (out / top).mkdir(parents=True)

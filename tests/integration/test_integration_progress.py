@@ -109,7 +109,7 @@ def test_put_of_a_directory_shows_one_progress_line_in_place_on_a_terminal(
     sizes.update({f"small/s{i:02d}": 1000 + i for i in range(40)})
     _tree(it, root, sizes)
     code, received = _run_on_pty(
-        [*it.cofre_argv(), "put", top, "--parallelism", "1"],
+        [*it.cofre_argv(), "put", "--per-file", top, "--parallelism", "1"],
         env=cluster.env | {"TERM": "xterm"},
         cwd=tmp_path / "src",
     )
@@ -144,7 +144,7 @@ def test_without_a_terminal_stderr_has_no_progress_noise(
     top = f"quiet-{uuid.uuid4().hex[:8]}"
     sizes = {"big": 3 * DEFAULT_CHUNK_SIZE, **{f"s{i}": 500 + i for i in range(10)}}
     _tree(it, tmp_path / "src" / top, sizes)
-    put = cluster.cli("put", top, "--parallelism", "1", cwd=tmp_path / "src")
+    put = cluster.cli("put", "--per-file", top, "--parallelism", "1", cwd=tmp_path / "src")
     assert put.code == 0, put.err
     assert put.err == ""
     assert "\r" not in put.out and "\x1b" not in put.out
@@ -171,7 +171,7 @@ def test_json_summaries_give_exact_counts(cluster: Any, it: Any, tmp_path: Path)
         os.unlink(unreadable)
     fails = 1 if unreadable.exists() else 0
 
-    put = cluster.cli("put", top, "--json", cwd=tmp_path / "src")
+    put = cluster.cli("put", "--per-file", top, "--json", cwd=tmp_path / "src")
     assert put.code == (8 if fails else 0), put.err
     doc = put.json()
     assert {k: doc[k] for k in ("files", "bytes", "bytes_sent", "failures")} == {
@@ -185,7 +185,7 @@ def test_json_summaries_give_exact_counts(cluster: Any, it: Any, tmp_path: Path)
     assert [e["name"] for e in doc["errors"]] == ([f"{top}/d/locked"] if fails else [])
 
     # The same files again: new versions, and no byte of them travels.
-    again = cluster.cli("put", top, "--json", cwd=tmp_path / "src").json()
+    again = cluster.cli("put", "--per-file", top, "--json", cwd=tmp_path / "src").json()
     assert (again["files"], again["bytes"], again["bytes_sent"]) == (len(sizes), total, 0)
 
     got = cluster.cli("get", "--prefix", f"{top}/", "-o", str(tmp_path / "out"), "--json")

@@ -144,7 +144,7 @@ def test_directory_put_and_prefix_restore(cluster: Any, it: Any, tmp_path: Path)
         it.random_file(root / rel, size)
     os.symlink("a.txt", root / "link-to-a")  # not a regular file: skipped
 
-    put = cluster.cli("put", top, "--json", cwd=tmp_path / "src")
+    put = cluster.cli("put", "--per-file", top, "--json", cwd=tmp_path / "src")
     assert put.code == 0, put.err
     assert sorted(r["name"] for r in put.json()["results"]) == sorted(
         f"{top}/{rel}" for rel in files

@@ -39,8 +39,9 @@ async def test_each_copy_says_which_upload_placed_it_and_how_it_scored(
         for copy in copies.values():
             assert copy.state == "ok"
             assert copy.why.startswith("placed by the upload of 'w' at ")
-            assert "the 3 best-scored of 4 candidate nodes" in copy.why
-            assert f"the primary {session_nodes[0]} relayed it and kept none" in copy.why
+            assert "the 2 best-scored of 4 candidate nodes" in copy.why
+            assert f"the primary {session_nodes[0]} relayed it and kept none, chosen" in copy.why
+            assert "for latency and bytes relayed" in copy.why
             assert copy.since is not None and 0 < copy.since <= before
     with pytest.raises(NotFound):
         await cluster.api.where("w", version=2)

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from cofre.cli.exitcodes import ExitCode
+from cofre.cli.cmd_snapshots import forget_request
+from cofre.cli.exitcodes import ExitCode, UsageError
 from cofre.cli.local import manager_config
 from cofre.cli.main import build_parser, run
+from cofre.cli.tree_put import split_tags
+from cofre.cli.tree_restore import restore_path
 
 
 def test_put_takes_paths_and_optional_name() -> None:
@@ -99,3 +102,69 @@ def test_missing_local_file_is_a_local_file_error(
     err = capsys.readouterr().err
     assert err.startswith("cofre: error: cannot read ")
     assert "Traceback" not in err
+
+
+def test_put_tree_flags() -> None:
+    argv = ["put", "d", "--host", "h", "--tag", "a,b", "--tag", "c", "--parent", "1234abcd"]
+    args = build_parser().parse_args([*argv, "--force-read"])
+    assert (args.host, args.parent, args.force_read, args.per_file) == (
+        "h",
+        "1234abcd",
+        True,
+        False,
+    )
+    assert split_tags(args.tag) == ["a", "b", "c"]
+
+
+def test_restore_needs_a_target_and_takes_paths() -> None:
+    args = build_parser().parse_args(
+        ["restore", "latest", "--target", "/tmp/t", "--path", "a/b", "--path", "/c/"]
+    )
+    assert (args.snapshot, args.target, args.path) == ("latest", "/tmp/t", ["a/b", "/c/"])
+    assert [restore_path(p) for p in args.path] == ["a/b", "c"]
+    with pytest.raises(UsageError, match="--path"):
+        restore_path("a/../b")
+
+
+def test_forget_keep_rules_become_the_request() -> None:
+    argv = ["forget", "--keep-last", "3", "--keep-daily", "unlimited", "--keep-within", "2w"]
+    args = build_parser().parse_args([*argv, "--dry-run", "--host", "h"])
+    rules = forget_request(args)
+    assert rules is not None
+    assert (rules.keep_last, rules.keep_daily, rules.keep_hourly) == (3, -1, 0)
+    assert rules.keep_within == 14 * 86400
+    assert rules.dry_run and rules.host == "h"
+    ids = build_parser().parse_args(["forget", "1234abcd", "5678"])
+    assert ids.snapshots == ["1234abcd", "5678"] and forget_request(ids) is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["forget", "--keep-last", "0"],
+        ["forget", "--keep-daily", "x"],
+        ["forget", "--keep-within", "7"],
+        ["restore", "latest"],
+        ["restore", "nope", "--target", "t"],
+        ["forget", "abc"],
+        ["put", "d", "--parent", "ABCD1234"],
+    ],
+)
+def test_bad_snapshot_flags_are_usage_errors(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        run(argv)
+    assert info.value.code == ExitCode.USAGE
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_forget_needs_ids_or_rules_not_both(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COFRE_MANAGER", "http://127.0.0.1:9")
+    monkeypatch.setenv("COFRE_TOKEN", "t")
+    assert run(["forget"]) == ExitCode.USAGE
+    assert "keep rules" in capsys.readouterr().err
+    assert run(["forget", "1234abcd", "--keep-last", "1"]) == ExitCode.USAGE
+    assert "not both" in capsys.readouterr().err

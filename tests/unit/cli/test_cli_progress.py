@@ -219,3 +219,15 @@ async def test_waiting_without_a_terminal_writes_nothing() -> None:
     async with waiting("gc", line=StatusLine(stream)):
         pass
     assert stream.getvalue() == ""
+
+
+def test_without_keep_finished_a_finished_file_costs_no_memory() -> None:
+    p = TransferProgress.silent("put")
+    p.keep_finished = False
+    for i in range(1000):
+        p.expect(f"f{i}", 10)
+        p.advance(f"f{i}", 4, moved=True)
+        p.finished(f"f{i}", size=10, moved=4, error=i % 10 == 0)
+    assert p._files == {}
+    assert (p.files_done, p.failures, p.bytes_ok, p.bytes_moved) == (1000, 100, 9000, 4000)
+    assert p.bytes_total == 9000 + 100 * 4

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from cofre.errors import BadRequest
+from cofre.limits import MAX_PATH_BYTES
 from cofre.models import (
     MANIFEST_FORMAT,
     ChunkHash,
@@ -11,6 +12,7 @@ from cofre.models import (
     parse_chunk_hash,
     parse_node_id,
     sha256_hex,
+    tree_path_problem,
     validate_name,
 )
 from cofre.protocol.manager_api import decode_manifest
@@ -86,3 +88,31 @@ def test_hash_and_node_id_parsing() -> None:
     for bad in ["", "../x", "a/b", "-x"]:
         with pytest.raises(BadRequest):
             parse_node_id(bad)
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("", "empty"),
+        ("/etc/passwd", "relative"),
+        ("a/../../etc", "'..'"),
+        ("..", "'..'"),
+        ("a/./b", "'.'"),
+        (".", "'.'"),
+        ("a//b", "empty component"),
+        ("a/b/", "trailing"),
+        ("a\x00b", "NUL"),
+        ("a\udcffb", "Unicode"),
+        ("é" * (MAX_PATH_BYTES // 2 + 1), "bytes of UTF-8"),
+    ],
+)
+def test_tree_paths_must_be_relative_and_normalised(path: str, problem: str) -> None:
+    found = tree_path_problem(path)
+    assert found is not None and problem in found, found
+
+
+@pytest.mark.parametrize(
+    "path", ["a", "home/ana/notes.txt", "..a/b..", ".hidden/x", "a b/c\\d", "x" * MAX_PATH_BYTES]
+)
+def test_ordinary_tree_paths_pass(path: str) -> None:
+    assert tree_path_problem(path) is None

@@ -258,5 +258,31 @@ async def test_a_schema_1_catalog_is_migrated_on_open(tmp_path: Path) -> None:
     finally:
         await cat.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchone() == (2,)
+    assert db.execute("SELECT version FROM schema_version").fetchone() == (3,)
+    db.close()
+
+
+async def test_a_schema_2_catalog_gains_the_snapshot_tables(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    cat = Catalog(path)
+    await cat.open()
+    await commit(cat, "u1", manifest("x", "1"))
+    await cat.close()
+    db = sqlite3.connect(path)
+    for table in ("snapshot_entries", "snapshot_chunks", "snapshots"):
+        db.execute(f"DROP TABLE {table}")
+    db.execute("UPDATE schema_version SET version = 2")
+    db.commit()
+    db.close()
+
+    cat = Catalog(path)
+    await cat.open()
+    try:
+        assert await cat.snapshots() == []
+        assert h("1") in await cat.live_hashes()
+        assert await cat.version_rows() == 1
+    finally:
+        await cat.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT version FROM schema_version").fetchone() == (3,)
     db.close()

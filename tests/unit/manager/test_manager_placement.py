@@ -26,6 +26,8 @@ def node(
     stored: int = 0,
     free: int = 100 * GIB,
     in_flight: int = 0,
+    relayed: int = 0,
+    landed: int = 0,
     ready: bool = True,
     draining: bool = False,
 ) -> NodeView:
@@ -38,6 +40,8 @@ def node(
         stored_bytes=stored,
         free_bytes=free,
         in_flight_bytes=in_flight,
+        relayed_bytes=relayed,
+        landed_bytes=landed,
     )
 
 
@@ -117,20 +121,74 @@ def test_not_ready_draining_and_full_nodes_are_left_out() -> None:
     assert [n.node_id for n in candidates(nodes, size=400, min_free_bytes=0)] == ["ok", "full"]
 
 
-def test_choose_takes_f_plus_one_and_the_best_is_primary() -> None:
+def test_copies_go_to_the_best_and_the_primary_is_another_node() -> None:
     nodes = [node("slow", latency=0.1), node("fast", latency=0.001), node("mid", latency=0.01)]
     placed = choose(
         nodes, size=1, weights=Weights(), factor=2, primary_keeps_copy=False, min_free_bytes=0
     )
-    assert placed.primary.node_id == "fast"
-    assert [r.node_id for r in placed.replicas] == ["mid", "slow"]
-    assert [n.node_id for n in placed.copy_holders] == ["mid", "slow"]
+    # The seed made the best node the primary; keeping no copy, it stayed the emptiest.
+    assert [n.node_id for n in placed.copy_holders] == ["fast", "mid"]
+    assert placed.primary.node_id == "slow"
 
     kept = choose(
         nodes, size=1, weights=Weights(), factor=2, primary_keeps_copy=True, min_free_bytes=0
     )
-    assert [n.node_id for n in kept.nodes] == ["fast", "mid"]
     assert [n.node_id for n in kept.copy_holders] == ["fast", "mid"]
+    assert kept.primary.node_id == "fast"
+
+
+def test_primary_is_the_candidate_that_relayed_least() -> None:
+    nodes = [
+        node("a", stored=10),
+        node("b", stored=10),
+        node("c", stored=50, relayed=900),
+        node("d", stored=50, relayed=100),
+    ]
+    placed = choose(
+        nodes, size=1, weights=Weights(), factor=2, primary_keeps_copy=False, min_free_bytes=0
+    )
+    assert [n.node_id for n in placed.copy_holders] == ["a", "b"]
+    assert placed.primary.node_id == "d"
+    why = placed.explain("upload x")
+    assert "the 2 best-scored of 4 candidate nodes (a 1.00, b 1.00)" in why
+    assert "the primary d relayed it and kept none, chosen of the other candidates" in why
+    assert "100 bytes relayed before" in why
+
+
+@pytest.mark.parametrize(("keep_copy", "count"), [(False, 4), (True, 4), (False, 7), (True, 5)])
+def test_stored_bytes_stay_balanced_and_the_primary_rotates(keep_copy: bool, count: int) -> None:
+    """A closed loop of placements as the manager runs it: reservations while in flight,
+    landed bytes after commit, a probe now and then; uploads of uneven sizes."""
+    stored = dict.fromkeys([f"n{i}" for i in range(count)], 0)
+    relayed = dict.fromkeys(stored, 0)
+    landed = dict.fromkeys(stored, 0)
+    primaries: dict[str, int] = dict.fromkeys(stored, 0)
+    for i in range(200):
+        size = 1_000 + (i * 7_919) % 50_000
+        # The last probe's stored bytes miss what landed since.
+        views = [
+            node(n, stored=stored[n] - landed[n], landed=landed[n], relayed=relayed[n])
+            for n in stored
+        ]
+        placed = choose(
+            views,
+            size=size,
+            weights=Weights(),
+            factor=2,
+            primary_keeps_copy=keep_copy,
+            min_free_bytes=0,
+        )
+        primaries[placed.primary.node_id] += 1
+        relayed[placed.primary.node_id] += size
+        for holder in placed.copy_holders:
+            stored[holder.node_id] += size
+            landed[holder.node_id] += size
+        if i % 5 == 4:
+            landed = dict.fromkeys(stored, 0)  # a probe: stored bytes include what landed
+    assert min(stored.values()) > 0
+    assert max(stored.values()) / min(stored.values()) <= 1.5
+    assert min(primaries.values()) > 0
+    assert max(primaries.values()) <= 2 * 200 / count
 
 
 def test_not_enough_nodes_names_what_is_needed() -> None:
