@@ -80,6 +80,10 @@ class Cluster:
             fh.seek(where.offset + at)
             fh.write(bytes([byte[0] ^ 0x40]))
 
+    async def lose(self, node_id: str, chunk_hash: str) -> None:
+        """A node's copy gone, as its store removes it (packed or a file)."""
+        assert await self.nodes[node_id].app[keys.STORE].delete(ChunkHash(chunk_hash)) > 0
+
     def age(self, node_id: str, chunk_hash: str, at: float) -> None:
         """A copy's last use set back to ``at`` (what GC's grace compares)."""
         store = self.nodes[node_id].app[keys.STORE]
