@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cofre.storage_node.packs import Location
+from cofre.storage_node.store import stored_chunks
+
 ROOT = Path(__file__).resolve().parent.parent
 COFRE = [str(Path(sys.executable).parent / "cofre")]
 START_TIMEOUT_S = 120.0
@@ -333,8 +336,9 @@ def manager_kill(work: Path, runs: int) -> Row:
     return row
 
 
-def chunk_paths(c: Cluster, node: str) -> list[Path]:
-    return sorted(p for p in (c.data_dir / "nodes" / node / "chunks").rglob("*") if p.is_file())
+def stored_copies(c: Cluster, node: str) -> list[tuple[str, Location]]:
+    """The chunks a node holds on disk, packed or a file each, and where their bytes are."""
+    return sorted(stored_chunks(c.data_dir / "nodes" / node).items())
 
 
 def scrub_findings(c: Cluster, node: str) -> int:
@@ -361,13 +365,15 @@ def bit_flip(work: Path, runs: int) -> Row:
             ok = row.op(r.code, expected=set(), what=f"put {name}", err=r.err)
             puts.append(Put(name, sha256_file(src), src.stat().st_size, ok, put_version(r.out)))
             nodes = sorted(c.state()["pids"].keys() - {"manager"})
-            files = [f for n in nodes for f in chunk_paths(c, n)]
-            victim = random.choice(files)
-            node = victim.relative_to(c.data_dir / "nodes").parts[0]
+            copies = [(n, h, w) for n in nodes for h, w in stored_copies(c, n)]
+            node, victim, where = random.choice(copies)
             found_before = scrub_findings(c, node)
-            data = bytearray(victim.read_bytes())
-            data[random.randrange(len(data))] ^= 0xFF
-            victim.write_bytes(bytes(data))
+            # One byte of the chunk's bytes, in its pack or its file.
+            with open(where.path, "r+b") as fh:
+                fh.seek(where.offset + random.randrange(where.length))
+                byte = fh.read(1)
+                fh.seek(-1, os.SEEK_CUR)
+                fh.write(bytes([byte[0] ^ 0xFF]))
             start = time.monotonic()
 
             def healed(node: str = node, found_before: int = found_before) -> bool:
@@ -377,7 +383,7 @@ def bit_flip(work: Path, runs: int) -> Row:
                 return f.code == 0 and f.json()["summary"]["ok"] == f.json()["summary"]["chunks"]
 
             try:
-                poll(healed, until=bool, what=f"the scrub to find {victim.name}", timeout_s=180)
+                poll(healed, until=bool, what=f"the scrub to find {victim}", timeout_s=180)
             except RuntimeError as exc:
                 row.unexpected_failures.append(str(exc)[:200])
                 continue
@@ -408,11 +414,12 @@ def store_wipe(work: Path, runs: int, *, mib: int = 128) -> Row:
                 puts.append(Put(name, sha256_file(src), 16 << 20, ok, put_version(r.out)))
             # A node that holds something: a wiped empty store measures nothing.
             nodes = sorted(c.state()["pids"].keys() - {"manager"})
-            node = random.choice([n for n in nodes if chunk_paths(c, n)])
-            store = c.data_dir / "nodes" / node / "chunks"
-            held = sum(p.stat().st_size for p in chunk_paths(c, node))
+            node = random.choice([n for n in nodes if stored_copies(c, n)])
+            held = sum(w.length for _, w in stored_copies(c, node))
             start = time.monotonic()
-            shutil.rmtree(store)
+            # The chunk store: its chunk files and its packs (with their index).
+            for part in ("chunks", "packs"):
+                shutil.rmtree(c.data_dir / "nodes" / node / part, ignore_errors=True)
 
             def healthy() -> bool:
                 c.cli("repair", "--json")
@@ -443,8 +450,8 @@ def fill(d: Path) -> None:
         os.close(fd)
 
 
-def stored(dirs: list[Path]) -> set[Path]:
-    return {p for d in dirs for p in (d / "chunks").rglob("*") if p.is_file()}
+def stored(dirs: list[Path]) -> set[str]:
+    return {h for d in dirs for h in stored_chunks(d)}
 
 
 def disk_full(work: Path, runs: int) -> Row:
@@ -478,7 +485,7 @@ def disk_full(work: Path, runs: int) -> Row:
                 name = f"full/{i}/big"
                 before = stored(mounts)
                 proc = c.put_bg(big, name)
-                # Mid-put: once its first chunk file shows up on a node, not before placement.
+                # Mid-put: once its first chunk shows up on a node, not before placement.
                 poll(
                     lambda: proc.poll() is not None or stored(mounts) - before,  # noqa: B023
                     until=bool,
@@ -686,14 +693,16 @@ disk: exit 9; `rm` of a name a racing put has not committed yet: exit 4).
 - SIGKILL the manager: `cofre local kill manager` at a random moment of a 1-16 MiB put (a
   put that rides over the restart, or ended before the kill, counts as a success and is
   verified like any other).
-- Byte flipped: one byte of one chunk file on a random node of 3, nodes scrubbing every 4 s
-  (`--node-scrub-cycle-s 4`): the node's background scrub must find it (its finding count on
-  `cofre status` goes up) and the manager's repair must put a good copy back unasked (`fsck`
-  all ok), then `fsck --verify` must be clean (time column: from the flip to repaired).
-- Store wiped: `rm -rf` of a running node's chunks dir; `cofre repair` (then `fsck`) repeated
-  until no chunk is under-replicated; seconds per GiB the node held.
+- Byte flipped: one byte of one stored chunk (in its pack or its file) on a random node of 3,
+  nodes scrubbing every 4 s (`--node-scrub-cycle-s 4`): the node's background scrub must find
+  it (its finding count on `cofre status` goes up) and the manager's repair must put a good
+  copy back unasked (`fsck` all ok), then `fsck --verify` must be clean (time column: from the
+  flip to repaired).
+- Store wiped: `rm -rf` of a running node's chunk store (its `chunks` and `packs` dirs);
+  `cofre repair` (then `fsck`) repeated until no chunk is under-replicated; seconds per GiB
+  the node held.
 - Disk full: 3 nodes, each data dir on its own 160 MiB tmpfs; a 1 MiB put must succeed; a
-  64 MiB put is started and, once its first chunk file is on a node, every tmpfs is filled by
+  64 MiB put is started and, once its first chunk is on a node, every tmpfs is filled by
   another writer: the put must fail with exit 9 (or succeed if all its chunks were written by
   then; the notes say how many got 9); nothing committed before is lost.
 - Clients: that many `cofre put DIR` at once, each DIR of small files (1 B-8 KiB); every file

@@ -237,6 +237,40 @@ class ScrubConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PackConfig:
+    max_chunk_bytes: int = setting(
+        4 * 1024 * 1024,
+        "chunks up to this size are appended to pack files (one sync per batch; measured "
+        "faster than a file each for 4 KiB and 4 MiB chunks, see docs/architecture.md); larger "
+        "ones stay a file each, so compaction never copies a chunk bigger than the default "
+        "chunk size; 0 keeps every chunk a file",
+        unit="bytes",
+    )
+    target_bytes: int = setting(
+        64 * 1024 * 1024,
+        "size at which a pack is sealed and the next one begun: big enough that a node holds "
+        "few files, small enough that rewriting one is a short job",
+        unit="bytes",
+    )
+    compact_garbage_fraction: float = setting(
+        0.3,
+        "a sealed pack is rewritten without its deleted chunks once more than this fraction of "
+        "it is garbage: the space a node loses to deleted chunks stays below about this",
+        unit="fraction",
+    )
+    compact_bytes_per_s: int = setting(
+        16 * 1024 * 1024,
+        "most bytes per second compaction reads and writes, so backups and restores keep the "
+        "disk; 0: no limit",
+        unit="bytes per second",
+        metavar="BYTES_PER_S",
+    )
+    compact_interval_s: float = setting(
+        60.0, "time between looks for packs worth compacting", unit="seconds"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class MetricsConfig:
     public: bool = setting(
         False,
@@ -318,6 +352,7 @@ class NodeConfig:
         unit="seconds",
     )
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
+    pack: PackConfig = field(default_factory=PackConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
 
@@ -653,6 +688,16 @@ def validate(config: object) -> None:
         for name in ("cycle_s", "bytes_per_s"):
             if getattr(config.scrub, name) < 0:
                 raise ConfigError(f"{_named('scrub', name)} must not be negative")
+        for name in ("max_chunk_bytes", "compact_bytes_per_s"):
+            if getattr(config.pack, name) < 0:
+                raise ConfigError(f"{_named('pack', name)} must not be negative")
+        if config.pack.target_bytes <= 0 or config.pack.compact_interval_s <= 0:
+            raise ConfigError(
+                f"{_named('pack', 'target_bytes')} and "
+                f"{_named('pack', 'compact_interval_s')} must be positive"
+            )
+        if not 0 < config.pack.compact_garbage_fraction < 1:
+            raise ConfigError(f"{_named('pack', 'compact_garbage_fraction')} must be in (0, 1)")
     if isinstance(config, (ManagerConfig, NodeConfig)):
         if not config.token:
             raise ConfigError(f"{_named('token')} is required")

@@ -31,6 +31,7 @@ class Watched:
     sessions: SessionRegistry
     sweeper: Periodic
     scrub: Periodic | None = None
+    compact: Periodic | None = None
 
 
 class _StateCollector(Collector):
@@ -57,10 +58,37 @@ class _StateCollector(Collector):
             "received_bytes": CounterMetricFamily(
                 f"{PREFIX}_received_bytes", "Bytes of the chunks written to this node's store."
             ),
+            "packs": GaugeMetricFamily(f"{PREFIX}_packs", "Pack files this node's store holds."),
+            "pack_bytes": GaugeMetricFamily(
+                f"{PREFIX}_pack_bytes",
+                "Bytes of this node's pack files on disk (record headers and garbage included).",
+            ),
+            "pack_garbage_bytes": GaugeMetricFamily(
+                f"{PREFIX}_pack_garbage_bytes",
+                "Bytes of pack files holding no live chunk (deleted, superseded, rotten) until "
+                "compaction rewrites them.",
+            ),
+            "compacted_packs": CounterMetricFamily(
+                f"{PREFIX}_compacted_packs", "Packs rewritten without their garbage."
+            ),
+            "compaction_copied_bytes": CounterMetricFamily(
+                f"{PREFIX}_compaction_copied_bytes",
+                "Bytes of live chunks compaction copied to new packs.",
+            ),
+            "compaction_reclaimed_bytes": CounterMetricFamily(
+                f"{PREFIX}_compaction_reclaimed_bytes", "Bytes of disk compaction gave back."
+            ),
         }
         if watched is not None:
             store = watched.store
+            packs = store.pack_stats()
             values = {
+                "packs": packs.packs,
+                "pack_bytes": packs.pack_bytes,
+                "pack_garbage_bytes": packs.garbage_bytes,
+                "compacted_packs": store.packs.compacted_packs,
+                "compaction_copied_bytes": store.packs.compacted_bytes,
+                "compaction_reclaimed_bytes": store.packs.reclaimed_bytes,
                 "stored_bytes": store.stored_bytes,
                 "stored_chunks": store.chunk_count,
                 "relay_sessions": len(watched.sessions),
@@ -120,8 +148,8 @@ class NodeMetrics:
     def _loops(self) -> list[Periodic]:
         if self.watched is None:
             return []
-        scrub = [self.watched.scrub] if self.watched.scrub is not None else []
-        return [self.watched.sweeper, *scrub]
+        w = self.watched
+        return [w.sweeper, *(loop for loop in (w.scrub, w.compact) if loop is not None)]
 
     def relayed(self, chunks: int, size: int) -> None:
         """One replica stored ``chunks`` chunks of ``size`` bytes in all."""

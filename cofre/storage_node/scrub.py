@@ -77,6 +77,13 @@ def next_chunks(chunks_dir: Path, *, after: str, limit: int) -> list[tuple[Chunk
     return out
 
 
+def next_stored(store: ChunkStore, *, after: str, limit: int) -> list[tuple[ChunkHash, int]]:
+    """:func:`next_chunks` over both layouts: packed chunks and chunk files, in hash order."""
+    merged = dict(next_chunks(store.chunks_dir, after=after, limit=limit))
+    merged.update(store.next_packed(after=after, limit=limit))
+    return sorted(merged.items())[:limit]
+
+
 def due_bytes(total_bytes: int, *, elapsed_s: float, cycle_s: float) -> float:
     """Bytes a cycle should have scrubbed ``elapsed_s`` into it, of ``total_bytes``."""
     if cycle_s <= 0:
@@ -163,7 +170,7 @@ class Scrubber:
             while time.monotonic() - began < PASS_MAX_S:
                 cursor = s.cursor or ""
                 batch = await asyncio.to_thread(
-                    next_chunks, self.store.chunks_dir, after=cursor, limit=LIST_BATCH
+                    next_stored, self.store, after=cursor, limit=LIST_BATCH
                 )
                 if not batch:
                     self._cycle_done()

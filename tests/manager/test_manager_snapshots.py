@@ -360,7 +360,7 @@ async def test_fsck_reports_a_snapshot_chunk_lost_on_every_node(make_cluster: An
     lost = _refs(b"lost" * 100)[0][0].hash
     for node_id in cluster.nodes:
         if lost in (await cluster.node(node_id).check([lost], verify=False, touch=False)).present:
-            cluster.chunk_file(node_id, lost).unlink()
+            await cluster.lose(node_id, lost)
     report = await cluster.api.fsck()
     assert not report.healthy
     (health,) = report.snapshots

@@ -31,10 +31,6 @@ async def _stored(kit: Kit, client: Any, *seeds: str) -> list[tuple[str, bytes]]
     return out
 
 
-def _file(root: Path, chunk_hash: str) -> Path:
-    return root / "chunks" / chunk_hash[:2] / chunk_hash[2:4] / chunk_hash
-
-
 async def test_the_scrub_finds_a_flipped_byte_and_reports_it(
     kit: Kit, start_node: Start, tmp_path: Path, aiohttp_client: Any
 ) -> None:
@@ -42,10 +38,7 @@ async def test_the_scrub_finds_a_flipped_byte_and_reports_it(
     client = await aiohttp_client(server)
     stored = await _stored(kit, client, "a", "b", "c")
     rotten, data = stored[1]
-    path = _file(tmp_path / "node-0", rotten)
-    flipped = bytearray(data)
-    flipped[10] ^= 0x01
-    path.write_bytes(bytes(flipped))
+    kit.flip_byte(tmp_path / "node-0", rotten)
 
     await app[SCRUB_LOOP].run_once()
 
@@ -58,7 +51,7 @@ async def test_the_scrub_finds_a_flipped_byte_and_reports_it(
     assert scrub["findings_total"] == 1
     assert [(f["seq"], f["hash"]) for f in scrub["findings"]] == [(1, rotten)]
     # Quarantined: gone from its place, reported corrupt, one chunk fewer.
-    assert not path.exists() and stats["chunk_count"] == 2
+    assert kit.stored(tmp_path / "node-0", rotten) is None and stats["chunk_count"] == 2
     resp = await client.post(
         "/v1/chunks/check", json={"hashes": [h for h, _ in stored]}, headers=kit.auth
     )
