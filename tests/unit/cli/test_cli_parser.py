@@ -162,7 +162,7 @@ def test_bad_snapshot_flags_are_usage_errors(
 def test_forget_needs_ids_or_rules_not_both(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("COFRE_MANAGER", "http://127.0.0.1:9")
+    monkeypatch.setenv("COFRE_MANAGER", "https://127.0.0.1:9")
     monkeypatch.setenv("COFRE_TOKEN", "t")
     assert run(["forget"]) == ExitCode.USAGE
     assert "keep rules" in capsys.readouterr().err
