@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, cast
 
@@ -26,7 +26,7 @@ import kopf
 
 from cofre.errors import CofreError
 from cofre.kube import KubeError, KubeObject, object_path
-from cofre.operator import builders
+from cofre.operator import builders, certs
 from cofre.operator.decisions import (
     DrainProgress,
     Event,
@@ -269,6 +269,105 @@ async def ensure_secret(ctx: Context, target: Target) -> str:
     obj = builders.build_secret(name=target.name, namespace=target.namespace, token=token)
     await apply_over(ctx, target, obj, live=existing)
     return token
+
+
+async def ensure_certificates(
+    ctx: Context, target: Target, spec: ClusterSpec, *, now: datetime
+) -> bytes | None:
+    """The CA and the manager's and storage nodes' certificates, renewed when due; the trust
+    Secret (ca.crt only) for clients.
+
+    -> the CA bundle the cluster's services present certificates from (None: not issued yet,
+    cert-manager still at work).
+    """
+    if spec.certificates.issuer is not None:
+        return await _ensure_cert_manager(ctx, target, spec)
+    names = target.names
+    ca_path = object_path("v1", "Secret", namespace=target.namespace, name=names.ca_secret)
+    live_ca = await _get(ctx, ca_path)
+    ca, changes = certs.plan_ca(
+        certs.read_ca(live_ca),
+        cluster=target.name,
+        valid_for=timedelta(seconds=spec.certificates.ca_duration_s),
+        now=now,
+    )
+    await apply_over(ctx, target, _ca_secret(target, ca), live=live_ca)
+    for change in changes:
+        log.info("ca cluster=%s/%s secret=%s: %s", target.namespace, target.name, ca_path, change)
+        _certificate_event(target, reason="CARotated", message=f"{names.ca_secret}: {change}")
+    bundle = ca.bundle()
+    valid_for = timedelta(seconds=spec.certificates.duration_s)
+    for component, secret, dns_names in (
+        (builders.MANAGER, names.manager_tls, names.manager_dns_names(target.namespace)),
+        (builders.STORAGE, names.storage_tls, names.storage_dns_names(target.namespace)),
+    ):
+        path = object_path("v1", "Secret", namespace=target.namespace, name=secret)
+        live = await _get(ctx, path)
+        leaf, why = certs.plan_leaf(
+            certs.read_leaf(live), ca=ca, dns_names=dns_names, valid_for=valid_for, now=now
+        )
+        obj = builders.build_tls_secret(
+            name=target.name,
+            namespace=target.namespace,
+            component=component,
+            cert=leaf.cert,
+            key=leaf.key,
+            ca=leaf.ca,
+        )
+        await apply_over(ctx, target, obj, live=live)
+        if why is not None:
+            log.info(
+                "certificate secret=%s namespace=%s serial=%x not_after=%s reason=%s",
+                secret,
+                target.namespace,
+                certs.serial_of(leaf.cert),
+                certs.tls.not_after(leaf.cert).isoformat(),
+                why,
+            )
+            _certificate_event(target, reason="CertificateIssued", message=f"{secret}: {why}")
+    await apply(
+        ctx,
+        target,
+        builders.build_trust_secret(name=target.name, namespace=target.namespace, ca=bundle),
+    )
+    return bundle
+
+
+def _ca_secret(target: Target, ca: certs.CaState) -> KubeObject:
+    return builders.build_ca_secret(
+        name=target.name,
+        namespace=target.namespace,
+        cert=ca.signing.cert,
+        key=ca.signing.key,
+        next_cert=ca.next.cert if ca.next is not None else None,
+        next_key=ca.next.key if ca.next is not None else None,
+        next_since=ca.next_since.isoformat() if ca.next_since is not None else None,
+        previous_cert=ca.previous,
+    )
+
+
+def _certificate_event(target: Target, *, reason: str, message: str) -> None:
+    kopf.event(target.body, type="Normal", reason=reason, message=message)
+
+
+async def _ensure_cert_manager(ctx: Context, target: Target, spec: ClusterSpec) -> bytes | None:
+    """cert-manager Certificates; their issuer's CA (ca.crt of the manager's Secret, as
+    cert-manager writes it) becomes the trust Secret once it is there."""
+    kw = {"name": target.name, "namespace": target.namespace}
+    for component in (builders.MANAGER, builders.STORAGE):
+        await apply(ctx, target, builders.build_certificate(spec, component=component, **kw))
+    path = object_path("v1", "Secret", namespace=target.namespace, name=target.names.manager_tls)
+    issued = certs.read_leaf(await _get(ctx, path))
+    if issued is None or not issued.ca:
+        log.info(
+            "waiting for cert-manager cluster=%s/%s secret=%s",
+            target.namespace,
+            target.name,
+            target.names.manager_tls,
+        )
+        return None
+    await apply(ctx, target, builders.build_trust_secret(ca=issued.ca, **kw))
+    return issued.ca
 
 
 async def ensure_manager_rbac(ctx: Context, target: Target) -> None:
