@@ -43,6 +43,8 @@ PREVIOUS_CA_KEY = "previous.crt"
 # On the CA Secret: when the next CA joined the bundles (ISO 8601, UTC).
 NEXT_CA_SINCE = "cofre.dev/next-ca-since"
 CERT_MANAGER_API = "cert-manager.io/v1"
+# On the pod templates: the newest CA the pods trust.
+CA_ID = "cofre.dev/ca"
 
 
 def _meta(name: str, namespace: str, cluster: str, component: str) -> KubeObject:
@@ -103,6 +105,16 @@ def _probes(port: int) -> KubeObject:
 def _tmp_volume() -> tuple[KubeObject, KubeObject]:
     """An emptyDir at /tmp: the root filesystem is read-only."""
     return {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}, {"name": "tmp", "mountPath": "/tmp"}
+
+
+def _pod_meta(cluster: str, component: str, ca_id: str | None) -> KubeObject:
+    """A pod template's metadata. ``ca_id`` (the newest CA in the bundle) is an annotation: a CA
+    joining the bundle rolls the pods, because a service reads the CA bundle it verifies its
+    peers with when it starts (its own certificate it re-reads in place)."""
+    meta: KubeObject = {"labels": labels(cluster, component)}
+    if ca_id is not None:
+        meta["annotations"] = {CA_ID: ca_id}
+    return meta
 
 
 def _tls_volume(secret: str) -> tuple[KubeObject, KubeObject]:
@@ -288,9 +300,16 @@ def build_storage_service(*, name: str, namespace: str) -> KubeObject:
 
 
 def build_storage_statefulset(
-    spec: ClusterSpec, *, name: str, namespace: str, image: str, replicas: int
+    spec: ClusterSpec,
+    *,
+    name: str,
+    namespace: str,
+    image: str,
+    replicas: int,
+    ca_id: str | None = None,
 ) -> KubeObject:
-    """``replicas`` is what the scale plan allows now, which lags the spec while draining."""
+    """``replicas`` is what the scale plan allows now, which lags the spec while draining;
+    ``ca_id`` names the newest CA the pods trust (``_pod_meta``)."""
     names = Names(name)
     tmp_volume, tmp_mount = _tmp_volume()
     tls_volume, tls_mount = _tls_volume(names.storage_tls)
@@ -336,7 +355,7 @@ def build_storage_statefulset(
                 "whenScaled": "Retain",
             },
             "template": {
-                "metadata": {"labels": labels(name, STORAGE)},
+                "metadata": _pod_meta(name, STORAGE, ca_id),
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
@@ -428,7 +447,7 @@ def metrics_env(spec: ClusterSpec) -> list[KubeObject]:
 
 
 def build_manager_statefulset(
-    spec: ClusterSpec, *, name: str, namespace: str, image: str
+    spec: ClusterSpec, *, name: str, namespace: str, image: str, ca_id: str | None = None
 ) -> KubeObject:
     names = Names(name)
     tmp_volume, tmp_mount = _tmp_volume()
@@ -460,7 +479,7 @@ def build_manager_statefulset(
                 "whenScaled": "Retain",
             },
             "template": {
-                "metadata": {"labels": labels(name, MANAGER)},
+                "metadata": _pod_meta(name, MANAGER, ca_id),
                 "spec": {
                     "serviceAccountName": names.manager,
                     "enableServiceLinks": False,

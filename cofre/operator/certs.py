@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import ExtensionOID
+from cryptography.hazmat.primitives import hashes
 
 from cofre import tls
 from cofre.operator.builders import (
@@ -129,13 +129,14 @@ def plan_ca(
     if state.previous is not None and now >= tls.not_after(state.previous):
         state = replace(state, previous=None)
         changes.append("the previous CA expired and left the bundle")
-    if state.next is not None:
+    upcoming = state.next
+    if upcoming is not None:
         since = state.next_since or now
         if state.next_since is None:
             state = replace(state, next_since=now)
             changes.append("the next CA had no date; counted from now")
         if now >= since + switch_delay(state.signing.cert):
-            state = CaState(signing=state.next, previous=state.signing.cert)
+            state = CaState(signing=upcoming, previous=state.signing.cert)
             changes.append("the next CA signs now; the previous one stays trusted until it expires")
     elif now >= tls.renew_at(state.signing.cert):
         upcoming = new_ca(cluster=cluster, valid_for=valid_for, now=now)
@@ -202,13 +203,10 @@ def _parses(pem: bytes) -> bool:
 
 def dns_names_of(cert_pem: bytes) -> list[str]:
     try:
-        ext = _load(cert_pem).extensions.get_extension_for_oid(
-            ExtensionOID.SUBJECT_ALTERNATIVE_NAME
-        )
+        ext = _load(cert_pem).extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return []
-    names: list[str] = ext.value.get_values_for_type(x509.DNSName)
-    return names
+    return list(ext.value.get_values_for_type(x509.DNSName))
 
 
 def issued_by(cert_pem: bytes, ca_pem: bytes) -> bool:
@@ -218,6 +216,20 @@ def issued_by(cert_pem: bytes, ca_pem: bytes) -> bool:
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True
+
+
+def newest_ca_id(bundle: bytes) -> str | None:
+    """A short id (SHA-256 of the DER) of the newest certificate in ``bundle``; None: none parse.
+
+    It changes when a CA joins the bundle, not when the signing CA switches or an old one leaves:
+    only the first needs the pods to read their bundle again.
+    """
+    try:
+        certs = x509.load_pem_x509_certificates(bundle)
+    except ValueError:
+        return None
+    newest = max(certs, key=lambda c: (c.not_valid_before_utc, c.serial_number))
+    return newest.fingerprint(hashes.SHA256()).hex()[:16]
 
 
 def serial_of(cert_pem: bytes) -> int:

@@ -15,15 +15,16 @@ import json
 import logging
 import re
 import secrets
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, cast
 
-import aiohttp
 import kopf
 
+from cofre import tls
 from cofre.errors import CofreError
 from cofre.kube import KubeError, KubeObject, object_path
 from cofre.operator import builders, certs
@@ -56,6 +57,7 @@ from cofre.operator.status import (
     status_events,
     was_ready,
 )
+from cofre.operator.trust import TrustedSessions
 from cofre.protocol.client import ManagerClient
 from cofre.protocol.manager_api import ClusterStats
 
@@ -85,7 +87,8 @@ class Kube(Protocol):
 @dataclass(frozen=True, kw_only=True)
 class Context:
     api: Kube
-    http: aiohttp.ClientSession
+    # HTTPS to each cluster's manager, trusting that cluster's CA.
+    sessions: TrustedSessions
     # The image children run when the spec names none (the operator's own).
     default_image: str
 
@@ -321,7 +324,7 @@ async def ensure_certificates(
                 secret,
                 target.namespace,
                 certs.serial_of(leaf.cert),
-                certs.tls.not_after(leaf.cert).isoformat(),
+                tls.not_after(leaf.cert).isoformat(),
                 why,
             )
             _certificate_event(target, reason="CertificateIssued", message=f"{secret}: {why}")
@@ -383,7 +386,13 @@ async def read_statefulset(ctx: Context, target: Target, name: str) -> KubeObjec
 
 
 async def ensure_storage(
-    ctx: Context, target: Target, spec: ClusterSpec, *, image: str, plan: ScalePlan
+    ctx: Context,
+    target: Target,
+    spec: ClusterSpec,
+    *,
+    image: str,
+    plan: ScalePlan,
+    ca_id: str | None,
 ) -> KubeObject:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_storage_service(**kw))
@@ -391,16 +400,20 @@ async def ensure_storage(
     return await apply(
         ctx,
         target,
-        builders.build_storage_statefulset(spec, image=image, replicas=plan.replicas, **kw),
+        builders.build_storage_statefulset(
+            spec, image=image, replicas=plan.replicas, ca_id=ca_id, **kw
+        ),
     )
 
 
 async def ensure_manager(
-    ctx: Context, target: Target, spec: ClusterSpec, *, image: str
+    ctx: Context, target: Target, spec: ClusterSpec, *, image: str, ca_id: str | None
 ) -> KubeObject:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_manager_service(**kw))
-    return await apply(ctx, target, builders.build_manager_statefulset(spec, image=image, **kw))
+    return await apply(
+        ctx, target, builders.build_manager_statefulset(spec, image=image, ca_id=ca_id, **kw)
+    )
 
 
 async def ensure_toolbox(ctx: Context, target: Target, spec: ClusterSpec, *, image: str) -> None:
@@ -423,12 +436,14 @@ async def ensure_toolbox(ctx: Context, target: Target, spec: ClusterSpec, *, ima
 
 
 async def ask_manager(
-    ctx: Context, target: Target, *, token: str, manager_ready: bool
+    ctx: Context, target: Target, *, token: str, ca: bytes | None, manager_ready: bool
 ) -> tuple[ClusterStats | None, DrainProgress | None]:
     """-> (stats, drain status); None for what the manager could not answer."""
     if not manager_ready:
         return None, None
-    client = _manager(ctx, target, token)
+    client = await _manager(ctx, target, token, ca)
+    if client is None:
+        return None, None
     stats: ClusterStats | None = None
     drain: DrainProgress | None = None
     try:
@@ -439,14 +454,30 @@ async def ask_manager(
     return stats, drain
 
 
-def _manager(ctx: Context, target: Target, token: str) -> ManagerClient:
-    return ManagerClient(ctx.http, target.names.manager_url(target.namespace), token)
-
-
-async def send_drain(ctx: Context, target: Target, *, token: str, nodes: tuple[str, ...]) -> bool:
-    """Make the manager's draining set exactly ``nodes``."""
+async def _manager(
+    ctx: Context, target: Target, token: str, ca: bytes | None
+) -> ManagerClient | None:
+    """A client of the cluster's manager trusting the cluster's CA (None: no usable CA yet)."""
+    if ca is None:
+        log.info("no CA yet; manager not asked cluster=%s/%s", target.namespace, target.name)
+        return None
     try:
-        await _manager(ctx, target, token).set_draining(nodes)
+        session = await ctx.sessions.session((target.namespace, target.name), ca)
+    except (ssl.SSLError, ValueError) as exc:
+        log.warning("unusable CA bundle cluster=%s/%s: %s", target.namespace, target.name, exc)
+        return None
+    return ManagerClient(session, target.names.manager_url(target.namespace), token)
+
+
+async def send_drain(
+    ctx: Context, target: Target, *, token: str, ca: bytes | None, nodes: tuple[str, ...]
+) -> bool:
+    """Make the manager's draining set exactly ``nodes``."""
+    client = await _manager(ctx, target, token, ca)
+    if client is None:
+        return False
+    try:
+        await client.set_draining(nodes)
     except CofreError as exc:
         log.warning("drain request failed cluster=%s nodes=%s: %s", target.name, nodes, exc)
         return False
@@ -461,12 +492,13 @@ async def reconcile(
     names = target.names
     image = spec.image or ctx.default_image
     token = await ensure_secret(ctx, target)
+    ca = await ensure_certificates(ctx, target, spec, now=datetime.now(UTC))
     await ensure_manager_rbac(ctx, target)
 
     manager_sts = await read_statefulset(ctx, target, names.manager)
     storage_sts = await read_statefulset(ctx, target, names.storage)
     manager_ready = statefulset_ready(manager_sts) >= 1
-    stats, drain = await ask_manager(ctx, target, token=token, manager_ready=manager_ready)
+    stats, drain = await ask_manager(ctx, target, token=token, ca=ca, manager_ready=manager_ready)
     current = None if storage_sts is None else int(storage_sts["spec"].get("replicas", 0))
     plan = plan_scale(
         statefulset=names.storage,
@@ -478,9 +510,10 @@ async def reconcile(
     )
     sent = False
     if plan.send_drain is not None:
-        sent = await send_drain(ctx, target, token=token, nodes=plan.send_drain)
-    storage_sts = await ensure_storage(ctx, target, spec, image=image, plan=plan)
-    manager_sts = await ensure_manager(ctx, target, spec, image=image)
+        sent = await send_drain(ctx, target, token=token, ca=ca, nodes=plan.send_drain)
+    ca_id = certs.newest_ca_id(ca) if ca is not None else None
+    storage_sts = await ensure_storage(ctx, target, spec, image=image, plan=plan, ca_id=ca_id)
+    manager_sts = await ensure_manager(ctx, target, spec, image=image, ca_id=ca_id)
     await ensure_toolbox(ctx, target, spec, image=image)
 
     before = condition(previous.get("conditions") or [], "ScalingDown") or {}

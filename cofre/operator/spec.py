@@ -31,9 +31,11 @@ ISSUER_KINDS = ("Issuer", "ClusterIssuer")
 # a CA renewed the same way, long enough that its rotation is rare.
 CERT_DURATION_S = 90 * 24 * 3600
 CA_DURATION_S = 10 * 365 * 24 * 3600
-# Shortest certificate lifetime the spec may ask for: the renewed certificate must reach the pods
-# (the kubelet refreshes a mounted Secret within about a minute) well before the old one expires.
-MIN_CERT_DURATION_S = 120
+# Shortest certificate lifetime the spec may ask for. A certificate starts cofre.tls.CLOCK_SKEW
+# (5 min) early and is renewed at 2/3 of its whole validity, so 10 min renews it 5 min after it is
+# issued and leaves 5 min for the new one to reach the pods (the kubelet refreshes a mounted
+# Secret within about a minute).
+MIN_CERT_DURATION_S = 600
 
 
 class SpecError(ValueError):

@@ -202,7 +202,7 @@ def test_crd_certificate_rules() -> None:
     assert any("oldSelf.issuer" in r for r in rules)
     assert "duration(self.caDuration) > duration(self.duration)" in rules
     (minimum,) = certificates["properties"]["duration"]["x-kubernetes-validations"]
-    assert minimum["rule"] == "duration(self) >= duration('2m')"
+    assert minimum["rule"] == "duration(self) >= duration('10m')"
 
 
 def test_example_backupcluster_is_valid() -> None:
