@@ -260,13 +260,15 @@ class Names:
         return f"https://{self.manager}.{namespace}.svc:{MANAGER_PORT}"
 
     def manager_dns_names(self, namespace: str) -> list[str]:
-        """Every name the manager's Service answers to in the cluster (its certificate's SANs)."""
+        """Every name the manager's Service answers to in the cluster, and localhost for a
+        `kubectl port-forward` (its certificate's SANs)."""
         service = self.manager
         return [
+            f"{service}.{namespace}.svc",
             service,
             f"{service}.{namespace}",
-            f"{service}.{namespace}.svc",
             f"{service}.{namespace}.svc.{CLUSTER_DOMAIN}",
+            "localhost",
         ]
 
     def storage_dns_names(self, namespace: str) -> list[str]:

@@ -84,7 +84,9 @@ def hosts(ns: str) -> list[tuple[str, int]]:
     ]
 
 
-def test_the_cluster_comes_up_with_its_ca_and_certificates(dev_cluster: DevCluster, ns: str) -> None:
+def test_the_cluster_comes_up_with_its_ca_and_certificates(
+    dev_cluster: DevCluster, ns: str
+) -> None:
     obj = {"apiVersion": "cofre.dev/v1alpha1", "kind": "BackupCluster"}
     obj |= {"metadata": {"name": NAME}, "spec": SPEC}
     dev_cluster.apply(json.dumps(obj), ns)

@@ -324,11 +324,13 @@ def test_cert_manager_certificates_name_the_issuer_and_the_secrets_pods_mount() 
         "kind": "ClusterIssuer",
         "group": "cert-manager.io",
     }
+    assert cert["commonName"] == "demo-manager.backup.svc"
     assert cert["dnsNames"] == [
+        "demo-manager.backup.svc",
         "demo-manager",
         "demo-manager.backup",
-        "demo-manager.backup.svc",
         "demo-manager.backup.svc.cluster.local",
+        "localhost",
     ]
     assert (cert["duration"], cert["renewBefore"]) == ("720h0m0s", "240h0m0s")
     assert cert["privateKey"]["rotationPolicy"] == "Always"
