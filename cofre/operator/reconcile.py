@@ -358,7 +358,20 @@ async def _ensure_cert_manager(ctx: Context, target: Target, spec: ClusterSpec) 
     cert-manager writes it) becomes the trust Secret once it is there."""
     kw = {"name": target.name, "namespace": target.namespace}
     for component in (builders.MANAGER, builders.STORAGE):
-        await apply(ctx, target, builders.build_certificate(spec, component=component, **kw))
+        try:
+            await apply(ctx, target, builders.build_certificate(spec, component=component, **kw))
+        except kopf.TemporaryError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, KubeError) and cause.status == 404:
+                message = (
+                    "spec.certificates.issuer needs cert-manager, and the API server has no"
+                    " cert-manager.io/v1 Certificate: install cert-manager or remove the issuer"
+                )
+                kopf.event(
+                    target.body, type="Warning", reason="CertManagerMissing", message=message
+                )
+                raise kopf.TemporaryError(message, delay=60) from exc
+            raise
     path = object_path("v1", "Secret", namespace=target.namespace, name=target.names.manager_tls)
     issued = certs.read_leaf(await _get(ctx, path))
     if issued is None or not issued.ca:

@@ -737,3 +737,20 @@ async def test_a_cert_manager_issuer_gets_certificates_not_a_ca(world: World) ->
     # The pods now name the CA they trust (set once it is known: one roll).
     annotations = world.kube.objects[MANAGER]["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {"cofre.dev/ca": certs.newest_ca_id(ca.signing.cert)}
+
+
+async def test_an_issuer_without_cert_manager_says_so(
+    world: World, events: asyncio.Queue[Any]
+) -> None:
+    world.kube.put(cluster(certificates={"issuer": {"name": "corp"}}))
+    plain_apply = world.kube.apply
+
+    async def no_cert_manager(obj: Mapping[str, Any]) -> Any:
+        if obj["kind"] == "Certificate":
+            raise KubeError("the server could not find the requested resource", status=404)
+        return await plain_apply(obj)
+
+    world.kube.apply = no_cert_manager  # type: ignore[method-assign]
+    with pytest.raises(kopf.TemporaryError, match="install cert-manager or remove the issuer"):
+        await world.full_pass()
+    assert "CertManagerMissing" in reasons(events)
