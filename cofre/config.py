@@ -126,7 +126,7 @@ class DiscoveryConfig:
         "through the API",
     )
     static_nodes: tuple[str, ...] = setting(
-        (), "static backend: node-id=http://host:port entries, comma-separated"
+        (), "static backend: node-id=https://host:port entries, comma-separated"
     )
     namespace: str = setting("", "kubernetes backend: the namespace; empty: the pod's own")
     selector: str = setting(
@@ -254,6 +254,33 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TlsConfig:
+    cert_file: str = setting(
+        "",
+        "PEM certificate (chain) this service presents; set: it serves HTTPS only. Re-read "
+        "when the file changes, so a rotated certificate needs no restart",
+        metavar="FILE",
+    )
+    key_file: str = setting(
+        "", "PEM private key of --tls-cert-file (re-read with it)", metavar="FILE"
+    )
+    ca_file: str = setting(
+        "",
+        "PEM CA certificate(s) verifying the https:// services this one calls (the manager: "
+        "the nodes; a node: the other nodes); empty: the system's CAs",
+        metavar="FILE",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+    @property
+    def ca_path(self) -> Path | None:
+        return Path(self.ca_file) if self.ca_file else None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ManagerConfig:
     host: str = setting("127.0.0.1", "address to listen on", metavar="ADDRESS")
     port: int = setting(8080, "HTTP port to listen on", metavar="PORT")
@@ -270,6 +297,7 @@ class ManagerConfig:
     repair: RepairConfig = field(default_factory=RepairConfig)
     drain: DrainConfig = field(default_factory=DrainConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -299,6 +327,7 @@ class NodeConfig:
     )
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,7 +337,7 @@ class ClientConfig:
 
     manager_url: str = setting(
         "",
-        "manager URL, e.g. http://127.0.0.1:8080; empty: the one of the `cofre local up` "
+        "manager URL, e.g. https://127.0.0.1:8080; empty: the one of the `cofre local up` "
         "running from --data-dir",
         name="manager",
         aliases=("manager_url",),
@@ -316,6 +345,17 @@ class ClientConfig:
     )
     token: str = setting(
         "", "cluster token; empty: the one of the running `cofre local up`", metavar="TOKEN"
+    )
+    ca: str = setting(
+        "",
+        "PEM CA certificate the manager's and nodes' certificates must chain to; empty: the "
+        "one of the running `cofre local up`, else the system's CAs",
+        metavar="FILE",
+    )
+    insecure: bool = setting(
+        False,
+        "allow plain http:// (token and data cross the network unencrypted; a warning says "
+        "so); without it an http:// manager is refused",
     )
     parallelism: int = setting(
         4,
@@ -621,8 +661,13 @@ def validate(config: object) -> None:
         for name in ("cycle_s", "bytes_per_s"):
             if getattr(config.scrub, name) < 0:
                 raise ConfigError(f"{_named('scrub', name)} must not be negative")
-    if isinstance(config, (ManagerConfig, NodeConfig)) and not config.token:
-        raise ConfigError(f"{_named('token')} is required")
+    if isinstance(config, (ManagerConfig, NodeConfig)):
+        if not config.token:
+            raise ConfigError(f"{_named('token')} is required")
+        if bool(config.tls.cert_file) != bool(config.tls.key_file):
+            raise ConfigError(
+                f"{_named('tls', 'cert_file')} and {_named('tls', 'key_file')} go together"
+            )
     if isinstance(config, ClientConfig):
         if not 1 <= config.parallelism <= 64:
             raise ConfigError(f"{_named('parallelism')} must be between 1 and 64")

@@ -334,6 +334,9 @@ async def sweeper(app: web.Application) -> AsyncIterator[None]:
 
 async def http_session(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: one pooled client session for all node-to-node traffic."""
-    async with open_session(timeout_s=app[keys.CONFIG].replica_timeout_s) as session:
+    config = app[keys.CONFIG]
+    async with open_session(
+        timeout_s=config.replica_timeout_s, ca_file=config.tls.ca_path
+    ) as session:
         app[keys.HTTP] = session
         yield

@@ -9,6 +9,7 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,7 @@ class Cluster:
     proc: subprocess.Popen[bytes]
     url: str = ""
     token: str = ""
+    ca: str = ""  # the CA file `local up` printed (COFRE_CA=); empty with --insecure
     log_path: Path = field(default_factory=Path)
 
     @property
@@ -107,7 +109,15 @@ class Cluster:
         env = base_env()
         env["COFRE_MANAGER"] = self.url
         env["COFRE_TOKEN"] = self.token
+        if self.ca:
+            env["COFRE_CA"] = self.ca
+        else:
+            env["COFRE_INSECURE"] = "1"
         return env
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """For a test's own requests to the manager or a node (urllib's ``context=``)."""
+        return ssl.create_default_context(cafile=self.ca) if self.ca else None
 
     @property
     def local_env(self) -> dict[str, str]:
@@ -284,6 +294,8 @@ def start_cluster(
             cluster.url = value
         elif key == "COFRE_TOKEN":
             cluster.token = value
+        elif key == "COFRE_CA":
+            cluster.ca = value
     return cluster
 
 

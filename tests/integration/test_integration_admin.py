@@ -231,7 +231,7 @@ def test_wrong_token_is_refused(cluster: Any, it: Any, tmp_path: Path) -> None:
 
 
 def test_manager_unreachable(it: Any, tmp_path: Path) -> None:
-    env = dict(it.base_env(), COFRE_MANAGER=f"http://127.0.0.1:{it.free_port()}", COFRE_TOKEN="t")
+    env = dict(it.base_env(), COFRE_MANAGER=f"https://127.0.0.1:{it.free_port()}", COFRE_TOKEN="t")
     result = it.run_cli(["ls"], env=env)
     assert result.code == ExitCode.UNAVAILABLE
     assert "cannot reach" in it.one_error_line(result)
