@@ -96,7 +96,7 @@ def parse_spec(raw: Mapping[str, Any]) -> ClusterSpec:
     manager = raw.get("manager") or {}
     monitoring = raw.get("monitoring") or {}
     spec = ClusterSpec(
-        certificates=parse_certificates(raw.get("certificates") or {}),
+        certificates=parse_certificates(_object(raw, "certificates")),
         storage_nodes=_int(raw, "storageNodes", 3),
         replication_factor=_int(raw, "replicationFactor", 2),
         primary_keeps_copy=bool(raw.get("primaryKeepsCopy", False)),
@@ -139,6 +139,8 @@ def parse_certificates(raw: Mapping[str, Any]) -> CertificatesSpec:
     issuer_raw = raw.get("issuer") or None
     issuer = None
     if issuer_raw is not None:
+        if not isinstance(issuer_raw, Mapping):
+            raise SpecError("spec.certificates.issuer must be an object with name, kind, group")
         name = issuer_raw.get("name")
         if not isinstance(name, str) or not name:
             raise SpecError("spec.certificates.issuer.name must name a cert-manager issuer")
@@ -161,6 +163,13 @@ def parse_certificates(raw: Mapping[str, Any]) -> CertificatesSpec:
             field_name="certificates.caDuration",
         ),
     )
+
+
+def _object(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"spec.{key} must be an object, not {value!r}")
+    return value
 
 
 def _int(raw: Mapping[str, Any], key: str, default: int, prefix: str = "") -> int:

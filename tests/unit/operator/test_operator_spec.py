@@ -104,8 +104,14 @@ def test_durations_round_trip(seconds: int, text: str) -> None:
         ({"duration": "10h", "caDuration": "10h"}, "caDuration must be longer"),
         ({"issuer": {"kind": "Issuer"}}, "issuer.name must name"),
         ({"issuer": {"name": "x", "kind": "Vault"}}, "issuer.kind must be one of"),
+        ({"issuer": "corp"}, "issuer must be an object"),
     ],
 )
 def test_invalid_certificates_name_the_field(certificates: dict[str, object], words: str) -> None:
     with pytest.raises(SpecError, match=words):
         parse_spec({"certificates": certificates})
+
+
+def test_certificates_must_be_an_object() -> None:
+    with pytest.raises(SpecError, match="spec.certificates must be an object"):
+        parse_spec({"certificates": "on"})
