@@ -113,5 +113,5 @@ def test_invalid_certificates_name_the_field(certificates: dict[str, object], wo
 
 
 def test_certificates_must_be_an_object() -> None:
-    with pytest.raises(SpecError, match="spec.certificates must be an object"):
+    with pytest.raises(SpecError, match=r"spec\.certificates must be an object"):
         parse_spec({"certificates": "on"})
