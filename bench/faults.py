@@ -113,7 +113,7 @@ class Cluster:
                 self.proc.wait()
                 raise RuntimeError(f"faults: cofre local up did not start in {data_dir}")
             key, _, value = line.strip().partition("=")
-            if key in ("COFRE_MANAGER", "COFRE_TOKEN"):
+            if key in ("COFRE_MANAGER", "COFRE_CA", "COFRE_TOKEN"):
                 self.env[key] = value
 
     def state(self) -> dict[str, Any]:

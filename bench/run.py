@@ -241,7 +241,7 @@ def cofre_cluster(work: Path) -> Iterator[tuple[dict[str, str], Path]]:
             proc.kill()
             raise SystemExit("bench: cofre local up did not start")
         key, _, value = line.strip().partition("=")
-        if key in ("COFRE_MANAGER", "COFRE_TOKEN"):
+        if key in ("COFRE_MANAGER", "COFRE_CA", "COFRE_TOKEN"):
             env[key] = value
     try:
         yield env, data_dir

@@ -1,5 +1,8 @@
 """TLS for every cofre connection: a CA, certificates with SANs, and SSL contexts.
 
+The ``cryptography`` package is imported by the functions that make or read certificates, not
+with the module: the CLI only needs the ``ssl`` contexts and stays smaller without it.
+
 Keys are EC P-256 (small, fast handshakes, accepted everywhere). A CA signs leaf certificates
 that carry both the server and the client auth usage, so one certificate serves a service and
 the calls it makes. ``renew_at`` is the single rule for when a certificate is replaced: once two
@@ -22,17 +25,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 log = logging.getLogger(__name__)
 
-# Certificates start this long before they are made: a peer whose clock runs a little behind
+# Certificates start this long before they are made (at most a tenth of their lifetime, so a
+# short-lived one is not due for renewal at once): a peer whose clock runs a little behind
 # still accepts a certificate issued a moment ago.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _backdated(start: datetime, valid_for: timedelta) -> datetime:
+    return start - min(CLOCK_SKEW, valid_for / 10)
+
 
 # How often a server looks at its certificate files: a stat of two files, cheap; Kubernetes
 # takes up to a minute or two to update a mounted Secret anyway.
@@ -52,10 +61,14 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -64,6 +77,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _name(common_name: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cofre"),
@@ -74,6 +90,9 @@ def _name(common_name: str) -> x509.Name:
 
 def new_ca(*, common_name: str, valid_for: timedelta, now: datetime | None = None) -> Pem:
     """A self-signed CA that may sign leaf certificates only (path length 0)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
     start = _now(now)
     key = _new_key()
     name = _name(common_name)
@@ -84,7 +103,7 @@ def new_ca(*, common_name: str, valid_for: timedelta, now: datetime | None = Non
         .issuer_name(name)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start - CLOCK_SKEW)
+        .not_valid_before(_backdated(start, valid_for))
         .not_valid_after(start + valid_for)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
@@ -121,6 +140,11 @@ def issue(
     It never outlives its CA: past the CA's end it would not verify anyway.
     Raises ValueError for an IP address that does not parse or a certificate without names.
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     if not dns_names and not ip_addresses:
         raise ValueError("a certificate needs at least one DNS name or IP address")
     start = _now(now)
@@ -139,7 +163,7 @@ def issue(
         .issuer_name(ca_cert.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start - CLOCK_SKEW)
+        .not_valid_before(_backdated(start, valid_for))
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -175,16 +199,22 @@ def issue(
 
 def not_before(cert_pem: bytes) -> datetime:
     """The first moment the (first) certificate in ``cert_pem`` is valid, in UTC."""
+    from cryptography import x509
+
     return x509.load_pem_x509_certificate(cert_pem).not_valid_before_utc
 
 
 def not_after(cert_pem: bytes) -> datetime:
     """The last moment the (first) certificate in ``cert_pem`` is valid, in UTC."""
+    from cryptography import x509
+
     return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
 
 
 def renew_at(cert_pem: bytes) -> datetime:
     """When the certificate is due for replacement: two thirds into its lifetime."""
+    from cryptography import x509
+
     cert = x509.load_pem_x509_certificate(cert_pem)
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     return start + (end - start) * 2 / 3
@@ -205,13 +235,17 @@ def server_context(*, cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
-def client_context(*, ca_file: Path | None) -> ssl.SSLContext:
-    """A client context verifying peers and their host names against ``ca_file``.
+def client_context(*, ca_file: Path | None, ca_pem: bytes | None = None) -> ssl.SSLContext:
+    """A client context verifying peers and their host names against ``ca_file`` or the PEM
+    ``ca_pem`` (a CA read from a Kubernetes Secret).
 
-    None trusts the system's CAs instead (a service behind a public certificate).
+    With neither, the system's CAs (a service behind a public certificate).
+    Raises ssl.SSLError for a CA that does not parse.
     """
     cafile = str(ca_file) if ca_file is not None else None
-    return _harden(ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile))
+    cadata = ca_pem.decode("ascii") if ca_pem is not None else None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile, cadata=cadata)
+    return _harden(context)
 
 
 def _signature(*paths: Path) -> tuple[tuple[int, int, int], ...] | None:
@@ -269,4 +303,7 @@ class CertReloader:
         """Look at the files every ``interval_s`` until cancelled."""
         while True:
             await asyncio.sleep(interval_s)
-            self.check()
+            try:
+                self.check()
+            except Exception:  # a surprise must not end the reloading for good
+                log.exception("certificate check failed cert_file=%s", self.cert_file)

@@ -353,9 +353,15 @@ def run_local_up(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
     data_dir = settings.data_dir.absolute()
     _prepare_dir(data_dir)
     token = load_or_create_token(data_dir)
-    _refuse_if_running(data_dir)
     local_tls = None if settings.insecure else LocalTls(data_dir / TLS_DIR)
     cert_valid_for = timedelta(seconds=args.cert_valid_for)
+    config = manager_config(args, data_dir, env=os.environ, token=token, local_tls=local_tls)
+    _refuse_if_running(data_dir)
+    if not _port_free(config.port):
+        raise UsageError(
+            f"port {config.port} on {HOST} is already in use; choose another with --port"
+        )
+    # Only once the settings and the port are known good: a refused start makes no files.
     if local_tls is not None:
         try:
             if done := local_tls.ensure(valid_for=cert_valid_for):
@@ -366,11 +372,6 @@ def run_local_up(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
         _say(
             "warning: --insecure: the manager and nodes serve plain HTTP; the token and the "
             "data cross the network unencrypted"
-        )
-    config = manager_config(args, data_dir, env=os.environ, token=token, local_tls=local_tls)
-    if not _port_free(config.port):
-        raise UsageError(
-            f"port {config.port} on {HOST} is already in use; choose another with --port"
         )
     children = plan(args, data_dir, config, scheme="http" if local_tls is None else "https")
     env = child_env(os.environ, token, local_tls)

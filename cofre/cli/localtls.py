@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-
 from cofre import tls
 from cofre.cli.localstate import write_private
 
@@ -95,6 +92,9 @@ class LocalTls:
 
     def _server_due(self, ca: tls.Pem, now: datetime) -> bool:
         """Missing, unreadable, issued by another CA, or at its renewal time."""
+        from cryptography import x509
+        from cryptography.exceptions import InvalidSignature
+
         try:
             pem = self.server_file.read_bytes()
             cert = x509.load_pem_x509_certificate(pem)

@@ -12,14 +12,15 @@ import ssl
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
+from cofre import tls
+
 Key = tuple[str, str]
 
 
 def context_for(bundle: bytes) -> ssl.SSLContext:
-    """A client context trusting exactly the CA certificates of ``bundle`` (PEM)."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=bundle.decode())
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    """A client context trusting exactly the CA certificates of ``bundle`` (PEM); ssl.SSLError
+    or ValueError for a bundle that does not parse."""
+    return tls.client_context(ca_file=None, ca_pem=bundle)
 
 
 class TrustedSessions:

@@ -76,6 +76,16 @@ R = TypeVar("R", bound=BaseModel)
 
 # OpenSSL's X509_V_ERR_CERT_HAS_EXPIRED.
 _X509_EXPIRED = 10
+# A larger body is handed to the connection in slices of this size, each written once the
+# connection drained the one before. Over TLS every write is encrypted whole into a buffer
+# of its own: a 4 MiB chunk written at once would hold 4 MiB more per request in flight.
+BODY_SLICE_BYTES = 256 * 1024
+
+
+async def _slices(data: bytes) -> AsyncIterator[memoryview]:
+    view = memoryview(data)
+    for start in range(0, len(view), BODY_SLICE_BYTES):
+        yield view[start : start + BODY_SLICE_BYTES]
 
 
 @asynccontextmanager
@@ -141,11 +151,15 @@ class _ApiClient:
         # None keeps the session's own timeouts.
         timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s is not None else None
         url = self.base_url + path
+        sent: bytes | AsyncIterator[memoryview] | None = data
+        if data is not None and len(data) > BODY_SLICE_BYTES:
+            headers["Content-Length"] = str(len(data))
+            sent = _slices(data)
         try:
             async with self.session.request(
                 method,
                 url,
-                data=data,
+                data=sent,
                 params=params,
                 headers=headers,
                 timeout=timeout if timeout is not None else aiohttp.helpers.sentinel,

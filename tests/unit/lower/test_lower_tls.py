@@ -138,6 +138,14 @@ def test_renewal_is_due_two_thirds_into_the_lifetime(days: int) -> None:
     assert tls.not_before(ca.cert) < tls.renew_at(ca.cert) < tls.not_after(ca.cert)
 
 
+def test_a_short_lived_certificate_is_backdated_a_tenth_and_due_after_its_issue() -> None:
+    ca = tls.new_ca(common_name="ca", valid_for=timedelta(days=1), now=NOW)
+    leaf = tls.issue(ca, common_name="x", dns_names=["x"], valid_for=timedelta(seconds=30), now=NOW)
+    assert tls.not_before(leaf.cert) == NOW - timedelta(seconds=3)
+    # 2/3 of 33 s from NOW - 3 s: 19 s after the issue, 11 s before the end.
+    assert tls.renew_at(leaf.cert) == NOW + timedelta(seconds=19)
+
+
 def test_a_client_trusting_the_ca_completes_a_handshake_by_name_and_by_ip(
     tmp_path: Path,
 ) -> None:
@@ -156,6 +164,9 @@ def test_a_client_trusting_the_ca_completes_a_handshake_by_name_and_by_ip(
     assert client.verify_mode == ssl.CERT_REQUIRED and client.check_hostname
     for host in ("localhost", "127.0.0.1"):
         assert _handshake(client, server, host=host) == _cert(leaf.cert)
+    # The CA as PEM bytes (as read from a Secret) trusts the same.
+    from_pem = tls.client_context(ca_file=None, ca_pem=ca.cert)
+    assert _handshake(from_pem, server, host="localhost") == _cert(leaf.cert)
 
 
 def test_a_client_refuses_another_ca_a_wrong_name_and_an_expired_certificate(

@@ -208,8 +208,9 @@ def test_toolbox_has_cli_env() -> None:
     env = _env(_pod_spec(dep)["containers"][0])
     assert env["COFRE_MANAGER"] == "https://demo-manager.backup.svc:8080"
     assert env["COFRE_TOKEN"] == {"secretKeyRef": {"name": "demo-token", "key": "token"}}
-    # The CA bundle from the Secret that holds nothing else.
+    # The CA bundle from the Secret that holds nothing else; never plain HTTP.
     assert env["COFRE_CA"] == "/etc/cofre/tls/ca.crt"
+    assert "COFRE_INSECURE" not in env
     pod = _pod_spec(dep)
     assert {"name": "tls", "secret": {"secretName": "demo-cofre-trust", "defaultMode": 0o440}} in (
         pod["volumes"]

@@ -224,6 +224,7 @@ def test_example_cli_job_reaches_the_demo_manager() -> None:
     # Trusts the CA from the Secret that holds only ca.crt.
     mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
     assert env["COFRE_CA"]["value"] == mount["mountPath"] + "/ca.crt"
+    assert "COFRE_INSECURE" not in env
     volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
     assert volume["secret"]["secretName"] == "demo-cofre-trust"
     assert container["command"][:2] == ["cofre", "ls"]
