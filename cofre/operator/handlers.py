@@ -39,7 +39,7 @@ from cofre.operator.spec import (
     SpecError,
     parse_spec,
 )
-from cofre.operator.trust import TrustedSessions
+from cofre.protocol.client import open_session
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         config = load(OperatorConfig)
     stack = AsyncExitStack()
     api = await stack.enter_async_context(open_api())
-    sessions = TrustedSessions(timeout_s=MANAGER_TIMEOUT_S)
-    stack.push_async_callback(sessions.close)
+    http = await stack.enter_async_context(open_session(timeout_s=MANAGER_TIMEOUT_S))
     memo[_STACK] = stack
     metrics = OperatorMetrics()
     if config.metrics_port:
         runner = await serve(metrics, host=config.metrics_host, port=config.metrics_port)
         stack.push_async_callback(runner.cleanup)
-    install(memo, Context(api=api, sessions=sessions, default_image=config.image), metrics)
+    install(memo, Context(api=api, http=http, default_image=config.image), metrics)
     log.info("operator started image=%s namespaces=%s", config.image, config.namespaces or "all")
 
 
@@ -234,7 +233,7 @@ async def _exclusive(key: Key, memo: kopf.Memo, step: Step, *, refresh: bool) ->
         current = await read_cluster(context, namespace=namespace, name=name)
         if current is None:
             log.debug("cluster=%s/%s gone; nothing to do", namespace, name)
-            await context.sessions.forget(key)
+            context.trust.forget(key)
             return
         await step(context, Target.of(current), current)
 

@@ -17,11 +17,12 @@ import re
 import secrets
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, cast
 
+import aiohttp
 import kopf
 
 from cofre import tls
@@ -57,7 +58,7 @@ from cofre.operator.status import (
     status_events,
     was_ready,
 )
-from cofre.operator.trust import TrustedSessions
+from cofre.operator.trust import TrustContexts
 from cofre.protocol.client import ManagerClient
 from cofre.protocol.manager_api import ClusterStats
 
@@ -87,8 +88,9 @@ class Kube(Protocol):
 @dataclass(frozen=True, kw_only=True)
 class Context:
     api: Kube
-    # HTTPS to each cluster's manager, trusting that cluster's CA.
-    sessions: TrustedSessions
+    http: aiohttp.ClientSession
+    # What each cluster's manager must present a certificate from: that cluster's CA.
+    trust: TrustContexts = field(default_factory=TrustContexts)
     # The image children run when the spec names none (the operator's own).
     default_image: str
 
@@ -475,11 +477,11 @@ async def _manager(
         log.info("no CA yet; manager not asked cluster=%s/%s", target.namespace, target.name)
         return None
     try:
-        session = await ctx.sessions.session((target.namespace, target.name), ca)
+        context = ctx.trust.context((target.namespace, target.name), ca)
     except (ssl.SSLError, ValueError) as exc:
         log.warning("unusable CA bundle cluster=%s/%s: %s", target.namespace, target.name, exc)
         return None
-    return ManagerClient(session, target.names.manager_url(target.namespace), token)
+    return ManagerClient(ctx.http, target.names.manager_url(target.namespace), token, tls=context)
 
 
 async def send_drain(

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import kopf
 import pytest
 from aiohttp import web
@@ -30,7 +31,6 @@ from cofre.kube import KubeError, object_path
 from cofre.operator import builders, certs, handlers
 from cofre.operator.reconcile import Context, drift
 from cofre.operator.spec import Names, labels
-from cofre.operator.trust import TrustedSessions
 from cofre.protocol.api import reply
 from cofre.protocol.manager_api import ClusterStats, DrainStatus, NodeDrain
 
@@ -269,13 +269,14 @@ async def world(
     server = await aiohttp_server(manager.app(), host="127.0.0.1", ssl=served)
     kube = FakeKube(log, on_apply=present)
     kube.put(cluster())
-    sessions = TrustedSessions(resolver=ToLoopback(server.port or 0))
-    memo = kopf.Memo()
-    handlers.install(memo, Context(api=kube, sessions=sessions, default_image="img:1"))
-    yield World(
-        log=log, kube=kube, manager=manager, memo=memo, manager_context=served, tmp=tmp_path
-    )
-    await sessions.close()
+    # A new connection (and handshake) per request: what the server presents now is what counts.
+    connector = aiohttp.TCPConnector(resolver=ToLoopback(server.port or 0), force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        memo = kopf.Memo()
+        handlers.install(memo, Context(api=kube, http=http, default_image="img:1"))
+        yield World(
+            log=log, kube=kube, manager=manager, memo=memo, manager_context=served, tmp=tmp_path
+        )
 
 
 def load_into(context: ssl.SSLContext, secret: Mapping[str, Any], tmp: Path) -> None:
@@ -694,11 +695,7 @@ async def test_a_manager_presenting_another_cas_certificate_is_not_asked(
     )
     load_into(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), secret, tmp_path)
     world.log.clear()
-    # The same listener presents the impostor's certificate from now on; pooled connections
-    # (made with the right one) go first, so the next pass shakes hands again.
-    context = world.memo["context"]
-    assert isinstance(context, Context)
-    await context.sessions.close()
+    # The same listener presents the impostor's certificate from now on.
     world.manager_context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
     await world.full_pass()
     assert not any(c.startswith("manager ") for c in world.log), world.log
