@@ -133,6 +133,14 @@ class DiscoveryConfig:
         "app.kubernetes.io/component=storage-node", "kubernetes backend: the pods' label selector"
     )
     node_port: int = setting(8081, "kubernetes backend: the nodes' HTTP port", metavar="PORT")
+    node_scheme: str = setting(
+        "http", "kubernetes backend: http or https, the scheme of the nodes' URLs"
+    )
+    node_service: str = setting(
+        "",
+        "kubernetes backend: the nodes' headless Service; set: a node's URL names the pod "
+        "(POD.SERVICE.NAMESPACE.svc, the name its certificate covers), empty: its IP",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
