@@ -65,6 +65,7 @@ def create_app(config: NodeConfig) -> web.Application:
             sessions=app[keys.SESSIONS],
             sweeper=app[relay.SWEEPER],
             scrub=scrub,
+            scrubber=app[keys.SCRUBBER],
         )
     )
     app.cleanup_ctx.extend([_store_ctx, relay.http_session, relay.sweeper, _scrub_ctx])
