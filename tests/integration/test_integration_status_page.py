@@ -374,7 +374,6 @@ def test_the_page_shows_each_nodes_scrub_and_the_rot_it_finds(
         timeout_s=PAGE_TIMEOUT_S,
         poll_s=1.0,
     )
-    screenshot(browser, tmp_path, "status-page-scrub.png")
     assert not script_errors(browser)
 
 
