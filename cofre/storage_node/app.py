@@ -71,6 +71,7 @@ def create_app(config: NodeConfig) -> web.Application:
             sweeper=app[relay.SWEEPER],
             scrub=scrub,
             compact=app[COMPACT_LOOP],
+            scrubber=app[keys.SCRUBBER],
         )
     )
     app.cleanup_ctx.extend(

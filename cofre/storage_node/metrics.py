@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from cofre.aio import Periodic
 from cofre.protocol.metrics import LoopCollector, request_histogram, request_middleware
 from cofre.storage_node.relay_sessions import SessionRegistry
+from cofre.storage_node.scrub import FINDING_KINDS, Scrubber
 from cofre.storage_node.store import ChunkStore
 
 PREFIX = "cofre_node"
@@ -32,6 +33,7 @@ class Watched:
     sweeper: Periodic
     scrub: Periodic | None = None
     compact: Periodic | None = None
+    scrubber: Scrubber | None = None
 
 
 class _StateCollector(Collector):
@@ -98,6 +100,47 @@ class _StateCollector(Collector):
             for key, family in families.items():
                 family.add_metric([], values[key])
         yield from families.values()
+        yield from _scrub_families(watched.scrubber if watched is not None else None)
+
+
+def _scrub_families(scrubber: Scrubber | None) -> Iterator[Metric]:
+    """The scrub's totals and where its cycle stands, read from the scrubber."""
+    enabled = GaugeMetricFamily(
+        f"{PREFIX}_scrub_enabled", "1 while the background scrub is on (cycle and budget > 0)."
+    )
+    chunks = CounterMetricFamily(
+        f"{PREFIX}_scrub_chunks", "Chunks the scrub read and re-hashed since the node started."
+    )
+    size = CounterMetricFamily(f"{PREFIX}_scrub_bytes", "Bytes of the chunks the scrub read.")
+    findings = CounterMetricFamily(
+        f"{PREFIX}_scrub_findings",
+        "Corrupt copies the scrub found (and quarantined), by kind.",
+        labels=["kind"],
+    )
+    cycles = CounterMetricFamily(f"{PREFIX}_scrub_cycles", "Scrub cycles that read every chunk.")
+    progress = GaugeMetricFamily(
+        f"{PREFIX}_scrub_cycle_progress_ratio", "Share of the current cycle's bytes read, 0..1."
+    )
+    started = GaugeMetricFamily(
+        f"{PREFIX}_scrub_cycle_started_timestamp_seconds",
+        "When the current (or last) scrub cycle began; 0 before the first.",
+    )
+    completed = GaugeMetricFamily(
+        f"{PREFIX}_scrub_last_cycle_completed_timestamp_seconds",
+        "When a scrub cycle last read every chunk; 0 before one did.",
+    )
+    if scrubber is not None:
+        state = scrubber.state
+        enabled.add_metric([], 1 if scrubber.enabled else 0)
+        chunks.add_metric([], scrubber.chunks_total)
+        size.add_metric([], scrubber.bytes_total)
+        for kind in FINDING_KINDS:
+            findings.add_metric([kind], scrubber.findings_by_kind[kind])
+        cycles.add_metric([], scrubber.cycles_total)
+        progress.add_metric([], scrubber.cycle_progress())
+        started.add_metric([], state.started_at or 0)
+        completed.add_metric([], state.last_full_pass_at or 0)
+    yield from (enabled, chunks, size, findings, cycles, progress, started, completed)
 
 
 class NodeMetrics:
