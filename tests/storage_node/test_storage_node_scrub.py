@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from cofre.config import ScrubConfig
+from cofre.config import PackConfig, ScrubConfig
 from cofre.storage_node import keys
 from cofre.storage_node.app import SCRUB_LOOP
 from cofre.storage_node.scrub import STATE_FILE, Scrubber
@@ -31,6 +31,11 @@ async def _stored(kit: Kit, client: Any, *seeds: str) -> list[tuple[str, bytes]]
         assert resp.status == 201, await resp.text()
         out.append((h, data))
     return out
+
+
+def _file(root: Path, chunk_hash: str) -> Path:
+    """A chunk's file in the one-file-per-chunk layout (``pack.max_chunk_bytes`` 0)."""
+    return root / "chunks" / chunk_hash[:2] / chunk_hash[2:4] / chunk_hash
 
 
 async def test_the_scrub_finds_a_flipped_byte_and_reports_it(
@@ -93,7 +98,8 @@ async def _metrics(client: Any, kit: Kit) -> Scraped:
 async def test_metrics_count_what_the_scrub_read_and_found_by_kind(
     kit: Kit, start_node: Start, tmp_path: Path, aiohttp_client: Any
 ) -> None:
-    server, app = await start_node("node-0", scrub=FAST)
+    # A file per chunk: only a file can be cut to nothing (a packed record keeps its length).
+    server, app = await start_node("node-0", scrub=FAST, pack=PackConfig(max_chunk_bytes=0))
     client = await aiohttp_client(server)
     stored = await _stored(kit, client, "a", "b", "c", "d")
     size = sum(len(data) for _, data in stored)
