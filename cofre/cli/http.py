@@ -15,6 +15,7 @@ import aiohttp
 
 from cofre.cli.context import Context
 from cofre.protocol.client import ManagerClient, NodeClient
+from cofre.protocol.manager_api import ManifestView
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,43 @@ async def open_cli_session(
 
 
 class Clients:
-    """The manager client and a way to reach nodes, sharing one session and the token."""
+    """The manager client and a way to reach nodes, sharing one session.
+
+    Only the manager sees the token or key. Nodes see tickets the manager signed: an upload's
+    for writes, a manifest's for reads (kept here by node URL as manifests arrive), so a client
+    holding a backup or read key reads and writes through the nodes with no cluster token.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, ctx: Context) -> None:
         self.session = session
         self.ctx = ctx
         self.manager = ManagerClient(session, ctx.manager_url, ctx.token)
+        self._read_tickets: dict[str, str] = {}
 
     def node(self, url: str) -> NodeClient:
-        return NodeClient(self.session, url, self.ctx.token)
+        return NodeClient(self.session, url, None)
+
+    def read_ticket(self, url: str) -> str | None:
+        """The read ticket of the latest manifest that listed the node at ``url``."""
+        return self._read_tickets.get(url.rstrip("/"))
+
+    def _keep_tickets(self, view: ManifestView) -> None:
+        if view.ticket is None:
+            return
+        for chunk in view.chunks:
+            for url in chunk.nodes:
+                self._read_tickets[url] = view.ticket
+
+    async def manifest(self, name: str, *, version: int | None = None) -> ManifestView:
+        view = await self.manager.get_manifest(name, version=version)
+        self._keep_tickets(view)
+        return view
+
+    async def manifests(self, names: list[str]) -> list[ManifestView]:
+        views = await self.manager.get_manifests(names)
+        for view in views:
+            self._keep_tickets(view)
+        return views
 
 
 @asynccontextmanager

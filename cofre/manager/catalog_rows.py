@@ -68,3 +68,15 @@ class RecoveredVersion:
     manifest_length: int
     # chunk (data chunks and the manifest) -> nodes holding it
     locations: Mapping[ChunkHash, frozenset[NodeId]]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """A client key as the catalog keeps it: a sha256 of its secret, never the secret."""
+
+    key_id: str
+    name: str
+    role: str
+    digest: str
+    created: float
+    last_used: float | None = None

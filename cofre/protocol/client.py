@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from cofre.errors import BadRequest, CofreError, Unavailable, error_from_problem
 from cofre.models import ChunkHash, Manifest, NodeId, UploadId
+from cofre.protocol.access import Role
 from cofre.protocol.base import first_error
 from cofre.protocol.framing import CONTENT_TYPE, decode_frames
 from cofre.protocol.manager_api import (
@@ -26,6 +27,7 @@ from cofre.protocol.manager_api import (
     CommitOne,
     Committed,
     CommittedBatch,
+    CreateKey,
     Deleted,
     DrainRequest,
     DrainStatus,
@@ -34,6 +36,10 @@ from cofre.protocol.manager_api import (
     FsckReport,
     GcRequest,
     GcResult,
+    KeyCreated,
+    KeyInfo,
+    KeyList,
+    KeyPath,
     KnownAnswer,
     KnownQuery,
     ManifestDoc,
@@ -86,10 +92,12 @@ async def open_session(
 
 
 class _ApiClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str | None) -> None:
+        """``token``: the cluster token or a key; None sends neither (a client to a node,
+        which shows its tickets instead)."""
         self.session = session
         self.base_url = base_url.rstrip("/")
-        self._headers = {AUTH_HEADER: f"Bearer {token}"}
+        self._headers = {} if token is None else {AUTH_HEADER: f"Bearer {token}"}
 
     async def _request(
         self,
@@ -308,6 +316,19 @@ class ManagerClient(_ApiClient):
     async def drain_status(self) -> DrainStatus:
         return await self._call("GET", "/v1/drain", DrainStatus)
 
+    async def create_key(self, name: str, role: Role) -> KeyCreated:
+        """A new key (admin only); the answer is the only time the key itself is shown."""
+        body = _valid(CreateKey, name=name, role=role)
+        return await self._call("POST", "/v1/keys", KeyCreated, body=body)
+
+    async def list_keys(self) -> list[KeyInfo]:
+        return (await self._call("GET", "/v1/keys", KeyList)).keys
+
+    async def delete_key(self, name: str) -> None:
+        """Revoke the key ``name`` (NotFound if there is none)."""
+        path = _valid(KeyPath, name=name)
+        await self._request("DELETE", f"/v1/keys/{path.name}")
+
 
 def _name_params(name: str, version: int | None) -> dict[str, str]:
     params = {"name": name}
@@ -374,11 +395,14 @@ class NodeClient(_ApiClient):
         )
         return self._parse(BatchStored, raw, "PUT /v1/chunks").created
 
-    async def read_chunks(self, hashes: list[ChunkHash]) -> list[tuple[ChunkHash, memoryview]]:
+    async def read_chunks(
+        self, hashes: list[ChunkHash], *, ticket: str | None = None
+    ) -> list[tuple[ChunkHash, memoryview]]:
         """Several chunks in one framed answer, each verified by the node; absent or corrupt
-        ones are left out (fetch those one by one elsewhere)."""
+        ones are left out (fetch those one by one elsewhere). ``ticket``: a manifest's read
+        ticket, for a client without the token."""
         body = await self._request(
-            "POST", "/v1/chunks/read", body=_valid(ReadRequest, hashes=hashes)
+            "POST", "/v1/chunks/read", body=_valid(ReadRequest, hashes=hashes), ticket=ticket
         )
         if body is None:
             return []
@@ -389,8 +413,8 @@ class NodeClient(_ApiClient):
         raw = await self._request("PUT", f"/v1/chunks/{chunk_hash}", data=data, ticket=ticket)
         return self._parse(ChunkStored, raw, "PUT /v1/chunks/{hash}").created
 
-    async def get_chunk(self, chunk_hash: ChunkHash) -> bytes:
-        data = await self._request("GET", f"/v1/chunks/{chunk_hash}")
+    async def get_chunk(self, chunk_hash: ChunkHash, *, ticket: str | None = None) -> bytes:
+        data = await self._request("GET", f"/v1/chunks/{chunk_hash}", ticket=ticket)
         if data is None:
             raise BadRequest(f"node {self.base_url} returned no bytes for chunk {chunk_hash}")
         return data

@@ -13,6 +13,7 @@ from pydantic import (
     Discriminator,
     Field,
     RootModel,
+    StringConstraints,
     Tag,
     ValidationError,
     model_validator,
@@ -21,6 +22,7 @@ from pydantic import (
 from cofre import limits
 from cofre.errors import BadRequest
 from cofre.models import ChunkRef, Manifest
+from cofre.protocol.access import Role
 from cofre.protocol.base import (
     Bytes,
     ChunkHashField,
@@ -36,6 +38,7 @@ from cofre.protocol.base import (
     Reply,
     Request,
     Seconds,
+    Ticket,
     UnixTime,
     UploadIdField,
     Version,
@@ -272,6 +275,11 @@ class ChunkLocation(Reply):
 
 class ManifestView(VersionBase):
     chunks: list[ChunkLocation]
+    ticket: Ticket | None = Field(
+        None,
+        description="A read ticket naming the nodes listed: what lets a client that holds a "
+        "key, not the cluster token, read these chunks from them (X-Cofre-Ticket).",
+    )
 
 
 class ManifestsQuery(Request):
@@ -523,3 +531,44 @@ class ClusterOverview(Reply):
     primary_keeps_copy: bool
     last_fsck: FsckRun | None
     last_repair: RepairRun | None
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+KeyName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length=1, max_length=63),
+    Field(description="A key's name: who or what holds it (a laptop, a CronJob)."),
+]
+
+
+class CreateKey(Request):
+    name: KeyName
+    role: Role = Field(description="read, backup or admin.")
+
+
+class KeyPath(Query):
+    name: KeyName
+
+
+class KeyCreated(Reply):
+    """The new key: shown this once, only a hash of it is kept."""
+
+    name: KeyName
+    role: Role
+    created: UnixTime
+    key: str = Field(
+        pattern=r"^cofre_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$",
+        description="Send it as Authorization: Bearer <key>.",
+    )
+
+
+class KeyInfo(Reply):
+    name: KeyName
+    role: Role
+    created: UnixTime
+    last_used: UnixTime | None = Field(description="Last request made with it (to a minute).")
+
+
+class KeyList(Reply):
+    keys: list[KeyInfo]

@@ -45,6 +45,7 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     manager_api.RepairRequest: {"verify": True},
     manager_api.RebuildRequest: {},
     manager_api.DrainRequest: {"nodes": ["node-1"]},
+    manager_api.CreateKey: {"name": "laptop-ana", "role": "backup"},
     node_api.HashList: {"hashes": [H]},
     node_api.ReadRequest: {"hashes": [H]},
     node_api.CheckRequest: {"hashes": [H], "lengths": [5], "verify": False, "touch": True},
