@@ -48,7 +48,7 @@ ROLE_MEANING = {
 KEY_PREFIX = "cofre_"
 # The id: 16 hex digits (64 bits), enough that two keys never share one.
 _KEY_ID_HEX = 16
-_KEY = re.compile(r"^cofre_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_KEY = re.compile(r"cofre_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ def new_key() -> NewKey:
 
 def parse_key(text: str) -> ParsedKey | None:
     """The id and secret of a key; None for anything else (the cluster token, garbage)."""
-    match = _KEY.match(text)
+    match = _KEY.fullmatch(text)
     if match is None:
         return None
     return ParsedKey(key_id=match.group(1), secret=match.group(2))

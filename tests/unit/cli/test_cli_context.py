@@ -165,3 +165,13 @@ def test_bad_log_level_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "COFRE_LOG_LEVEL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_key_is_sent_instead_of_the_token(tmp_path: Path) -> None:
+    key = "cofre_0123456789abcdef_" + "a" * 43
+    ctx = _ctx(env={"COFRE_KEY": key, "COFRE_TOKEN": "from-env"}, data_dir=_state(tmp_path))
+    assert (ctx.manager_url, ctx.token) == ("http://127.0.0.1:7000", key)
+    flag = _ctx("--key", key, env={}, data_dir=_state(tmp_path))
+    assert flag.token == key
+    # An empty COFRE_KEY is unset: the token (here the local cluster's) is sent.
+    assert _ctx(env={"COFRE_KEY": ""}, data_dir=_state(tmp_path)).token == "from-state"
