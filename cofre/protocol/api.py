@@ -105,6 +105,8 @@ class Api:
     routes: web.RouteTableDef = field(default_factory=web.RouteTableDef)
     operations: list[Operation] = field(default_factory=list)
     roles: bool = False
+    # (method, path template) -> its operation: what the auth middleware asks per request.
+    _by_route: dict[tuple[str, str], Operation] = field(default_factory=dict)
 
     def route(
         self,
@@ -147,6 +149,7 @@ class Api:
 
         def register(handler: Handler) -> Handler:
             self.operations.append(operation)
+            self._by_route[(method, path)] = operation
             self.routes.route(method, path)(handler)
             return handler
 
@@ -160,10 +163,7 @@ class Api:
 
     def operation(self, method: str, path: str) -> Operation | None:
         """The operation declared for ``method`` on the route template ``path``."""
-        for op in self.operations:
-            if op.path == path and op.method == method:
-                return op
-        return None
+        return self._by_route.get((method, path))
 
     def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("GET", path, **kw)
