@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
+
+from cofre.operator import builders
 
 from ..rbac_checks import can_i, expected, parse_listing
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ROWS = [
     ("Resources", "Non-Resource URLs", "Resource Names", "Verbs"),
@@ -55,3 +62,28 @@ def test_expectations_are_sorted_rule_lines() -> None:
     assert set(expected("baseline")) <= set(expected("manager"))
     assert set(expected("baseline")) <= set(expected("operator"))
     assert expected("toolbox") == expected("baseline")
+
+
+def _listed(rules: list[dict[str, list[str]]]) -> set[str]:
+    """RBAC rules as `can-i --list` names them: resource.group, verbs sorted."""
+    out = set()
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                name, _, sub = resource.partition("/")
+                full = f"{name}.{group}" if group else name
+                full += f"/{sub}" if sub else ""
+                out.add(f"{full} [] [{' '.join(sorted(rule['verbs']))}]")
+    return out
+
+
+def test_the_expectations_follow_from_the_chart_and_the_builders() -> None:
+    """Offline, what the end-to-end tests check on the apiserver: the operator's ClusterRoles
+    and the manager's Role grant exactly the checked-in rules (beyond the baseline)."""
+    template = (ROOT / "charts/cofre/templates/clusterrole.yaml").read_text()
+    plain = "\n".join(line for line in template.splitlines() if "{{" not in line)
+    roles = list(yaml.safe_load_all(plain))
+    granted = set().union(*(_listed(role["rules"]) for role in roles))
+    assert sorted(granted | set(expected("baseline"))) == expected("operator")
+    manager = builders.build_manager_role(name="demo", namespace="ns")
+    assert sorted(_listed(manager["rules"]) | set(expected("baseline"))) == expected("manager")
