@@ -50,7 +50,7 @@ async def fetch_chunk(clients: Clients, chunk: ChunkLocation) -> bytes:
     corrupt = False
     for url in nodes:
         try:
-            data = await clients.node(url).get_chunk(chunk_hash, ticket=clients.read_ticket(url))
+            data = await clients.get_chunk(url, chunk_hash)
         except CofreError as exc:
             corrupt = corrupt or isinstance(exc, IntegrityError)
             failures.append(f"{url}: {exc.detail}")

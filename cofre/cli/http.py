@@ -6,6 +6,7 @@ how one checks that a backup only ever reaches the manager and its primary node.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from types import SimpleNamespace
 import aiohttp
 
 from cofre.cli.context import Context
+from cofre.errors import Forbidden
+from cofre.models import ChunkHash
 from cofre.protocol.client import ManagerClient, NodeClient
 from cofre.protocol.manager_api import ManifestView
 
@@ -57,6 +60,9 @@ class Clients:
         self.ctx = ctx
         self.manager = ManagerClient(session, ctx.manager_url, ctx.token)
         self._read_tickets: dict[str, str] = {}
+        # node URL -> (name, version) of the manifest its ticket came with, to ask it again
+        self._ticket_sources: dict[str, tuple[str, int]] = {}
+        self._renewing = asyncio.Lock()
 
     def node(self, url: str) -> NodeClient:
         return NodeClient(self.session, url, None)
@@ -71,6 +77,29 @@ class Clients:
         for chunk in view.chunks:
             for url in chunk.nodes:
                 self._read_tickets[url] = view.ticket
+                self._ticket_sources[url] = (view.name, view.version)
+
+    async def get_chunk(self, url: str, chunk_hash: ChunkHash) -> bytes:
+        """One chunk from the node at ``url`` under its read ticket; a ticket that expired
+        during a long restore is renewed once (its manifest asked again) and the read retried."""
+        ticket = self.read_ticket(url)
+        try:
+            return await self.node(url).get_chunk(chunk_hash, ticket=ticket)
+        except Forbidden:
+            if ticket is None or not await self._renew(url, ticket):
+                raise
+        return await self.node(url).get_chunk(chunk_hash, ticket=self.read_ticket(url))
+
+    async def _renew(self, url: str, stale: str) -> bool:
+        async with self._renewing:  # chunks in flight that all found it expired ask once
+            if self.read_ticket(url) != stale:
+                return True
+            source = self._ticket_sources.get(url.rstrip("/"))
+            if source is None:
+                return False
+            log.debug("read ticket refused, asking for it again url=%s name=%s", url, source[0])
+            await self.manifest(source[0], version=source[1])
+            return self.read_ticket(url) != stale
 
     async def manifest(self, name: str, *, version: int | None = None) -> ManifestView:
         view = await self.manager.get_manifest(name, version=version)

@@ -12,15 +12,18 @@ import time
 import pytest
 
 from cofre.chunks import iter_chunks
+from cofre.cli.http import Clients
+from cofre.config import ClientConfig
 from cofre.errors import Conflict, Forbidden, NotFound, RoleRefused, Unauthorized
 from cofre.manager.routes import api
-from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId
+from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, UploadId
 from cofre.protocol.access import Role
 from cofre.protocol.api import Operation
 from cofre.protocol.client import ManagerClient, NodeClient
+from cofre.tickets import Scope, Ticket, ticket_key
 
 from ..metrics_text import Scraped
-from .conftest import ClusterFactory
+from .conftest import TOKEN, ClusterFactory
 
 # What must stay admin whatever else changes: every way to delete or to run the cluster.
 ADMIN_ONLY = {
@@ -194,3 +197,24 @@ async def test_a_backup_key_puts_and_gets_through_the_nodes_without_the_token(
     with pytest.raises(RoleRefused):
         await agent.delete("k.txt")
     assert [f.name for f in await agent.list_files()] == ["k.txt"]
+
+
+async def test_the_cli_renews_a_read_ticket_that_expired_during_a_restore(
+    make_cluster: ClusterFactory,
+) -> None:
+    cluster = await make_cluster(3, factor=2)
+    data = b"a restore that outlasts its ticket " * 100
+    await cluster.send("long.bin", data)
+    key = (await cluster.api.create_key("restorer", Role.READ)).key
+    ctx = ClientConfig(manager_url=cluster.api.base_url, token=key)
+    clients = Clients(cluster.http, ctx)
+    view = await clients.manifest("long.bin")
+    url = view.chunks[0].nodes[0]
+    # What an hour later looks like: the ticket the manifest came with has expired.
+    expired = Ticket(
+        UploadId(""), tuple(NodeId(n) for n in cluster.nodes), time.time() - 1, scope=Scope.READ
+    ).sign(ticket_key(TOKEN))
+    clients._read_tickets[url] = expired
+    got = await clients.get_chunk(url, view.chunks[0].hash)
+    assert got == data[: view.chunks[0].length]
+    assert clients.read_ticket(url) not in (None, expired)
