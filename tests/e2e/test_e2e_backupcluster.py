@@ -275,10 +275,9 @@ def test_cli_job_backs_up_restores_and_cannot_delete(dev_cluster: DevCluster, ns
     assert "big.bin" in before and "small.txt" in before
     assert "big.bin" in after and "small.txt" in after
     # The toolbox holds the same kind of key: refused too; the token (an admin) may.
-    refused = dev_cluster.kubectl(
-        "exec", "-n", ns, "deploy/demo-toolbox", "--", "cofre", "rm", "small.txt", check=False
-    )
-    assert "has role backup" in refused
+    refused = toolbox(dev_cluster, ns, "sh", "-c", "cofre rm small.txt 2>&1; echo EXIT $?")
+    assert "has role backup; DELETE /v1/files needs role admin" in refused
+    assert refused.strip().endswith("EXIT 11")
     admin = as_admin(dev_cluster, ns)
     repaired = toolbox(dev_cluster, ns, *admin, "cofre", "repair")
     assert "0 copies lost, 0 chunks short of copies, 0 copies made" in repaired
