@@ -158,6 +158,16 @@ class UploadConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AccessConfig:
+    read_ticket_ttl_s: float = setting(
+        3600.0,
+        "lifetime of the read ticket a manifest answer carries, which lets a client holding a "
+        "key read the listed chunks from the nodes; as long as an upload's tickets",
+        unit="seconds",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class GCConfig:
     interval_s: float = setting(
         300.0,
@@ -327,6 +337,7 @@ class ManagerConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
     gc: GCConfig = field(default_factory=GCConfig)
     repair: RepairConfig = field(default_factory=RepairConfig)
     drain: DrainConfig = field(default_factory=DrainConfig)
@@ -379,7 +390,14 @@ class ClientConfig:
         metavar="URL",
     )
     token: str = setting(
-        "", "cluster token; empty: the one of the running `cofre local up`", metavar="TOKEN"
+        "",
+        "cluster token (admin), or a key; empty: the one of the running `cofre local up`",
+        metavar="TOKEN",
+    )
+    key: str = setting(
+        "",
+        "a key made by `cofre keys add` (cofre_<id>_<secret>); used instead of the token",
+        metavar="KEY",
     )
     ca: str = setting(
         "",

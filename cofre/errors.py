@@ -46,13 +46,20 @@ class BadRequest(CofreError):
 class Unauthorized(CofreError):
     status = 401
     code = "unauthorized"
-    title = "Missing or wrong cluster token"
+    title = "Missing or wrong cluster token or key"
 
 
 class Forbidden(CofreError):
     status = 403
     code = "forbidden"
     title = "Ticket does not allow this"
+
+
+class RoleRefused(Forbidden):
+    """A key's role is below what the operation needs (a backup key asked to delete)."""
+
+    code = "role_refused"
+    title = "The key's role does not allow this"
 
 
 class NotFound(CofreError):

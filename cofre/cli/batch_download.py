@@ -75,7 +75,7 @@ async def get_batch(
     await budget.memory.acquire(held)
     try:
         try:
-            manifests = await clients.manager.get_manifests([name for name, _ in files])
+            manifests = await clients.manifests([name for name, _ in files])
         except Exception as exc:
             for name, _ in files:
                 on_result(name, exc)
@@ -114,7 +114,9 @@ async def _fetch_all(
             ask = left[:MAX_FRAMED_CHUNKS]
             async with budget.requests:
                 try:
-                    frames = await clients.node(url).read_chunks(ask)
+                    frames = await clients.node(url).read_chunks(
+                        ask, ticket=clients.read_ticket(url)
+                    )
                 except CofreError as exc:
                     log.debug("batched read failed url=%s error=%s", url, exc.detail)
                     return

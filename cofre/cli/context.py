@@ -2,10 +2,11 @@
 
 The settings are cofre.config.ClientConfig, loaded like every component's: defaults < COFRE_*
 environment < flags (e.g. --manager / COFRE_MANAGER, --token / COFRE_TOKEN, --parallelism /
-COFRE_PARALLELISM). The manager and token, when set nowhere, come from the state file of a
-running `cofre local up` in the data dir (--data-dir / COFRE_DATA_DIR, default ./.cofre-local),
-and with its manager its CA (unless --ca / COFRE_CA names one). Plain http:// is refused unless
---insecure / COFRE_INSECURE (or the local cluster was started with --insecure) allows it.
+COFRE_PARALLELISM). A key (--key / COFRE_KEY) is sent instead of the token when given. The
+manager and token, when set nowhere, come from the state file of a running `cofre local up` in
+the data dir (--data-dir / COFRE_DATA_DIR, default ./.cofre-local), and with its manager its CA
+(unless --ca / COFRE_CA names one). Plain http:// is refused unless --insecure /
+COFRE_INSECURE (or the local cluster was started with --insecure) allows it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def resolve(settings: ClientConfig) -> Context:
     state_url = state.manager_url if state else ""
     state_token = state.token if state else ""
     url = settings.manager_url or state_url
-    tok = settings.token or state_token
+    # A key given is meant: it wins over the token (a narrower role, chosen on purpose).
+    tok = settings.key or settings.token or state_token
     pid = state.pid if state else 0
     if url and url == state_url and pid and not pid_alive(pid):
         # A state file outlives a `local up` that was killed outright; say so plainly.
@@ -58,7 +60,8 @@ def resolve(settings: ClientConfig) -> Context:
         )
     if not tok:
         raise UsageError(
-            "no cluster token: pass --token, set COFRE_TOKEN, or start `cofre local up`"
+            "no cluster token or key: pass --token or --key, set COFRE_TOKEN or COFRE_KEY, "
+            "or start `cofre local up`"
         )
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"manager URL must start with http:// or https://: {url!r}")
@@ -76,7 +79,7 @@ def resolve(settings: ClientConfig) -> Context:
             )
         warn_insecure(url)
     return dataclasses.replace(
-        settings, manager_url=url.rstrip("/"), token=tok, ca=ca, insecure=insecure
+        settings, manager_url=url.rstrip("/"), token=tok, key="", ca=ca, insecure=insecure
     )
 
 

@@ -50,7 +50,7 @@ async def fetch_chunk(clients: Clients, chunk: ChunkLocation) -> bytes:
     corrupt = False
     for url in nodes:
         try:
-            data = await clients.node(url).get_chunk(chunk_hash)
+            data = await clients.get_chunk(url, chunk_hash)
         except CofreError as exc:
             corrupt = corrupt or isinstance(exc, IntegrityError)
             failures.append(f"{url}: {exc.detail}")
@@ -165,7 +165,7 @@ async def get_to_path(
 ) -> GetResult:
     """Restore NAME to ``dest``; bytes written are reported to ``progress`` as they go (the
     caller reports the file finished, with the result)."""
-    manifest = await clients.manager.get_manifest(name, version=version)
+    manifest = await clients.manifest(name, version=version)
     dest = prepare_dest(dest, name=name, force=force, make_parents=make_parents)
     size, mode, mtime = manifest.size, manifest.mode, manifest.mtime
     if progress is None:
@@ -266,7 +266,7 @@ async def get_to_stdout(
     budget: Budget,
     progress: TransferProgress | None = None,
 ) -> GetResult:
-    manifest = await clients.manager.get_manifest(name, version=version)
+    manifest = await clients.manifest(name, version=version)
     out = sys.stdout.buffer
     if progress is None:
         progress = TransferProgress.silent("get")

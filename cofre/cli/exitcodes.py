@@ -15,6 +15,7 @@ from cofre.errors import (
     NotEnoughNodes,
     NotFound,
     ReplicaFailed,
+    RoleRefused,
     Unauthorized,
     Unavailable,
 )
@@ -32,6 +33,7 @@ class ExitCode(IntEnum):
     LOCAL_FILE = 8
     NO_SPACE = 9
     OUTCOME_UNKNOWN = 10
+    REFUSED = 11
     INTERRUPTED = 130
 
 
@@ -42,11 +44,12 @@ _MEANING: dict[ExitCode, str] = {
     ExitCode.UNAVAILABLE: "the manager or a storage node cannot be reached",
     ExitCode.NOT_FOUND: "unknown name or version",
     ExitCode.NOT_ENOUGH_NODES: "not enough ready storage nodes for the replication factor",
-    ExitCode.UNAUTHORIZED: "missing or wrong cluster token",
+    ExitCode.UNAUTHORIZED: "missing or wrong cluster token or key",
     ExitCode.INTEGRITY: "content does not match its hash (corrupt or changed)",
     ExitCode.LOCAL_FILE: "a local file cannot be read or written",
     ExitCode.NO_SPACE: "the storage nodes are out of space",
     ExitCode.OUTCOME_UNKNOWN: "a commit was sent but its answer lost: check with `cofre ls`",
+    ExitCode.REFUSED: "the key's role does not allow this (a backup key cannot delete)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -78,6 +81,8 @@ def exit_code_for(exc: BaseException) -> ExitCode:
         return ExitCode.UNAVAILABLE
     if isinstance(exc, NotFound):
         return ExitCode.NOT_FOUND
+    if isinstance(exc, RoleRefused):
+        return ExitCode.REFUSED
     if isinstance(exc, Unauthorized):
         return ExitCode.UNAUTHORIZED
     if isinstance(exc, IntegrityError):

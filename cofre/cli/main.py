@@ -18,6 +18,7 @@ from cofre.cli.cmd_cluster import (
     run_status,
 )
 from cofre.cli.cmd_files import run_get, run_ls, run_put, run_rm
+from cofre.cli.cmd_keys import run_keys_add, run_keys_ls, run_keys_rm
 from cofre.cli.cmd_snapshots import (
     add_forget_flags,
     run_forget,
@@ -38,6 +39,7 @@ from cofre.cli.local import (
 from cofre.cli.output import display_name
 from cofre.config import ClientConfig, add_flags
 from cofre.logsetup import CLI_FORMAT, setup_logging
+from cofre.protocol.access import ROLE_MEANING, Role
 
 Handler = Callable[[argparse.Namespace, Context], Coroutine[Any, Any, ExitCode]]
 
@@ -46,7 +48,8 @@ cofre backs files up onto storage nodes chosen by a manager.
 
 Settings: defaults < COFRE_* environment < flags (see a command's --help). The manager and
 token come from --manager/--token, else COFRE_MANAGER/COFRE_TOKEN, else the state file of a
-running `cofre local up` (./.cofre-local, or --data-dir/COFRE_DATA_DIR).
+running `cofre local up` (./.cofre-local, or --data-dir/COFRE_DATA_DIR). A key made by
+`cofre keys add` (--key/COFRE_KEY, or in place of the token) is sent instead of the token.
 Set COFRE_LOG_LEVEL=DEBUG (or -v) to log every request."""
 
 
@@ -252,6 +255,27 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.set_defaults(handler=run_catalog_rebuild)
+
+    keys = sub.add_parser(
+        "keys",
+        help="keys with a role, for clients that must not hold the token (admin only)",
+        description="Keys clients send instead of the cluster token, each with one role: "
+        + "; ".join(f"{r.value}: {ROLE_MEANING[r]}" for r in Role)
+        + ". Only an admin (the token, or an admin key) makes, lists or revokes them.",
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", parser_class=_Parser)
+    keys_sub.required = True
+    p = keys_sub.add_parser(
+        "add", parents=[conn, js], help="make a key and print it (shown only this once)"
+    )
+    p.add_argument("name", metavar="NAME", help="who or what holds it, e.g. laptop-ana")
+    p.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p.set_defaults(handler=run_keys_add)
+    p = keys_sub.add_parser("ls", parents=[conn, js], help="every key: role, made, last used")
+    p.set_defaults(handler=run_keys_ls)
+    p = keys_sub.add_parser("rm", parents=[conn, js], help="revoke a key")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(handler=run_keys_rm)
 
     p = sub.add_parser("menu", parents=[conn], help="the interactive menu")
     p.set_defaults(handler=None, menu=True)

@@ -86,7 +86,7 @@ async def locate(clients: Clients, hashes: list[ChunkHash]) -> dict[ChunkHash, C
     unique = list(dict.fromkeys(hashes))
     for start in range(0, len(unique), MAX_KNOWN_HASHES):
         group = unique[start : start + MAX_KNOWN_HASHES]
-        for loc in await clients.manager.locate_chunks(group):
+        for loc in await clients.locate(group):
             found[loc.hash] = loc
     return found
 
@@ -293,7 +293,9 @@ class TreeRestore:
         for group in groups:
             async with self.budget.requests:
                 try:
-                    frames = await self.clients.node(url).read_chunks(group)
+                    frames = await self.clients.node(url).read_chunks(
+                        group, ticket=self.clients.read_ticket(url)
+                    )
                 except CofreError as exc:
                     log.debug("batched read failed url=%s error=%s", url, exc.detail)
                     return

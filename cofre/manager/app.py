@@ -20,6 +20,8 @@ from cofre.manager.metrics import METRICS, ManagerMetrics, scrape
 from cofre.manager.probing import probe_loop
 from cofre.manager.registry import Registry
 from cofre.manager.routes import api, routes
+from cofre.protocol.access import ParsedKey, Principal, Role
+from cofre.protocol.auth import auth_middleware
 from cofre.protocol.client import open_session
 from cofre.protocol.server import service_app
 
@@ -53,17 +55,26 @@ class ManagerLoops:
 
 
 LOOPS = web.AppKey("loops", ManagerLoops)
-api.serve_metrics(scrape)
+api.serve_metrics(scrape, role=Role.READ)
 
 
 def create_app(config: ManagerConfig) -> web.Application:
     metrics = ManagerMetrics()
-    app = service_app(
+    app: web.Application
+
+    async def lookup(key: ParsedKey) -> Principal | None:
+        # The key store opens with the catalog; a request before that has no key to check.
+        return await app[MANAGER].keys.lookup(key) if MANAGER in app else None
+
+    auth = auth_middleware(
+        api,
         token=config.token,
-        declared_public=api.public_paths,
         metrics_public=config.metrics.public,
-        metrics_middleware=metrics.middleware,
-        client_max_size=MAX_MANAGER_JSON_BYTES,
+        keys=lookup,
+        refused=metrics.refused,
+    )
+    app = service_app(
+        auth=auth, metrics_middleware=metrics.middleware, client_max_size=MAX_MANAGER_JSON_BYTES
     )
     app[CONFIG] = config
     app[METRICS] = metrics
@@ -85,12 +96,14 @@ async def _manager_ctx(app: web.Application) -> AsyncIterator[None]:
             )
             app[METRICS].manager = m
             m.registry.draining.update(await catalog.draining())
+            key_count = await m.keys.load()
             open_uploads = await uploads.restore_reservations(m)
             app[MANAGER] = m
             log.info(
-                "catalog open path=%s open_uploads=%d draining=%s",
+                "catalog open path=%s open_uploads=%d keys=%d draining=%s",
                 catalog.path,
                 open_uploads,
+                key_count,
                 ",".join(sorted(m.registry.draining)) or "-",
             )
             yield

@@ -20,6 +20,7 @@ from cofre.errors import Conflict
 from cofre.manager import catalog_snapshots as snap_sql
 from cofre.manager.catalog_rows import (
     CommitEntry,
+    KeyRow,
     LiveChunk,
     RecoveredVersion,
     SessionRow,
@@ -49,6 +50,7 @@ __all__ = [
     "WHY_REBUILD",
     "Catalog",
     "CommitEntry",
+    "KeyRow",
     "LiveChunk",
     "RecoveredVersion",
     "SessionRow",
@@ -693,3 +695,50 @@ class Catalog:
             return {NodeId(r[0]) for r in db.execute("SELECT node_id FROM draining")}
 
         return await self._run(do)
+
+    # client keys ------------------------------------------------------------------------------
+
+    async def add_key(self, row: KeyRow) -> None:
+        """Record a new key; Conflict if its name is taken."""
+
+        def do(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO client_keys VALUES (?,?,?,?,?,?)",
+                    (row.key_id, row.name, row.role, row.digest, row.created, row.last_used),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"a key named {row.name!r} exists already") from None
+
+        await self._run(do)
+
+    async def client_keys(self) -> list[KeyRow]:
+        def do(db: sqlite3.Connection) -> list[KeyRow]:
+            rows = db.execute(
+                "SELECT id, name, role, digest, created, last_used FROM client_keys ORDER BY name"
+            )
+            return [
+                KeyRow(
+                    key_id=str(r[0]),
+                    name=str(r[1]),
+                    role=str(r[2]),
+                    digest=str(r[3]),
+                    created=float(r[4]),
+                    last_used=None if r[5] is None else float(r[5]),
+                )
+                for r in rows
+            ]
+
+        return await self._run(do)
+
+    async def delete_key(self, name: str) -> bool:
+        def do(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM client_keys WHERE name = ?", (name,)).rowcount > 0
+
+        return await self._run(do)
+
+    async def key_used(self, key_id: str, at: float) -> None:
+        def do(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE client_keys SET last_used = ? WHERE id = ?", (at, key_id))
+
+        await self._run(do)

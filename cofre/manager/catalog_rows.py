@@ -95,3 +95,15 @@ class SnapshotRow:
             and set(tags) <= set(self.tags)
             and (path is None or path in self.paths)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """A client key as the catalog keeps it: a sha256 of its secret, never the secret."""
+
+    key_id: str
+    name: str
+    role: str
+    digest: str
+    created: float
+    last_used: float | None = None

@@ -129,6 +129,16 @@ CREATE TABLE IF NOT EXISTS snapshot_chunks (
     PRIMARY KEY (snapshot_id, hash)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS snapshot_chunks_hash ON snapshot_chunks(hash);
+-- Client keys (cofre.protocol.access): a sha256 of each secret, never the secret. A table any
+-- catalog gains on open (IF NOT EXISTS): no schema version to migrate.
+CREATE TABLE IF NOT EXISTS client_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_used REAL
+);
 """
 
 # The live reference set: data chunks and manifests of versions not deleted, and the chunks of

@@ -10,6 +10,7 @@ import aiohttp
 from cofre.config import ManagerConfig
 from cofre.errors import Unavailable
 from cofre.manager.catalog import Catalog
+from cofre.manager.clientkeys import KeyStore
 from cofre.manager.exposure import Exposure
 from cofre.manager.metrics import ManagerMetrics
 from cofre.manager.placement import Weights
@@ -48,8 +49,11 @@ class Manager:
     # Drain's and repair's shared limits: bytes per second copied, copies in flight per node.
     copy_pacer: Pacer = field(init=False)
     copy_slots: Slots = field(init=False)
+    # Client keys, loaded from the catalog at start.
+    keys: KeyStore = field(init=False)
 
     def __post_init__(self) -> None:
+        self.keys = KeyStore(self.catalog)
         self.repair_after_s = self.config.repair.after_s
         self.copy_pacer = Pacer(self.config.repair.bytes_per_s)
         self.copy_slots = Slots(self.config.repair.per_node_copies)

@@ -21,6 +21,8 @@ from prometheus_client.registry import Collector
 from cofre.aio import Periodic
 from cofre.manager.placement import Placement, candidates, terms
 from cofre.models import NodeId
+from cofre.protocol.access import Principal
+from cofre.protocol.api import Operation
 from cofre.protocol.base import ChunkStatus
 from cofre.protocol.manager_api import DrainStatus, ReplicationWindow
 from cofre.protocol.metrics import LoopCollector, request_histogram, request_middleware
@@ -204,6 +206,13 @@ class ManagerMetrics:
             "Windows with chunks short of F copies begun since the manager started.",
             registry=r,
         )
+        self.auth_refused = Counter(
+            f"{PREFIX}_auth_refused_total",
+            "Requests refused because the key's role is below what the operation needs, by "
+            "the key's role and the operation (its OpenAPI operationId).",
+            ["role", "operation"],
+            registry=r,
+        )
         self.gc_runs = Counter(
             f"{PREFIX}_gc_runs_total", "Garbage collection passes that finished.", registry=r
         )
@@ -243,6 +252,9 @@ class ManagerMetrics:
         r.register(LoopCollector(PREFIX, lambda: self.loops))
 
     # events ----------------------------------------------------------------------------------
+
+    def refused(self, who: Principal, op: Operation) -> None:
+        self.auth_refused.labels(role=who.role.value, operation=op.operation_id).inc()
 
     def probed(self, node: NodeId, seconds: float) -> None:
         self.probe_latency.labels(node).observe(seconds)

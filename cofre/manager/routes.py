@@ -28,8 +28,10 @@ from cofre.manager.catalog import VersionRow
 from cofre.manager.context import Manager
 from cofre.manager.keys import MANAGER
 from cofre.manager.placement import restore_order
-from cofre.models import ChunkHash, ChunkRef, NodeId
+from cofre.models import ChunkHash, ChunkRef, NodeId, UploadId
+from cofre.protocol.access import Role
 from cofre.protocol.api import Api, api_body, api_path, api_query, health_reply, reply
+from cofre.protocol.auth import PRINCIPAL
 from cofre.protocol.base import Health
 from cofre.protocol.manager_api import (
     ChunkLocation,
@@ -38,6 +40,7 @@ from cofre.protocol.manager_api import (
     ClusterStats,
     CommitAnswer,
     CommitUpload,
+    CreateKey,
     CreateUpload,
     Deleted,
     DrainRequest,
@@ -47,6 +50,10 @@ from cofre.protocol.manager_api import (
     FsckReport,
     GcRequest,
     GcResult,
+    KeyCreated,
+    KeyInfo,
+    KeyList,
+    KeyPath,
     KnownAnswer,
     KnownQuery,
     ListQuery,
@@ -64,8 +71,11 @@ from cofre.protocol.manager_api import (
     UploadPath,
     WhereReport,
 )
+from cofre.tickets import Scope, Ticket
 
-api = Api()
+# Every route but the public ones declares the least role it needs (Api refuses one that does
+# not): read lists and restores, backup adds, admin deletes and runs the cluster.
+api = Api(roles=True)
 routes = api.routes
 
 
@@ -75,21 +85,27 @@ def _manifest_view(
     chunks: list[ChunkRef],
     locations: Mapping[ChunkHash, set[NodeId]],
 ) -> ManifestView:
-    listed = _located(m, chunks, locations)
-    return ManifestView(**health.version_base(row).model_dump(), chunks=listed)
+    listed, ticket = _located(m, chunks, locations)
+    return ManifestView(**health.version_base(row).model_dump(), chunks=listed, ticket=ticket)
 
 
 def _located(
     m: Manager, chunks: list[ChunkRef], locations: Mapping[ChunkHash, set[NodeId]]
-) -> list[ChunkLocation]:
-    """Each chunk with the URLs of the nodes holding it, best to read from first."""
+) -> tuple[list[ChunkLocation], str]:
+    """Each chunk with the URLs of the nodes holding it, best to read from first, and a read
+    ticket naming those nodes: they accept reads under it from a client that holds a key, not
+    the token."""
     views = {v.node_id: v for v in m.registry.views()}
     listed = []
+    named: set[NodeId] = set()
     for c in chunks:
         holders = [views[n] for n in locations.get(c.hash, set()) if n in views]
+        named.update(v.node_id for v in holders)
         urls = [v.url for v in restore_order(holders, m.weights)]
         listed.append(ChunkLocation(hash=c.hash, length=c.length, nodes=urls))
-    return listed
+    expires = time.time() + m.config.access.read_ticket_ttl_s
+    ticket = Ticket(UploadId(""), tuple(sorted(named)), expires, scope=Scope.READ)
+    return listed, ticket.sign(m.ticket_key)
 
 
 @api.get("/healthz", summary="Liveness", replies={200: Health}, public=True)
@@ -111,6 +127,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/uploads",
+    role=Role.BACKUP,
     errors=(409, 502, 503, 507),
     summary="Open an upload: placement, tickets, the primary's address",
     body=CreateUpload,
@@ -124,6 +141,7 @@ async def create_upload(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/uploads/{upload_id}/commit",
+    role=Role.BACKUP,
     errors=(404, 409, 502, 503),
     summary="Commit an upload's manifests once every copy is confirmed",
     path_params=UploadPath,
@@ -141,6 +159,7 @@ async def commit_upload(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/uploads/{upload_id}/known",
+    role=Role.BACKUP,
     errors=(404, 409, 503),
     summary="Which chunks are stored with F copies already and need not be sent",
     path_params=UploadPath,
@@ -156,6 +175,7 @@ async def known_chunks(request: web.Request) -> web.Response:
 
 @api.delete(
     "/v1/uploads/{upload_id}",
+    role=Role.BACKUP,
     errors=(404,),
     summary="Abort an upload",
     path_params=UploadPath,
@@ -167,7 +187,9 @@ async def abort_upload(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@api.get("/v1/files", summary="Live versions", query=ListQuery, replies={200: FileList})
+@api.get(
+    "/v1/files", summary="Live versions", query=ListQuery, replies={200: FileList}, role=Role.READ
+)
 async def list_files(request: web.Request) -> web.Response:
     query = api_query(request, ListQuery)
     rows = await request.app[MANAGER].catalog.versions(all_versions=query.versions)
@@ -176,6 +198,7 @@ async def list_files(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/files/manifest",
+    role=Role.READ,
     errors=(404,),
     summary="A live version and where to read each chunk",
     query=NameQuery,
@@ -191,6 +214,7 @@ async def get_manifest(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/files/where",
+    role=Role.READ,
     errors=(404,),
     summary="Where every copy of a version's chunks is, in what state, and why",
     query=NameQuery,
@@ -203,6 +227,7 @@ async def where(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/files/manifests",
+    role=Role.READ,
     summary="The latest live version of each name (names without one are left out)",
     body=ManifestsQuery,
     replies={200: ManifestList},
@@ -218,6 +243,7 @@ async def get_manifests(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/chunks/locate",
+    role=Role.READ,
     summary="Where to read chunks, nodes best first (chunks the catalog does not know left out)",
     body=LocateQuery,
     replies={200: ChunkLocations},
@@ -229,11 +255,13 @@ async def locate_chunks(request: web.Request) -> web.Response:
     lengths = await m.catalog.lengths(wanted)
     locations = await m.catalog.locations([h for h in wanted if h in lengths])
     chunks = [ChunkRef(h, lengths[h]) for h in wanted if h in lengths]
-    return reply(ChunkLocations(chunks=_located(m, chunks, locations)))
+    listed, ticket = _located(m, chunks, locations)
+    return reply(ChunkLocations(chunks=listed, ticket=ticket))
 
 
 @api.delete(
     "/v1/files",
+    role=Role.ADMIN,
     errors=(404,),
     summary="Delete a version (or every live version) of a name",
     query=NameQuery,
@@ -247,7 +275,12 @@ async def delete_files(request: web.Request) -> web.Response:
     return reply(Deleted(deleted=deleted))
 
 
-@api.get("/v1/nodes", summary="Every node: probes, placement score", replies={200: NodeList})
+@api.get(
+    "/v1/nodes",
+    summary="Every node: probes, placement score",
+    replies={200: NodeList},
+    role=Role.READ,
+)
 async def nodes(request: web.Request) -> web.Response:
     m = request.app[MANAGER]
     p = m.config.placement
@@ -263,6 +296,7 @@ async def nodes(request: web.Request) -> web.Response:
 
 @api.get(
     "/v1/fsck",
+    role=Role.READ,
     errors=(404,),
     summary="Check every version's chunks and copies",
     query=FsckQuery,
@@ -275,6 +309,7 @@ async def fsck(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/gc",
+    role=Role.ADMIN,
     summary="Delete chunks no live version needs",
     body=GcRequest,
     body_required=False,
@@ -287,6 +322,7 @@ async def run_gc(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/repair",
+    role=Role.ADMIN,
     summary="Copy every live chunk back to F good copies",
     body=RepairRequest,
     body_required=False,
@@ -299,6 +335,7 @@ async def run_repair(request: web.Request) -> web.Response:
 
 @api.post(
     "/v1/catalog/rebuild",
+    role=Role.ADMIN,
     errors=(409, 503),
     summary="Fill an empty catalog from the manifests on the nodes (409 if it holds any)",
     body=RebuildRequest,
@@ -310,13 +347,14 @@ async def rebuild_catalog(request: web.Request) -> web.Response:
     return reply(await rebuild.rebuild(request.app[MANAGER]))
 
 
-@api.get("/v1/stats", summary="Cluster totals", replies={200: ClusterStats})
+@api.get("/v1/stats", summary="Cluster totals", replies={200: ClusterStats}, role=Role.READ)
 async def stats(request: web.Request) -> web.Response:
     return reply(await health.cluster_stats(request.app[MANAGER]))
 
 
 @api.post(
     "/v1/drain",
+    role=Role.ADMIN,
     errors=(404,),
     summary="Start draining nodes (every id must be a known node)",
     body=DrainRequest,
@@ -329,6 +367,7 @@ async def start_drain(request: web.Request) -> web.Response:
 
 @api.put(
     "/v1/drain",
+    role=Role.ADMIN,
     summary="Make the draining set exactly these nodes (an empty list ends every drain)",
     body=DrainRequest,
     replies={200: DrainStatus},
@@ -338,13 +377,14 @@ async def set_drain(request: web.Request) -> web.Response:
     return reply(await drain.set_drain(request.app[MANAGER], body.nodes))
 
 
-@api.get("/v1/drain", summary="Drain progress", replies={200: DrainStatus})
+@api.get("/v1/drain", summary="Drain progress", replies={200: DrainStatus}, role=Role.READ)
 async def drain_status(request: web.Request) -> web.Response:
     return reply(await drain.status(request.app[MANAGER]))
 
 
 @api.get(
     "/v1/overview",
+    role=Role.READ,
     summary="Totals, capacity forecast, placement weights, latest fsck and repair",
     replies={200: ClusterOverview},
 )
@@ -352,10 +392,55 @@ async def cluster_overview(request: web.Request) -> web.Response:
     return reply(await overview.overview(request.app[MANAGER]))
 
 
+@api.post(
+    "/v1/keys",
+    role=Role.ADMIN,
+    errors=(409,),
+    summary="Make a key with a role; the answer is the only time the key is shown",
+    body=CreateKey,
+    replies={201: KeyCreated},
+)
+async def create_key(request: web.Request) -> web.Response:
+    asked = await api_body(request, CreateKey, limit=MAX_MANAGER_JSON_BYTES)
+    store = request.app[MANAGER].keys
+    row, text = await store.add(name=asked.name, role=asked.role, by=request[PRINCIPAL].name)
+    made = KeyCreated(name=row.name, role=asked.role, created=row.created, key=text)
+    return reply(made, status=201)
+
+
+@api.get(
+    "/v1/keys",
+    role=Role.ADMIN,
+    summary="Every key: name, role, when made and last used (never the key)",
+    replies={200: KeyList},
+)
+async def list_keys(request: web.Request) -> web.Response:
+    listed = [
+        KeyInfo(name=r.name, role=Role(r.role), created=r.created, last_used=used)
+        for r, used in request.app[MANAGER].keys.rows()
+    ]
+    return reply(KeyList(keys=listed))
+
+
+@api.delete(
+    "/v1/keys/{name}",
+    role=Role.ADMIN,
+    errors=(404,),
+    summary="Revoke a key: refused from the next request on",
+    path_params=KeyPath,
+    replies={204: None},
+)
+async def delete_key(request: web.Request) -> web.Response:
+    name = api_path(request, KeyPath).name
+    await request.app[MANAGER].keys.remove(name, by=request[PRINCIPAL].name)
+    return web.Response(status=204)
+
+
 snapshot_routes.declare(api)
 statuspage.declare(api)
 
 api.serve_document(
+    role=Role.READ,
     title="cofre manager",
     version="1",
     description="Placement, catalog, commit, GC, fsck, repair and drain. The manager never "

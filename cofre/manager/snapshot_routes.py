@@ -9,6 +9,7 @@ from cofre.limits import MAX_MANAGER_JSON_BYTES
 from cofre.manager import snapshots
 from cofre.manager.keys import MANAGER
 from cofre.models import ChunkRef, SnapshotId
+from cofre.protocol.access import Role
 from cofre.protocol.api import Api, api_body, api_path, api_query, reply
 from cofre.protocol.manager_api import (
     ChunksCommitted,
@@ -45,6 +46,7 @@ def declare(api: Api) -> None:
 
     @api.post(
         "/v1/snapshots",
+        role=Role.BACKUP,
         errors=(404, 409),
         summary="Open a tree snapshot (invisible until committed)",
         body=SnapshotCreate,
@@ -56,6 +58,7 @@ def declare(api: Api) -> None:
 
     @api.get(
         "/v1/snapshots",
+        role=Role.READ,
         summary="Committed snapshots, oldest first (filters: host, tags, source path)",
         query=SnapshotFilter,
         replies={200: SnapshotList},
@@ -69,6 +72,7 @@ def declare(api: Api) -> None:
 
     @api.post(
         "/v1/snapshots/forget",
+        role=Role.ADMIN,
         summary="Apply keep rules per group of snapshots; remove the rest unless a dry run",
         body=ForgetRequest,
         replies={200: ForgetReport},
@@ -79,6 +83,7 @@ def declare(api: Api) -> None:
 
     @api.get(
         "/v1/snapshots/{snapshot}",
+        role=Role.READ,
         errors=(404,),
         summary="A committed snapshot by id, unique id prefix, or `latest` (with the filters)",
         path_params=SnapshotPath,
@@ -92,6 +97,7 @@ def declare(api: Api) -> None:
 
     @api.delete(
         "/v1/snapshots/{snapshot}",
+        role=Role.ADMIN,
         errors=(404,),
         summary="Remove a snapshot (or abort an open one); GC frees what nothing else needs",
         path_params=SnapshotPath,
@@ -104,6 +110,7 @@ def declare(api: Api) -> None:
 
     @api.post(
         "/v1/snapshots/{snapshot}/chunks",
+        role=Role.BACKUP,
         errors=(404, 409, 502, 503),
         summary="Close an upload by committing its chunks into the open snapshot",
         path_params=SnapshotPath,
@@ -121,6 +128,7 @@ def declare(api: Api) -> None:
 
     @api.post(
         "/v1/snapshots/{snapshot}/entries",
+        role=Role.BACKUP,
         errors=(404, 409),
         summary="Add a batch of tree entries to the open snapshot",
         path_params=SnapshotPath,
@@ -134,6 +142,7 @@ def declare(api: Api) -> None:
 
     @api.post(
         "/v1/snapshots/{snapshot}/commit",
+        role=Role.BACKUP,
         errors=(404, 409),
         summary="Commit the open snapshot in one transaction (409 naming chunks not stored)",
         path_params=SnapshotPath,
@@ -148,6 +157,7 @@ def declare(api: Api) -> None:
 
     @api.get(
         "/v1/snapshots/{snapshot}/entries",
+        role=Role.READ,
         errors=(404,),
         summary="A page of a committed snapshot's entries in path order (under a path)",
         path_params=SnapshotPath,
@@ -164,6 +174,7 @@ def declare(api: Api) -> None:
 
     @api.get(
         "/v1/snapshots/{snapshot}/where",
+        role=Role.READ,
         errors=(404,),
         summary="Where every copy of a snapshot file's chunks is, in what state, and why",
         path_params=SnapshotPath,

@@ -11,6 +11,7 @@ import base64
 from cofre.config import env_name
 from cofre.kube import KubeObject
 from cofre.operator.spec import (
+    CLI_KEY_KEY,
     MANAGER_PORT,
     NODE_PORT,
     TOKEN_KEY,
@@ -247,6 +248,29 @@ def build_secret(*, name: str, namespace: str, token: str) -> KubeObject:
         "type": "Opaque",
         # data, not stringData: what is applied is what is stored, so re-applying is a no-op.
         "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()},
+    }
+
+
+def build_cli_key_secret(*, name: str, namespace: str, key: str) -> KubeObject:
+    """The in-cluster CLI's key, role backup: it adds backups and can delete none."""
+    names = Names(name)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(names.cli_key, namespace, name, TOOLBOX),
+        "type": "Opaque",
+        "data": {CLI_KEY_KEY: base64.b64encode(key.encode()).decode()},
+    }
+
+
+def build_toolbox_service_account(*, name: str, namespace: str) -> KubeObject:
+    """The toolbox's own account, bound to no role and without an API token in the pod: the
+    CLI talks to cofre, never to Kubernetes."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(Names(name).toolbox, namespace, name, TOOLBOX),
+        "automountServiceAccountToken": False,
     }
 
 
@@ -497,12 +521,16 @@ def build_manager_statefulset(
 
 
 def cli_env(*, name: str, namespace: str) -> list[KubeObject]:
-    """What the `cofre` command needs inside the cluster: the manager's URL, the token and the
-    CA bundle (mounted from the trust Secret at TLS_DIR)."""
+    """What the `cofre` command needs inside the cluster: the manager's URL, a backup key from
+    its own Secret (never the cluster token, so a CLI pod cannot delete a backup) and the CA
+    bundle (mounted from the trust Secret at TLS_DIR)."""
     names = Names(name)
     return [
         {"name": "COFRE_MANAGER", "value": names.manager_url(namespace)},
-        _token_env(names),
+        {
+            "name": env_name(("key",)),
+            "valueFrom": {"secretKeyRef": {"name": names.cli_key, "key": CLI_KEY_KEY}},
+        },
         {"name": "COFRE_CA", "value": f"{TLS_DIR}/{CA_KEY}"},
     ]
 
@@ -524,6 +552,7 @@ def build_toolbox_deployment(
             "template": {
                 "metadata": {"labels": labels(name, TOOLBOX)},
                 "spec": {
+                    "serviceAccountName": Names(name).toolbox,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": pod_security_context(),

@@ -3,7 +3,8 @@
 Every pass derives every child from the spec (never from the event that triggered it). A child is
 written only when it is missing, when what the builders make of the spec changed (a hash of it is
 an annotation on the child), or when the live child drifted from it; otherwise a pass only reads.
-The only state kept between passes is the token (in its Secret) and the drain (in the manager).
+The only state kept between passes is the token and the CLI's key (in their Secrets) and the
+drain (in the manager).
 Passes on one BackupCluster never overlap: the handlers run them under a per-object lock.
 """
 
@@ -26,7 +27,7 @@ import aiohttp
 import kopf
 
 from cofre import tls
-from cofre.errors import CofreError
+from cofre.errors import CofreError, Conflict
 from cofre.kube import KubeError, KubeObject, object_path
 from cofre.operator import builders, certs
 from cofre.operator.decisions import (
@@ -41,6 +42,8 @@ from cofre.operator.decisions import (
     statefulset_rolling_out,
 )
 from cofre.operator.spec import (
+    CLI_KEY_KEY,
+    CLI_KEY_NAME,
     GROUP,
     KIND,
     TOKEN_KEY,
@@ -59,6 +62,7 @@ from cofre.operator.status import (
     was_ready,
 )
 from cofre.operator.trust import TrustContexts
+from cofre.protocol.access import Role
 from cofre.protocol.client import ManagerClient
 from cofre.protocol.manager_api import ClusterStats
 
@@ -388,6 +392,51 @@ async def _ensure_cert_manager(ctx: Context, target: Target, spec: ClusterSpec) 
     return issued.ca
 
 
+async def ensure_cli_key(
+    ctx: Context, target: Target, *, token: str, ca: bytes | None, manager_ready: bool
+) -> bool:
+    """The in-cluster CLI's backup key in its own Secret: made once through the manager (with
+    the token) when the Secret is missing, then kept. -> whether the Secret holds a key now.
+
+    A key made by a pass that died before its Secret was written has the same name: it is
+    revoked and made again, so the only key under that name is the one in the Secret.
+    """
+    name = target.names.cli_key
+    path = object_path("v1", "Secret", namespace=target.namespace, name=name)
+    existing = await _get(ctx, path)
+    if existing is not None and (existing.get("data") or {}).get(CLI_KEY_KEY):
+        return True
+    if not manager_ready:
+        return False
+    client = await _manager(ctx, target, token, ca)
+    if client is None:
+        return False
+    try:
+        try:
+            made = await client.create_key(CLI_KEY_NAME, Role.BACKUP)
+        except Conflict:
+            await client.delete_key(CLI_KEY_NAME)
+            made = await client.create_key(CLI_KEY_NAME, Role.BACKUP)
+    except CofreError as exc:
+        log.warning("cannot make the CLI key cluster=%s/%s: %s", target.namespace, target.name, exc)
+        return False
+    obj = builders.build_cli_key_secret(name=target.name, namespace=target.namespace, key=made.key)
+    if existing is None:
+        kopf.adopt(obj, owner=target.body)
+        stamp(obj)
+        try:
+            await ctx.api.create(obj)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise _write_error("Secret", name, exc) from exc
+            existing = await _get(ctx, path)
+    if existing is not None:
+        # Written meanwhile, or without a key: the key just made is the only valid one.
+        await apply_over(ctx, target, obj, live=existing)
+    log.info("made the CLI's backup key secret=%s namespace=%s", name, target.namespace)
+    return True
+
+
 async def ensure_manager_rbac(ctx: Context, target: Target) -> None:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_manager_service_account(**kw))
@@ -431,12 +480,15 @@ async def ensure_manager(
     )
 
 
-async def ensure_toolbox(ctx: Context, target: Target, spec: ClusterSpec, *, image: str) -> None:
+async def ensure_toolbox(
+    ctx: Context, target: Target, spec: ClusterSpec, *, image: str, key_ready: bool
+) -> None:
+    """The toolbox, once its key's Secret exists (its pod could not start without it)."""
     if spec.toolbox:
-        obj = builders.build_toolbox_deployment(
-            spec, name=target.name, namespace=target.namespace, image=image
-        )
-        await apply(ctx, target, obj)
+        kw = {"name": target.name, "namespace": target.namespace}
+        await apply(ctx, target, builders.build_toolbox_service_account(**kw))
+        if key_ready:
+            await apply(ctx, target, builders.build_toolbox_deployment(spec, image=image, **kw))
         return
     path = object_path(
         "apps/v1", "Deployment", namespace=target.namespace, name=target.names.toolbox
@@ -529,7 +581,8 @@ async def reconcile(
     ca_id = certs.newest_ca_id(ca) if ca is not None else None
     storage_sts = await ensure_storage(ctx, target, spec, image=image, plan=plan, ca_id=ca_id)
     manager_sts = await ensure_manager(ctx, target, spec, image=image, ca_id=ca_id)
-    await ensure_toolbox(ctx, target, spec, image=image)
+    key_ready = await ensure_cli_key(ctx, target, token=token, ca=ca, manager_ready=manager_ready)
+    await ensure_toolbox(ctx, target, spec, image=image, key_ready=key_ready)
 
     before = condition(previous.get("conditions") or [], "ScalingDown") or {}
     post(

@@ -22,6 +22,9 @@ NODE_PORT = 8081
 TOKEN_KEY = "token"
 # The cluster's DNS domain, in the long forms of the certificates' names.
 CLUSTER_DOMAIN = "cluster.local"
+# The key in the CLI key Secret, and the name of the key the manager knows it by.
+CLI_KEY_KEY = "key"
+CLI_KEY_NAME = "in-cluster-cli"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 # A duration as cert-manager and Go write them: "2160h", "90m", "1h30m", "45s".
@@ -243,6 +246,11 @@ class Names:
     @property
     def toolbox(self) -> str:
         return f"{self.cluster}-toolbox"
+
+    @property
+    def cli_key(self) -> str:
+        """The Secret holding the in-cluster CLI's backup key (never the token)."""
+        return f"{self.cluster}-cofre-cli-key"
 
     def storage_pod(self, ordinal: int) -> str:
         return f"{self.storage}-{ordinal}"

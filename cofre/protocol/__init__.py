@@ -2,19 +2,19 @@
 
 ``manager_api`` and ``node_api`` hold a model for every request and response body (``base``:
 what they share); ``api`` declares routes with their models, parses at the edge and generates
-the OpenAPI documents; ``server`` holds the middleware both services put in front of their
-handlers; ``client`` holds typed async clients; ``framing`` packs several chunks in one body.
+the OpenAPI documents; ``server`` and ``auth`` hold the middleware both services put in front of
+their handlers (``auth``: who may call what; ``access``: roles and keys); ``client`` holds
+typed async clients; ``framing`` packs several chunks in one body.
 """
 
 from cofre.protocol.client import ManagerClient, NodeClient, open_session
-from cofre.protocol.server import AUTH_HEADER, TICKET_HEADER, auth_middleware, error_middleware
+from cofre.protocol.server import AUTH_HEADER, TICKET_HEADER, error_middleware
 
 __all__ = [
     "AUTH_HEADER",
     "TICKET_HEADER",
     "ManagerClient",
     "NodeClient",
-    "auth_middleware",
     "error_middleware",
     "open_session",
 ]

@@ -28,10 +28,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from cofre.errors import BadRequest, PayloadTooLarge
+from cofre.protocol.access import ROLE_MEANING, Role
 from cofre.protocol.base import Health, OpenApiDocument, error_location
 from cofre.protocol.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cofre.protocol.metrics import METRICS_PATH, render
 from cofre.protocol.server import TICKET_HEADER
+from cofre.tickets import Scope
 
 # OpenAPI and JSON Schema fragments: free-form JSON by nature (the document is checked against
 # the OpenAPI 3.1 schema by a test).
@@ -69,6 +71,16 @@ class Operation:
     # Error statuses this operation may answer beyond those every operation of its kind may
     # (400 for bad input, 401 without the token, 413 for a body over its limit).
     errors: frozenset[int] = frozenset()
+    # The least role a key needs (a service with roles: the manager); None on public routes
+    # and on a service without roles (a node knows the token and tickets only).
+    role: Role | None = None
+    # A manager-signed ticket of this scope naming this node is enough, without the token:
+    # what a client holding only a key may call on a node.
+    ticket_scope: Scope | None = None
+
+    @property
+    def operation_id(self) -> str:
+        return _operation_id(self)
 
     @property
     def error_statuses(self) -> list[int]:
@@ -78,6 +90,8 @@ class Operation:
             statuses.add(400)
         if not self.public:
             statuses.add(401)
+        if self.role is not None and self.role is not Role.READ:
+            statuses.add(403)  # a key whose role is below it
         if self.body is not None:
             statuses.add(413)
         return sorted(statuses - set(self.replies))
@@ -85,10 +99,14 @@ class Operation:
 
 @dataclass
 class Api:
-    """The operations of one service."""
+    """The operations of one service. With ``roles``, every route but the public ones must
+    declare the least role it needs, so no route can be added without saying who may call it."""
 
     routes: web.RouteTableDef = field(default_factory=web.RouteTableDef)
     operations: list[Operation] = field(default_factory=list)
+    roles: bool = False
+    # (method, path template) -> its operation: what the auth middleware asks per request.
+    _by_route: dict[tuple[str, str], Operation] = field(default_factory=dict)
 
     def route(
         self,
@@ -104,7 +122,15 @@ class Api:
         public: bool = False,
         ticket: bool = False,
         errors: Collection[int] = (),
+        role: Role | None = None,
+        ticket_scope: Scope | None = None,
     ) -> Callable[[Handler], Handler]:
+        if self.roles and not public and role is None:
+            raise ValueError(f"{method} {path}: declare the role it needs (role=Role....)")
+        if role is not None and (public or not self.roles):
+            raise ValueError(
+                f"{method} {path}: only a non-public route of a service with roles has one"
+            )
         operation = Operation(
             method=method,
             path=path,
@@ -116,11 +142,14 @@ class Api:
             replies=replies,
             public=public,
             ticket=ticket,
-            errors=frozenset(errors) | ({403} if ticket else frozenset()),
+            errors=frozenset(errors) | ({403} if ticket or ticket_scope else frozenset()),
+            role=role,
+            ticket_scope=ticket_scope,
         )
 
         def register(handler: Handler) -> Handler:
             self.operations.append(operation)
+            self._by_route[(method, path)] = operation
             self.routes.route(method, path)(handler)
             return handler
 
@@ -131,6 +160,10 @@ class Api:
         """The paths (templates) of the operations declared ``public=True``: served without
         the token."""
         return frozenset(op.path for op in self.operations if op.public)
+
+    def operation(self, method: str, path: str) -> Operation | None:
+        """The operation declared for ``method`` on the route template ``path``."""
+        return self._by_route.get((method, path))
 
     def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("GET", path, **kw)
@@ -149,12 +182,17 @@ class Api:
             self.operations, title=title, version=version, description=description
         )
 
-    def serve_document(self, *, title: str, version: str, description: str) -> None:
+    def serve_document(
+        self, *, title: str, version: str, description: str, role: Role | None = None
+    ) -> None:
         """GET /v1/openapi.json: this service's document (itself included), built once."""
         built: list[bytes] = []
 
         @self.get(
-            "/v1/openapi.json", summary="This OpenAPI document", replies={200: OpenApiDocument}
+            "/v1/openapi.json",
+            summary="This OpenAPI document",
+            replies={200: OpenApiDocument},
+            role=role,
         )
         async def document(_: web.Request) -> web.Response:
             if not built:
@@ -162,7 +200,12 @@ class Api:
                 built.append(json.dumps(doc).encode())
             return web.Response(body=built[0], content_type="application/json")
 
-    def serve_metrics(self, collect: Callable[[web.Request], Awaitable[CollectorRegistry]]) -> None:
+    def serve_metrics(
+        self,
+        collect: Callable[[web.Request], Awaitable[CollectorRegistry]],
+        *,
+        role: Role | None = None,
+    ) -> None:
         """GET /metrics: the registry ``collect`` returns (after refreshing what it reads at
         scrape time), in the Prometheus text format. It needs the token unless the service's
         config opens it (``metrics.public``)."""
@@ -171,6 +214,7 @@ class Api:
             METRICS_PATH,
             summary="Prometheus metrics (docs/metrics.md lists them)",
             replies={200: METRICS},
+            role=role,
         )
         async def metrics(request: web.Request) -> web.Response:
             body = render(await collect(request))
@@ -294,7 +338,7 @@ _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _ERROR_STATUSES = {
     400: "Bad input: the problem names the field.",
     401: "Missing or wrong token.",
-    403: "The ticket does not allow this.",
+    403: "The ticket, or the role of the key, does not allow this.",
     404: "Not found.",
     409: "Conflicts with the current state.",
     413: "The body is over its limit.",
@@ -395,17 +439,43 @@ def openapi_document(
             }
         if op.public:
             entry["security"] = []
+        if op.role is not None:
+            entry["x-cofre-role"] = op.role.value
+            entry["description"] = f"Needs role {op.role.value} or higher (a key's or the token)."
+        if op.ticket_scope is not None:
+            # Either the token, or a manager-signed ticket of this scope naming this node.
+            entry["security"] = [{"token": []}, {"ticket": []}]
+            entry["x-cofre-ticket-scope"] = op.ticket_scope.value
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},
         "components": {
-            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": _security_schemes(operations),
             "schemas": schemas,
         },
         "security": [{"token": []}],
         "paths": paths,
     }
+
+
+def _security_schemes(operations: Sequence[Operation]) -> Json:
+    schemes: Json = {"token": {"type": "http", "scheme": "bearer"}}
+    if any(op.role is not None for op in operations):
+        roles = "; ".join(f"{r.value}: {ROLE_MEANING[r]}" for r in Role)
+        schemes["token"]["description"] = (
+            "The cluster token (admin), or a key `cofre_<id>_<secret>` made by POST /v1/keys "
+            f"with one role ({roles}). Each operation's x-cofre-role is the least it needs."
+        )
+    if any(op.ticket_scope is not None for op in operations):
+        schemes["ticket"] = {
+            "type": "apiKey",
+            "in": "header",
+            "name": TICKET_HEADER,
+            "description": "A manager-signed ticket naming this node: w(rite) from an upload, "
+            "r(ead) from a manifest answer.",
+        }
+    return schemes
 
 
 def _describe(status: int, what: type[BaseModel] | RawBody | None) -> str:

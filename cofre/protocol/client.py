@@ -17,11 +17,11 @@ from pydantic import BaseModel, ValidationError
 
 from cofre.errors import BadRequest, CofreError, Unavailable, error_from_problem
 from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, SnapshotId, UploadId
+from cofre.protocol.access import Role
 from cofre.protocol.base import first_error
 from cofre.protocol.framing import CONTENT_TYPE, decode_frames
 from cofre.protocol.manager_api import (
     BatchDecl,
-    ChunkLocation,
     ChunkLocations,
     ChunksCommitted,
     ClusterOverview,
@@ -31,6 +31,7 @@ from cofre.protocol.manager_api import (
     CommitOne,
     Committed,
     CommittedBatch,
+    CreateKey,
     Deleted,
     DrainRequest,
     DrainStatus,
@@ -45,6 +46,10 @@ from cofre.protocol.manager_api import (
     FsckReport,
     GcRequest,
     GcResult,
+    KeyCreated,
+    KeyInfo,
+    KeyList,
+    KeyPath,
     KnownAnswer,
     KnownQuery,
     LocateQuery,
@@ -135,15 +140,17 @@ class _ApiClient:
         self,
         session: aiohttp.ClientSession,
         base_url: str,
-        token: str,
+        token: str | None,
         *,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        """``tls`` verifies this peer instead of the session's own context: the operator
-        talks to many clusters, each with its own CA, through one session."""
+        """``token``: the cluster token or a key; None sends neither (a client to a node,
+        which shows its tickets instead). ``tls`` verifies this peer instead of the session's
+        own context: the operator talks to many clusters, each with its own CA, through one
+        session."""
         self.session = session
         self.base_url = base_url.rstrip("/")
-        self._headers = {AUTH_HEADER: f"Bearer {token}"}
+        self._headers = {} if token is None else {AUTH_HEADER: f"Bearer {token}"}
         self._ssl: ssl.SSLContext | bool = tls if tls is not None else True
 
     async def _request(
@@ -394,6 +401,19 @@ class ManagerClient(_ApiClient):
     async def drain_status(self) -> DrainStatus:
         return await self._call("GET", "/v1/drain", DrainStatus)
 
+    async def create_key(self, name: str, role: Role) -> KeyCreated:
+        """A new key (admin only); the answer is the only time the key itself is shown."""
+        body = _valid(CreateKey, name=name, role=role)
+        return await self._call("POST", "/v1/keys", KeyCreated, body=body)
+
+    async def list_keys(self) -> list[KeyInfo]:
+        return (await self._call("GET", "/v1/keys", KeyList)).keys
+
+    async def delete_key(self, name: str) -> None:
+        """Revoke the key ``name`` (NotFound if there is none)."""
+        path = _valid(KeyPath, name=name)
+        await self._request("DELETE", f"/v1/keys/{path.name}")
+
     # tree snapshots ------------------------------------------------------------------------
     #
     # A backup of a tree: open_snapshot; for the files whose bytes must be sent, ordinary
@@ -498,11 +518,12 @@ class ManagerClient(_ApiClient):
         """Apply keep rules (restic's semantics); ``rules.dry_run`` only reports."""
         return await self._call("POST", "/v1/snapshots/forget", ForgetReport, body=rules)
 
-    async def locate_chunks(self, hashes: list[ChunkHash]) -> list[ChunkLocation]:
-        """Where to read each chunk (nodes best first), for a restore of snapshot entries; at
-        most limits.MAX_KNOWN_HASHES per call; unknown chunks are left out."""
+    async def locate_chunks(self, hashes: list[ChunkHash]) -> ChunkLocations:
+        """Where to read each chunk (nodes best first), for a restore of snapshot entries, and
+        the read ticket those nodes take; at most limits.MAX_KNOWN_HASHES per call; unknown
+        chunks are left out."""
         body = _valid(LocateQuery, hashes=hashes)
-        return (await self._call("POST", "/v1/chunks/locate", ChunkLocations, body=body)).chunks
+        return await self._call("POST", "/v1/chunks/locate", ChunkLocations, body=body)
 
     async def snapshot_where(self, ref: str, path: str) -> EntryWhere:
         """Each copy of each chunk of a snapshot's file: node, state, since, why."""
@@ -588,11 +609,14 @@ class NodeClient(_ApiClient):
         )
         return self._parse(BatchStored, raw, "PUT /v1/chunks").created
 
-    async def read_chunks(self, hashes: list[ChunkHash]) -> list[tuple[ChunkHash, memoryview]]:
+    async def read_chunks(
+        self, hashes: list[ChunkHash], *, ticket: str | None = None
+    ) -> list[tuple[ChunkHash, memoryview]]:
         """Several chunks in one framed answer, each verified by the node; absent or corrupt
-        ones are left out (fetch those one by one elsewhere)."""
+        ones are left out (fetch those one by one elsewhere). ``ticket``: a manifest's read
+        ticket, for a client without the token."""
         body = await self._request(
-            "POST", "/v1/chunks/read", body=_valid(ReadRequest, hashes=hashes)
+            "POST", "/v1/chunks/read", body=_valid(ReadRequest, hashes=hashes), ticket=ticket
         )
         if body is None:
             return []
@@ -603,8 +627,8 @@ class NodeClient(_ApiClient):
         raw = await self._request("PUT", f"/v1/chunks/{chunk_hash}", data=data, ticket=ticket)
         return self._parse(ChunkStored, raw, "PUT /v1/chunks/{hash}").created
 
-    async def get_chunk(self, chunk_hash: ChunkHash) -> bytes:
-        data = await self._request("GET", f"/v1/chunks/{chunk_hash}")
+    async def get_chunk(self, chunk_hash: ChunkHash, *, ticket: str | None = None) -> bytes:
+        data = await self._request("GET", f"/v1/chunks/{chunk_hash}", ticket=ticket)
         if data is None:
             raise BadRequest(f"node {self.base_url} returned no bytes for chunk {chunk_hash}")
         return data

@@ -15,6 +15,7 @@ from pydantic import (
     Discriminator,
     Field,
     RootModel,
+    StringConstraints,
     Tag,
     ValidationError,
     field_validator,
@@ -24,6 +25,7 @@ from pydantic import (
 from cofre import limits
 from cofre.errors import BadRequest
 from cofre.models import ChunkRef, Manifest
+from cofre.protocol.access import Role
 from cofre.protocol.base import (
     Bytes,
     ChunkHashField,
@@ -45,6 +47,7 @@ from cofre.protocol.base import (
     Seconds,
     SnapshotIdField,
     SnapshotTag,
+    Ticket,
     TreePath,
     UnixTime,
     UploadIdField,
@@ -282,6 +285,11 @@ class ChunkLocation(Reply):
 
 class ManifestView(VersionBase):
     chunks: list[ChunkLocation]
+    ticket: Ticket | None = Field(
+        None,
+        description="A read ticket naming the nodes listed: what lets a client that holds a "
+        "key, not the cluster token, read these chunks from them (X-Cofre-Ticket).",
+    )
 
 
 class ManifestsQuery(Request):
@@ -514,6 +522,10 @@ class LocateQuery(Request):
 class ChunkLocations(Reply):
     chunks: list[ChunkLocation] = Field(
         description="In the order asked; chunks the catalog does not know are left out."
+    )
+    ticket: Ticket | None = Field(
+        None,
+        description="A read ticket naming the nodes listed, as a manifest's (X-Cofre-Ticket).",
     )
 
 
@@ -848,3 +860,44 @@ class ClusterOverview(Reply):
     primary_keeps_copy: bool
     last_fsck: FsckRun | None
     last_repair: RepairRun | None
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+KeyName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length=1, max_length=63),
+    Field(description="A key's name: who or what holds it (a laptop, a CronJob)."),
+]
+
+
+class CreateKey(Request):
+    name: KeyName
+    role: Role = Field(description="read, backup or admin.")
+
+
+class KeyPath(Query):
+    name: KeyName
+
+
+class KeyCreated(Reply):
+    """The new key: shown this once, only a hash of it is kept."""
+
+    name: KeyName
+    role: Role
+    created: UnixTime
+    key: str = Field(
+        pattern=r"^cofre_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$",
+        description="Send it as Authorization: Bearer <key>.",
+    )
+
+
+class KeyInfo(Reply):
+    name: KeyName
+    role: Role
+    created: UnixTime
+    last_used: UnixTime | None = Field(description="Last request made with it (to a minute).")
+
+
+class KeyList(Reply):
+    keys: list[KeyInfo]

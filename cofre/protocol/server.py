@@ -1,12 +1,11 @@
-"""aiohttp pieces both services share: token auth, and domain errors as JSON problems."""
+"""aiohttp pieces both services share: domain errors as JSON problems, the application."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +15,14 @@ from aiohttp.typedefs import Middleware
 
 from cofre.aio import cancel_all
 from cofre.config import ConfigError, TlsConfig
-from cofre.errors import BadRequest, CofreError, Unauthorized
+from cofre.errors import BadRequest, CofreError
 from cofre.limits import MAX_REQUEST_LINE_BYTES
-from cofre.protocol.metrics import METRICS_PATH
 from cofre.tls import CertReloader
 
 log = logging.getLogger(__name__)
 
-AUTH_HEADER = "Authorization"  # "Bearer <cluster token>"
+AUTH_HEADER = "Authorization"  # "Bearer <cluster token or key>"
 TICKET_HEADER = "X-Cofre-Ticket"
-
-
-def public_paths(declared: Collection[str], *, metrics_public: bool) -> frozenset[str]:
-    """The route templates a service serves without the token: those its operations declare
-    public (``Api.public_paths``), and /metrics where its config opens it to the scrapers inside
-    the cluster (``metrics.public``)."""
-    return frozenset(declared) | ({METRICS_PATH} if metrics_public else frozenset())
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -128,43 +119,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return problem_response(CofreError("internal error; see the service log"))
 
 
-def auth_middleware(token: str, *, public_paths: Collection[str]) -> Middleware:
-    """Require ``Authorization: Bearer <token>`` everywhere but on ``public_paths``: the routes
-    declared ``public=True`` (``Api.public_paths``: health probes, which kubelets send without a
-    token, and the status page's static files). A path matches by its route's template."""
-    expected = f"Bearer {token}".encode()
-    public = frozenset(public_paths)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        resource = request.match_info.route.resource
-        if resource is None or resource.canonical not in public:
-            given = request.headers.get(AUTH_HEADER, "").encode()
-            if not hmac.compare_digest(given, expected):
-                raise Unauthorized("missing or wrong cluster token")
-        return await handler(request)
-
-    return middleware
-
-
 def service_app(
     *,
-    token: str,
-    declared_public: Collection[str],
-    metrics_public: bool,
+    auth: Middleware,
     metrics_middleware: Middleware,
     client_max_size: int,
 ) -> web.Application:
     """The aiohttp application of a service, with what every service puts in front of its
-    handlers, outermost first: request metrics, problem documents for errors, the token (but on
-    the public paths), and aiohttp's own logging of malformed requests kept to one line."""
-    public = public_paths(declared_public, metrics_public=metrics_public)
+    handlers, outermost first: request metrics, problem documents for errors, who may call what
+    (``cofre.protocol.auth``), and aiohttp's own logging of malformed requests kept to one
+    line."""
     return web.Application(
-        middlewares=[
-            metrics_middleware,
-            error_middleware,
-            auth_middleware(token, public_paths=public),
-        ],
+        middlewares=[metrics_middleware, error_middleware, auth],
         client_max_size=client_max_size,
         handler_args=HANDLER_ARGS,
     )

@@ -10,13 +10,17 @@ from aiohttp import web
 from cofre.aio import Periodic, cancel_all
 from cofre.config import NodeConfig
 from cofre.limits import MAX_CHUNK_SIZE
+from cofre.models import NodeId
+from cofre.protocol.auth import auth_middleware
 from cofre.protocol.server import service_app
 from cofre.storage_node import chunk_api, keys, relay
+from cofre.storage_node.inputs import verify_ticket
 from cofre.storage_node.metrics import METRICS, NodeMetrics, Watched, scrape
 from cofre.storage_node.operations import api
 from cofre.storage_node.relay_sessions import SessionRegistry
 from cofre.storage_node.scrub import Scrubber, scrub_loop
 from cofre.storage_node.store import ChunkStore
+from cofre.tickets import Scope
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,8 @@ api.serve_document(
     title="cofre storage node",
     version="1",
     description="Content-addressed, verified chunks, and the primary's relay to its replicas. "
-    "Chunk writes need a manager-signed ticket naming this node.",
+    "Chunk writes need a manager-signed ticket naming this node; a client holds no token and "
+    "sends its upload's ticket, or the read ticket of a manifest.",
 )
 api.serve_metrics(scrape)
 
@@ -43,12 +48,17 @@ CLIENT_MAX_SIZE = MAX_CHUNK_SIZE + 1024 * 1024
 
 def create_app(config: NodeConfig) -> web.Application:
     metrics = NodeMetrics()
+    node_id = NodeId(config.node_id)
+
+    def check_ticket(request: web.Request, scope: Scope) -> None:
+        verify_ticket(request, token=config.token, node_id=node_id, scope=scope)
+
+    # A client sends no token to a node: its upload's (write) or its manifest's (read) ticket.
+    auth = auth_middleware(
+        api, token=config.token, metrics_public=config.metrics.public, tickets=check_ticket
+    )
     app = service_app(
-        token=config.token,
-        declared_public=api.public_paths,
-        metrics_public=config.metrics.public,
-        metrics_middleware=metrics.middleware,
-        client_max_size=CLIENT_MAX_SIZE,
+        auth=auth, metrics_middleware=metrics.middleware, client_max_size=CLIENT_MAX_SIZE
     )
     app[keys.CONFIG] = config
     app[METRICS] = metrics

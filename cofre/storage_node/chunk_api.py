@@ -51,6 +51,7 @@ from cofre.storage_node import keys
 from cofre.storage_node.inputs import verify_ticket
 from cofre.storage_node.metrics import METRICS
 from cofre.storage_node.operations import CHUNK, FRAMED, api
+from cofre.tickets import Scope
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ async def put_chunks(request: web.Request) -> web.Response:
     summary="A chunk's bytes, verified before they are sent",
     path_params=ChunkPath,
     replies={200: CHUNK},
+    ticket_scope=Scope.READ,
 )
 async def get_chunk(request: web.Request) -> web.Response:
     chunk_hash = api_path(request, ChunkPath).hash
@@ -132,6 +134,7 @@ async def get_chunk(request: web.Request) -> web.Response:
     summary="Several chunks in one framed answer (absent, corrupt or over-limit ones left out)",
     body=ReadRequest,
     replies={200: FRAMED},
+    ticket_scope=Scope.READ,
 )
 async def read_chunks(request: web.Request) -> web.Response:
     """Each chunk is verified; those past the framed size limit are left out too (the client

@@ -11,7 +11,7 @@ from aiohttp import web
 from cofre.errors import Forbidden
 from cofre.models import NodeId, UploadId
 from cofre.protocol.server import TICKET_HEADER
-from cofre.tickets import Ticket, ticket_key
+from cofre.tickets import Scope, Ticket, ticket_key
 
 
 def verify_ticket(
@@ -20,12 +20,14 @@ def verify_ticket(
     token: str,
     node_id: NodeId,
     upload_id: UploadId | None = None,
+    scope: Scope = Scope.WRITE,
 ) -> Ticket:
-    """The request's ticket, checked for this node (and the upload, when given); 403 otherwise."""
+    """The request's ticket, checked for this node and scope (and the upload, when given); 403
+    otherwise."""
     text = request.headers.get(TICKET_HEADER)
     if not text:
         raise Forbidden(f"chunk writes need an {TICKET_HEADER} header")
-    ticket = Ticket.verify(text, ticket_key(token), node_id=node_id)
+    ticket = Ticket.verify(text, ticket_key(token), node_id=node_id, scope=scope)
     if upload_id is not None and ticket.upload_id != upload_id:
         raise Forbidden(f"ticket is for another upload than {upload_id}")
     return ticket

@@ -50,6 +50,7 @@ from cofre.storage_node.inputs import verify_ticket
 from cofre.storage_node.metrics import METRICS
 from cofre.storage_node.operations import CHUNK, FRAMED, api
 from cofre.storage_node.relay_sessions import RelaySession, SessionRegistry
+from cofre.tickets import Scope
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ async def close_session(request: web.Request) -> web.Response:
     body=MissingRequest,
     replies={200: Missing},
     ticket=True,
+    ticket_scope=Scope.WRITE,
 )
 async def missing(request: web.Request) -> web.Response:
     session = _session_for(request)
@@ -160,6 +162,7 @@ async def missing(request: web.Request) -> web.Response:
     body=CHUNK,
     replies={201: Relayed},
     ticket=True,
+    ticket_scope=Scope.WRITE,
 )
 async def relay_chunk(request: web.Request) -> web.Response:
     chunk_hash = api_path(request, SessionChunkPath).hash
@@ -213,6 +216,7 @@ async def relay_chunk(request: web.Request) -> web.Response:
     body=FRAMED,
     replies={201: BatchRelayed},
     ticket=True,
+    ticket_scope=Scope.WRITE,
 )
 async def relay_chunks(request: web.Request) -> web.Response:
     session = _session_for(request)

@@ -298,6 +298,10 @@ async def test_every_manager_route_answers_as_documented(
     await c.call("DELETE", "/v1/files", 200, params={"name": name})
     await c.call("DELETE", snap_route, 200, path=sid)
 
+    await c.call("POST", "/v1/keys", 201, json={"name": "laptop", "role": "backup"})
+    await c.call("GET", "/v1/keys", 200)
+    await c.call("DELETE", "/v1/keys/{name}", 204, path={"name": "laptop"})
+
     c.verify()
 
 

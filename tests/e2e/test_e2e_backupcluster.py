@@ -5,6 +5,7 @@ The tests of this module share one BackupCluster ("demo", from examples/) and ru
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -24,6 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from cofre.operator.spec import NODE_PORT
 from devcluster.cluster import ClusterError
 from devcluster.pytest_plugin import DevCluster
+
+from ..rbac_checks import can_i, expected
 
 pytestmark = pytest.mark.cluster
 
@@ -67,14 +70,29 @@ def wait_ready(dc: DevCluster, ns: str, nodes: int, timeout: float = 420) -> dic
 
 
 def toolbox(dc: DevCluster, ns: str, *args: str, check: bool = True, timeout: float = 300) -> str:
+    """Run ARGS in the toolbox, as it is set up: the CLI holds a backup key."""
     return dc.kubectl(
         "exec", "-n", ns, "deploy/demo-toolbox", "--", *args, check=check, timeout=timeout
     )
 
 
-def toolbox_python(dc: DevCluster, ns: str, code: str, timeout: float = 300) -> Any:
-    """Run CODE in the toolbox; it prints one JSON document as its last line."""
-    out = toolbox(dc, ns, "python", "-c", textwrap.dedent(code), timeout=timeout)
+def cluster_token(dc: DevCluster, ns: str) -> str:
+    raw = dc.kubectl_json("get", "secret", "demo-token", "-n", ns)["data"]["token"]
+    return base64.b64decode(raw).decode()
+
+
+def as_admin(dc: DevCluster, ns: str) -> tuple[str, ...]:
+    """A command prefix that runs the toolbox's CLI with the cluster token instead of its key:
+    what an administrator does, not what the toolbox holds."""
+    return ("env", "COFRE_KEY=", f"COFRE_TOKEN={cluster_token(dc, ns)}")
+
+
+def toolbox_python(
+    dc: DevCluster, ns: str, code: str, timeout: float = 300, prefix: tuple[str, ...] = ()
+) -> Any:
+    """Run CODE in the toolbox (after PREFIX, e.g. ``env X=y``); it prints one JSON document as
+    its last line."""
+    out = toolbox(dc, ns, *prefix, "python", "-c", textwrap.dedent(code), timeout=timeout)
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -169,7 +187,49 @@ def test_demo_becomes_ready(dev_cluster: DevCluster, ns: str) -> None:
     assert all(n["ready"] for n in listed)
 
 
-def test_cli_job_backs_up_restores_lists_and_deletes(dev_cluster: DevCluster, ns: str) -> None:
+def test_service_accounts_hold_only_what_they_need(
+    dev_cluster: DevCluster, ns: str, operator: str
+) -> None:
+    """As the API server answers `kubectl auth can-i --list`: the manager's and the toolbox's
+    accounts hold exactly their checked-in rules in their namespace and nothing beyond the
+    baseline elsewhere; neither reads a Secret; the operator's rules here are its expectation."""
+    other = dev_cluster.create_namespace("rbac-other")
+    try:
+        for account, name in (("demo-manager", "manager"), ("demo-toolbox", "toolbox")):
+            here = can_i(dev_cluster.kubectl, account=f"{ns}:{account}", namespace=ns)
+            assert here == expected(name), account
+            elsewhere = can_i(dev_cluster.kubectl, account=f"{ns}:{account}", namespace=other)
+            assert elsewhere == expected("baseline"), account
+            for verb, what, where in (
+                ("get", "secret/demo-token", ns),
+                ("get", "secret/demo-cofre-cli-key", ns),
+                ("list", "secrets", ns),
+                ("create", "pods", ns),
+                ("patch", "statefulsets.apps", ns),
+                ("create", "pods", other),
+                ("create", "secrets", other),
+            ):
+                answer = dev_cluster.kubectl(
+                    "auth", "can-i", verb, what, "-n", where,
+                    f"--as=system:serviceaccount:{ns}:{account}", check=False,
+                )  # fmt: skip
+                assert answer.strip() == "no", (account, verb, what, where)
+        operator_rules = can_i(dev_cluster.kubectl, account=f"{operator}:cofre", namespace=ns)
+        assert operator_rules == expected("operator")
+    finally:
+        dev_cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+    # The toolbox pod has its own account, no API token, and the key, never the token.
+    pod = dev_cluster.kubectl_json("get", "deploy", "demo-toolbox", "-n", ns)["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == "demo-toolbox"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert "COFRE_TOKEN" not in env
+    assert env["COFRE_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "demo-cofre-cli-key"
+
+
+def test_cli_job_backs_up_restores_and_cannot_delete(dev_cluster: DevCluster, ns: str) -> None:
+    """examples/cli-job.yaml: the CLI in a pod with the backup key from demo-cofre-cli-key
+    backs up, restores and lists; its delete and repair are refused (one line, exit 11)."""
     logs = run_cli_job(
         dev_cluster,
         ns,
@@ -192,21 +252,37 @@ def test_cli_job_backs_up_restores_lists_and_deletes(dev_cluster: DevCluster, ns
         cmp small.txt small.out && echo "RESTORED small.txt identical"
         cofre ls
         cofre where big.bin
-        cofre repair
-        cofre rm small.txt
+        set +e
+        cofre rm small.txt 2>rm.err; echo "RM EXIT $?"; cat rm.err
+        cofre repair 2>repair.err; echo "REPAIR EXIT $?"; cat repair.err
+        set -e
         echo "AFTER RM"
         cofre ls
         """,
     )
     assert "RESTORED big.bin identical" in logs
     assert "RESTORED small.txt identical" in logs
-    # Where each copy is and why, from inside the cluster; nothing for repair to do.
+    # Where each copy is and why, from inside the cluster.
     assert "big.bin version 1: 50.0 MiB in 13 chunks, 2 copies each" in logs
     assert "[1] placed by the upload of 'big.bin' at " in logs
-    assert "0 copies lost, 0 chunks short of copies, 0 copies made" in logs
+    assert "RM EXIT 11" in logs and "REPAIR EXIT 11" in logs
+    assert (
+        "cofre: error: key 'in-cluster-cli' has role backup; DELETE /v1/files needs role admin"
+        in logs
+    )
+    assert "POST /v1/repair needs role admin" in logs
     before, after = logs.split("AFTER RM")
     assert "big.bin" in before and "small.txt" in before
-    assert "big.bin" in after and "small.txt" not in after
+    assert "big.bin" in after and "small.txt" in after
+    # The toolbox holds the same kind of key: refused too; the token (an admin) may.
+    refused = toolbox(dev_cluster, ns, "sh", "-c", "cofre rm small.txt 2>&1; echo EXIT $?")
+    assert "has role backup; DELETE /v1/files needs role admin" in refused
+    assert refused.strip().endswith("EXIT 11")
+    admin = as_admin(dev_cluster, ns)
+    repaired = toolbox(dev_cluster, ns, *admin, "cofre", "repair")
+    assert "0 copies lost, 0 chunks short of copies, 0 copies made" in repaired
+    toolbox(dev_cluster, ns, *admin, "cofre", "rm", "small.txt")
+    assert "small.txt" not in toolbox(dev_cluster, ns, "cofre", "ls")
 
 
 def _put_files(dc: DevCluster, ns: str, prefix: str, count: int) -> dict[str, str]:
@@ -297,18 +373,17 @@ class StatusWatch:
 def test_metrics_are_scraped_through_the_services_from_a_pod(
     dev_cluster: DevCluster, ns: str
 ) -> None:
-    """What a Prometheus inside the cluster sees: the manager's and a node's /metrics through
-    their Services, with the token, and nothing without it."""
+    """What a Prometheus inside the cluster sees: the manager's /metrics with a key (role read
+    suffices), a node's with the token, through their Services, and nothing without them."""
     scraped = toolbox_python(
         dev_cluster,
         ns,
         f"""
         import json, os, ssl, urllib.error, urllib.request
-        token = os.environ["COFRE_TOKEN"]
         # HTTPS, trusting the cluster's CA from the trust Secret the toolbox mounts.
         trust = ssl.create_default_context(cafile=os.environ["COFRE_CA"])
         node = "https://demo-storage-0.demo-storage.{ns}.svc:{NODE_PORT}"
-        def get(url, auth=True):
+        def get(url, auth=True, token=os.environ["COFRE_KEY"]):
             headers = {{"Authorization": "Bearer " + token}} if auth else {{}}
             request = urllib.request.Request(url, headers=headers)
             try:
@@ -318,12 +393,15 @@ def test_metrics_are_scraped_through_the_services_from_a_pod(
                 return e.code, ""
         print(json.dumps({{
             "manager": get(os.environ["COFRE_MANAGER"] + "/metrics"),
-            "node": get(node + "/metrics"),
+            # A node knows no keys: its metrics need the cluster token.
+            "node": get(node + "/metrics", token=os.environ["COFRE_TOKEN"]),
+            "node_with_key": get(node + "/metrics")[0],
             "anonymous": get(os.environ["COFRE_MANAGER"] + "/metrics", auth=False)[0],
         }}))
         """,
+        prefix=("env", f"COFRE_TOKEN={cluster_token(dev_cluster, ns)}"),
     )
-    assert scraped["anonymous"] == 401
+    assert scraped["anonymous"] == 401 and scraped["node_with_key"] == 401
     (status, manager_text), (node_status, node_text) = scraped["manager"], scraped["node"]
     assert status == 200 and node_status == 200
     manager = _samples(manager_text)
@@ -424,7 +502,7 @@ def test_killed_storage_process_gets_no_new_data(dev_cluster: DevCluster, ns: st
             VICTIM = {victim!r}
             async def main():
                 async with open_session(ca_file=Path(os.environ["COFRE_CA"])) as s:
-                    m = ManagerClient(s, os.environ["COFRE_MANAGER"], os.environ["COFRE_TOKEN"])
+                    m = ManagerClient(s, os.environ["COFRE_MANAGER"], os.environ["COFRE_KEY"])
                     async def victim():
                         nodes = (await m.nodes()).nodes
                         return next(n for n in nodes if n.node_id == VICTIM)
@@ -492,7 +570,7 @@ def test_scale_up_then_down_drains_before_removing(dev_cluster: DevCluster, ns: 
         from cofre.protocol.client import ManagerClient, open_session
         async def main():
             async with open_session(ca_file=Path(os.environ["COFRE_CA"])) as s:
-                m = ManagerClient(s, os.environ["COFRE_MANAGER"], os.environ["COFRE_TOKEN"])
+                m = ManagerClient(s, os.environ["COFRE_MANAGER"], os.environ["COFRE_KEY"])
                 deadline = time.monotonic() + 60
                 while (status := await m.drain_status()).nodes and time.monotonic() < deadline:
                     await asyncio.sleep(0.5)

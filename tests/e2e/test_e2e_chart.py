@@ -11,6 +11,8 @@ import yaml
 
 from devcluster.pytest_plugin import DevCluster
 
+from ..rbac_checks import can_i, expected
+
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +104,12 @@ def test_operator_rights_are_least_privilege(
         check=False,
     )
     assert answer.strip() == allowed
+
+
+def test_operator_rules_are_exactly_its_expectation(
+    dev_cluster: DevCluster, operator: str, namespace: str
+) -> None:
+    """In a namespace it watches, the operator may do what tests/e2e/rbac/operator.txt lists
+    and nothing more (a rule added to the chart must be added there, with its reason)."""
+    rules = can_i(dev_cluster.kubectl, account=f"{operator}:{RELEASE}", namespace=namespace)
+    assert rules == expected("operator")

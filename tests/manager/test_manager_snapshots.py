@@ -135,7 +135,9 @@ async def restore(cluster: Cluster, ref: str, *, under: str | None = None) -> di
     for path, e in list(out.items()):
         if e.kind != "file":
             continue
-        located = {c.hash: c for c in await cluster.api.locate_chunks([h for h, _ in e.chunks])}
+        located = {
+            c.hash: c for c in (await cluster.api.locate_chunks([h for h, _ in e.chunks])).chunks
+        }
         data = b""
         for h, _ in e.chunks:
             data += await NodeClient(cluster.http, located[h].nodes[0], TOKEN).get_chunk(h)

@@ -219,3 +219,13 @@ def test_a_local_cluster_started_insecure_is_reached_over_http_with_a_warning(
     ctx = _ctx(env={}, data_dir=tmp_path)
     assert ctx.insecure and ctx.manager_url == "http://127.0.0.1:7000"
     assert "warning: plain HTTP" in capsys.readouterr().err
+
+
+def test_a_key_is_sent_instead_of_the_token(tmp_path: Path) -> None:
+    key = "cofre_0123456789abcdef_" + "a" * 43
+    ctx = _ctx(env={"COFRE_KEY": key, "COFRE_TOKEN": "from-env"}, data_dir=_state(tmp_path))
+    assert (ctx.manager_url, ctx.token) == ("https://127.0.0.1:7000", key)
+    flag = _ctx("--key", key, env={}, data_dir=_state(tmp_path))
+    assert flag.token == key
+    # An empty COFRE_KEY is unset: the token (here the local cluster's) is sent.
+    assert _ctx(env={"COFRE_KEY": ""}, data_dir=_state(tmp_path)).token == "from-state"

@@ -10,6 +10,7 @@ from cofre.errors import (
     NotEnoughNodes,
     NotFound,
     ReplicaFailed,
+    RoleRefused,
     Unauthorized,
     Unavailable,
     error_from_problem,
@@ -27,6 +28,9 @@ def test_each_error_kind_maps_to_its_code() -> None:
     assert exit_code_for(BadRequest("x")) == ExitCode.USAGE
     assert exit_code_for(ReplicaFailed("x")) == ExitCode.UNAVAILABLE
     assert exit_code_for(Conflict("x")) == ExitCode.FAILURE
+    refused = {"code": "role_refused", "detail": "key 'k' has role backup; ..."}
+    assert exit_code_for(error_from_problem(refused, status=403)) == ExitCode.REFUSED
+    assert exit_code_for(RoleRefused("x")) == ExitCode.REFUSED
     assert exit_code_for(RuntimeError("x")) == ExitCode.FAILURE
 
 

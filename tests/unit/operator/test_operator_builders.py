@@ -30,6 +30,8 @@ def _all_children(spec: ClusterSpec = SPEC) -> list[dict[str, Any]]:
         builders.build_trust_secret(ca=b"C", **kw),
         builders.build_tls_secret(component="manager", cert=b"c", key=b"k", ca=b"C", **kw),
         builders.build_tls_secret(component="storage-node", cert=b"c", key=b"k", ca=b"C", **kw),
+        builders.build_toolbox_service_account(**kw),
+        builders.build_cli_key_secret(key="cofre_k", **kw),
     ]
 
 
@@ -203,21 +205,38 @@ def test_secret_carries_the_token() -> None:
     assert secret["data"] == {"token": "YWJj"}  # base64 of "abc"
 
 
-def test_toolbox_has_cli_env() -> None:
+def test_toolbox_has_cli_env_with_its_backup_key_and_never_the_token() -> None:
     dep = builders.build_toolbox_deployment(SPEC, name=NAME, namespace=NS, image=IMAGE)
-    env = _env(_pod_spec(dep)["containers"][0])
+    pod = _pod_spec(dep)
+    env = _env(pod["containers"][0])
     assert env["COFRE_MANAGER"] == "https://demo-manager.backup.svc:8080"
-    assert env["COFRE_TOKEN"] == {"secretKeyRef": {"name": "demo-token", "key": "token"}}
+    assert env["COFRE_KEY"] == {"secretKeyRef": {"name": "demo-cofre-cli-key", "key": "key"}}
+    assert "COFRE_TOKEN" not in env
+    assert "demo-token" not in str(dep)
     # The CA bundle from the Secret that holds nothing else; never plain HTTP.
     assert env["COFRE_CA"] == "/etc/cofre/tls/ca.crt"
     assert "COFRE_INSECURE" not in env
-    pod = _pod_spec(dep)
     assert {"name": "tls", "secret": {"secretName": "demo-cofre-trust", "defaultMode": 0o440}} in (
         pod["volumes"]
     )
     assert {"name": "tls", "mountPath": "/etc/cofre/tls", "readOnly": True} in (
         pod["containers"][0]["volumeMounts"]
     )
+    # Its own account, with no API token in the pod.
+    assert pod["serviceAccountName"] == "demo-toolbox"
+    assert pod["automountServiceAccountToken"] is False
+    account = builders.build_toolbox_service_account(name=NAME, namespace=NS)
+    assert account["metadata"]["name"] == "demo-toolbox"
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_cli_key_secret_carries_the_key_under_its_own_name() -> None:
+    secret = builders.build_cli_key_secret(name=NAME, namespace=NS, key="abc")
+    assert (secret["metadata"]["name"], secret["metadata"]["namespace"]) == (
+        "demo-cofre-cli-key",
+        NS,
+    )
+    assert secret["data"] == {"key": "YWJj"}  # base64 of "abc"
 
 
 def test_public_metrics_reaches_the_manager_and_the_nodes_only_when_asked() -> None:

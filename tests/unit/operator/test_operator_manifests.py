@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from cofre.operator.decisions import ScalePlan
-from cofre.operator.spec import ClusterSpec, parse_spec
+from cofre.operator.spec import CLI_KEY_KEY, ClusterSpec, Names, parse_spec
 from cofre.operator.status import Observed, build_status
 from cofre.protocol.manager_api import ClusterStats
 
@@ -215,12 +215,14 @@ def test_example_backupcluster_is_valid() -> None:
     assert (spec.storage_nodes, spec.replication_factor) == (4, 2)
 
 
-def test_example_cli_job_reaches_the_demo_manager() -> None:
+def test_example_cli_job_reaches_the_demo_manager_with_the_cli_key() -> None:
     job = yaml.safe_load((ROOT / "examples/cli-job.yaml").read_text())
     (container,) = job["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     assert env["COFRE_MANAGER"]["value"].startswith("https://demo-manager")
-    assert env["COFRE_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "demo-token", "key": "token"}
+    key = env["COFRE_KEY"]["valueFrom"]["secretKeyRef"]
+    assert key == {"name": Names("demo").cli_key, "key": CLI_KEY_KEY}
+    assert "COFRE_TOKEN" not in env
     # Trusts the CA from the Secret that holds only ca.crt.
     mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
     assert env["COFRE_CA"]["value"] == mount["mountPath"] + "/ca.crt"

@@ -27,12 +27,15 @@ from aiohttp.test_utils import TestServer
 from kopf._core.engines.posting import event_queue_loop_var, event_queue_var, settings_var
 
 from cofre import tls
+from cofre.errors import Conflict
 from cofre.kube import KubeError, object_path
 from cofre.operator import builders, certs, handlers
 from cofre.operator.reconcile import Context, drift
 from cofre.operator.spec import Names, labels
+from cofre.protocol.access import Role
 from cofre.protocol.api import reply
-from cofre.protocol.manager_api import ClusterStats, DrainStatus, NodeDrain
+from cofre.protocol.manager_api import ClusterStats, DrainStatus, KeyCreated, NodeDrain
+from cofre.protocol.server import problem_response
 
 NS = "ns"
 PLURAL_KINDS = {
@@ -154,9 +157,14 @@ class FakeManager:
         self.draining: list[str] = []
         self.tokens: set[str] = set()
         self.under_replicated = 0
+        # name -> (role, key) of the keys made
+        self.keys: dict[str, tuple[str, str]] = {}
+        self.keys_made = 0
 
     def app(self) -> web.Application:
         app = web.Application()
+        app.router.add_post("/v1/keys", self.create_key)
+        app.router.add_delete("/v1/keys/{name}", self.delete_key)
         app.router.add_get("/v1/stats", self.stats)
         app.router.add_get("/v1/drain", self.drain_status)
         app.router.add_put("/v1/drain", self.set_drain)
@@ -165,6 +173,22 @@ class FakeManager:
     def _seen(self, request: web.Request, extra: str = "") -> None:
         self.tokens.add(request.headers["Authorization"].removeprefix("Bearer "))
         self.log.append(f"manager {request.method} {request.path}{extra}")
+
+    async def create_key(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        self._seen(request, f" {body['name']} {body['role']}")
+        if body["name"] in self.keys:
+            return problem_response(Conflict(f"a key named {body['name']!r} exists already"))
+        self.keys_made += 1
+        key = f"cofre_{self.keys_made:016x}_" + "k" * 43
+        self.keys[body["name"]] = (body["role"], key)
+        made = KeyCreated(name=body["name"], role=Role(body["role"]), created=1.0, key=key)
+        return reply(made, status=201)
+
+    async def delete_key(self, request: web.Request) -> web.Response:
+        self._seen(request)
+        del self.keys[request.match_info["name"]]
+        return web.Response(status=204)
 
     async def stats(self, request: web.Request) -> web.Response:
         self._seen(request)
@@ -352,6 +376,9 @@ ONE_PASS_DRAINING = [
     "apply services/demo-manager",
     "get statefulsets/demo-manager",
     "apply statefulsets/demo-manager",
+    "get secrets/demo-cofre-cli-key",
+    "manager POST /v1/keys in-cluster-cli backup",
+    "create secrets/demo-cofre-cli-key",
     "get deployments/demo-toolbox",
     "status backupclusters/demo",
 ]
@@ -375,6 +402,7 @@ SECOND_PASS_DRAINING = [
     "get statefulsets/demo-storage",
     "get services/demo-manager",
     "get statefulsets/demo-manager",
+    "get secrets/demo-cofre-cli-key",
     "get deployments/demo-toolbox",
     "status backupclusters/demo",
 ]
@@ -449,12 +477,62 @@ async def test_a_spec_change_applies_only_the_children_it_changes(world: World) 
     world.kube.put(cluster(generation=2, toolbox=True), status=world.status())
     world.log.clear()
     await world.full_pass()
-    assert world.writes() == ["apply deployments/demo-toolbox", "status backupclusters/demo"]
+    assert world.writes() == [
+        "apply serviceaccounts/demo-toolbox",
+        "apply deployments/demo-toolbox",
+        "status backupclusters/demo",
+    ]
     assert world.status()["observedGeneration"] == 2
     world.kube.put(cluster(generation=3, toolbox=False), status=world.status())
     world.log.clear()
     await world.full_pass()
     assert world.writes() == ["delete deployments/demo-toolbox", "status backupclusters/demo"]
+
+
+CLI_KEY = object_path("v1", "Secret", namespace=NS, name="demo-cofre-cli-key")
+
+
+def _secret_value(world: World, path: str, key: str) -> str:
+    return base64.b64decode(world.kube.objects[path]["data"][key]).decode()
+
+
+async def test_the_cli_gets_a_backup_key_once_and_keeps_it(world: World) -> None:
+    world.kube.put(cluster(toolbox=True))
+    # No manager ready yet: no key, and no toolbox (its pod could not start without the key).
+    world.manager.tokens.clear()
+    await world.full_pass()
+    assert CLI_KEY not in world.kube.objects and TOOLBOX not in world.kube.objects
+    assert world.manager.keys == {}
+    world.kube.settle(STORAGE)
+    world.kube.settle(MANAGER)
+    await world.full_pass()
+    role, key = world.manager.keys["in-cluster-cli"]
+    assert role == "backup" and _secret_value(world, CLI_KEY, "key") == key
+    token = _secret_value(
+        world, object_path("v1", "Secret", namespace=NS, name="demo-token"), "token"
+    )
+    # The key was made with the token; the toolbox gets the key, never the token.
+    assert world.manager.tokens == {token}
+    toolbox = str(world.kube.objects[TOOLBOX])
+    assert "demo-cofre-cli-key" in toolbox and "demo-token" not in toolbox
+    # Kept: later passes only read its Secret.
+    world.log.clear()
+    await world.full_pass()
+    touched = [c for c in world.log if "/v1/keys" in c or "cli-key" in c]
+    assert touched == ["get secrets/demo-cofre-cli-key"]
+    assert world.manager.keys["in-cluster-cli"] == (role, key)
+
+    # The Secret lost (deleted by hand): the old key is revoked and a new one made and kept.
+    del world.kube.objects[CLI_KEY]
+    world.log.clear()
+    await world.full_pass()
+    assert [c for c in world.log if "/v1/keys" in c] == [
+        "manager POST /v1/keys in-cluster-cli backup",
+        "manager DELETE /v1/keys/in-cluster-cli",
+        "manager POST /v1/keys in-cluster-cli backup",
+    ]
+    _, new = world.manager.keys["in-cluster-cli"]
+    assert new != key and _secret_value(world, CLI_KEY, "key") == new
 
 
 def _pod(name: str, component: str, *, cluster: str = "demo") -> kopf.Body:

@@ -87,6 +87,7 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "timezone": "Europe/Madrid",
         "dry_run": True,
     },
+    manager_api.CreateKey: {"name": "laptop-ana", "role": "backup"},
     node_api.HashList: {"hashes": [H]},
     node_api.ReadRequest: {"hashes": [H]},
     node_api.CheckRequest: {"hashes": [H], "lengths": [5], "verify": False, "touch": True},
