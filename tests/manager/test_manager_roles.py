@@ -206,7 +206,8 @@ async def test_the_cli_renews_a_read_ticket_that_expired_during_a_restore(
     data = b"a restore that outlasts its ticket " * 100
     await cluster.send("long.bin", data)
     key = (await cluster.api.create_key("restorer", Role.READ)).key
-    ctx = ClientConfig(manager_url=cluster.api.base_url, token=key)
+    # The app-level cluster serves plain HTTP on loopback.
+    ctx = ClientConfig(manager_url=cluster.api.base_url, token=key, insecure=True)
     clients = Clients(cluster.http, ctx)
     view = await clients.manifest("long.bin")
     url = view.chunks[0].nodes[0]
