@@ -28,20 +28,21 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from cofre.errors import CofreError, Unavailable
-from cofre.limits import CHECK_BATCH, MAX_FRAMED_BYTES, MAX_FRAMED_CHUNKS
+from cofre.limits import CHECK_BATCH, MAX_ENTRY_BATCH, MAX_FRAMED_BYTES, MAX_FRAMED_CHUNKS
 from cofre.manager.catalog import SnapshotRow
 from cofre.manager.context import Manager
 from cofre.manager.placement import NodeView, choose
 from cofre.manager.tree_objects import (
     PIECE_BYTES,
+    Piece,
+    PieceCutter,
     SnapshotRootDoc,
     encode_root,
     object_hash,
-    pieces,
 )
 from cofre.models import ChunkHash, NodeId, SnapshotId, UploadId
 from cofre.protocol.framing import encode_frames
@@ -63,17 +64,16 @@ class StoredTree:
     objects: Mapping[ChunkHash, tuple[int, Sequence[NodeId]]]
 
 
-async def _entries(m: Manager, snapshot_id: SnapshotId) -> list[EntryView]:
-    """Every entry of the snapshot, in path order, page by page."""
-    out: list[EntryView] = []
+async def _pages(m: Manager, snapshot_id: SnapshotId) -> AsyncIterator[list[EntryView]]:
+    """Every entry of the snapshot, in path order, a page at a time."""
     after: str | None = None
     while True:
         page, after = await m.catalog.snapshot_entries(
-            snapshot_id, under=None, after=after, limit=1000
+            snapshot_id, under=None, after=after, limit=MAX_ENTRY_BATCH
         )
-        out.extend(page)
+        yield page
         if after is None:
-            return out
+            return
 
 
 def _holders(m: Manager, size: int) -> tuple[NodeView, ...]:
@@ -114,24 +114,37 @@ async def _write(
 
 async def store(m: Manager, row: SnapshotRow) -> StoredTree:
     """Write the open snapshot's tree (pieces, then root) with F copies; -> what to record at
-    commit. Raises the first node's error; what was written stays pinned to the open snapshot
-    (a retried commit writes the same objects)."""
-    entries = await _entries(m, row.snapshot_id)
-    cut = list(pieces(entries))
-    holders = _holders(m, sum(len(d) for _, d, _ in cut) + 4096)
+    commit. Memory: a page of entries, the piece being cut and one batch of pieces. Raises the
+    first node's error; what was written stays pinned to the open snapshot (a retried commit
+    writes the same objects)."""
+    # Sized for placement by a generous guess: the pieces' bytes are not known yet.
+    holders = _holders(m, row.entries * 256 + 4096)
     ids = tuple(n.node_id for n in holders)
     objects: dict[ChunkHash, tuple[int, Sequence[NodeId]]] = {}
+    order: list[tuple[ChunkHash, int]] = []
     batch: list[tuple[ChunkHash, bytes]] = []
     size = 0
-    for h, data, _ in cut:
+
+    async def take(piece: Piece | None) -> None:
+        nonlocal batch, size
+        if piece is None:
+            return
+        h, data, _ = piece
+        order.append((h, len(data)))
         if h in objects:  # the same run of entries twice: one object
-            continue
+            return
         objects[h] = (len(data), ids)
         if batch and (size + len(data) > FLUSH_BYTES or len(batch) >= MAX_FRAMED_CHUNKS):
             await _write(m, row.snapshot_id, holders, batch, root=None)
             batch, size = [], 0
         batch.append((h, data))
         size += len(data)
+
+    cutter = PieceCutter()
+    async for page in _pages(m, row.snapshot_id):
+        for entry in page:
+            await take(cutter.add(entry))
+    await take(cutter.finish())
     if batch:
         await _write(m, row.snapshot_id, holders, batch, root=None)
     root = encode_root(
@@ -146,7 +159,7 @@ async def store(m: Manager, row: SnapshotRow) -> StoredTree:
             entries=row.entries,
             files=row.files,
             bytes=row.bytes,
-            pieces=[(h, len(d)) for h, d, _ in cut],
+            pieces=order,
         )
     )
     root_hash = object_hash(root)
@@ -155,7 +168,7 @@ async def store(m: Manager, row: SnapshotRow) -> StoredTree:
     log.info(
         "snapshot tree stored snapshot=%s pieces=%d bytes=%d nodes=%s",
         row.snapshot_id,
-        len(cut),
+        len(order),
         sum(n for n, _ in objects.values()),
         ",".join(ids),
     )

@@ -107,26 +107,50 @@ def entry_json(entry: EntryView | TreeEntry) -> dict[str, Any]:
 _PIECE_HEAD = b'{"cofre_tree":1,"entries":['
 _PIECE_TAIL = b"]}"
 
+Piece = tuple[ChunkHash, bytes, int]  # hash, bytes, entries in it
 
-def pieces(entries: Iterable[EntryView | TreeEntry]) -> Iterator[tuple[ChunkHash, bytes, int]]:
-    """The pieces of a tree given in path order: (hash, bytes, entries in it). Each entry is
-    encoded once; the piece is ``{"cofre_tree":1,"entries":[...]}`` in compact JSON."""
-    run: list[bytes] = []
-    size = 0
 
-    def close() -> tuple[ChunkHash, bytes, int]:
-        data = b"".join([_PIECE_HEAD, b",".join(run), _PIECE_TAIL])
-        return object_hash(data), data, len(run)
+class PieceCutter:
+    """Cuts entries given in path order into pieces as they come, so a tree of any size is
+    cut holding one piece at a time. Each entry is encoded once; a piece is
+    ``{"cofre_tree":1,"entries":[...]}`` in compact JSON."""
 
+    def __init__(self) -> None:
+        self._run: list[bytes] = []
+        self._size = 0
+
+    def add(self, entry: EntryView | TreeEntry) -> Piece | None:
+        """The piece this entry closed, if it did (the entry starts the next one)."""
+        encoded = _encode(entry_json(entry))
+        done = None
+        if self._run and (
+            len(self._run) >= PIECE_ENTRIES or self._size + len(encoded) + 1 > PIECE_BYTES
+        ):
+            done = self.finish()
+        self._run.append(encoded)
+        self._size += len(encoded) + 1
+        return done
+
+    def finish(self) -> Piece | None:
+        """The last piece (None when no entry is left)."""
+        if not self._run:
+            return None
+        data = b"".join([_PIECE_HEAD, b",".join(self._run), _PIECE_TAIL])
+        piece = object_hash(data), data, len(self._run)
+        self._run, self._size = [], 0
+        return piece
+
+
+def pieces(entries: Iterable[EntryView | TreeEntry]) -> Iterator[Piece]:
+    """The pieces of a tree given in path order."""
+    cutter = PieceCutter()
     for e in entries:
-        encoded = _encode(entry_json(e))
-        if run and (len(run) >= PIECE_ENTRIES or size + len(encoded) + 1 > PIECE_BYTES):
-            yield close()
-            run, size = [], 0
-        run.append(encoded)
-        size += len(encoded) + 1
-    if run:
-        yield close()
+        done = cutter.add(e)
+        if done is not None:
+            yield done
+    last = cutter.finish()
+    if last is not None:
+        yield last
 
 
 def encode_root(root: SnapshotRootDoc) -> bytes:

@@ -16,6 +16,7 @@ from cofre.manager import snapshot_store, uploads
 from cofre.manager.keys import MANAGER
 from cofre.manager.tree_objects import decode_root
 from cofre.models import ChunkHash, SnapshotId
+from cofre.protocol.manager_api import TreeEntry
 
 from .conftest import Cluster
 from .test_manager_snapshots import FILES, T0, Backup, restore
@@ -228,3 +229,25 @@ async def test_a_commit_that_never_landed(make_cluster: Any, tmp_path: Path) -> 
     await uploads.sweep_expired(m, now=time.time() + 10**6)
     assert await m.catalog.orphan_roots() == []
     assert await _roots(first) == {}
+
+
+async def test_a_tree_of_several_pieces_comes_back_whole(make_cluster: Any, tmp_path: Path) -> None:
+    first = await make_cluster(3, factor=FACTOR)
+    b = Backup(first, {"src/a": b"a" * 100}, batch=1000)
+    await b.open()
+    await b.upload()
+    b.entries += [
+        TreeEntry(path=f"src/d/{i:05d}", kind="dir", mode=0o40755, mtime_ns=i) for i in range(2300)
+    ]
+    await b.send_entries()
+    info = await b.commit()
+    ((root, on),) = (await _roots(first)).items()
+    doc = decode_root(await first.node(sorted(on)[0]).get_chunk(root))
+    assert len(doc.pieces) == 3 and doc.entries == info.entries == len(b.entries)
+    before = await _everything(first)
+
+    second = await make_cluster(
+        3, factor=FACTOR, data_dir=tmp_path / "manager-new", node_servers=first.nodes
+    )
+    assert (await second.api.rebuild_catalog()).snapshots == 1
+    assert await _everything(second) == before
