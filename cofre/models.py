@@ -30,6 +30,8 @@ MANIFEST_FORMAT = "cofre-manifest-1"
 # How every manifest's canonical encoding (sorted keys, compact) begins: lets a node list the
 # chunks that may be manifests by reading a few bytes of each.
 MANIFEST_PREFIX = b'{"chunks":['
+# How every snapshot root object (cofre/manager/tree_objects.py) begins, for the same listing.
+SNAPSHOT_ROOT_PREFIX = b'{"cofre_snapshot":1,'
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 

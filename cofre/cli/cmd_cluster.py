@@ -183,4 +183,11 @@ def rebuild_text(result: RebuildReport) -> str:
         lines.append(f"skipped {incomplete} versions whose chunks are no longer on any node")
     if unreadable:
         lines.append(f"skipped {unreadable} manifest chunks that could not be read intact")
+    if result.snapshots or result.snapshots_skipped:
+        lines.append(f"recovered {result.snapshots} snapshots")
+    if result.snapshots_skipped:
+        lines.append(
+            f"skipped {result.snapshots_skipped} snapshots whose tree or chunks are no longer "
+            "whole on the nodes"
+        )
     return "\n".join(lines)

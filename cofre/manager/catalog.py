@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -392,20 +392,31 @@ class Catalog:
 
         return await self._run(do)
 
-    async def restore(self, versions: Sequence[RecoveredVersion]) -> None:
-        """Fill an empty catalog with recovered versions and their locations, in one
-        transaction; Conflict (nothing written) if it holds any version."""
+    async def restore(
+        self,
+        versions: Sequence[RecoveredVersion],
+        snapshots: Sequence[snap_sql.RecoveredSnapshot] = (),
+    ) -> None:
+        """Fill an empty catalog with recovered versions and snapshots and their locations,
+        in one transaction; Conflict (nothing written) if it holds any version or snapshot."""
 
         def do(db: sqlite3.Connection) -> None:
             with transaction(db):
-                held = int(db.execute("SELECT COUNT(*) FROM versions").fetchone()[0])
+                held = int(
+                    db.execute(
+                        "SELECT (SELECT COUNT(*) FROM versions) + (SELECT COUNT(*) FROM snapshots)"
+                    ).fetchone()[0]
+                )
                 if held:
                     raise Conflict(
-                        f"the catalog already holds {held} versions; a rebuild only fills an "
-                        "empty catalog"
+                        f"the catalog already holds {held} versions or snapshots; a rebuild "
+                        "only fills an empty catalog"
                     )
                 for v in versions:
                     insert_recovered(db, v)
+                now = time.time()
+                for snap in snapshots:
+                    snap_sql.insert_recovered(db, snap, now=now)
 
         await self._run(do)
 
@@ -610,10 +621,18 @@ class Catalog:
         )
 
     async def commit_snapshot(
-        self, snapshot_id: SnapshotId, *, sent: int, factor: int, now: float
+        self,
+        snapshot_id: SnapshotId,
+        *,
+        sent: int,
+        factor: int,
+        now: float,
+        objects: Mapping[ChunkHash, tuple[int, Sequence[NodeId]]] | None = None,
     ) -> SnapshotRow:
         return await self._run(
-            lambda db: snap_sql.commit(db, snapshot_id, sent=sent, factor=factor, now=now)
+            lambda db: snap_sql.commit(
+                db, snapshot_id, sent=sent, factor=factor, now=now, objects=objects
+            )
         )
 
     async def snapshots(
@@ -648,7 +667,27 @@ class Catalog:
         return await self._run(lambda db: snap_sql.entry(db, snapshot_id, path))
 
     async def remove_snapshots(self, snapshot_ids: Sequence[SnapshotId]) -> list[SnapshotId]:
-        return await self._run(lambda db: snap_sql.remove(db, snapshot_ids))
+        """Remove them; their root objects are left for ``orphan_roots`` to delete."""
+        gone, _ = await self._run(lambda db: snap_sql.remove(db, snapshot_ids))
+        return gone
+
+    async def pin_snapshot_objects(
+        self,
+        snapshot_id: SnapshotId,
+        lengths: Mapping[ChunkHash, int],
+        *,
+        root: ChunkHash | None,
+        now: float,
+    ) -> None:
+        await self._run(
+            lambda db: snap_sql.pin_objects(db, snapshot_id, lengths, root=root, now=now)
+        )
+
+    async def orphan_roots(self) -> list[ChunkHash]:
+        return await self._run(snap_sql.orphan_roots)
+
+    async def roots_deleted(self, hashes: Sequence[ChunkHash]) -> None:
+        await self._run(lambda db: snap_sql.roots_deleted(db, hashes))
 
     async def expired_snapshots(self, *, now: float) -> list[SnapshotId]:
         return await self._run(lambda db: snap_sql.expired_open(db, now=now))

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cofre.errors import BadRequest, ChunksNotStored, Conflict, NotFound
 from cofre.manager.catalog_rows import SessionRow, SnapshotRow
-from cofre.manager.catalog_sql import transaction
+from cofre.manager.catalog_sql import WHY_REBUILD, WHY_TREE, transaction
 from cofre.models import ChunkHash, NodeId, SnapshotId
 from cofre.protocol.manager_api import EntryView, TreeEntry
 
@@ -275,8 +276,48 @@ def _references(
     return refs
 
 
+def pin_objects(
+    db: sqlite3.Connection,
+    snapshot_id: SnapshotId,
+    lengths: Mapping[ChunkHash, int],
+    *,
+    root: ChunkHash | None,
+    now: float,
+) -> None:
+    """Pin tree objects about to be written to the open snapshot (live for GC from now on,
+    kept by its commit); ``root``: its root object, deleted from the nodes when it goes."""
+    with transaction(db):
+        _open_row(db, snapshot_id, now=now)
+        db.executemany(
+            "INSERT INTO snapshot_chunks VALUES (?,?,?,1) ON CONFLICT (snapshot_id, hash)"
+            " DO UPDATE SET referenced = 1",
+            [(snapshot_id, h, n) for h, n in lengths.items()],
+        )
+        if root is not None:
+            db.execute("INSERT OR REPLACE INTO snapshot_roots VALUES (?,?)", (snapshot_id, root))
+
+
+def _record_objects(
+    db: sqlite3.Connection, objects: Mapping[ChunkHash, tuple[int, Sequence[NodeId]]], now: float
+) -> None:
+    db.executemany(
+        "INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)",
+        [(h, n) for h, (n, _) in objects.items()],
+    )
+    db.executemany(
+        "INSERT OR IGNORE INTO locations (hash, node_id, why, since) VALUES (?,?,?,?)",
+        [(h, node, WHY_TREE, now) for h, (_, nodes) in objects.items() for node in nodes],
+    )
+
+
 def commit(
-    db: sqlite3.Connection, snapshot_id: SnapshotId, *, sent: int, factor: int, now: float
+    db: sqlite3.Connection,
+    snapshot_id: SnapshotId,
+    *,
+    sent: int,
+    factor: int,
+    now: float,
+    objects: Mapping[ChunkHash, tuple[int, Sequence[NodeId]]] | None = None,
 ) -> SnapshotRow:
     """Make the open snapshot visible, in one transaction, if it holds the ``sent`` entries
     and every chunk they reference is recorded at its length with at least ``factor`` copies.
@@ -292,6 +333,10 @@ def commit(
                 f"snapshot {snapshot_id} holds {row.entries} entries but {sent} were sent; "
                 "send the missing batches and commit again"
             )
+        if objects:
+            # The tree objects (pinned, written to their nodes): recorded like chunks, so the
+            # check below holds them to F copies too.
+            _record_objects(db, objects, now)
         short = _not_stored(db, snapshot_id, factor=factor)
         if short:
             raise ChunksNotStored(
@@ -426,17 +471,102 @@ def entry(db: sqlite3.Connection, snapshot_id: SnapshotId, path: str) -> EntryVi
     return None if row is None else entry_view(row)
 
 
-def remove(db: sqlite3.Connection, snapshot_ids: Sequence[SnapshotId]) -> list[SnapshotId]:
+def remove(
+    db: sqlite3.Connection, snapshot_ids: Sequence[SnapshotId]
+) -> tuple[list[SnapshotId], list[ChunkHash]]:
     """Remove snapshots, their entries and chunk references, in one transaction; -> those
-    that were there."""
+    that were there, and the root objects to delete from the nodes (their rows stay in
+    ``snapshot_roots`` until ``roots_deleted``)."""
     with transaction(db):
         gone = []
+        roots = []
         for sid in snapshot_ids:
             db.execute("DELETE FROM snapshot_entries WHERE snapshot_id = ?", (sid,))
             db.execute("DELETE FROM snapshot_chunks WHERE snapshot_id = ?", (sid,))
             if db.execute("DELETE FROM snapshots WHERE id = ?", (sid,)).rowcount:
                 gone.append(sid)
-        return gone
+            row = db.execute(
+                "SELECT hash FROM snapshot_roots WHERE snapshot_id = ?", (sid,)
+            ).fetchone()
+            if row is not None:
+                roots.append(ChunkHash(str(row[0])))
+        return gone, roots
+
+
+def orphan_roots(db: sqlite3.Connection) -> list[ChunkHash]:
+    """Root objects of snapshots no longer in the catalog, not yet deleted from every node."""
+    return [
+        ChunkHash(str(r[0]))
+        for r in db.execute(
+            "SELECT hash FROM snapshot_roots r WHERE NOT EXISTS"
+            " (SELECT 1 FROM snapshots s WHERE s.id = r.snapshot_id) ORDER BY hash"
+        )
+    ]
+
+
+def roots_deleted(db: sqlite3.Connection, hashes: Sequence[ChunkHash]) -> None:
+    """Root objects deleted from every node: forget their rows and copies."""
+    with transaction(db):
+        for h in hashes:
+            db.execute(
+                "DELETE FROM snapshot_roots WHERE hash = ? AND NOT EXISTS"
+                " (SELECT 1 FROM snapshots s WHERE s.id = snapshot_roots.snapshot_id)",
+                (h,),
+            )
+            if not db.execute("SELECT 1 FROM snapshot_roots WHERE hash = ?", (h,)).fetchone():
+                db.execute("DELETE FROM locations WHERE hash = ?", (h,))
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredSnapshot:
+    """A snapshot read back from its objects on the nodes, for a catalog rebuild."""
+
+    row: SnapshotRow
+    root: ChunkHash
+    entries: Sequence[TreeEntry]
+    objects: Mapping[ChunkHash, int]  # its root and pieces, with their lengths
+    locations: Mapping[ChunkHash, frozenset[NodeId]]  # every chunk and object -> holders
+
+
+def insert_recovered(db: sqlite3.Connection, snap: RecoveredSnapshot, *, now: float) -> None:
+    """A recovered snapshot's rows, committed (inside the rebuild's transaction)."""
+    row = snap.row
+    db.execute(
+        f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            row.snapshot_id,
+            row.time,
+            row.host,
+            json.dumps(list(row.tags)),
+            json.dumps(list(row.paths)),
+            row.parent,
+            "committed",
+            row.created,
+            row.expires,
+            row.committed,
+            row.entries,
+            row.files,
+            row.bytes,
+        ),
+    )
+    db.executemany(
+        f"INSERT INTO snapshot_entries (snapshot_id, {ENTRY_COLUMNS})"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [entry_values(row.snapshot_id, e) for e in snap.entries],
+    )
+    lengths: dict[ChunkHash, int] = dict(snap.objects)
+    for e in snap.entries:
+        lengths.update((ChunkHash(h), n) for h, n in e.chunks)
+    db.executemany(
+        "INSERT OR IGNORE INTO snapshot_chunks VALUES (?,?,?,1)",
+        [(row.snapshot_id, h, n) for h, n in lengths.items()],
+    )
+    db.execute("INSERT OR REPLACE INTO snapshot_roots VALUES (?,?)", (row.snapshot_id, snap.root))
+    db.executemany("INSERT OR IGNORE INTO chunk_lengths VALUES (?,?)", list(lengths.items()))
+    db.executemany(
+        "INSERT OR IGNORE INTO locations (hash, node_id, why, since) VALUES (?,?,?,?)",
+        [(h, n, WHY_REBUILD, now) for h in lengths for n in sorted(snap.locations.get(h, ()))],
+    )
 
 
 def expired_open(db: sqlite3.Connection, *, now: float) -> list[SnapshotId]:

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 # The reason of copies found on the nodes by a catalog rebuild.
 WHY_REBUILD = "found on this node by a catalog rebuild"
+WHY_TREE = "snapshot tree object written at its commit"
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (
@@ -139,6 +140,12 @@ CREATE TABLE IF NOT EXISTS client_keys (
     created REAL NOT NULL,
     last_used REAL
 );
+-- Each snapshot's root object on the nodes (tree_objects.py), recorded before it is written:
+-- removing the snapshot deletes it from the nodes, so a rebuild does not bring it back.
+CREATE TABLE IF NOT EXISTS snapshot_roots (
+    snapshot_id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 # The live reference set: data chunks and manifests of versions not deleted, and the chunks of
@@ -321,7 +328,9 @@ def migrate(db: sqlite3.Connection, version: int) -> None:
             db.execute("ALTER TABLE locations ADD COLUMN why TEXT NOT NULL DEFAULT ''")
             db.execute("ALTER TABLE locations ADD COLUMN since REAL NOT NULL DEFAULT 0")
             db.execute("ALTER TABLE sessions ADD COLUMN why TEXT NOT NULL DEFAULT ''")
-        # 3: the snapshot tables, which SCHEMA creates before this runs.
+        # 3: the snapshot tables; 4: snapshot_roots (committed snapshots of a schema 3
+        # catalog have no objects on the nodes until they are written again). SCHEMA creates
+        # the tables before this runs.
         db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
     log.info("catalog schema migrated from=%d to=%d", version, SCHEMA_VERSION)
 

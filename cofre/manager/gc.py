@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from cofre.aio import Periodic
 from cofre.errors import CofreError
 from cofre.limits import CHECK_BATCH
-from cofre.manager import uncommitted
+from cofre.manager import snapshot_store, uncommitted
 from cofre.manager.context import Manager
 from cofre.manager.registry import NodeState
 from cofre.models import ChunkHash
@@ -88,6 +88,9 @@ async def collect(m: Manager, *, grace_s: float | None = None) -> GcResult:
     only to decide and for each batch of deletes (``_collect_node``), never for the pass:
     backups commit while it runs."""
     grace = m.config.gc.grace_s if grace_s is None else grace_s
+    # Roots of removed snapshots a node could not delete before: before GC's own deletes, so
+    # that a rebuild never brings those snapshots back.
+    await snapshot_store.forget_roots_soon(m)
     async with m.catalog_lock:
         if not await m.catalog.version_rows() and not await _only_uncommitted(m):
             # No version was ever recorded here and the nodes may hold a lost catalog's

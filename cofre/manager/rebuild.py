@@ -1,10 +1,15 @@
-"""Rebuild a lost catalog from the manifests stored as chunks on the nodes.
+"""Rebuild a lost catalog from the manifests and snapshot roots stored as chunks on the nodes.
 
 Every committed version's manifest is a chunk on its nodes, so an empty catalog can be filled
 again: list the manifest chunks on every node, read each once and check its hash, ask every
 node which chunks it holds, and record, per name in order of creation, each version whose data
 chunks are all still somewhere. Deleted versions not yet collected come back (their manifests
 are still there); version numbers are assigned afresh, 1..n per name.
+
+Every committed snapshot's tree is on the nodes too (snapshot_store.py): each root found is
+read, its pieces read and checked, and the snapshot recorded with its id, metadata and entries
+when every piece reads back, they hold the root's count of entries, and every chunk the
+entries name is on a node.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from dataclasses import dataclass
 from cofre.errors import CofreError, Conflict, Unavailable
 from cofre.limits import CHECK_BATCH
 from cofre.manager import uncommitted
-from cofre.manager.catalog import RecoveredVersion
+from cofre.manager.catalog import RecoveredVersion, SnapshotRow
+from cofre.manager.catalog_snapshots import RecoveredSnapshot
 from cofre.manager.context import Manager
 from cofre.manager.registry import NodeState
+from cofre.manager.tree_objects import SnapshotRootDoc, decode_piece, decode_root, object_hash
 from cofre.models import ChunkHash, Manifest, NodeId
-from cofre.protocol.manager_api import RebuildReport, decode_manifest
+from cofre.protocol.manager_api import RebuildReport, TreeEntry, decode_manifest
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +145,11 @@ async def rebuild(m: Manager) -> RebuildReport:
         nodes = _every_node_ready(m)
         listings = await asyncio.gather(*(m.client(n.url).manifests() for n in nodes))
         sources: dict[ChunkHash, list[NodeState]] = {}
+        root_sources: dict[ChunkHash, list[NodeState]] = {}
         for node, listing in zip(nodes, listings, strict=True):
             for entry in listing:
-                sources.setdefault(entry.hash, []).append(node)
+                into = root_sources if entry.kind == "snapshot" else sources
+                into.setdefault(entry.hash, []).append(node)
         limit = asyncio.Semaphore(FETCH_PARALLELISM)
 
         async def fetch(h: ChunkHash) -> FoundManifest | None:
@@ -162,7 +171,11 @@ async def rebuild(m: Manager) -> RebuildReport:
             for h in present:
                 presence.setdefault(h, set()).add(node.node_id)
         result = plan(found, presence)
-        await m.catalog.restore(result.versions)
+        # Roots of snapshots this catalog removed, whose deletion a node has not confirmed.
+        forgotten = set(await m.catalog.orphan_roots())
+        roots = {h: srcs for h, srcs in root_sources.items() if h not in forgotten}
+        snapshots, snapshots_skipped = await _recover_snapshots(m, nodes, roots)
+        await m.catalog.restore(result.versions, snapshots)
     answer = RebuildReport(
         versions=len(result.versions),
         names=len({v.manifest.name for v in result.versions}),
@@ -170,6 +183,123 @@ async def rebuild(m: Manager) -> RebuildReport:
         skipped_unreadable=len(fetched) - len(readable),
         skipped_uncommitted=len(readable) - len(found),
         nodes_scanned=len(nodes),
+        snapshots=len(snapshots),
+        snapshots_skipped=snapshots_skipped,
     )
     log.info("catalog rebuilt %s", " ".join(f"{k}={v}" for k, v in answer.model_dump().items()))
     return answer
+
+
+async def _read_object(m: Manager, chunk_hash: ChunkHash, sources: list[NodeState]) -> bytes | None:
+    """The object's bytes from the first holder that returns them with the right hash."""
+    for source in sources:
+        try:
+            raw = await m.client(source.url).get_chunk(chunk_hash)
+        except CofreError as exc:
+            log.warning(
+                "rebuild object unreadable hash=%s node=%s error=%s",
+                chunk_hash,
+                source.node_id,
+                exc.detail,
+            )
+            continue
+        if object_hash(raw) == chunk_hash:
+            return raw
+    return None
+
+
+async def _presence(
+    m: Manager, nodes: list[NodeState], hashes: list[ChunkHash]
+) -> dict[ChunkHash, frozenset[NodeId]]:
+    held = await asyncio.gather(*(_present_on(m, n, hashes) for n in nodes))
+    out: dict[ChunkHash, set[NodeId]] = {}
+    for node, present in zip(nodes, held, strict=True):
+        for h in present:
+            out.setdefault(h, set()).add(node.node_id)
+    return {h: frozenset(n) for h, n in out.items()}
+
+
+async def _tree(
+    m: Manager,
+    root: SnapshotRootDoc,
+    holders: dict[ChunkHash, frozenset[NodeId]],
+    states: dict[NodeId, NodeState],
+) -> list[TreeEntry] | None:
+    """The root's entries from its pieces, or None when one cannot be read intact or they
+    do not hold the root's count."""
+    entries: list[TreeEntry] = []
+    for h, _ in root.pieces:
+        raw = await _read_object(m, h, [states[n] for n in sorted(holders.get(h, ()))])
+        if raw is None:
+            return None
+        try:
+            entries += decode_piece(raw)
+        except CofreError:
+            return None
+    if len(entries) != root.entries or len({e.path for e in entries}) != len(entries):
+        return None
+    return entries
+
+
+async def _recover_snapshots(
+    m: Manager, nodes: list[NodeState], roots: dict[ChunkHash, list[NodeState]]
+) -> tuple[list[RecoveredSnapshot], int]:
+    """Every snapshot whose root, pieces and chunks are on the nodes; -> them, and how many
+    roots were skipped (unreadable, incomplete, or a chunk on no node)."""
+    found: list[tuple[ChunkHash, int, SnapshotRootDoc]] = []
+    skipped = 0
+    for h in sorted(roots):
+        raw = await _read_object(m, h, roots[h])
+        try:
+            doc = None if raw is None else decode_root(raw)
+        except CofreError:
+            doc = None
+        if raw is None or doc is None:
+            skipped += 1
+            continue
+        found.append((h, len(raw), doc))
+    states = {n.node_id: n for n in nodes}
+    piece_holders = await _presence(m, nodes, sorted({p for _, _, d in found for p, _ in d.pieces}))
+    trees: list[tuple[ChunkHash, int, SnapshotRootDoc, list[TreeEntry]]] = []
+    for h, length, doc in found:
+        entries = await _tree(m, doc, piece_holders, states)
+        if entries is None:
+            log.warning("rebuild snapshot skipped snapshot=%s reason=tree incomplete", doc.id)
+            skipped += 1
+            continue
+        trees.append((h, length, doc, entries))
+    data = sorted({ChunkHash(c) for *_, es in trees for e in es for c, _ in e.chunks})
+    holders = piece_holders | await _presence(m, nodes, data)
+    roots_held = await _presence(m, nodes, [h for h, *_ in trees])
+    holders |= roots_held
+    out: list[RecoveredSnapshot] = []
+    for h, length, doc, entries in trees:
+        if not all(holders.get(ChunkHash(c)) for e in entries for c, _ in e.chunks):
+            log.warning("rebuild snapshot skipped snapshot=%s reason=chunks missing", doc.id)
+            skipped += 1
+            continue
+        objects = {h: length} | {p: n for p, n in doc.pieces}
+        out.append(
+            RecoveredSnapshot(
+                row=SnapshotRow(
+                    snapshot_id=doc.id,
+                    time=doc.time,
+                    host=doc.host,
+                    tags=tuple(doc.tags),
+                    paths=tuple(doc.paths),
+                    parent=doc.parent,
+                    state="committed",
+                    created=doc.time,
+                    expires=doc.time,
+                    committed=doc.time,
+                    entries=doc.entries,
+                    files=doc.files,
+                    bytes=doc.bytes,
+                ),
+                root=h,
+                entries=entries,
+                objects=objects,
+                locations=holders,
+            )
+        )
+    return out, skipped

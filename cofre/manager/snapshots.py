@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from cofre.errors import Conflict, NotFound
-from cofre.manager import health, retention, uploads
+from cofre.manager import health, retention, snapshot_store, uploads
 from cofre.manager.catalog import SnapshotRow
 from cofre.manager.context import Manager
 from cofre.models import ChunkHash, ChunkRef, SnapshotId, UploadId
@@ -142,12 +142,28 @@ async def add_entries(
     return EntriesAdded(snapshot_id=snapshot_id, entries=count, expires=expires)
 
 
+async def _store_tree(
+    m: Manager, snapshot_id: SnapshotId, *, sent: int
+) -> snapshot_store.StoredTree | None:
+    """The tree's objects written to the nodes, when the commit can succeed on the entries
+    sent (else the commit transaction reports why, and no root is written)."""
+    row = await m.catalog.snapshot(snapshot_id)
+    if row is None or row.state != "open" or row.entries != sent:
+        return None
+    return await snapshot_store.store(m, row)
+
+
 async def commit(m: Manager, snapshot_id: SnapshotId, *, sent: int) -> SnapshotInfo:
+    tree = await _store_tree(m, snapshot_id, sent=sent)
     # Under the commit lock: the check that every chunk is recorded with F copies and the
     # insert that makes them live are one step for GC.
     async with m.catalog_lock:
         row = await m.catalog.commit_snapshot(
-            snapshot_id, sent=sent, factor=m.factor, now=time.time()
+            snapshot_id,
+            sent=sent,
+            factor=m.factor,
+            now=time.time(),
+            objects=None if tree is None else tree.objects,
         )
     m.catalog_seen_versions = True
     log.info(
@@ -184,6 +200,7 @@ async def delete(m: Manager, ref: str) -> list[SnapshotId]:
     if not removed:
         raise NotFound(f"no snapshot {ref}")
     log.info("snapshot removed snapshot=%s state=%s", row.snapshot_id, row.state)
+    await snapshot_store.forget_roots_soon(m)
     return removed
 
 
@@ -236,6 +253,8 @@ async def forget(m: Manager, rules: ForgetRequest) -> ForgetReport:
             )
         )
     removed = [] if rules.dry_run else await m.catalog.remove_snapshots(doomed)
+    if removed:
+        await snapshot_store.forget_roots_soon(m)
     log.info(
         "forget dry_run=%s groups=%d kept=%d removed=%d",
         rules.dry_run,

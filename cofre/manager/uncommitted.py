@@ -75,7 +75,9 @@ async def survey(m: Manager, nodes: Iterable[NodeState], *, strict: bool = False
             continue
         for entry in listing:
             sources.setdefault(entry.hash, []).append(node)
-    held = frozenset(sources)
+    # Roots of snapshots this catalog removed (their deletion from a node not yet confirmed)
+    # are explained; every other snapshot root counts like an unexplained manifest.
+    held = frozenset(sources) - set(await m.catalog.orphan_roots())
     declared = await m.catalog.uncommitted_files() if held else set()
     if not declared:  # nothing could excuse them: no need to read them
         return Survey(held=held, uncommitted=frozenset())

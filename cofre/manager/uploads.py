@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from cofre.aio import Periodic, within
 from cofre.errors import BadRequest, CofreError, Conflict, IncompleteUpload, NotFound
-from cofre.manager import dedup, uncommitted
+from cofre.manager import dedup, snapshot_store, uncommitted
 from cofre.manager.catalog import CommitEntry, SessionRow
 from cofre.manager.context import Manager
 from cofre.manager.health import check_batches
@@ -63,7 +63,7 @@ async def refuse_over_a_lost_catalog(m: Manager) -> None:
     if found.unexplained:
         raise Conflict(
             f"the catalog is empty but the storage nodes hold {len(found.unexplained)} backup "
-            "manifests: run `cofre catalog rebuild` before new backups"
+            "manifests or snapshot roots: run `cofre catalog rebuild` before new backups"
         )
 
 
@@ -324,9 +324,13 @@ async def sweep_expired(m: Manager, *, now: float | None = None) -> int:
             log.info("upload expired upload=%s name=%r", s.upload_id, s.name)
             await close_relay(m, s)
     # Open snapshots left past their expiry (a backup that died): their chunks become garbage.
+    gone = 0
     for sid in await m.catalog.expired_snapshots(now=now):
         if await m.catalog.remove_snapshots([sid]):
             log.info("snapshot expired snapshot=%s", sid)
+            gone += 1
+    if gone:  # a root written by a commit that never landed
+        await snapshot_store.forget_roots_soon(m)
     if await m.catalog.version_rows():
         # With no version yet, uncommitted uploads' sessions are what tells their manifests
         # from a lost catalog's (uncommitted.py): kept until GC deleted those manifests.

@@ -760,6 +760,12 @@ class RebuildReport(Reply):
         0, description="Manifests of uploads the catalog recorded as never committed."
     )
     nodes_scanned: Count
+    snapshots: Count = Field(0, description="Tree snapshots recovered from their roots.")
+    snapshots_skipped: Count = Field(
+        0,
+        description="Snapshot roots whose tree could not be read whole, or that name a chunk "
+        "no node holds.",
+    )
 
 
 class ClusterStats(Reply):

@@ -7,7 +7,7 @@ the CLI all speak to nodes through ``NodeClient`` with the same classes.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -110,11 +110,14 @@ class Inventory(Reply):
 class ManifestCandidate(Reply):
     hash: ChunkHashField
     length: Bytes
+    kind: Literal["manifest", "snapshot"] = Field(
+        "manifest", description="A version's manifest, or a tree snapshot's root object."
+    )
 
 
 class ManifestCandidates(Reply):
     manifests: list[ManifestCandidate] = Field(
-        description="Chunks that start like a manifest (not verified)."
+        description="Chunks that start like a manifest or a snapshot root (not verified)."
     )
 
 

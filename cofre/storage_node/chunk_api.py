@@ -222,12 +222,16 @@ async def inventory(request: web.Request) -> web.Response:
 @api.get(
     "/v1/manifests",
     errors=(503,),
-    summary="The chunks that start like manifests (a catalog rebuild reads and verifies them)",
+    summary="The chunks that start like manifests or snapshot roots (a catalog rebuild reads "
+    "and verifies them)",
     replies={200: ManifestCandidates},
 )
 async def manifests(request: web.Request) -> web.Response:
     entries = await request.app[keys.STORE].manifests()
-    listed = [ManifestCandidate(hash=e.hash, length=e.length) for e in entries]
+    listed = [
+        ManifestCandidate(hash=e.hash, length=e.length, kind="snapshot" if root else "manifest")
+        for e, root in entries
+    ]
     return reply(ManifestCandidates(manifests=listed))
 
 

@@ -57,7 +57,7 @@ from cofre.durable import (
     write_unsynced,
 )
 from cofre.errors import InsufficientStorage, IntegrityError, NotFound, StoreUnavailable
-from cofre.models import MANIFEST_PREFIX, ChunkHash, is_chunk_hash
+from cofre.models import MANIFEST_PREFIX, SNAPSHOT_ROOT_PREFIX, ChunkHash, is_chunk_hash
 from cofre.pacing import Pacer
 from cofre.storage_node.packs import Location, PackStats, PackStore, read_index
 
@@ -872,28 +872,31 @@ class ChunkStore:
                     if before is None or st.st_mtime < before:
                         yield InventoryEntry(ChunkHash(entry.name), st.st_size, st.st_mtime)
 
-    async def manifests(self) -> list[InventoryEntry]:
-        """Every chunk whose bytes start like a manifest (only that prefix is read; nothing
-        is verified here: the reader decodes and checks the hash)."""
-        entries: list[InventoryEntry] = await asyncio.to_thread(
+    async def manifests(self) -> list[tuple[InventoryEntry, bool]]:
+        """Every chunk whose bytes start like a manifest or a snapshot root, each with whether
+        it is a root (only that prefix is read; nothing is verified here: the reader decodes
+        and checks the hash)."""
+        entries: list[tuple[InventoryEntry, bool]] = await asyncio.to_thread(
             self._guarded, "list manifests", lambda: list(self._iter_manifests())
         )
         return entries
 
-    def _iter_manifests(self) -> Iterator[InventoryEntry]:
+    def _iter_manifests(self) -> Iterator[tuple[InventoryEntry, bool]]:
+        longest = max(len(MANIFEST_PREFIX), len(SNAPSHOT_ROOT_PREFIX))
         for entry in self.iter_inventory():
-            packed = self.packs.read(entry.hash, limit=len(MANIFEST_PREFIX))
+            packed = self.packs.read(entry.hash, limit=longest)
             if packed is not None:
-                if packed[0] == MANIFEST_PREFIX:
-                    yield entry
-                continue
-            try:
-                with open(self.path_of(entry.hash), "rb") as fh:
-                    head = fh.read(len(MANIFEST_PREFIX))
-            except FileNotFoundError:  # deleted meanwhile
-                continue
-            if head == MANIFEST_PREFIX:
-                yield entry
+                head = packed[0]
+            else:
+                try:
+                    with open(self.path_of(entry.hash), "rb") as fh:
+                        head = fh.read(longest)
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+            if head.startswith(MANIFEST_PREFIX):
+                yield entry, False
+            elif head.startswith(SNAPSHOT_ROOT_PREFIX):
+                yield entry, True
 
     # -- deletes ----------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ async def test_a_foreign_manifest_still_means_a_lost_catalog(
     _, _, committed = await first.send("old", os.urandom(1500))
     assert committed is not None
     second = await make_cluster(3, data_dir=tmp_path / "manager-new", node_servers=first.nodes)
-    with pytest.raises(Conflict, match="hold 1 backup manifests"):
+    with pytest.raises(Conflict, match="hold 1 backup manifests or snapshot roots"):
         await second.api.create_upload(name="new", size=3, mode=0o644, mtime=0.0)
     gc = await second.api.gc(grace_s=0)
     assert gc.deleted_chunks == 0

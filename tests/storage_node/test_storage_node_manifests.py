@@ -22,8 +22,17 @@ async def test_manifests_lists_only_manifest_chunks(aiohttp_client, kit, data_di
     )
     empty = Manifest(name="empty", size=0, mode=0o644, mtime=1.0, created=3.0, chunks=())
     # Look-alikes that are not manifests: JSON with a space, a prefix cut short, other JSON.
-    decoys = [b'{"chunks": []}', b'{"chunks"', b"{}", b'{"format":"cofre-manifest-1"}']
-    blobs = [data, manifest.encode(), empty.encode(), *decoys]
+    decoys = [
+        b'{"chunks": []}',
+        b'{"chunks"',
+        b"{}",
+        b'{"format":"cofre-manifest-1"}',
+        b'{"cofre_snapshot":2,"id":"x"}',
+        b'{"cofre_snapshot":1',
+    ]
+    # A snapshot root begins with its own prefix and is listed as one.
+    root = b'{"cofre_snapshot":1,"id":"' + b"ab" * 16 + b'"}'
+    blobs = [data, manifest.encode(), empty.encode(), root, *decoys]
     for blob in blobs:
         h = hashlib.sha256(blob).hexdigest()
         resp = await client.put(f"/v1/chunks/{h}", data=blob, headers=kit.write_headers("node-0"))
@@ -34,8 +43,9 @@ async def test_manifests_lists_only_manifest_chunks(aiohttp_client, kit, data_di
     listed = (await resp.json())["manifests"]
     assert sorted(listed, key=lambda e: e["hash"]) == sorted(
         [
-            {"hash": manifest.hash, "length": len(manifest.encode())},
-            {"hash": empty.hash, "length": len(empty.encode())},
+            {"hash": manifest.hash, "length": len(manifest.encode()), "kind": "manifest"},
+            {"hash": empty.hash, "length": len(empty.encode()), "kind": "manifest"},
+            {"hash": hashlib.sha256(root).hexdigest(), "length": len(root), "kind": "snapshot"},
         ],
         key=lambda e: e["hash"],
     )

@@ -258,7 +258,7 @@ async def test_a_schema_1_catalog_is_migrated_on_open(tmp_path: Path) -> None:
     finally:
         await cat.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchone() == (3,)
+    assert db.execute("SELECT version FROM schema_version").fetchone() == (4,)
     db.close()
 
 
@@ -269,7 +269,7 @@ async def test_a_schema_2_catalog_gains_the_snapshot_tables(tmp_path: Path) -> N
     await commit(cat, "u1", manifest("x", "1"))
     await cat.close()
     db = sqlite3.connect(path)
-    for table in ("snapshot_entries", "snapshot_chunks", "snapshots"):
+    for table in ("snapshot_entries", "snapshot_chunks", "snapshots", "snapshot_roots"):
         db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE schema_version SET version = 2")
     db.commit()
@@ -284,5 +284,31 @@ async def test_a_schema_2_catalog_gains_the_snapshot_tables(tmp_path: Path) -> N
     finally:
         await cat.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version FROM schema_version").fetchone() == (3,)
+    assert db.execute("SELECT version FROM schema_version").fetchone() == (4,)
+    db.close()
+
+
+async def test_a_schema_3_catalog_gains_the_snapshot_roots(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    cat = Catalog(path)
+    await cat.open()
+    await commit(cat, "u1", manifest("x", "1"))
+    await cat.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE snapshot_roots")
+    db.execute("UPDATE schema_version SET version = 3")
+    db.commit()
+    db.close()
+
+    cat = Catalog(path)
+    await cat.open()
+    try:
+        assert await cat.orphan_roots() == []
+        assert await cat.version_rows() == 1
+    finally:
+        await cat.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT version FROM schema_version").fetchone() == (4,)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "snapshot_roots" in tables
     db.close()
