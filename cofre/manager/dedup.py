@@ -7,9 +7,10 @@ where every catalogued chunk lives: a chunk with at least F copies on ready, non
 each confirmed present now, is "known" and stays where it is. The client still never learns
 where (it gets hashes back, no nodes), and the commit records the version over those copies.
 
-A known chunk is pinned to the upload in the catalog, under ``Manager.catalog_lock``: a GC pass
-either ran before (then the chunk was deleted and is not known) or runs after and keeps it, and
-its locations, until the upload ends. Confirmations also touch the chunk on its nodes.
+A known chunk is pinned to the upload in the catalog, under ``Manager.catalog_lock``, checked
+without it but again under it if GC deleted anything meanwhile: a GC pass either deleted before
+(then the chunk is not known) or runs after and keeps it, and its locations, until the upload
+ends. Confirmations also touch the chunk on its nodes.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def held_elsewhere(
 ) -> dict[ChunkHash, frozenset[NodeId]]:
     """Chunks with F confirmed copies on ready, non-draining nodes -> those nodes.
 
-    Call with ``m.catalog_lock`` held. A node that cannot be asked confirms nothing.
+    Call through ``m.checked_under_lock``. A node that cannot be asked confirms nothing.
     """
     wanted = list(dict.fromkeys(hashes))
     if not wanted:
@@ -65,8 +66,7 @@ async def known_chunks(
         raise Conflict(f"upload {upload_id} is {session.state}")
     if time.time() > session.expires:
         raise Conflict(f"upload {upload_id} expired")
-    async with m.catalog_lock:
-        held = await held_elsewhere(m, hashes)
+    async with m.checked_under_lock(lambda: held_elsewhere(m, hashes)) as held:
         known = [h for h in dict.fromkeys(hashes) if h in held]
         await m.catalog.pin(upload_id, known)
     log.debug("known chunks upload=%s asked=%d known=%d", upload_id, len(hashes), len(known))
