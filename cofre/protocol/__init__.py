@@ -5,16 +5,3 @@ what they share); ``api`` declares routes with their models, parses at the edge 
 the OpenAPI documents; ``server`` holds the middleware both services put in front of their
 handlers; ``client`` holds typed async clients; ``framing`` packs several chunks in one body.
 """
-
-from cofre.protocol.client import ManagerClient, NodeClient, open_session
-from cofre.protocol.server import AUTH_HEADER, TICKET_HEADER, auth_middleware, error_middleware
-
-__all__ = [
-    "AUTH_HEADER",
-    "TICKET_HEADER",
-    "ManagerClient",
-    "NodeClient",
-    "auth_middleware",
-    "error_middleware",
-    "open_session",
-]

@@ -13,12 +13,12 @@ from aiohttp.typedefs import Middleware
 
 from cofre.errors import BadRequest, CofreError, Unauthorized
 from cofre.limits import MAX_REQUEST_LINE_BYTES
+from cofre.protocol.base import AUTH_HEADER, TICKET_HEADER
 from cofre.protocol.metrics import METRICS_PATH
 
 log = logging.getLogger(__name__)
 
-AUTH_HEADER = "Authorization"  # "Bearer <cluster token>"
-TICKET_HEADER = "X-Cofre-Ticket"
+__all__ = ["AUTH_HEADER", "TICKET_HEADER", "auth_middleware", "error_middleware"]
 
 
 def public_paths(declared: Collection[str], *, metrics_public: bool) -> frozenset[str]:
