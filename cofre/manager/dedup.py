@@ -49,7 +49,10 @@ async def held_elsewhere(
     wanted = list(dict.fromkeys(hashes))
     if not wanted:
         return {}
-    checked = await check_copies(m, wanted, verify=False, touch=True)
+    # Only the copies the catalog records count (a first backup's chunks have none, and no
+    # node is asked about them): asking every node about the rest would find nothing usable
+    # for most and cost a request per node per batch.
+    checked = await check_copies(m, wanted, verify=False, touch=True, ask_all_about_unseen=False)
     usable = {s.node_id for s in m.registry.ready_nodes()} - m.registry.draining
     good = {h: nodes for h, (nodes, _) in checked.copies.items()}
     return enough_copies(good, usable=usable, factor=m.factor)
