@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 include devcluster/devcluster.mk
 
-.PHONY: help setup run lint test test-fast fuzz bench faults browser-deps screenshots
+.PHONY: help setup run lint test test-fast fuzz bench profile faults browser-deps screenshots
 
 help:
 	@echo "make run        set up and start cofre on this machine (cofre local up)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint       ruff, mypy --strict, import-linter"
 	@echo "make fuzz       fuzz both services' HTTP APIs with many more cases (FUZZ_EXAMPLES=500)"
 	@echo "make bench      run the benchmark and write docs/benchmarks.md"
+	@echo "make profile    profile the big-file path (py-spy) into docs/benchmarks.md"
 	@echo "make faults     run the fault scenarios and write docs/reliability.md (FAULTS_SCALE=1)"
 	@echo "make screenshots  regenerate docs/status-page*.png from the status page's browser test"
 
@@ -75,6 +76,10 @@ fuzz: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+# py-spy (PyPI) is installed into the venv on first use: a profiling tool, not a dependency.
+profile: setup
+	$(BIN)/python bench/profile.py
 
 # Fault scenarios against real local clusters; FAULTS_SCALE=0.1 runs a tenth of each count.
 FAULTS_SCALE ?= 1

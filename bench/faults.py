@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cofre.storage_node.packs import Location
+from cofre.storage_node.store import stored_chunks
+
 ROOT = Path(__file__).resolve().parent.parent
 COFRE = [str(Path(sys.executable).parent / "cofre")]
 START_TIMEOUT_S = 120.0
@@ -68,9 +71,14 @@ def random_file(path: Path, size: int) -> Path:
 
 
 def poll(
-    fn: Callable[[], Any], *, until: Callable[[Any], bool], what: str, timeout_s: float
+    fn: Callable[[], Any],
+    *,
+    until: Callable[[Any], bool],
+    what: str,
+    timeout_s: float,
+    every_s: float = 0.2,
 ) -> Any:
-    """``fn()`` again every 0.2 s until ``until`` holds; fails after ``timeout_s``."""
+    """``fn()`` again every ``every_s`` until ``until`` holds; fails after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = fn()
@@ -78,7 +86,7 @@ def poll(
             return value
         if time.monotonic() > deadline:
             raise RuntimeError(f"faults: timed out waiting for {what}: {value!r}"[:2000])
-        time.sleep(0.2)
+        time.sleep(every_s)
 
 
 @dataclass
@@ -113,7 +121,7 @@ class Cluster:
                 self.proc.wait()
                 raise RuntimeError(f"faults: cofre local up did not start in {data_dir}")
             key, _, value = line.strip().partition("=")
-            if key in ("COFRE_MANAGER", "COFRE_TOKEN"):
+            if key in ("COFRE_MANAGER", "COFRE_CA", "COFRE_TOKEN"):
                 self.env[key] = value
 
     def state(self) -> dict[str, Any]:
@@ -301,40 +309,95 @@ def node_kill(work: Path, runs: int) -> Row:
     return row
 
 
+def chunk_files(c: Cluster) -> set[Path]:
+    """Every file in every node's chunk store (a put's first chunk shows up here)."""
+    return {p for d in (c.data_dir / "nodes").glob("*/chunks") for p in d.rglob("*") if p.is_file()}
+
+
+def transfer_span(c: Cluster, src: Path, name: str) -> tuple[Run, float]:
+    """Put ``src`` and measure how long it transfers: from its first chunk file on a node to
+    its end."""
+    before = chunk_files(c)
+    proc = c.put_bg(src, name)
+    poll(
+        lambda: proc.poll() is not None or bool(chunk_files(c) - before),
+        until=bool,
+        what="the put's first chunk on a node",
+        timeout_s=120,
+        every_s=0.01,
+    )
+    seen = time.monotonic()
+    out, err = proc.communicate(timeout=600)
+    return Run(proc.returncode, out.decode(), err.decode()), time.monotonic() - seen
+
+
+def kill_manager(c: Cluster) -> int:
+    """SIGKILL the manager's process (its pid from the state file); its pid."""
+    pid = int(c.state()["pids"]["manager"])
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+    return pid
+
+
 def manager_kill(work: Path, runs: int) -> Row:
-    """SIGKILL the manager mid-put; local up restarts it; fsck must then be clean."""
+    """SIGKILL the manager at a random moment of a put's transfer; local up restarts it; every
+    committed version restores and fsck must then be clean. Counts the puts the kill really
+    cut (still running when the manager died) apart from those that had ended before it."""
     row = Row("SIGKILL the manager mid-put")
     puts: list[Put] = []
+    cut = before_kill = 0
     with cluster(work, "manager-kill") as c:
         src = random_file(work / "src-manager-kill", 16 << 20)
-        start = time.monotonic()
-        first = c.cli("put", str(src), "--name", "manager-kill/warmup", "--json")
-        span = time.monotonic() - start
+        first, span = transfer_span(c, src, "manager-kill/warmup")
         puts.append(Put("manager-kill/warmup", sha256_file(src), src.stat().st_size,
                         first.code == 0, put_version(first.out)))  # fmt: skip
         for i in range(runs):
             row.runs += 1
-            random_file(src, random.randint(1 << 20, 16 << 20))
+            size = random.randint(1 << 20, 16 << 20)
+            random_file(src, size)
             name = f"manager-kill/{i}"
+            stored_before = chunk_files(c)
             proc = c.put_bg(src, name)
-            time.sleep(random.uniform(0, span * 1.2))
-            c.cli("local", "kill", "manager")
+            # Mid-transfer: once its first chunk is on a node, then a random moment of about
+            # the time the rest of a put this size takes.
+            poll(
+                lambda: proc.poll() is not None or bool(chunk_files(c) - stored_before),  # noqa: B023
+                until=bool,
+                what="the put's first chunk on a node",
+                timeout_s=120,
+                every_s=0.01,
+            )
+            time.sleep(random.uniform(0, span * size / (16 << 20)))
+            running = proc.poll() is None
+            killed = kill_manager(c)
+            cut += running
+            before_kill += not running
             out, err = proc.communicate(timeout=600)
             ok = row.op(
                 proc.returncode, expected=KILL_EXPECTED, what=f"put {name}", err=err.decode()
             )
-            puts.append(Put(name, sha256_file(src), src.stat().st_size, ok,
-                            put_version(out.decode())))  # fmt: skip
+            puts.append(Put(name, sha256_file(src), size, ok, put_version(out.decode())))
+            # The next kill must hit the restarted manager, never a stale pid.
+            poll(
+                lambda: c.state()["pids"]["manager"],
+                until=lambda pid: pid not in (0, killed),  # noqa: B023
+                what="the manager restarted",
+                timeout_s=READY_TIMEOUT_S,
+            )
             c.all_ready()
         verify(c, row, puts, work, must_list=lambda p: True)
         fsck = c.cli("fsck", "--json")
         if fsck.code != 0:
             row.unexpected_failures.append("fsck not clean after the manager kills")
+    row.notes.append(
+        f"{cut} of {row.runs} puts cut mid-transfer by the kill, {before_kill} ended before it"
+    )
     return row
 
 
-def chunk_paths(c: Cluster, node: str) -> list[Path]:
-    return sorted(p for p in (c.data_dir / "nodes" / node / "chunks").rglob("*") if p.is_file())
+def stored_copies(c: Cluster, node: str) -> list[tuple[str, Location]]:
+    """The chunks a node holds on disk, packed or a file each, and where their bytes are."""
+    return sorted(stored_chunks(c.data_dir / "nodes" / node).items())
 
 
 def scrub_findings(c: Cluster, node: str) -> int:
@@ -361,13 +424,15 @@ def bit_flip(work: Path, runs: int) -> Row:
             ok = row.op(r.code, expected=set(), what=f"put {name}", err=r.err)
             puts.append(Put(name, sha256_file(src), src.stat().st_size, ok, put_version(r.out)))
             nodes = sorted(c.state()["pids"].keys() - {"manager"})
-            files = [f for n in nodes for f in chunk_paths(c, n)]
-            victim = random.choice(files)
-            node = victim.relative_to(c.data_dir / "nodes").parts[0]
+            copies = [(n, h, w) for n in nodes for h, w in stored_copies(c, n)]
+            node, victim, where = random.choice(copies)
             found_before = scrub_findings(c, node)
-            data = bytearray(victim.read_bytes())
-            data[random.randrange(len(data))] ^= 0xFF
-            victim.write_bytes(bytes(data))
+            # One byte of the chunk's bytes, in its pack or its file.
+            with open(where.path, "r+b") as fh:
+                fh.seek(where.offset + random.randrange(where.length))
+                byte = fh.read(1)
+                fh.seek(-1, os.SEEK_CUR)
+                fh.write(bytes([byte[0] ^ 0xFF]))
             start = time.monotonic()
 
             def healed(node: str = node, found_before: int = found_before) -> bool:
@@ -377,7 +442,7 @@ def bit_flip(work: Path, runs: int) -> Row:
                 return f.code == 0 and f.json()["summary"]["ok"] == f.json()["summary"]["chunks"]
 
             try:
-                poll(healed, until=bool, what=f"the scrub to find {victim.name}", timeout_s=180)
+                poll(healed, until=bool, what=f"the scrub to find {victim}", timeout_s=180)
             except RuntimeError as exc:
                 row.unexpected_failures.append(str(exc)[:200])
                 continue
@@ -391,15 +456,23 @@ def bit_flip(work: Path, runs: int) -> Row:
     return row
 
 
+# How a store is wiped, by run: while its node runs, or while it is down and restarted well
+# inside the grace period before a down node's chunks are copied (`repair.after_s`).
+WIPE_MODES = ("while running", "while down, restarted after 5 s")
+
+
 def store_wipe(work: Path, runs: int, *, mib: int = 128) -> Row:
-    """A node's chunk store removed while it runs; `cofre repair` until every chunk has F
-    copies again; the time per GiB of what the node held."""
+    """A node's chunk store removed, by turns while it runs and while it is down (restarted
+    inside the grace period); nobody asks for a repair: the manager must notice the emptied node
+    and refill it. The time per GiB of what the node held until every chunk has F good copies
+    again (as `fsck` finds them)."""
     row = Row("a node's store wiped")
     puts: list[Put] = []
-    rates: list[float] = []
+    rates: dict[str, list[float]] = {mode: [] for mode in WIPE_MODES}
     with cluster(work, "store-wipe") as c:
         for i in range(runs):
             row.runs += 1
+            mode = WIPE_MODES[i % len(WIPE_MODES)]
             for j in range(max(1, mib // 16)):
                 src = random_file(work / "src-wipe", 16 << 20)
                 name = f"wipe/{i}/{j}"
@@ -408,25 +481,41 @@ def store_wipe(work: Path, runs: int, *, mib: int = 128) -> Row:
                 puts.append(Put(name, sha256_file(src), 16 << 20, ok, put_version(r.out)))
             # A node that holds something: a wiped empty store measures nothing.
             nodes = sorted(c.state()["pids"].keys() - {"manager"})
-            node = random.choice([n for n in nodes if chunk_paths(c, n)])
-            store = c.data_dir / "nodes" / node / "chunks"
-            held = sum(p.stat().st_size for p in chunk_paths(c, node))
+            node = random.choice([n for n in nodes if stored_copies(c, n)])
+            held = sum(w.length for _, w in stored_copies(c, node))
+            if mode != WIPE_MODES[0]:
+                pid = c.state()["pids"][node]
+                killed = c.cli("local", "kill", node, "--down-for", "5")
+                if killed.code != 0:
+                    row.unexpected_failures.append(f"local kill {node}: exit {killed.code}")
+                    continue
+                # Down (its pid gone from the state file) before its store goes.
+                poll(lambda: c.state()["pids"][node], until=lambda p: p != pid,  # noqa: B023
+                     what=f"{node} down", timeout_s=30)  # fmt: skip
             start = time.monotonic()
-            shutil.rmtree(store)
+            # The chunk store: its chunk files and its packs (with their index).
+            for part in ("chunks", "packs"):
+                shutil.rmtree(c.data_dir / "nodes" / node / part, ignore_errors=True)
 
             def healthy() -> bool:
-                c.cli("repair", "--json")
                 f = c.cli("fsck", "--json")
                 return f.code == 0 and f.json()["summary"]["under_replicated"] == 0
 
-            poll(healthy, until=bool, what="every chunk at F copies", timeout_s=600)
+            try:
+                poll(healthy, until=bool, what="every chunk at F copies", timeout_s=600)
+            except RuntimeError as exc:
+                row.unexpected_failures.append(f"run {i} ({mode}): {str(exc)[:200]}")
+                continue
             took = time.monotonic() - start
             if held:
-                rates.append(took / (held / 2**30))
+                rates[mode].append(took / (held / 2**30))
             c.all_ready()
         verify(c, row, puts, work, must_list=lambda p: True)
-    if rates:
-        row.full_copies = f"{max(rates):.0f} s/GiB (worst; {mib} MiB put per run)"
+    measured = [f"{mode}: {max(r):.0f}" for mode, r in rates.items() if r]
+    if measured:
+        row.full_copies = (
+            f"{'; '.join(measured)} s/GiB (worst; {mib} MiB put per run, no repair asked)"
+        )
     return row
 
 
@@ -443,8 +532,8 @@ def fill(d: Path) -> None:
         os.close(fd)
 
 
-def stored(dirs: list[Path]) -> set[Path]:
-    return {p for d in dirs for p in (d / "chunks").rglob("*") if p.is_file()}
+def stored(dirs: list[Path]) -> set[str]:
+    return {h for d in dirs for h in stored_chunks(d)}
 
 
 def disk_full(work: Path, runs: int) -> Row:
@@ -463,7 +552,7 @@ def disk_full(work: Path, runs: int) -> Row:
         d.mkdir(parents=True, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(d)], check=True)
         mounts.append(d)
-    no_space = 0
+    no_space = stored_big = 0
     extra = ["--placement-min-free-bytes", "0"]
     try:
         with cluster(work, "disk-full", nodes=3, extra=extra) as c:
@@ -478,7 +567,7 @@ def disk_full(work: Path, runs: int) -> Row:
                 name = f"full/{i}/big"
                 before = stored(mounts)
                 proc = c.put_bg(big, name)
-                # Mid-put: once its first chunk file shows up on a node, not before placement.
+                # Mid-put: once its first chunk shows up on a node, not before placement.
                 poll(
                     lambda: proc.poll() is not None or stored(mounts) - before,  # noqa: B023
                     until=bool,
@@ -492,9 +581,14 @@ def disk_full(work: Path, runs: int) -> Row:
                     proc.returncode, expected={NO_SPACE}, what=f"put {name}", err=err.decode()
                 )
                 no_space += proc.returncode == NO_SPACE
+                stored_big += ok
                 puts.append(Put(name, sha256_file(big), 64 << 20, ok, put_version(out.decode())))
                 for d in mounts:
                     (d / "filler").unlink()
+                # What the failed put stored before the disks filled is garbage now: collected,
+                # or it piles up on the small disks until no node has room for the next run.
+                gc = c.cli("gc", "--grace", "0", "--json")
+                row.op(gc.code, expected=set(), what="gc --grace 0", err=gc.err)
                 c.all_ready()
             verify(c, row, puts, work, must_list=lambda p: True)
             for p in work.glob("src-full-*"):
@@ -502,7 +596,7 @@ def disk_full(work: Path, runs: int) -> Row:
     finally:
         for d in mounts:
             subprocess.run(["umount", "-l", str(d)], check=False)
-    row.notes.append(f"{no_space} of {row.runs} big puts ended with exit 9, the others stored")
+    row.notes.append(f"{no_space} of {row.runs} big puts ended with exit 9, {stored_big} stored")
     return row
 
 
@@ -683,19 +777,26 @@ disk: exit 9; `rm` of a name a racing put has not committed yet: exit 4).
 - SIGKILL a storage node: `os.kill` on a random node's pid from the state file at a random
   moment of a 4-24 MiB put; `local up` restarts it; the next run waits until every node is
   ready.
-- SIGKILL the manager: `cofre local kill manager` at a random moment of a 1-16 MiB put (a
-  put that rides over the restart, or ended before the kill, counts as a success and is
-  verified like any other).
-- Byte flipped: one byte of one chunk file on a random node of 3, nodes scrubbing every 4 s
-  (`--node-scrub-cycle-s 4`): the node's background scrub must find it (its finding count on
-  `cofre status` goes up) and the manager's repair must put a good copy back unasked (`fsck`
-  all ok), then `fsck --verify` must be clean (time column: from the flip to repaired).
-- Store wiped: `rm -rf` of a running node's chunks dir; `cofre repair` (then `fsck`) repeated
-  until no chunk is under-replicated; seconds per GiB the node held.
+- SIGKILL the manager: `os.kill` on the manager's pid from the state file at a random moment
+  of a 1-16 MiB put's transfer (once its first chunk is on a node, within about the time the
+  rest of a put that size takes); the notes count the puts the kill cut mid-transfer and those
+  that had ended before it. A put that rides over the restart counts as a success and is
+  verified like any other; `fsck` must be clean after the last kill.
+- Byte flipped: one byte of one stored chunk (in its pack or its file) on a random node of 3,
+  nodes scrubbing every 4 s (`--node-scrub-cycle-s 4`): the node's background scrub must find
+  it (its finding count on `cofre status` goes up) and the manager's repair must put a good
+  copy back unasked (`fsck` all ok), then `fsck --verify` must be clean (time column: from the
+  flip to repaired).
+- Store wiped: `rm -rf` of a node's chunk store (its `chunks` and `packs` dirs), by turns
+  while it runs and while it is down (`cofre local kill NODE --down-for 5`, so it comes back
+  well inside the 300 s grace period); nobody asks for a repair: the manager must notice the
+  emptied node at its next probe and refill it. `fsck` is repeated until no chunk is
+  under-replicated; seconds per GiB the node held, for each way.
 - Disk full: 3 nodes, each data dir on its own 160 MiB tmpfs; a 1 MiB put must succeed; a
-  64 MiB put is started and, once its first chunk file is on a node, every tmpfs is filled by
+  64 MiB put is started and, once its first chunk is on a node, every tmpfs is filled by
   another writer: the put must fail with exit 9 (or succeed if all its chunks were written by
-  then; the notes say how many got 9); nothing committed before is lost.
+  then; the notes say how many got 9); nothing committed before is lost; `gc --grace 0`
+  then collects what the failed put left, so the next run finds room.
 - Clients: that many `cofre put DIR` at once, each DIR of small files (1 B-8 KiB); every file
   restored with `get --prefix`.
 - Race: per run, three puts of up to 6 MiB to 4 shared names, one `rm` and one `gc --grace 0`

@@ -126,13 +126,21 @@ class DiscoveryConfig:
         "through the API",
     )
     static_nodes: tuple[str, ...] = setting(
-        (), "static backend: node-id=http://host:port entries, comma-separated"
+        (), "static backend: node-id=https://host:port entries, comma-separated"
     )
     namespace: str = setting("", "kubernetes backend: the namespace; empty: the pod's own")
     selector: str = setting(
         "app.kubernetes.io/component=storage-node", "kubernetes backend: the pods' label selector"
     )
     node_port: int = setting(8081, "kubernetes backend: the nodes' HTTP port", metavar="PORT")
+    node_scheme: str = setting(
+        "http", "kubernetes backend: http or https, the scheme of the nodes' URLs"
+    )
+    node_service: str = setting(
+        "",
+        "kubernetes backend: the nodes' headless Service; set: a node's URL names the pod "
+        "(POD.SERVICE.NAMESPACE.svc, the name its certificate covers), empty: its IP",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,12 +245,73 @@ class ScrubConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PackConfig:
+    max_chunk_bytes: int = setting(
+        4 * 1024 * 1024,
+        "chunks up to this size are appended to pack files (one sync per batch; measured "
+        "faster than a file each for 4 KiB and 4 MiB chunks, see docs/architecture.md); larger "
+        "ones stay a file each, so compaction never copies a chunk bigger than the default "
+        "chunk size; 0 keeps every chunk a file",
+        unit="bytes",
+    )
+    target_bytes: int = setting(
+        64 * 1024 * 1024,
+        "size at which a pack is sealed and the next one begun: big enough that a node holds "
+        "few files, small enough that rewriting one is a short job",
+        unit="bytes",
+    )
+    compact_garbage_fraction: float = setting(
+        0.3,
+        "a sealed pack is rewritten without its deleted chunks once more than this fraction of "
+        "it is garbage: the space a node loses to deleted chunks stays below about this",
+        unit="fraction",
+    )
+    compact_bytes_per_s: int = setting(
+        16 * 1024 * 1024,
+        "most bytes per second compaction reads and writes, so backups and restores keep the "
+        "disk; 0: no limit",
+        unit="bytes per second",
+        metavar="BYTES_PER_S",
+    )
+    compact_interval_s: float = setting(
+        60.0, "time between looks for packs worth compacting", unit="seconds"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class MetricsConfig:
     public: bool = setting(
         False,
         "true: GET /metrics answers without the token, for Prometheus scrapers inside the "
         "cluster (metric values name nodes and sizes, never files); false: it needs the token",
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsConfig:
+    cert_file: str = setting(
+        "",
+        "PEM certificate (chain) this service presents; set: it serves HTTPS only. Re-read "
+        "when the file changes, so a rotated certificate needs no restart",
+        metavar="FILE",
+    )
+    key_file: str = setting(
+        "", "PEM private key of --tls-cert-file (re-read with it)", metavar="FILE"
+    )
+    ca_file: str = setting(
+        "",
+        "PEM CA certificate(s) verifying the https:// services this one calls (the manager: "
+        "the nodes; a node: the other nodes); empty: the system's CAs",
+        metavar="FILE",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+    @property
+    def ca_path(self) -> Path | None:
+        return Path(self.ca_file) if self.ca_file else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,6 +331,7 @@ class ManagerConfig:
     repair: RepairConfig = field(default_factory=RepairConfig)
     drain: DrainConfig = field(default_factory=DrainConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -290,7 +360,9 @@ class NodeConfig:
         unit="seconds",
     )
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
+    pack: PackConfig = field(default_factory=PackConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,7 +372,7 @@ class ClientConfig:
 
     manager_url: str = setting(
         "",
-        "manager URL, e.g. http://127.0.0.1:8080; empty: the one of the `cofre local up` "
+        "manager URL, e.g. https://127.0.0.1:8080; empty: the one of the `cofre local up` "
         "running from --data-dir",
         name="manager",
         aliases=("manager_url",),
@@ -308,6 +380,17 @@ class ClientConfig:
     )
     token: str = setting(
         "", "cluster token; empty: the one of the running `cofre local up`", metavar="TOKEN"
+    )
+    ca: str = setting(
+        "",
+        "PEM CA certificate the manager's and nodes' certificates must chain to; empty: the "
+        "one of the running `cofre local up`, else the system's CAs",
+        metavar="FILE",
+    )
+    insecure: bool = setting(
+        False,
+        "allow plain http:// (token and data cross the network unencrypted; a warning says "
+        "so); without it an http:// manager is refused",
     )
     parallelism: int = setting(
         4,
@@ -613,8 +696,23 @@ def validate(config: object) -> None:
         for name in ("cycle_s", "bytes_per_s"):
             if getattr(config.scrub, name) < 0:
                 raise ConfigError(f"{_named('scrub', name)} must not be negative")
-    if isinstance(config, (ManagerConfig, NodeConfig)) and not config.token:
-        raise ConfigError(f"{_named('token')} is required")
+        for name in ("max_chunk_bytes", "compact_bytes_per_s"):
+            if getattr(config.pack, name) < 0:
+                raise ConfigError(f"{_named('pack', name)} must not be negative")
+        if config.pack.target_bytes <= 0 or config.pack.compact_interval_s <= 0:
+            raise ConfigError(
+                f"{_named('pack', 'target_bytes')} and "
+                f"{_named('pack', 'compact_interval_s')} must be positive"
+            )
+        if not 0 < config.pack.compact_garbage_fraction < 1:
+            raise ConfigError(f"{_named('pack', 'compact_garbage_fraction')} must be in (0, 1)")
+    if isinstance(config, (ManagerConfig, NodeConfig)):
+        if not config.token:
+            raise ConfigError(f"{_named('token')} is required")
+        if bool(config.tls.cert_file) != bool(config.tls.key_file):
+            raise ConfigError(
+                f"{_named('tls', 'cert_file')} and {_named('tls', 'key_file')} go together"
+            )
     if isinstance(config, ClientConfig):
         if not 1 <= config.parallelism <= 64:
             raise ConfigError(f"{_named('parallelism')} must be between 1 and 64")

@@ -48,6 +48,7 @@ _PLURALS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
     ("cofre.dev/v1alpha1", "BackupCluster"): "backupclusters",
+    ("cert-manager.io/v1", "Certificate"): "certificates",
 }
 
 

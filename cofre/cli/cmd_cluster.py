@@ -56,7 +56,7 @@ def _scrub(n: NodeStatus) -> str:
         return "-"
     if not n.scrub_enabled:
         return "off"
-    done = min(100, n.scrub_cycle_bytes * 100 // n.stored_bytes) if n.stored_bytes else 100
+    done = int((n.scrub_cycle_progress or 0.0) * 100)
     last = n.scrub_last_full_pass_at
     ago = "never" if last is None else f"{human_age(time.time() - last)} ago"
     bad = f", {n.scrub_findings} corrupt" if n.scrub_findings else ""

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import aiohttp
 
 from cofre.cli.context import Context
-from cofre.protocol.client import ManagerClient, NodeClient
+from cofre.errors import Unavailable
+from cofre.protocol.client import ManagerClient, NodeClient, open_session
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,12 @@ async def open_cli_session(
 ) -> AsyncIterator[aiohttp.ClientSession]:
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(_on_request_start)
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=ctx.connect_timeout_s, sock_read=ctx.timeout_s
-    )
-    connector = aiohttp.TCPConnector(limit=limit)
-    async with aiohttp.ClientSession(
-        timeout=timeout, connector=connector, trace_configs=[trace]
+    async with open_session(
+        timeout_s=ctx.timeout_s,
+        connect_timeout_s=ctx.connect_timeout_s,
+        limit=limit,
+        ca_file=Path(ctx.ca) if ctx.ca else None,
+        trace_configs=[trace],
     ) as session:
         yield session
 
@@ -52,6 +54,12 @@ class Clients:
         self.manager = ManagerClient(session, ctx.manager_url, ctx.token)
 
     def node(self, url: str) -> NodeClient:
+        if url.startswith("http://") and not self.ctx.insecure:
+            # The manager hands out node URLs: plain ones are refused like a plain manager.
+            raise Unavailable(
+                f"storage node {url} is plain HTTP, which would send the token and the data "
+                "unencrypted; pass --insecure (COFRE_INSECURE=1) to allow it"
+            )
         return NodeClient(self.session, url, self.ctx.token)
 
 

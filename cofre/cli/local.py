@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import logging
 import math
 import os
@@ -31,9 +32,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+from cofre.cli.context import add_insecure_flag
 from cofre.cli.exitcodes import ExitCode, UsageError
 from cofre.cli.localstate import (
     Hold,
@@ -51,6 +54,7 @@ from cofre.cli.localstate import (
     write_hold,
     write_state,
 )
+from cofre.cli.localtls import CA_VALID_FOR, CERT_VALID_FOR, TLS_DIR, LocalTls
 from cofre.config import (
     ClientConfig,
     ConfigError,
@@ -64,6 +68,7 @@ from cofre.config import (
 )
 from cofre.errors import Unavailable
 from cofre.protocol.manager_api import NodeList
+from cofre.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +83,8 @@ POLL_S = 0.2
 # readiness and failures show up sooner.
 LOCAL_ENV_DEFAULTS = {"COFRE_PROBE_INTERVAL_S": "1.0"}
 # Settings `local up` decides itself (attribute paths of the config dataclasses): not flags.
-MANAGER_FIXED = ("host", "token", "data_dir", "log_level", "discovery")
-NODE_FIXED = ("host", "port", "token", "node_id", "data_dir", "log_level")
+MANAGER_FIXED = ("host", "token", "data_dir", "log_level", "discovery", "tls")
+NODE_FIXED = ("host", "port", "token", "node_id", "data_dir", "log_level", "tls")
 NODE_PREFIX = "node"
 _PR_SET_PDEATHSIG = 1
 # seconds: the delay before the first restart of a child that exited, doubled for each further
@@ -91,6 +96,11 @@ RESTART_STABLE_S = 60.0
 MAX_DOWN_FOR_S = 86400.0
 # seconds `local kill` waits for the killed child to be gone.
 KILL_TIMEOUT_S = 10.0
+# The shortest certificate lifetime --cert-valid-for takes: the children look at the file every
+# couple of seconds, and a rotation must land well before the old certificate ends.
+MIN_CERT_VALID_S = 10.0
+# After a failed renewal, the next try.
+RENEW_RETRY = timedelta(minutes=1)
 
 
 @dataclass
@@ -148,6 +158,36 @@ class ChildDied(Exception):
 
 def _say(text: str) -> None:
     print(f"cofre: {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Renewal:
+    """Replaces the local certificate once its renewal time has come (see LocalTls)."""
+
+    local_tls: LocalTls | None
+    valid_for: timedelta
+    say: Callable[[str], None] = _say
+    due: datetime | None = None
+
+    def check(self, now: datetime | None = None) -> bool:
+        """True when a new certificate was written."""
+        if self.local_tls is None:
+            return False
+        now = now if now is not None else datetime.now(UTC)
+        if self.due is None:
+            self.due = self.local_tls.renew_at()
+        if now < self.due:
+            return False
+        try:
+            done = self.local_tls.ensure(valid_for=self.valid_for, now=now)
+            self.due = self.local_tls.renew_at()
+        except (OSError, ValueError) as exc:
+            self.due = now + RENEW_RETRY
+            self.say(f"cannot renew the TLS certificate: {exc}; trying again in a minute")
+            return False
+        if done:
+            self.say(f"TLS: {done}; the manager and nodes load it without a restart")
+        return bool(done)
 
 
 @dataclass
@@ -213,6 +253,15 @@ def add_up_flags(parser: argparse.ArgumentParser) -> None:
         "--nodes", type=int, default=4, metavar="N", help="storage nodes (default 4)"
     )
     add_flags(parser, ClientConfig, only=("data_dir",))
+    add_insecure_flag(parser)
+    parser.add_argument(
+        "--cert-valid-for",
+        type=_cert_valid_for,
+        default=CERT_VALID_FOR.total_seconds(),
+        metavar="SECONDS",
+        help="lifetime of the certificate the manager and nodes present; it is replaced after "
+        f"two thirds of it, without a restart (default {CERT_VALID_FOR.days} days)",
+    )
     manager = parser.add_argument_group(
         "manager settings", "passed on to the manager (python -m cofre.manager)"
     )
@@ -240,18 +289,41 @@ def add_up_flags(parser: argparse.ArgumentParser) -> None:
     add_flags(nodes, NodeConfig, prefix=NODE_PREFIX, skip=NODE_FIXED)
 
 
-def child_env(env: Mapping[str, str], token: str) -> dict[str, str]:
+def child_env(
+    env: Mapping[str, str], token: str, local_tls: LocalTls | None = None
+) -> dict[str, str]:
     """The children's environment: the local defaults, then ours, then the token (in the
-    environment, not argv: ps shows argv to every user)."""
-    return {**LOCAL_ENV_DEFAULTS, **env, "COFRE_TOKEN": token}
+    environment, not argv: ps shows argv to every user) and the TLS files (none: plain HTTP)."""
+    fixed = local_tls.child_env() if local_tls is not None else {}
+    if local_tls is None:
+        env = {k: v for k, v in env.items() if not k.startswith("COFRE_TLS_")}
+    return {**LOCAL_ENV_DEFAULTS, **env, "COFRE_TOKEN": token, **fixed}
+
+
+def _cert_valid_for(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and MIN_CERT_VALID_S <= value <= CA_VALID_FOR.total_seconds()):
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_CERT_VALID_S:g} and {CA_VALID_FOR.total_seconds():g} "
+            f"seconds: {text}"
+        )
+    return value
 
 
 def manager_config(
-    args: argparse.Namespace, data_dir: Path, *, env: Mapping[str, str], token: str
+    args: argparse.Namespace,
+    data_dir: Path,
+    *,
+    env: Mapping[str, str],
+    token: str,
+    local_tls: LocalTls | None = None,
 ) -> ManagerConfig:
     """The settings the manager will run with, checked now (the nodes' too) so that a bad one
     is a usage error here rather than a child that dies."""
-    env = child_env(env, token)
+    env = child_env(env, token, local_tls)
     try:
         load(NodeConfig, env=env, args=args, prefix=NODE_PREFIX, overrides=_node_fixed())
         config = load(ManagerConfig, env=env, args=args, overrides=_manager_fixed(data_dir, token))
@@ -281,14 +353,28 @@ def run_local_up(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
     data_dir = settings.data_dir.absolute()
     _prepare_dir(data_dir)
     token = load_or_create_token(data_dir)
-    config = manager_config(args, data_dir, env=os.environ, token=token)
+    local_tls = None if settings.insecure else LocalTls(data_dir / TLS_DIR)
+    cert_valid_for = timedelta(seconds=args.cert_valid_for)
+    config = manager_config(args, data_dir, env=os.environ, token=token, local_tls=local_tls)
     _refuse_if_running(data_dir)
     if not _port_free(config.port):
         raise UsageError(
             f"port {config.port} on {HOST} is already in use; choose another with --port"
         )
-    children = plan(args, data_dir, config)
-    env = child_env(os.environ, token)
+    # Only once the settings and the port are known good: a refused start makes no files.
+    if local_tls is not None:
+        try:
+            if done := local_tls.ensure(valid_for=cert_valid_for):
+                _say(f"TLS: {done} (in {local_tls.dir})")
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot make the TLS files in {local_tls.dir}: {exc}") from exc
+    else:
+        _say(
+            "warning: --insecure: the manager and nodes serve plain HTTP; the token and the "
+            "data cross the network unencrypted"
+        )
+    children = plan(args, data_dir, config, scheme="http" if local_tls is None else "https")
+    env = child_env(os.environ, token, local_tls)
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -303,11 +389,16 @@ def run_local_up(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
     try:
         for child in children:
             supervisor.start(child)
-        _wait_ready(manager.url, token, [c.role for c in children[:-1]], children, stopping)
+        ca_file = local_tls.ca_file if local_tls is not None else None
+        ready = functools.partial(_ready_nodes, ca_file=ca_file)
+        node_ids = [c.role for c in children[:-1]]
+        _wait_ready(manager.url, token, node_ids, children, stopping, ready=ready)
         if stopping:
             return _stop_all(children, data_dir, ExitCode.OK)
-        write_state(data_dir, _state(config, data_dir, token, children))
+        write_state(data_dir, _state(config, data_dir, token, children, ca_file))
         print(f"COFRE_MANAGER={manager.url}", flush=True)
+        if ca_file is not None:
+            print(f"COFRE_CA={ca_file}", flush=True)
         print(f"COFRE_TOKEN={token}", flush=True)
         print(
             f"cofre: local cluster up: manager {manager.url}, {args.nodes} nodes, "
@@ -316,9 +407,11 @@ def run_local_up(args: argparse.Namespace, settings: ClientConfig) -> ExitCode:
             file=sys.stderr,
             flush=True,
         )
+        renewal = Renewal(local_tls, cert_valid_for)
         while not stopping:
             if supervisor.check() and not stopping:
-                write_state(data_dir, _state(config, data_dir, token, children))
+                write_state(data_dir, _state(config, data_dir, token, children, ca_file))
+            renewal.check()
             time.sleep(POLL_S)
         name = signal.Signals(stopping[0]).name
         print(f"cofre: {name}: stopping the local cluster", file=sys.stderr, flush=True)
@@ -472,7 +565,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def plan(args: argparse.Namespace, data_dir: Path, config: ManagerConfig) -> list[Child]:
+def plan(
+    args: argparse.Namespace, data_dir: Path, config: ManagerConfig, *, scheme: str = "https"
+) -> list[Child]:
     """The nodes (same ids, dirs and, when still free, ports as last time), then the manager
     (``config``: see manager_config). Flags given for them are passed on."""
     saved = load_node_ports(data_dir)
@@ -491,7 +586,7 @@ def plan(args: argparse.Namespace, data_dir: Path, config: ManagerConfig) -> lis
         children.append(
             Child(
                 role=node_id,
-                url=f"http://{HOST}:{port}",
+                url=f"{scheme}://{HOST}:{port}",
                 data_dir=node_dir,
                 log_path=data_dir / "logs" / f"{node_id}.log",
                 argv=[
@@ -508,7 +603,7 @@ def plan(args: argparse.Namespace, data_dir: Path, config: ManagerConfig) -> lis
     children.append(
         Child(
             role="manager",
-            url=f"http://{HOST}:{config.port}",
+            url=f"{scheme}://{HOST}:{config.port}",
             data_dir=manager_dir,
             log_path=data_dir / "logs" / "manager.log",
             argv=[
@@ -581,18 +676,20 @@ def _wait_ready(
     node_ids: list[str],
     children: list[Child],
     stopping: list[int],
+    *,
+    ready: Callable[[str, str], set[str] | None],
 ) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     waiting = set(node_ids)
     while not stopping:
         _check_alive(children)
-        ready = _ready_nodes(manager_url, token)
-        if ready is not None:
-            waiting = set(node_ids) - ready
+        ready_ids = ready(manager_url, token)
+        if ready_ids is not None:
+            waiting = set(node_ids) - ready_ids
             if not waiting:
                 return
         if time.monotonic() > deadline:
-            what = "the manager" if ready is None else "nodes " + ", ".join(sorted(waiting))
+            what = "the manager" if ready_ids is None else "nodes " + ", ".join(sorted(waiting))
             raise ChildDied(
                 f"{what} not ready after {READY_TIMEOUT_S:.0f}s; stopping the local cluster "
                 f"(logs in {children[-1].log_path.parent})"
@@ -600,23 +697,32 @@ def _wait_ready(
         time.sleep(POLL_S)
 
 
-def _ready_nodes(manager_url: str, token: str) -> set[str] | None:
+def _ready_nodes(manager_url: str, token: str, *, ca_file: Path | None) -> set[str] | None:
     """Ids of the nodes the manager reports ready, or None while it does not answer."""
     req = urllib.request.Request(
         manager_url + "/v1/nodes", headers={"Authorization": f"Bearer {token}"}
     )
+    context = client_context(ca_file=ca_file) if ca_file is not None else None
     try:
-        with urllib.request.urlopen(req, timeout=2.0) as resp:
+        with urllib.request.urlopen(req, timeout=2.0, context=context) as resp:
             listed = NodeList.model_validate_json(resp.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None
     return {n.node_id for n in listed.nodes if n.ready}
 
 
-def _state(config: ManagerConfig, data_dir: Path, token: str, children: list[Child]) -> LocalState:
+def _state(
+    config: ManagerConfig,
+    data_dir: Path,
+    token: str,
+    children: list[Child],
+    ca_file: Path | None,
+) -> LocalState:
     return LocalState(
         manager_url=children[-1].url,
         token=token,
+        ca_file=str(ca_file) if ca_file is not None else "",
+        insecure=ca_file is None,
         pid=os.getpid(),
         data_dir=str(data_dir),
         replication_factor=config.placement.replication_factor,

@@ -83,6 +83,8 @@ class LocalState(BaseModel):
 
     manager_url: str = ""
     token: str = ""
+    ca_file: str = Field("", description="The CA the cluster's certificates chain to.")
+    insecure: bool = Field(False, description="Started with --insecure: plain HTTP.")
     pid: int = Field(0, description="The `local up` process; 0 if unknown.")
     data_dir: str = ""
     replication_factor: int = 0

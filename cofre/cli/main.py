@@ -26,7 +26,7 @@ from cofre.cli.cmd_snapshots import (
     snapshot_ref,
 )
 from cofre.cli.cmd_where import run_where
-from cofre.cli.context import Context, load_settings, resolve
+from cofre.cli.context import Context, add_insecure_flag, load_settings, resolve
 from cofre.cli.exitcodes import ExitCode, describe_error, describe_exit_codes, exit_code_for
 from cofre.cli.local import (
     add_kill_flags,
@@ -90,7 +90,8 @@ def _non_negative_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     # The settings of cofre.config.ClientConfig; --parallelism only where it means something.
     conn = _Parser(add_help=False)
-    add_flags(conn, ClientConfig, skip=("parallelism",))
+    add_flags(conn, ClientConfig, skip=("parallelism", "insecure"))
+    add_insecure_flag(conn)
     js = _Parser(add_help=False)
     js.add_argument("--json", action="store_true", help="print JSON for scripts")
     par = _Parser(add_help=False)

@@ -79,7 +79,7 @@ async def _manager_ctx(app: web.Application) -> AsyncIterator[None]:
     catalog = Catalog(config.data_dir / CATALOG_FILE)
     await catalog.open()
     try:
-        async with open_session(timeout_s=60.0) as http:
+        async with open_session(timeout_s=60.0, ca_file=config.tls.ca_path) as http:
             m = Manager(
                 config=config, catalog=catalog, registry=Registry(), http=http, metrics=app[METRICS]
             )

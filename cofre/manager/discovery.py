@@ -64,19 +64,41 @@ class StaticDiscovery:
 
 
 class KubernetesDiscovery:
-    """Storage pods matching a label selector; pod name = node id, pod IP:port = URL."""
+    """Storage pods matching a label selector; pod name = node id.
+
+    The URL names the pod through its headless Service when ``node_service`` is set (a TLS
+    certificate covers that name, never a pod IP), else it is the pod IP. Either way a pod
+    without an IP has no URL yet: it is not ready.
+    """
 
     name = "kubernetes"
 
-    def __init__(self, *, namespace: str, selector: str, node_port: int) -> None:
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        selector: str,
+        node_port: int,
+        node_scheme: str = "http",
+        node_service: str = "",
+    ) -> None:
         self.namespace = namespace
         self.selector = selector
         self.node_port = node_port
+        self.node_scheme = node_scheme
+        self.node_service = node_service
+
+    def url_of(self, pod: kube.PodView, namespace: str) -> str:
+        if not pod.ip:
+            return ""
+        host = f"{pod.name}.{self.node_service}.{namespace}.svc" if self.node_service else pod.ip
+        return f"{self.node_scheme}://{host}:{self.node_port}"
 
     def endpoints_of(self, pods: list[kube.PodView]) -> list[NodeEndpoint]:
+        namespace = self.namespace or kube.current_namespace()
         out = []
         for pod in pods:
-            url = f"http://{pod.ip}:{self.node_port}" if pod.ip else ""
+            url = self.url_of(pod, namespace)
             ready = bool(pod.ip) and pod.ready and not pod.deleting
             out.append(NodeEndpoint(node_id=NodeId(pod.name), url=url, ready=ready))
         return out
@@ -107,7 +129,15 @@ def make_discovery(config: DiscoveryConfig) -> NodeDiscovery:
     if config.backend == "static":
         return StaticDiscovery(parse_static_nodes(config.static_nodes))
     if config.backend == "kubernetes":
+        if config.node_scheme not in ("http", "https"):
+            raise ConfigError(
+                f"COFRE_DISCOVERY_NODE_SCHEME: {config.node_scheme!r} is neither http nor https"
+            )
         return KubernetesDiscovery(
-            namespace=config.namespace, selector=config.selector, node_port=config.node_port
+            namespace=config.namespace,
+            selector=config.selector,
+            node_port=config.node_port,
+            node_scheme=config.node_scheme,
+            node_service=config.node_service,
         )
     raise ConfigError(f"COFRE_DISCOVERY_BACKEND: unknown backend {config.backend!r}")

@@ -244,6 +244,8 @@ class Registry:
                     scrub_enabled=scrub.enabled if scrub else None,
                     scrub_cycle_bytes=scrub.cycle_bytes if scrub else 0,
                     scrub_cycle_chunks=scrub.cycle_chunks if scrub else 0,
+                    scrub_cycle_progress=scrub.cycle_progress if scrub else None,
+                    scrub_cycle_s=scrub.cycle_s if scrub else None,
                     scrub_cycle_started_at=scrub.cycle_started_at if scrub else None,
                     scrub_last_full_pass_at=scrub.last_full_pass_at if scrub else None,
                     scrub_findings=scrub.findings_total if scrub else 0,

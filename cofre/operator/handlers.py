@@ -21,6 +21,7 @@ import kopf
 from cofre.kube import open_api
 from cofre.operator.metrics import OperatorMetrics, serve
 from cofre.operator.reconcile import (
+    MANAGER_TIMEOUT_S,
     Context,
     Target,
     observe,
@@ -120,7 +121,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         config = load(OperatorConfig)
     stack = AsyncExitStack()
     api = await stack.enter_async_context(open_api())
-    http = await stack.enter_async_context(open_session(timeout_s=10.0))
+    http = await stack.enter_async_context(open_session(timeout_s=MANAGER_TIMEOUT_S))
     memo[_STACK] = stack
     metrics = OperatorMetrics()
     if config.metrics_port:
@@ -232,6 +233,7 @@ async def _exclusive(key: Key, memo: kopf.Memo, step: Step, *, refresh: bool) ->
         current = await read_cluster(context, namespace=namespace, name=name)
         if current is None:
             log.debug("cluster=%s/%s gone; nothing to do", namespace, name)
+            context.trust.forget(key)
             return
         await step(context, Target.of(current), current)
 

@@ -15,18 +15,20 @@ import json
 import logging
 import re
 import secrets
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, cast
 
 import aiohttp
 import kopf
 
+from cofre import tls
 from cofre.errors import CofreError
 from cofre.kube import KubeError, KubeObject, object_path
-from cofre.operator import builders
+from cofre.operator import builders, certs
 from cofre.operator.decisions import (
     DrainProgress,
     Event,
@@ -56,6 +58,7 @@ from cofre.operator.status import (
     status_events,
     was_ready,
 )
+from cofre.operator.trust import TrustContexts
 from cofre.protocol.client import ManagerClient
 from cofre.protocol.manager_api import ClusterStats
 
@@ -86,6 +89,8 @@ class Kube(Protocol):
 class Context:
     api: Kube
     http: aiohttp.ClientSession
+    # What each cluster's manager must present a certificate from: that cluster's CA.
+    trust: TrustContexts = field(default_factory=TrustContexts)
     # The image children run when the spec names none (the operator's own).
     default_image: str
 
@@ -271,6 +276,118 @@ async def ensure_secret(ctx: Context, target: Target) -> str:
     return token
 
 
+async def ensure_certificates(
+    ctx: Context, target: Target, spec: ClusterSpec, *, now: datetime
+) -> bytes | None:
+    """The CA and the manager's and storage nodes' certificates, renewed when due; the trust
+    Secret (ca.crt only) for clients.
+
+    -> the CA bundle the cluster's services present certificates from (None: not issued yet,
+    cert-manager still at work).
+    """
+    if spec.certificates.issuer is not None:
+        return await _ensure_cert_manager(ctx, target, spec)
+    names = target.names
+    ca_path = object_path("v1", "Secret", namespace=target.namespace, name=names.ca_secret)
+    live_ca = await _get(ctx, ca_path)
+    ca, changes = certs.plan_ca(
+        certs.read_ca(live_ca),
+        cluster=target.name,
+        valid_for=timedelta(seconds=spec.certificates.ca_duration_s),
+        now=now,
+    )
+    await apply_over(ctx, target, _ca_secret(target, ca), live=live_ca)
+    for change in changes:
+        log.info("ca cluster=%s/%s secret=%s: %s", target.namespace, target.name, ca_path, change)
+        _certificate_event(target, reason="CARotated", message=f"{names.ca_secret}: {change}")
+    bundle = ca.bundle()
+    valid_for = timedelta(seconds=spec.certificates.duration_s)
+    for component, secret, dns_names in (
+        (builders.MANAGER, names.manager_tls, names.manager_dns_names(target.namespace)),
+        (builders.STORAGE, names.storage_tls, names.storage_dns_names(target.namespace)),
+    ):
+        path = object_path("v1", "Secret", namespace=target.namespace, name=secret)
+        live = await _get(ctx, path)
+        leaf, why = certs.plan_leaf(
+            certs.read_leaf(live), ca=ca, dns_names=dns_names, valid_for=valid_for, now=now
+        )
+        obj = builders.build_tls_secret(
+            name=target.name,
+            namespace=target.namespace,
+            component=component,
+            cert=leaf.cert,
+            key=leaf.key,
+            ca=leaf.ca,
+        )
+        await apply_over(ctx, target, obj, live=live)
+        if why is not None:
+            log.info(
+                "certificate secret=%s namespace=%s serial=%x not_after=%s reason=%s",
+                secret,
+                target.namespace,
+                certs.serial_of(leaf.cert),
+                tls.not_after(leaf.cert).isoformat(),
+                why,
+            )
+            _certificate_event(target, reason="CertificateIssued", message=f"{secret}: {why}")
+    await apply(
+        ctx,
+        target,
+        builders.build_trust_secret(name=target.name, namespace=target.namespace, ca=bundle),
+    )
+    return bundle
+
+
+def _ca_secret(target: Target, ca: certs.CaState) -> KubeObject:
+    return builders.build_ca_secret(
+        name=target.name,
+        namespace=target.namespace,
+        cert=ca.signing.cert,
+        key=ca.signing.key,
+        next_cert=ca.next.cert if ca.next is not None else None,
+        next_key=ca.next.key if ca.next is not None else None,
+        next_since=ca.next_since.isoformat() if ca.next_since is not None else None,
+        previous_cert=ca.previous,
+    )
+
+
+def _certificate_event(target: Target, *, reason: str, message: str) -> None:
+    kopf.event(target.body, type="Normal", reason=reason, message=message)
+
+
+async def _ensure_cert_manager(ctx: Context, target: Target, spec: ClusterSpec) -> bytes | None:
+    """cert-manager Certificates; their issuer's CA (ca.crt of the manager's Secret, as
+    cert-manager writes it) becomes the trust Secret once it is there."""
+    kw = {"name": target.name, "namespace": target.namespace}
+    for component in (builders.MANAGER, builders.STORAGE):
+        try:
+            await apply(ctx, target, builders.build_certificate(spec, component=component, **kw))
+        except kopf.TemporaryError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, KubeError) and cause.status == 404:
+                message = (
+                    "spec.certificates.issuer needs cert-manager, and the API server has no"
+                    " cert-manager.io/v1 Certificate: install cert-manager or remove the issuer"
+                )
+                kopf.event(
+                    target.body, type="Warning", reason="CertManagerMissing", message=message
+                )
+                raise kopf.TemporaryError(message, delay=60) from exc
+            raise
+    path = object_path("v1", "Secret", namespace=target.namespace, name=target.names.manager_tls)
+    issued = certs.read_leaf(await _get(ctx, path))
+    if issued is None or not issued.ca:
+        log.info(
+            "waiting for cert-manager cluster=%s/%s secret=%s",
+            target.namespace,
+            target.name,
+            target.names.manager_tls,
+        )
+        return None
+    await apply(ctx, target, builders.build_trust_secret(ca=issued.ca, **kw))
+    return issued.ca
+
+
 async def ensure_manager_rbac(ctx: Context, target: Target) -> None:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_manager_service_account(**kw))
@@ -284,7 +401,13 @@ async def read_statefulset(ctx: Context, target: Target, name: str) -> KubeObjec
 
 
 async def ensure_storage(
-    ctx: Context, target: Target, spec: ClusterSpec, *, image: str, plan: ScalePlan
+    ctx: Context,
+    target: Target,
+    spec: ClusterSpec,
+    *,
+    image: str,
+    plan: ScalePlan,
+    ca_id: str | None,
 ) -> KubeObject:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_storage_service(**kw))
@@ -292,16 +415,20 @@ async def ensure_storage(
     return await apply(
         ctx,
         target,
-        builders.build_storage_statefulset(spec, image=image, replicas=plan.replicas, **kw),
+        builders.build_storage_statefulset(
+            spec, image=image, replicas=plan.replicas, ca_id=ca_id, **kw
+        ),
     )
 
 
 async def ensure_manager(
-    ctx: Context, target: Target, spec: ClusterSpec, *, image: str
+    ctx: Context, target: Target, spec: ClusterSpec, *, image: str, ca_id: str | None
 ) -> KubeObject:
     kw = {"name": target.name, "namespace": target.namespace}
     await apply(ctx, target, builders.build_manager_service(**kw))
-    return await apply(ctx, target, builders.build_manager_statefulset(spec, image=image, **kw))
+    return await apply(
+        ctx, target, builders.build_manager_statefulset(spec, image=image, ca_id=ca_id, **kw)
+    )
 
 
 async def ensure_toolbox(ctx: Context, target: Target, spec: ClusterSpec, *, image: str) -> None:
@@ -324,12 +451,14 @@ async def ensure_toolbox(ctx: Context, target: Target, spec: ClusterSpec, *, ima
 
 
 async def ask_manager(
-    ctx: Context, target: Target, *, token: str, manager_ready: bool
+    ctx: Context, target: Target, *, token: str, ca: bytes | None, manager_ready: bool
 ) -> tuple[ClusterStats | None, DrainProgress | None]:
     """-> (stats, drain status); None for what the manager could not answer."""
     if not manager_ready:
         return None, None
-    client = _manager(ctx, target, token)
+    client = await _manager(ctx, target, token, ca)
+    if client is None:
+        return None, None
     stats: ClusterStats | None = None
     drain: DrainProgress | None = None
     try:
@@ -340,14 +469,30 @@ async def ask_manager(
     return stats, drain
 
 
-def _manager(ctx: Context, target: Target, token: str) -> ManagerClient:
-    return ManagerClient(ctx.http, target.names.manager_url(target.namespace), token)
-
-
-async def send_drain(ctx: Context, target: Target, *, token: str, nodes: tuple[str, ...]) -> bool:
-    """Make the manager's draining set exactly ``nodes``."""
+async def _manager(
+    ctx: Context, target: Target, token: str, ca: bytes | None
+) -> ManagerClient | None:
+    """A client of the cluster's manager trusting the cluster's CA (None: no usable CA yet)."""
+    if ca is None:
+        log.info("no CA yet; manager not asked cluster=%s/%s", target.namespace, target.name)
+        return None
     try:
-        await _manager(ctx, target, token).set_draining(nodes)
+        context = ctx.trust.context((target.namespace, target.name), ca)
+    except (ssl.SSLError, ValueError) as exc:
+        log.warning("unusable CA bundle cluster=%s/%s: %s", target.namespace, target.name, exc)
+        return None
+    return ManagerClient(ctx.http, target.names.manager_url(target.namespace), token, tls=context)
+
+
+async def send_drain(
+    ctx: Context, target: Target, *, token: str, ca: bytes | None, nodes: tuple[str, ...]
+) -> bool:
+    """Make the manager's draining set exactly ``nodes``."""
+    client = await _manager(ctx, target, token, ca)
+    if client is None:
+        return False
+    try:
+        await client.set_draining(nodes)
     except CofreError as exc:
         log.warning("drain request failed cluster=%s nodes=%s: %s", target.name, nodes, exc)
         return False
@@ -362,12 +507,13 @@ async def reconcile(
     names = target.names
     image = spec.image or ctx.default_image
     token = await ensure_secret(ctx, target)
+    ca = await ensure_certificates(ctx, target, spec, now=datetime.now(UTC))
     await ensure_manager_rbac(ctx, target)
 
     manager_sts = await read_statefulset(ctx, target, names.manager)
     storage_sts = await read_statefulset(ctx, target, names.storage)
     manager_ready = statefulset_ready(manager_sts) >= 1
-    stats, drain = await ask_manager(ctx, target, token=token, manager_ready=manager_ready)
+    stats, drain = await ask_manager(ctx, target, token=token, ca=ca, manager_ready=manager_ready)
     current = None if storage_sts is None else int(storage_sts["spec"].get("replicas", 0))
     plan = plan_scale(
         statefulset=names.storage,
@@ -379,9 +525,10 @@ async def reconcile(
     )
     sent = False
     if plan.send_drain is not None:
-        sent = await send_drain(ctx, target, token=token, nodes=plan.send_drain)
-    storage_sts = await ensure_storage(ctx, target, spec, image=image, plan=plan)
-    manager_sts = await ensure_manager(ctx, target, spec, image=image)
+        sent = await send_drain(ctx, target, token=token, ca=ca, nodes=plan.send_drain)
+    ca_id = certs.newest_ca_id(ca) if ca is not None else None
+    storage_sts = await ensure_storage(ctx, target, spec, image=image, plan=plan, ca_id=ca_id)
+    manager_sts = await ensure_manager(ctx, target, spec, image=image, ca_id=ca_id)
     await ensure_toolbox(ctx, target, spec, image=image)
 
     before = condition(previous.get("conditions") or [], "ScalingDown") or {}

@@ -20,12 +20,43 @@ KIND = "BackupCluster"
 MANAGER_PORT = 8080
 NODE_PORT = 8081
 TOKEN_KEY = "token"
+# The cluster's DNS domain, in the long forms of the certificates' names.
+CLUSTER_DOMAIN = "cluster.local"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+# A duration as cert-manager and Go write them: "2160h", "90m", "1h30m", "45s".
+_DURATION = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
+ISSUER_KINDS = ("Issuer", "ClusterIssuer")
+# Lifetimes of what the operator issues: a server certificate renewed at 2/3 of it (60 days),
+# a CA renewed the same way, long enough that its rotation is rare.
+CERT_DURATION_S = 90 * 24 * 3600
+CA_DURATION_S = 10 * 365 * 24 * 3600
+# Shortest certificate lifetime the spec may ask for. A certificate starts cofre.tls.CLOCK_SKEW
+# (5 min) early and is renewed at 2/3 of its whole validity, so 10 min renews it 5 min after it is
+# issued and leaves 5 min for the new one to reach the pods (the kubelet refreshes a mounted
+# Secret within about a minute).
+MIN_CERT_DURATION_S = 600
 
 
 class SpecError(ValueError):
     """A spec that cannot be run; the message names the field."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuerRef:
+    """A cert-manager issuer that signs the cluster's certificates instead of the operator."""
+
+    name: str
+    kind: str = "Issuer"
+    group: str = "cert-manager.io"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificatesSpec:
+    # None: the operator keeps a CA per BackupCluster and issues the certificates itself.
+    issuer: IssuerRef | None = None
+    duration_s: int = CERT_DURATION_S
+    ca_duration_s: int = CA_DURATION_S
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +82,7 @@ class ClusterSpec:
     # The manager and nodes serve /metrics without the token (COFRE_METRICS_PUBLIC), for a
     # Prometheus that holds no cluster token.
     public_metrics: bool = False
+    certificates: CertificatesSpec = field(default_factory=CertificatesSpec)
 
 
 def min_storage_nodes(*, replication_factor: int, primary_keeps_copy: bool) -> int:
@@ -64,6 +96,7 @@ def parse_spec(raw: Mapping[str, Any]) -> ClusterSpec:
     manager = raw.get("manager") or {}
     monitoring = raw.get("monitoring") or {}
     spec = ClusterSpec(
+        certificates=parse_certificates(_object(raw, "certificates")),
         storage_nodes=_int(raw, "storageNodes", 3),
         replication_factor=_int(raw, "replicationFactor", 2),
         primary_keeps_copy=bool(raw.get("primaryKeepsCopy", False)),
@@ -84,6 +117,59 @@ def parse_spec(raw: Mapping[str, Any]) -> ClusterSpec:
     )
     validate_spec(spec)
     return spec
+
+
+def parse_duration(text: object, *, field_name: str) -> int:
+    """ "2160h", "1h30m", "90s" -> seconds; SpecError naming ``field_name`` otherwise."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if not text or match is None:
+        raise SpecError(f"spec.{field_name} must be a duration such as 2160h or 90m, not {text!r}")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def format_duration(seconds: int) -> str:
+    """Seconds as cert-manager reads a duration ("1h0m30s" style, hours first)."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes}m{secs}s"
+
+
+def parse_certificates(raw: Mapping[str, Any]) -> CertificatesSpec:
+    issuer_raw = raw.get("issuer") or None
+    issuer = None
+    if issuer_raw is not None:
+        if not isinstance(issuer_raw, Mapping):
+            raise SpecError("spec.certificates.issuer must be an object with name, kind, group")
+        name = issuer_raw.get("name")
+        if not isinstance(name, str) or not name:
+            raise SpecError("spec.certificates.issuer.name must name a cert-manager issuer")
+        kind = str(issuer_raw.get("kind", "Issuer"))
+        if kind not in ISSUER_KINDS:
+            raise SpecError(
+                f"spec.certificates.issuer.kind must be one of {', '.join(ISSUER_KINDS)},"
+                f" not {kind!r}"
+            )
+        group = str(issuer_raw.get("group", "cert-manager.io"))
+        issuer = IssuerRef(name=name, kind=kind, group=group)
+    return CertificatesSpec(
+        issuer=issuer,
+        duration_s=parse_duration(
+            raw.get("duration", format_duration(CERT_DURATION_S)),
+            field_name="certificates.duration",
+        ),
+        ca_duration_s=parse_duration(
+            raw.get("caDuration", format_duration(CA_DURATION_S)),
+            field_name="certificates.caDuration",
+        ),
+    )
+
+
+def _object(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"spec.{key} must be an object, not {value!r}")
+    return value
 
 
 def _int(raw: Mapping[str, Any], key: str, default: int, prefix: str = "") -> int:
@@ -126,6 +212,14 @@ def validate_spec(spec: ClusterSpec) -> None:
         )
     if spec.image_pull_policy not in PULL_POLICIES:
         raise SpecError(f"spec.imagePullPolicy must be one of {', '.join(PULL_POLICIES)}")
+    certs = spec.certificates
+    if certs.duration_s < MIN_CERT_DURATION_S:
+        raise SpecError(
+            f"spec.certificates.duration must be at least {MIN_CERT_DURATION_S}s,"
+            f" not {certs.duration_s}s"
+        )
+    if certs.ca_duration_s <= certs.duration_s:
+        raise SpecError("spec.certificates.caDuration must be longer than certificates.duration")
 
 
 @dataclass(frozen=True)
@@ -153,8 +247,48 @@ class Names:
     def storage_pod(self, ordinal: int) -> str:
         return f"{self.storage}-{ordinal}"
 
+    @property
+    def ca_secret(self) -> str:
+        """The CA's certificate and key: only the operator reads it."""
+        return f"{self.cluster}-cofre-ca"
+
+    @property
+    def trust_secret(self) -> str:
+        """Only the CA certificates (ca.crt), for the clients: the toolbox, CLI jobs."""
+        return f"{self.cluster}-cofre-trust"
+
+    @property
+    def manager_tls(self) -> str:
+        return f"{self.cluster}-cofre-tls-manager"
+
+    @property
+    def storage_tls(self) -> str:
+        return f"{self.cluster}-cofre-tls-storage"
+
     def manager_url(self, namespace: str) -> str:
-        return f"http://{self.manager}.{namespace}.svc:{MANAGER_PORT}"
+        return f"https://{self.manager}.{namespace}.svc:{MANAGER_PORT}"
+
+    def manager_dns_names(self, namespace: str) -> list[str]:
+        """Every name the manager's Service answers to in the cluster, and localhost for a
+        `kubectl port-forward` (its certificate's SANs)."""
+        service = self.manager
+        return [
+            f"{service}.{namespace}.svc",
+            service,
+            f"{service}.{namespace}",
+            f"{service}.{namespace}.svc.{CLUSTER_DOMAIN}",
+            "localhost",
+        ]
+
+    def storage_dns_names(self, namespace: str) -> list[str]:
+        """The headless Service and every storage pod's name under it (POD.SERVICE.NS.svc)."""
+        service = self.storage
+        return [
+            f"{service}.{namespace}.svc",
+            f"{service}.{namespace}.svc.{CLUSTER_DOMAIN}",
+            f"*.{service}.{namespace}.svc",
+            f"*.{service}.{namespace}.svc.{CLUSTER_DOMAIN}",
+        ]
 
 
 def labels(cluster: str, component: str) -> dict[str, str]:

@@ -190,6 +190,7 @@ Version = Annotated[int, Field(ge=1, le=limits.MAX_INT, description="A version n
 Mode = Annotated[int, Field(ge=0, le=2**32 - 1, description="The file's st_mode.")]
 UnixTime = Annotated[float, Field(description="Seconds since the epoch (finite).")]
 Seconds = Annotated[float, Field(ge=0, le=limits.MAX_INT, description="Seconds.")]
+Ratio = Annotated[float, Field(ge=0, le=1, description="A share, 0..1.")]
 
 ChunkStatus = Literal["ok", "under_replicated", "missing", "corrupt"]
 CopyState = Literal["ok", "corrupt", "missing", "unreachable"]

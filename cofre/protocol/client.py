@@ -6,8 +6,10 @@ reached raises ``Unavailable`` naming it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+import ssl
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -86,28 +88,62 @@ from cofre.protocol.node_api import (
     PullRequest,
     ReadRequest,
 )
+from cofre.tls import client_context
 
 R = TypeVar("R", bound=BaseModel)
+
+# OpenSSL's X509_V_ERR_CERT_HAS_EXPIRED.
+_X509_EXPIRED = 10
+# A larger body is handed to the connection in slices of this size, each written once the
+# connection drained the one before. Over TLS every write is encrypted whole into a buffer
+# of its own: a 4 MiB chunk written at once would hold 4 MiB more per request in flight.
+BODY_SLICE_BYTES = 256 * 1024
+
+
+async def _slices(data: bytes) -> AsyncIterator[memoryview]:
+    view = memoryview(data)
+    for start in range(0, len(view), BODY_SLICE_BYTES):
+        yield view[start : start + BODY_SLICE_BYTES]
 
 
 @asynccontextmanager
 async def open_session(
-    *, timeout_s: float = 300.0, limit: int = 64
+    *,
+    timeout_s: float = 300.0,
+    connect_timeout_s: float | None = None,
+    limit: int = 64,
+    ca_file: Path | None = None,
+    trace_configs: Sequence[aiohttp.TraceConfig] = (),
 ) -> AsyncIterator[aiohttp.ClientSession]:
-    """One pooled HTTP session per process (or per component), closed on exit."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=min(10.0, timeout_s), sock_read=timeout_s
-    )
-    connector = aiohttp.TCPConnector(limit=limit)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    """One pooled HTTP session per process (or per component), closed on exit.
+
+    Every HTTP client of cofre is made here, so every https:// peer is verified the same
+    way: its certificate must chain to ``ca_file`` (None: the system's CAs) and name the host.
+    """
+    connect = connect_timeout_s if connect_timeout_s is not None else min(10.0, timeout_s)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=timeout_s)
+    connector = aiohttp.TCPConnector(limit=limit, ssl=client_context(ca_file=ca_file))
+    async with aiohttp.ClientSession(
+        timeout=timeout, connector=connector, trace_configs=list(trace_configs) or None
+    ) as session:
         yield session
 
 
 class _ApiClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls`` verifies this peer instead of the session's own context: the operator
+        talks to many clusters, each with its own CA, through one session."""
         self.session = session
         self.base_url = base_url.rstrip("/")
         self._headers = {AUTH_HEADER: f"Bearer {token}"}
+        self._ssl: ssl.SSLContext | bool = tls if tls is not None else True
 
     async def _request(
         self,
@@ -133,14 +169,19 @@ class _ApiClient:
         # None keeps the session's own timeouts.
         timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s is not None else None
         url = self.base_url + path
+        sent: bytes | AsyncIterator[memoryview] | None = data
+        if data is not None and len(data) > BODY_SLICE_BYTES:
+            headers["Content-Length"] = str(len(data))
+            sent = _slices(data)
         try:
             async with self.session.request(
                 method,
                 url,
-                data=data,
+                data=sent,
                 params=params,
                 headers=headers,
                 timeout=timeout if timeout is not None else aiohttp.helpers.sentinel,
+                ssl=self._ssl,
             ) as resp:
                 if resp.status >= 400:
                     raise await _error_of(resp)
@@ -149,9 +190,23 @@ class _ApiClient:
                 return await resp.read()
         except CofreError:
             raise
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise Unavailable(_untrusted(self.base_url, exc), url=self.base_url) from exc
+        except aiohttp.ClientSSLError as exc:
             raise Unavailable(
-                f"cannot reach {self.base_url}: {_describe(exc)}", url=self.base_url
+                f"cannot reach {self.base_url}: no TLS handshake ({_describe(exc)}); "
+                "is it a plain http:// service?",
+                url=self.base_url,
+            ) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            hint = ""
+            if self.base_url.startswith("http://") and isinstance(
+                exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError
+            ):
+                # A TLS service drops a plain HTTP request unanswered.
+                hint = f"; if it serves HTTPS, use {'https' + self.base_url[4:]}"
+            raise Unavailable(
+                f"cannot reach {self.base_url}: {_describe(exc)}{hint}", url=self.base_url
             ) from exc
 
     async def _call(
@@ -205,6 +260,18 @@ async def _error_of(resp: aiohttp.ClientResponse) -> CofreError:
         text = (await resp.text(errors="replace"))[:200] if not resp.closed else ""
         problem = {"detail": f"HTTP {resp.status} from {resp.url.origin()}: {text}".strip()}
     return error_from_problem(problem, status=resp.status)
+
+
+def _untrusted(base_url: str, exc: aiohttp.ClientConnectorCertificateError) -> str:
+    """One line saying which host's certificate failed and why."""
+    cause = exc.certificate_error
+    why = getattr(cause, "verify_message", "") or str(cause)
+    host = f"{exc.host}:{exc.port}"
+    if getattr(cause, "verify_code", 0) == _X509_EXPIRED:
+        return f"the certificate of {host} ({base_url}) has expired: it must be renewed"
+    if "mismatch" in why.lower():
+        return f"the certificate of {host} ({base_url}) is not valid for that name ({why})"
+    return f"the certificate of {host} ({base_url}) is not trusted by the given CA ({why})"
 
 
 def _describe(exc: BaseException) -> str:

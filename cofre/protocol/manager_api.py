@@ -39,6 +39,7 @@ from cofre.protocol.base import (
     NodeUrl,
     PathText,
     Query,
+    Ratio,
     Reply,
     Request,
     Seconds,
@@ -634,6 +635,10 @@ class NodeStatus(Reply):
     scrub_enabled: bool | None = Field(None, description="None: the node did not say.")
     scrub_cycle_bytes: Bytes = Field(0, description="Bytes the node's scrub read this cycle.")
     scrub_cycle_chunks: Count = Field(0, description="Chunks the node's scrub read this cycle.")
+    scrub_cycle_progress: Ratio | None = Field(
+        None, description="Share of the cycle's bytes the node's scrub read; 1 once it finished."
+    )
+    scrub_cycle_s: Seconds | None = Field(None, description="The node's scrub cycle length.")
     scrub_cycle_started_at: UnixTime | None = None
     scrub_last_full_pass_at: UnixTime | None = Field(
         None, description="When the node's scrub last read every chunk."

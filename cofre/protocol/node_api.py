@@ -19,6 +19,7 @@ from cofre.protocol.base import (
     NodeIdField,
     NodeUrl,
     Query,
+    Ratio,
     Reply,
     Request,
     Seconds,
@@ -142,6 +143,9 @@ class ScrubProgress(Reply):
     cycle_started_at: UnixTime | None = Field(None, description="None before the first cycle.")
     cycle_bytes: Bytes = Field(0, description="Bytes scrubbed this cycle.")
     cycle_chunks: Count = Field(0, description="Chunks scrubbed this cycle.")
+    cycle_progress: Ratio = Field(
+        0.0, description="Share of the cycle's bytes read so far; 1 once its walk finished."
+    )
     last_full_pass_at: UnixTime | None = Field(None, description="When a cycle last finished.")
     findings_total: Count = Field(0, description="Corrupt copies found since the node started.")
     findings: list[ScrubFinding] = Field(

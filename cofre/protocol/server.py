@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Collection
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
+from cofre.aio import cancel_all
+from cofre.config import ConfigError, TlsConfig
 from cofre.errors import BadRequest, CofreError, Unauthorized
 from cofre.limits import MAX_REQUEST_LINE_BYTES
 from cofre.protocol.base import AUTH_HEADER, TICKET_HEADER
 from cofre.protocol.metrics import METRICS_PATH
+from cofre.tls import CertReloader
 
 log = logging.getLogger(__name__)
 
@@ -162,3 +168,26 @@ def service_app(
         client_max_size=client_max_size,
         handler_args=HANDLER_ARGS,
     )
+
+
+def serving_tls(app: web.Application, tls: TlsConfig) -> ssl.SSLContext | None:
+    """The context a service listens with (None: plain HTTP), kept in step with its
+    certificate files by a background task of ``app``; ConfigError when they cannot be used."""
+    if not tls.enabled:
+        return None
+    try:
+        reloader = CertReloader(cert_file=Path(tls.cert_file), key_file=Path(tls.key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"COFRE_TLS_CERT_FILE/COFRE_TLS_KEY_FILE ({tls.cert_file}, {tls.key_file}) cannot "
+            f"be used: {exc}"
+        ) from None
+
+    async def reload_ctx(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(reloader.run(), name="tls-reload")
+        yield
+        await cancel_all([task], 5.0)
+
+    app.cleanup_ctx.append(reload_ctx)
+    log.info("serving https cert_file=%s", tls.cert_file)
+    return reloader.context

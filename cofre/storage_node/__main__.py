@@ -10,6 +10,7 @@ from aiohttp import web
 
 from cofre.config import ConfigError, NodeConfig, add_flags, load
 from cofre.logsetup import setup_logging
+from cofre.protocol.server import serving_tls
 from cofre.storage_node.app import create_app
 
 
@@ -29,14 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     # aiohttp's access log is a line per chunk: only at DEBUG.
     debug = logging.getLogger().level <= logging.DEBUG
     try:
+        app = create_app(config)
+        ssl_context = serving_tls(app, config.tls)
         web.run_app(
-            create_app(config),
+            app,
             host=config.host,
             port=config.port,
+            ssl_context=ssl_context,
             print=None,
             handle_signals=True,
             access_log=logging.getLogger("aiohttp.access") if debug else None,
         )
+    except ConfigError as exc:
+        print(f"cofre storage node: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         # Port taken, data dir not creatable: a user error, not a crash.
         logging.getLogger("cofre.storage_node").error("cannot serve: %s", exc)

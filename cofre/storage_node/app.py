@@ -32,6 +32,8 @@ api.serve_metrics(scrape)
 
 # The scrub's loop (None when the scrub is off); tests run a pass with ``run_once()``.
 SCRUB_LOOP = web.AppKey("scrub_loop", Periodic)
+# The packs' compaction loop; tests run a pass with ``run_once()``.
+COMPACT_LOOP = web.AppKey("compact_loop", Periodic)
 # Seconds shutdown waits for the scrub's pass (a cancel stops it between two chunks).
 STOP_TIMEOUT_S = 10.0
 
@@ -50,7 +52,9 @@ def create_app(config: NodeConfig) -> web.Application:
     )
     app[keys.CONFIG] = config
     app[METRICS] = metrics
-    app[keys.STORE] = ChunkStore(config.data_dir, reserve_bytes=config.reserve_bytes)
+    app[keys.STORE] = ChunkStore(
+        config.data_dir, reserve_bytes=config.reserve_bytes, packs=config.pack
+    )
     app[keys.SESSIONS] = SessionRegistry()
     app[relay.SWEEPER] = relay.sweeper_loop(
         app[keys.SESSIONS], interval_s=config.relay_sweep_interval_s
@@ -59,15 +63,20 @@ def create_app(config: NodeConfig) -> web.Application:
     scrub = scrub_loop(app[keys.SCRUBBER])
     if scrub is not None:
         app[SCRUB_LOOP] = scrub
+    app[COMPACT_LOOP] = compact_loop(app[keys.STORE], interval_s=config.pack.compact_interval_s)
     metrics.watch(
         Watched(
             store=app[keys.STORE],
             sessions=app[keys.SESSIONS],
             sweeper=app[relay.SWEEPER],
             scrub=scrub,
+            compact=app[COMPACT_LOOP],
+            scrubber=app[keys.SCRUBBER],
         )
     )
-    app.cleanup_ctx.extend([_store_ctx, relay.http_session, relay.sweeper, _scrub_ctx])
+    app.cleanup_ctx.extend(
+        [_store_ctx, relay.http_session, relay.sweeper, _scrub_ctx, _compact_ctx]
+    )
     app.add_routes(api.routes)
     return app
 
@@ -87,6 +96,21 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     store.close()
+
+
+def compact_loop(store: ChunkStore, *, interval_s: float) -> Periodic:
+    async def compact_pass() -> None:
+        if store.is_open:
+            await store.compact()
+
+    return Periodic("compact", compact_pass, interval_s=interval_s)
+
+
+async def _compact_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = app[COMPACT_LOOP].start()
+    yield
+    if await cancel_all([task], STOP_TIMEOUT_S):
+        log.error("compaction loop did not stop")
 
 
 async def _scrub_ctx(app: web.Application) -> AsyncIterator[None]:

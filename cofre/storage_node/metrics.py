@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from cofre.aio import Periodic
 from cofre.protocol.metrics import LoopCollector, request_histogram, request_middleware
 from cofre.storage_node.relay_sessions import SessionRegistry
+from cofre.storage_node.scrub import FINDING_KINDS, Scrubber
 from cofre.storage_node.store import ChunkStore
 
 PREFIX = "cofre_node"
@@ -31,6 +32,8 @@ class Watched:
     sessions: SessionRegistry
     sweeper: Periodic
     scrub: Periodic | None = None
+    compact: Periodic | None = None
+    scrubber: Scrubber | None = None
 
 
 class _StateCollector(Collector):
@@ -57,10 +60,37 @@ class _StateCollector(Collector):
             "received_bytes": CounterMetricFamily(
                 f"{PREFIX}_received_bytes", "Bytes of the chunks written to this node's store."
             ),
+            "packs": GaugeMetricFamily(f"{PREFIX}_packs", "Pack files this node's store holds."),
+            "pack_bytes": GaugeMetricFamily(
+                f"{PREFIX}_pack_bytes",
+                "Bytes of this node's pack files on disk (record headers and garbage included).",
+            ),
+            "pack_garbage_bytes": GaugeMetricFamily(
+                f"{PREFIX}_pack_garbage_bytes",
+                "Bytes of pack files holding no live chunk (deleted, superseded, rotten) until "
+                "compaction rewrites them.",
+            ),
+            "compacted_packs": CounterMetricFamily(
+                f"{PREFIX}_compacted_packs", "Packs rewritten without their garbage."
+            ),
+            "compaction_copied_bytes": CounterMetricFamily(
+                f"{PREFIX}_compaction_copied_bytes",
+                "Bytes of live chunks compaction copied to new packs.",
+            ),
+            "compaction_reclaimed_bytes": CounterMetricFamily(
+                f"{PREFIX}_compaction_reclaimed_bytes", "Bytes of disk compaction gave back."
+            ),
         }
         if watched is not None:
             store = watched.store
+            packs = store.pack_stats()
             values = {
+                "packs": packs.packs,
+                "pack_bytes": packs.pack_bytes,
+                "pack_garbage_bytes": packs.garbage_bytes,
+                "compacted_packs": store.packs.compacted_packs,
+                "compaction_copied_bytes": store.packs.compacted_bytes,
+                "compaction_reclaimed_bytes": store.packs.reclaimed_bytes,
                 "stored_bytes": store.stored_bytes,
                 "stored_chunks": store.chunk_count,
                 "relay_sessions": len(watched.sessions),
@@ -70,6 +100,47 @@ class _StateCollector(Collector):
             for key, family in families.items():
                 family.add_metric([], values[key])
         yield from families.values()
+        yield from _scrub_families(watched.scrubber if watched is not None else None)
+
+
+def _scrub_families(scrubber: Scrubber | None) -> Iterator[Metric]:
+    """The scrub's totals and where its cycle stands, read from the scrubber."""
+    enabled = GaugeMetricFamily(
+        f"{PREFIX}_scrub_enabled", "1 while the background scrub is on (cycle and budget > 0)."
+    )
+    chunks = CounterMetricFamily(
+        f"{PREFIX}_scrub_chunks", "Chunks the scrub read and re-hashed since the node started."
+    )
+    size = CounterMetricFamily(f"{PREFIX}_scrub_bytes", "Bytes of the chunks the scrub read.")
+    findings = CounterMetricFamily(
+        f"{PREFIX}_scrub_findings",
+        "Corrupt copies the scrub found (and quarantined), by kind.",
+        labels=["kind"],
+    )
+    cycles = CounterMetricFamily(f"{PREFIX}_scrub_cycles", "Scrub cycles that read every chunk.")
+    progress = GaugeMetricFamily(
+        f"{PREFIX}_scrub_cycle_progress_ratio", "Share of the current cycle's bytes read, 0..1."
+    )
+    started = GaugeMetricFamily(
+        f"{PREFIX}_scrub_cycle_started_timestamp_seconds",
+        "When the current (or last) scrub cycle began; 0 before the first.",
+    )
+    completed = GaugeMetricFamily(
+        f"{PREFIX}_scrub_last_cycle_completed_timestamp_seconds",
+        "When a scrub cycle last read every chunk; 0 before one did.",
+    )
+    if scrubber is not None:
+        state = scrubber.state
+        enabled.add_metric([], 1 if scrubber.enabled else 0)
+        chunks.add_metric([], scrubber.chunks_total)
+        size.add_metric([], scrubber.bytes_total)
+        for kind in FINDING_KINDS:
+            findings.add_metric([kind], scrubber.findings_by_kind[kind])
+        cycles.add_metric([], scrubber.cycles_total)
+        progress.add_metric([], scrubber.cycle_progress())
+        started.add_metric([], state.started_at or 0)
+        completed.add_metric([], state.last_full_pass_at or 0)
+    yield from (enabled, chunks, size, findings, cycles, progress, started, completed)
 
 
 class NodeMetrics:
@@ -120,8 +191,8 @@ class NodeMetrics:
     def _loops(self) -> list[Periodic]:
         if self.watched is None:
             return []
-        scrub = [self.watched.scrub] if self.watched.scrub is not None else []
-        return [self.watched.sweeper, *scrub]
+        w = self.watched
+        return [w.sweeper, *(loop for loop in (w.scrub, w.compact) if loop is not None)]
 
     def relayed(self, chunks: int, size: int) -> None:
         """One replica stored ``chunks`` chunks of ``size`` bytes in all."""

@@ -44,6 +44,8 @@ PASS_MAX_S = 60.0
 # Chunks listed per step of the walk (one thread hop for the listing).
 LIST_BATCH = 256
 _HEX2 = frozenset(f"{i:02x}" for i in range(256))
+# What a corrupt copy looked like: bytes that do not hash to its name, or no bytes at all.
+FINDING_KINDS = ("hash_mismatch", "empty")
 
 
 def next_chunks(chunks_dir: Path, *, after: str, limit: int) -> list[tuple[ChunkHash, int]]:
@@ -75,6 +77,13 @@ def next_chunks(chunks_dir: Path, *, after: str, limit: int) -> list[tuple[Chunk
                     if len(out) >= limit:
                         return out
     return out
+
+
+def next_stored(store: ChunkStore, *, after: str, limit: int) -> list[tuple[ChunkHash, int]]:
+    """:func:`next_chunks` over both layouts: packed chunks and chunk files, in hash order."""
+    merged = dict(next_chunks(store.chunks_dir, after=after, limit=limit))
+    merged.update(store.next_packed(after=after, limit=limit))
+    return sorted(merged.items())[:limit]
 
 
 def due_bytes(total_bytes: int, *, elapsed_s: float, cycle_s: float) -> float:
@@ -119,6 +128,11 @@ class Scrubber:
             maxlen=MAX_SCRUB_FINDINGS
         )
         self.findings_total = 0
+        # Totals since the process started, read by /metrics.
+        self.chunks_total = 0
+        self.bytes_total = 0
+        self.findings_by_kind: collections.Counter[str] = collections.Counter()
+        self.cycles_total = 0
 
     @property
     def state_file(self) -> Path:
@@ -134,10 +148,18 @@ class Scrubber:
             cycle_started_at=s.started_at,
             cycle_bytes=s.bytes,
             cycle_chunks=s.chunks,
+            cycle_progress=self.cycle_progress(),
             last_full_pass_at=s.last_full_pass_at,
             findings_total=self.findings_total,
             findings=list(self._findings),
         )
+
+    def cycle_progress(self) -> float:
+        """The share of the current cycle's bytes read, 0..1 (1 once its walk finished)."""
+        s = self.state
+        if s.cursor is None:
+            return 1.0 if s.last_full_pass_at is not None else 0.0
+        return min(1.0, s.bytes / max(self.store.stored_bytes, s.bytes, 1))
 
     async def scrub_pass(self) -> None:
         """Verify what is due of the current cycle (starting one when the last is over)."""
@@ -163,7 +185,7 @@ class Scrubber:
             while time.monotonic() - began < PASS_MAX_S:
                 cursor = s.cursor or ""
                 batch = await asyncio.to_thread(
-                    next_chunks, self.store.chunks_dir, after=cursor, limit=LIST_BATCH
+                    next_stored, self.store, after=cursor, limit=LIST_BATCH
                 )
                 if not batch:
                     self._cycle_done()
@@ -185,9 +207,11 @@ class Scrubber:
                     s.bytes += size
                     s.chunks += 1
                     verified += 1
+                    self.chunks_total += 1
+                    self.bytes_total += size
                     if chunk_hash in result.corrupt:
                         corrupt += 1
-                        self._found(chunk_hash)
+                        self._found(chunk_hash, kind="empty" if size == 0 else "hash_mismatch")
                     wait = self._pacer.take(size)
                     if wait > 0:
                         await self._sleep(wait)
@@ -208,12 +232,13 @@ class Scrubber:
                 s.chunks,
             )
 
-    def _found(self, chunk_hash: ChunkHash) -> None:
+    def _found(self, chunk_hash: ChunkHash, *, kind: str) -> None:
         self.findings_total += 1
+        self.findings_by_kind[kind] += 1
         self._findings.append(
             ScrubFinding(seq=self.findings_total, hash=chunk_hash, at=self._clock())
         )
-        log.warning("scrub found a corrupt copy hash=%s (quarantined)", chunk_hash)
+        log.warning("scrub found a corrupt copy hash=%s kind=%s (quarantined)", chunk_hash, kind)
 
     def _cycle_done(self) -> None:
         s = self.state
@@ -222,6 +247,7 @@ class Scrubber:
         took = now - s.started_at
         s.cursor = None
         s.last_full_pass_at = now
+        self.cycles_total += 1
         log.info(
             "scrub cycle finished chunks=%d bytes=%d took_s=%.0f cycle_s=%.0f",
             s.chunks,

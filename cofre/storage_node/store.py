@@ -1,7 +1,11 @@
-"""The chunk store: content-addressed files on the node's volume.
+"""The chunk store: content-addressed chunks on the node's volume, packed or a file each.
 
-Layout under ``data_dir``: ``chunks/ab/cd/<hash>`` (two fan-out levels keep directories small)
-and ``quarantine/<hash>.<ns>`` for files whose bytes no longer match their name. A write goes
+Chunks up to ``pack.max_chunk_bytes`` are appended to pack files under ``packs/`` with an index
+(cofre.storage_node.packs: one sync per batch, torn tails cut at open, compaction in the
+background). Larger ones, and every chunk of a store written before packs existed, are files:
+``chunks/ab/cd/<hash>`` (two fan-out levels keep directories small). Either way a read looks in
+the packs first, then for the file. ``quarantine/<hash>.<ns>`` holds the bytes of copies that no
+longer match their hash. A file write goes
 to a unique temp file in the target directory, is fsynced, renamed into place and the directory
 fsynced, so a chunk is either absent or complete after a crash; a batch of chunks syncs the
 filesystem once after its writes and once after its renames instead (cofre.durable). Paths are
@@ -44,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cofre.config import PackConfig
 from cofre.durable import (
     fsync_dir,
     have_syncfs,
@@ -53,6 +58,8 @@ from cofre.durable import (
 )
 from cofre.errors import InsufficientStorage, IntegrityError, NotFound, StoreUnavailable
 from cofre.models import MANIFEST_PREFIX, ChunkHash, is_chunk_hash
+from cofre.pacing import Pacer
+from cofre.storage_node.packs import Location, PackStats, PackStore, read_index
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,8 @@ _HEX2 = frozenset(f"{i:02x}" for i in range(256))
 # The only chunk whose file may be empty.
 EMPTY_CHUNK = ChunkHash(hashlib.sha256(b"").hexdigest())
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# Bytes of a pack compaction reads per step (the pacer is asked between steps).
+COMPACT_STEP_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +109,20 @@ class StoreInUse(OSError):
 class ChunkStore:
     """Chunks of one node on its volume. Call :meth:`open` before use."""
 
-    def __init__(self, data_dir: Path, *, reserve_bytes: int = 0) -> None:
+    def __init__(
+        self, data_dir: Path, *, reserve_bytes: int = 0, packs: PackConfig | None = None
+    ) -> None:
         self.root = Path(data_dir)
         self.chunks_dir = self.root / "chunks"
         self.quarantine_dir = self.root / "quarantine"
+        self.packs_dir = self.root / "packs"
         self.reserve_bytes = reserve_bytes
+        self.pack_config = packs if packs is not None else PackConfig()
+        self.packs = PackStore(self.packs_dir, target_bytes=self.pack_config.target_bytes)
+        # Set when the store closes: a compaction in its worker thread stops at its next step.
+        self._stop = threading.Event()
+        self._compact_lock = threading.Lock()
+        self._compact_pacer = Pacer(self.pack_config.compact_bytes_per_s)
         self.is_open = False
         self._lock_fd: int | None = None
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
@@ -129,12 +147,25 @@ class ChunkStore:
         # Why the store cannot be used now (None: it can); logged when it changes.
         self.fault: str | None = None
         self._health_lock = threading.Lock()
-        # (st_dev, st_ino) of chunks/ when opened: another directory there means another store.
-        self._identity: tuple[int, int] | None = None
+        # (st_dev, st_ino) of chunks/ and packs/ when opened: others there mean another store.
+        self._identity: tuple[int, int, int, int] | None = None
         # The data directory was a mount point: used again only while it is one.
         self._was_mount = False
 
     # -- paths ------------------------------------------------------------------------------
+
+    def packed(self, length: int) -> bool:
+        """A chunk of this many bytes goes to a pack (else to a file of its own)."""
+        return length <= self.pack_config.max_chunk_bytes
+
+    def locate(self, chunk_hash: ChunkHash) -> Location | None:
+        """Where the chunk's bytes are on disk (for tools and tests), or None."""
+        found = self.packs.locate(chunk_hash)
+        if found is not None:
+            return found
+        path = self.path_of(chunk_hash)
+        size = self._size_or_none(path)
+        return None if size is None else Location(path, 0, size)
 
     def path_of(self, chunk_hash: ChunkHash) -> Path:
         if not is_chunk_hash(chunk_hash):  # defence in depth: callers parse hashes already
@@ -150,6 +181,7 @@ class ChunkStore:
         await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
+        self._stop.clear()
         self.root.mkdir(parents=True, exist_ok=True)
         self._open_layout()
 
@@ -158,8 +190,10 @@ class ChunkStore:
         self.chunks_dir.mkdir(exist_ok=True)
         self.quarantine_dir.mkdir(exist_ok=True)
         self._take_dir_lock()
-        st = os.stat(self.chunks_dir)
-        self._identity = (st.st_dev, st.st_ino)
+        with self._compact_lock:  # not under a compaction step
+            self.packs.close()
+            self.packs.open()
+        self._identity = self._dirs_identity()
         self._was_mount = self._was_mount or os.path.ismount(self.root)
         self._unsynced = set()
         stored = count = stale = 0
@@ -182,9 +216,12 @@ class ChunkStore:
         corrupt: set[ChunkHash] = set()
         with os.scandir(self.quarantine_dir) as entries:
             for entry in entries:
-                name = entry.name.split(".", 1)[0]
-                if is_chunk_hash(name) and not self.path_of(ChunkHash(name)).exists():
-                    corrupt.add(ChunkHash(name))
+                name = ChunkHash(entry.name.split(".", 1)[0])
+                if is_chunk_hash(name) and not self._held_anywhere(name):
+                    corrupt.add(name)
+        packed = self.packs.stats()
+        stored += packed.chunk_bytes
+        count += packed.chunks
         with self._stats_lock:
             self._stored_bytes, self._chunk_count = stored, count
         self._corrupt = corrupt
@@ -216,7 +253,17 @@ class ChunkStore:
 
     def close(self) -> None:
         self.is_open = False
+        self._stop.set()
+        with self._compact_lock:  # a compaction step in flight finishes first
+            self.packs.close()
         self._release_dir_lock()
+
+    def _dirs_identity(self) -> tuple[int, int, int, int]:
+        a, b = os.stat(self.chunks_dir), os.stat(self.packs_dir)
+        return (a.st_dev, a.st_ino, b.st_dev, b.st_ino)
+
+    def _held_anywhere(self, chunk_hash: ChunkHash) -> bool:
+        return self.packs.lookup(chunk_hash) is not None or self.path_of(chunk_hash).exists()
 
     def _release_dir_lock(self) -> None:
         if self._lock_fd is not None:
@@ -232,9 +279,8 @@ class ChunkStore:
                 return f"data directory {self.root} is not a directory"
             if self._was_mount and not os.path.ismount(self.root):
                 return f"data directory {self.root} is no longer a mounted volume"
-            st = os.stat(self.chunks_dir)
-            if (st.st_dev, st.st_ino) != self._identity:
-                return f"chunk directory {self.chunks_dir} was replaced"
+            if self._dirs_identity() != self._identity:
+                return f"chunk directory {self.chunks_dir} or {self.packs_dir} was replaced"
             os.stat(self.quarantine_dir)
         except FileNotFoundError as exc:
             return f"{exc.filename} is missing (removed, wiped or unmounted)"
@@ -357,6 +403,7 @@ class ChunkStore:
             await self.health() is None
             and self.is_open
             and await asyncio.to_thread(os.access, self.chunks_dir, os.W_OK)
+            and await asyncio.to_thread(os.access, self.packs_dir, os.W_OK)
         )
 
     # -- writes -----------------------------------------------------------------------------
@@ -374,6 +421,8 @@ class ChunkStore:
     def _put_checked(self, chunk_hash: ChunkHash, data: bytes) -> bool:
         if _sha256(data) != chunk_hash:
             raise IntegrityError(f"bytes do not hash to chunk {chunk_hash}", hash=chunk_hash)
+        if self.packed(len(data)):
+            return self._put_packed([(chunk_hash, data)])[chunk_hash]
         path = self.path_of(chunk_hash)
         if self._held_durably(chunk_hash, path, len(data)):
             return False
@@ -426,6 +475,52 @@ class ChunkStore:
         for chunk_hash, data in items:
             if _sha256(data) != chunk_hash:
                 raise IntegrityError(f"bytes do not hash to chunk {chunk_hash}", hash=chunk_hash)
+        packed = [(h, d) for h, d in items if self.packed(len(d))]
+        files = [(h, d) for h, d in items if not self.packed(len(d))]
+        created: dict[ChunkHash, bool] = {}
+        if packed:
+            created.update(self._put_packed(packed))
+        if files:
+            created.update(self._put_files(files))
+        log.debug("chunks stored batch=%d new=%d", len(items), sum(created.values()))
+        # A duplicate within the batch counts as new only at its first position.
+        seen: set[ChunkHash] = set()
+        out: list[bool] = []
+        for chunk_hash, _ in items:
+            out.append(created[chunk_hash] and chunk_hash not in seen)
+            seen.add(chunk_hash)
+        return out
+
+    def _put_packed(
+        self, items: Sequence[tuple[ChunkHash, bytes | memoryview]]
+    ) -> dict[ChunkHash, bool]:
+        """Append verified chunks to the active pack (one sync); -> per hash, True if new."""
+        created: dict[ChunkHash, bool] = {}
+        fresh: list[tuple[ChunkHash, bytes | memoryview]] = []
+        for chunk_hash, data in items:
+            if chunk_hash in created:
+                continue
+            # A copy of the old layout (a file) counts as held.
+            if self._held_durably(chunk_hash, self.path_of(chunk_hash), len(data)):
+                created[chunk_hash] = False
+            else:
+                created[chunk_hash] = False
+                fresh.append((chunk_hash, data))
+        needed = sum(len(d) for _, d in fresh)
+        if fresh and self._free_bytes() - needed < self.reserve_bytes:
+            raise InsufficientStorage(
+                f"storing {len(fresh)} chunks would leave less than {self.reserve_bytes} bytes free"
+            )
+        for (chunk_hash, data), new in zip(fresh, self.packs.put_many(fresh), strict=True):
+            if new:
+                self._account(bytes_delta=len(data), count_delta=1, written=len(data))
+                self._corrupt.discard(chunk_hash)
+                created[chunk_hash] = True
+        return created
+
+    def _put_files(
+        self, items: Sequence[tuple[ChunkHash, bytes | memoryview]]
+    ) -> dict[ChunkHash, bool]:
         created: dict[ChunkHash, bool] = {}
         todo: dict[ChunkHash, bytes | memoryview] = {}
         for chunk_hash, data in items:
@@ -488,14 +583,7 @@ class ChunkStore:
             for tmp in temps.values():
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-        log.debug("chunks stored batch=%d new=%d", len(items), sum(created.values()))
-        # A duplicate within the batch counts as new only at its first position.
-        seen: set[ChunkHash] = set()
-        out: list[bool] = []
-        for chunk_hash, _ in items:
-            out.append(created[chunk_hash] and chunk_hash not in seen)
-            seen.add(chunk_hash)
-        return out
+        return created
 
     def _all(self, fn: Callable[..., None], calls: list[tuple[Any, ...]]) -> None:
         """Run every call on the I/O threads; wait for all of them (so nothing is still writing
@@ -565,6 +653,19 @@ class ChunkStore:
         return await asyncio.to_thread(self._get_sync, chunk_hash)
 
     def _get_sync(self, chunk_hash: ChunkHash) -> bytes:
+        try:
+            found = self.packs.read(chunk_hash)
+        except OSError:
+            # Its pack gone under the index: a wiped or vanished volume is found (and a wiped
+            # store reopened empty) before the chunk is looked up again.
+            self._guard()
+            found = self.packs.read(chunk_hash)
+        if found is not None:
+            data, at = found
+            if _sha256(data) != chunk_hash:
+                self._quarantine_packed(chunk_hash, data, at)
+                raise IntegrityError(f"chunk {chunk_hash} is corrupt on this node", hash=chunk_hash)
+            return data
         path = self.path_of(chunk_hash)
         try:
             with open(path, "rb") as fh:
@@ -635,10 +736,41 @@ class ChunkStore:
             "corrupt chunk quarantined hash=%s reason=%s moved_to=%s", chunk_hash, reason, target
         )
 
+    def _quarantine_packed(self, chunk_hash: ChunkHash, data: bytes, at: tuple[int, int]) -> None:
+        """A packed copy whose bytes do not match: its bytes kept aside, its index row dropped
+        (the record stays in the pack as garbage), reported corrupt until a good copy comes."""
+        target = self.quarantine_dir / f"{chunk_hash}.{time.time_ns()}"
+        try:
+            target.write_bytes(data)
+        except OSError as exc:  # the finding matters more than the evidence
+            log.warning("corrupt bytes not kept hash=%s error=%s", chunk_hash, exc)
+        with self._lock(chunk_hash):
+            length = self.packs.forget(chunk_hash, at)
+            if length is None:  # moved or replaced meanwhile
+                return
+            self._account(bytes_delta=-length, count_delta=-1)
+            self._corrupt.add(chunk_hash)
+        log.warning(
+            "corrupt chunk quarantined hash=%s reason=bytes do not match the hash pack=%d "
+            "offset=%d moved_to=%s",
+            chunk_hash,
+            at[0],
+            at[1],
+            target,
+        )
+
     def _sized(self, chunk_hash: ChunkHash, length: int | None) -> bool | None:
         """True if held at the expected size, False if its size is wrong (quarantined now),
         None if absent. Without ``length`` only an empty file is known wrong (for any chunk
         but the empty one)."""
+        packed = self.packs.lookup(chunk_hash)
+        if packed is not None:
+            if length is None or packed[2] == length:
+                return True
+            found = self.packs.read(chunk_hash)
+            if found is not None:
+                self._quarantine_packed(chunk_hash, found[0], found[1])
+            return False
         try:
             st = self.path_of(chunk_hash).stat()
         except FileNotFoundError:
@@ -656,13 +788,18 @@ class ChunkStore:
         return True
 
     async def has(self, chunk_hash: ChunkHash) -> bool:
-        return await asyncio.to_thread(self.path_of(chunk_hash).is_file)
+        return await asyncio.to_thread(self._has_sync, chunk_hash)
+
+    def _has_sync(self, chunk_hash: ChunkHash) -> bool:
+        return self.packs.lookup(chunk_hash) is not None or self.path_of(chunk_hash).is_file()
 
     async def touch(self, chunk_hash: ChunkHash) -> bool:
         """Mark the chunk recently used (GC spares it); False if absent."""
         return await asyncio.to_thread(self._touch_sync, chunk_hash)
 
     def _touch_sync(self, chunk_hash: ChunkHash) -> bool:
+        if self.packs.touch([chunk_hash]):
+            return True
         try:
             os.utime(self.path_of(chunk_hash))
         except FileNotFoundError:
@@ -692,11 +829,15 @@ class ChunkStore:
         self, hashes: list[ChunkHash], sizes: dict[ChunkHash, int], verify: bool, touch: bool
     ) -> CheckResult:
         result = CheckResult()
+        packed: list[ChunkHash] = []
         for h in dict.fromkeys(hashes):
             state = self._verify_sync(h) if verify else self._sized(h, sizes.get(h))
             if state is True:
                 if touch:
-                    self._touch_sync(h)
+                    if self.packs.lookup(h) is not None:
+                        packed.append(h)  # touched below, in one transaction
+                    else:
+                        self._touch_sync(h)
                 if h in self._unsynced:
                     # Reported present means durable: a commit rests on this answer.
                     fsync_dir(self.path_of(h).parent)
@@ -705,6 +846,8 @@ class ChunkStore:
                 result.corrupt.append(h)
             else:
                 result.missing.append(h)
+        if packed:
+            self.packs.touch(packed)
         return result
 
     async def inventory(self, *, before: float | None = None) -> list[InventoryEntry]:
@@ -715,6 +858,8 @@ class ChunkStore:
         return entries
 
     def iter_inventory(self, *, before: float | None = None) -> Iterator[InventoryEntry]:
+        for chunk_hash, length, used in self.packs.inventory(before=before):
+            yield InventoryEntry(chunk_hash, length, used)
         for directory in self._leaf_dirs():
             with os.scandir(directory) as entries:
                 for entry in entries:
@@ -737,6 +882,11 @@ class ChunkStore:
 
     def _iter_manifests(self) -> Iterator[InventoryEntry]:
         for entry in self.iter_inventory():
+            packed = self.packs.read(entry.hash, limit=len(MANIFEST_PREFIX))
+            if packed is not None:
+                if packed[0] == MANIFEST_PREFIX:
+                    yield entry
+                continue
             try:
                 with open(self.path_of(entry.hash), "rb") as fh:
                     head = fh.read(len(MANIFEST_PREFIX))
@@ -761,6 +911,10 @@ class ChunkStore:
 
     def _delete_sync(self, hashes: list[ChunkHash]) -> tuple[int, int]:
         deleted = freed = 0
+        for _, length in self.packs.delete_many(hashes):
+            self._account(bytes_delta=-length, count_delta=-1)
+            deleted += 1
+            freed += length
         for h in dict.fromkeys(hashes):
             path = self.path_of(h)
             with self._lock(h):
@@ -778,3 +932,60 @@ class ChunkStore:
                     for stale in self.quarantine_dir.glob(f"{h}.*"):
                         stale.unlink(missing_ok=True)
         return deleted, freed
+
+    # -- packs: listing and compaction --------------------------------------------------------
+
+    def pack_stats(self) -> PackStats:
+        return self.packs.stats()
+
+    def next_packed(self, *, after: str, limit: int) -> list[tuple[ChunkHash, int]]:
+        """Up to ``limit`` packed chunks with a hash above ``after``, in hash order."""
+        return self.packs.iter_hashes(after=after, limit=limit)
+
+    async def compact(self) -> int:
+        """Rewrite the packs whose garbage is over the configured fraction; -> packs done."""
+        done: int = await asyncio.to_thread(self._guarded, "compact packs", self._compact_sync)
+        return done
+
+    def _compact_sync(self) -> int:
+        config = self.pack_config
+
+        def pace(nbytes: int) -> None:
+            wait = self._compact_pacer.take(nbytes)
+            if self._stop.wait(wait) if wait > 0 else self._stop.is_set():
+                raise _Stopped
+
+        done = 0
+        with self._compact_lock:
+            if self._stop.is_set():
+                return 0
+            for pack_id in self.packs.compaction_candidates(config.compact_garbage_fraction):
+                try:
+                    self.packs.compact(
+                        pack_id,
+                        step_bytes=COMPACT_STEP_BYTES,
+                        pace=pace,
+                        on_rot=self._quarantine_packed,
+                    )
+                except _Stopped:
+                    break
+                done += 1
+        return done
+
+
+class _Stopped(Exception):
+    """The store is closing: compaction stops between two steps."""
+
+
+def stored_chunks(data_dir: Path) -> dict[ChunkHash, Location]:
+    """Every chunk a node's data dir holds, and where its bytes are, read from outside the node
+    (the pack index read-only, the chunk files listed): for tools and tests."""
+    root = Path(data_dir)
+    found: dict[ChunkHash, Location] = {}
+    chunks = root / "chunks"
+    if chunks.is_dir():
+        for path in chunks.rglob("*"):
+            if is_chunk_hash(path.name) and path.is_file():
+                found[ChunkHash(path.name)] = Location(path, 0, path.stat().st_size)
+    found.update(read_index(root / "packs"))
+    return found

@@ -108,6 +108,9 @@ def test_service_monitor_selects_the_services_the_operator_makes() -> None:
         (endpoint,) = spec["endpoints"]
         assert endpoint["port"] in [p["name"] for p in svc["spec"]["ports"]]
     assert endpoint["path"] == "/metrics"
+    assert endpoint["scheme"] == "https"
+    # Pod IPs and a CA per cluster: encrypted, not verified, unless told how.
+    assert endpoint["tlsConfig"] == {"insecureSkipVerify": True}
     assert "authorization" not in endpoint  # relies on spec.monitoring.publicMetrics
     assert [r["targetLabel"] for r in endpoint["relabelings"]] == [
         "cofre_cluster",
@@ -126,6 +129,9 @@ def test_service_monitor_options() -> None:
         "monitoring.serviceMonitor.namespace=backup",
         "--set",
         "monitoring.serviceMonitor.labels.release=prom",
+        "--set-json",
+        'monitoring.serviceMonitor.tlsConfig={"ca":{"secret":{"name":"demo-cofre-trust",'
+        '"key":"ca.crt"}},"serverName":"demo-manager.backup.svc"}',
     )["ServiceMonitor"]
     assert monitor["metadata"]["namespace"] == "backup"
     assert monitor["metadata"]["labels"]["release"] == "prom"
@@ -134,6 +140,10 @@ def test_service_monitor_options() -> None:
     assert endpoint["authorization"] == {
         "type": "Bearer",
         "credentials": {"name": "demo-token", "key": "token"},
+    }
+    assert endpoint["tlsConfig"] == {
+        "ca": {"secret": {"name": "demo-cofre-trust", "key": "ca.crt"}},
+        "serverName": "demo-manager.backup.svc",
     }
 
 

@@ -303,13 +303,16 @@ def test_metrics_are_scraped_through_the_services_from_a_pod(
         dev_cluster,
         ns,
         f"""
-        import json, os, urllib.error, urllib.request
+        import json, os, ssl, urllib.error, urllib.request
         token = os.environ["COFRE_TOKEN"]
-        node = "http://demo-storage-0.demo-storage.{ns}.svc:{NODE_PORT}"
+        # HTTPS, trusting the cluster's CA from the trust Secret the toolbox mounts.
+        trust = ssl.create_default_context(cafile=os.environ["COFRE_CA"])
+        node = "https://demo-storage-0.demo-storage.{ns}.svc:{NODE_PORT}"
         def get(url, auth=True):
             headers = {{"Authorization": "Bearer " + token}} if auth else {{}}
+            request = urllib.request.Request(url, headers=headers)
             try:
-                with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as r:
+                with urllib.request.urlopen(request, context=trust) as r:
                     return r.status, r.read().decode()
             except urllib.error.HTTPError as e:
                 return e.code, ""
@@ -416,10 +419,11 @@ def test_killed_storage_process_gets_no_new_data(dev_cluster: DevCluster, ns: st
             ns,
             f"""
             import asyncio, json, os, random, subprocess, time
+            from pathlib import Path
             from cofre.protocol.client import ManagerClient, open_session
             VICTIM = {victim!r}
             async def main():
-                async with open_session() as s:
+                async with open_session(ca_file=Path(os.environ["COFRE_CA"])) as s:
                     m = ManagerClient(s, os.environ["COFRE_MANAGER"], os.environ["COFRE_TOKEN"])
                     async def victim():
                         nodes = (await m.nodes()).nodes
@@ -484,9 +488,10 @@ def test_scale_up_then_down_drains_before_removing(dev_cluster: DevCluster, ns: 
         ns,
         """
         import asyncio, json, os, time
+        from pathlib import Path
         from cofre.protocol.client import ManagerClient, open_session
         async def main():
-            async with open_session() as s:
+            async with open_session(ca_file=Path(os.environ["COFRE_CA"])) as s:
                 m = ManagerClient(s, os.environ["COFRE_MANAGER"], os.environ["COFRE_TOKEN"])
                 deadline = time.monotonic() + 60
                 while (status := await m.drain_status()).nodes and time.monotonic() < deadline:

@@ -1,5 +1,6 @@
 """Real processes on loopback: `cofre local up` started as a user starts it, the CLI as a user
-runs it. Nothing here imports the services; they are reached only through the command."""
+runs it. Nothing here imports the services; they are reached only through the command (the
+chunk store's read-only look at a data dir aside, to see what a node holds on disk)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from cofre.models import ChunkHash
+from cofre.storage_node.store import stored_chunks
 
 from ..helpers import eventually_sync
 
@@ -100,6 +106,7 @@ class Cluster:
     proc: subprocess.Popen[bytes]
     url: str = ""
     token: str = ""
+    ca: str = ""  # the CA file `local up` printed (COFRE_CA=); empty with --insecure
     log_path: Path = field(default_factory=Path)
 
     @property
@@ -107,7 +114,15 @@ class Cluster:
         env = base_env()
         env["COFRE_MANAGER"] = self.url
         env["COFRE_TOKEN"] = self.token
+        if self.ca:
+            env["COFRE_CA"] = self.ca
+        else:
+            env["COFRE_INSECURE"] = "1"
         return env
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """For a test's own requests to the manager or a node (urllib's ``context=``)."""
+        return ssl.create_default_context(cafile=self.ca) if self.ca else None
 
     @property
     def local_env(self) -> dict[str, str]:
@@ -129,12 +144,38 @@ class Cluster:
         raise AssertionError(f"no node listens at {netloc}")
 
     def chunk_files(self) -> dict[str, set[str]]:
-        """node id -> names of the files its chunk store holds on disk."""
-        out: dict[str, set[str]] = {}
-        for node_dir in sorted((self.data_dir / "nodes").iterdir()):
-            chunks = node_dir / "chunks"
-            out[node_dir.name] = {p.name for p in chunks.rglob("*") if p.is_file()}
-        return out
+        """node id -> hashes of the chunks its store holds on disk (packed or a file)."""
+        return {
+            node: set(stored_chunks(self.data_dir / "nodes" / node)) for node in self.node_dirs()
+        }
+
+    def node_dirs(self) -> list[str]:
+        return sorted(p.name for p in (self.data_dir / "nodes").iterdir())
+
+    def stored_bytes(self, node_id: str) -> int:
+        """Bytes of the chunks a node holds on disk."""
+        return sum(w.length for w in stored_chunks(self.data_dir / "nodes" / node_id).values())
+
+    def flip_byte(self, node_id: str, chunk_hash: str, at: int = 100) -> None:
+        """Rot: one byte of one stored copy flipped in place, wherever it lives."""
+        where = stored_chunks(self.data_dir / "nodes" / node_id)[ChunkHash(chunk_hash)]
+        with open(where.path, "r+b") as fh:
+            fh.seek(where.offset + at)
+            byte = fh.read(1)
+            fh.seek(where.offset + at)
+            fh.write(bytes([byte[0] ^ 0xFF]))
+
+    def lose_copy(self, node_id: str, chunk_hash: str) -> None:
+        """One copy gone from a node, as the node itself removes it (its delete endpoint)."""
+        [url] = [n["url"] for n in self.state()["nodes"] if n["node_id"] == node_id]
+        request = urllib.request.Request(
+            f"{url.rstrip('/')}/v1/chunks/delete",
+            data=json.dumps({"hashes": [chunk_hash]}).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            assert json.loads(resp.read())["deleted"] == 1
 
     def holders(self, chunk_hash: str) -> set[str]:
         return {node for node, files in self.chunk_files().items() if chunk_hash in files}
@@ -284,6 +325,8 @@ def start_cluster(
             cluster.url = value
         elif key == "COFRE_TOKEN":
             cluster.token = value
+        elif key == "COFRE_CA":
+            cluster.ca = value
     return cluster
 
 

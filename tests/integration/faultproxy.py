@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -29,8 +31,12 @@ class FaultProxy:
         *,
         mode: Mode,
         on_create: Callable[[dict[str, Any]], None] | None = None,
+        tls_dir: Path | None = None,
     ) -> None:
+        """``tls_dir``: a local cluster's TLS files; the proxy then serves HTTPS with the
+        cluster's certificate and verifies the upstream with its CA, like any client."""
         self.upstream = upstream.rstrip("/")
+        self.tls_dir = tls_dir
         self.mode = mode
         self.on_create = on_create
         self.url = ""
@@ -55,7 +61,14 @@ class FaultProxy:
         self._loop.run_until_complete(self._serve())
 
     async def _serve(self) -> None:
-        async with aiohttp.ClientSession() as session:
+        client_tls: ssl.SSLContext | bool = True
+        server_tls: ssl.SSLContext | None = None
+        if self.tls_dir is not None:
+            client_tls = ssl.create_default_context(cafile=self.tls_dir / "ca.crt")
+            server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            server_tls.load_cert_chain(self.tls_dir / "server.pem")
+        connector = aiohttp.TCPConnector(ssl=client_tls)
+        async with aiohttp.ClientSession(connector=connector) as session:
             app = web.Application(client_max_size=64 << 20)
 
             async def handle(request: web.Request) -> web.StreamResponse:
@@ -64,10 +77,10 @@ class FaultProxy:
             app.router.add_route("*", "/{tail:.*}", handle)
             runner = web.AppRunner(app)
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
             await site.start()
             port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            self.url = f"http://127.0.0.1:{port}"
+            self.url = f"{'https' if server_tls else 'http'}://127.0.0.1:{port}"
             self._started.set()
             await self._release.wait()
             await runner.cleanup()

@@ -85,8 +85,7 @@ def _status_once_probed(c: Any) -> dict[str, int]:
 
 
 def _node_bytes(c: Any, node_id: str) -> int:
-    path = c.data_dir / "nodes" / node_id / "chunks"
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return int(c.stored_bytes(node_id))
 
 
 def test_status_reports_every_node(cluster: Any) -> None:
@@ -136,13 +135,9 @@ def test_fsck_healthy_then_damaged(cluster: Any, it: Any, tmp_path: Path) -> Non
 
     # Lose one copy of the first chunk and corrupt one copy of the second.
     lost_on = sorted(cluster.holders(hashes[0]))[0]
-    _chunk_path(cluster, lost_on, hashes[0]).unlink()
+    cluster.lose_copy(lost_on, hashes[0])
     bad_on = sorted(cluster.holders(hashes[1]))[0]
-    bad = _chunk_path(cluster, bad_on, hashes[1])
-    bad.chmod(0o644)
-    raw = bytearray(bad.read_bytes())
-    raw[100] ^= 0xFF
-    bad.write_bytes(bytes(raw))
+    cluster.flip_byte(bad_on, hashes[1])
 
     damaged = cluster.cli("fsck", name, "--verify", "--json")
     assert damaged.code == ExitCode.FAILURE
@@ -202,7 +197,7 @@ def test_where_lists_every_copy_and_why(cluster: Any, it: Any, tmp_path: Path) -
 
     # One copy gone from its disk: that copy shows missing, the exit code says so.
     lost_on = sorted(cluster.holders(hashes[0]))[0]
-    _chunk_path(cluster, lost_on, hashes[0]).unlink()
+    cluster.lose_copy(lost_on, hashes[0])
     damaged = cluster.cli("where", name, "--json")
     assert damaged.code == ExitCode.FAILURE
     first = damaged.json()["chunks"][0]
@@ -213,11 +208,6 @@ def test_where_lists_every_copy_and_why(cluster: Any, it: Any, tmp_path: Path) -
     assert unknown.code == ExitCode.NOT_FOUND
     assert "no live" in it.one_error_line(unknown)
     assert cluster.cli("rm", name).code == 0  # leave the shared cluster healthy
-
-
-def _chunk_path(c: Any, node_id: str, chunk_hash: str) -> Path:
-    [path] = [p for p in (c.data_dir / "nodes" / node_id / "chunks").rglob(chunk_hash)]
-    return path
 
 
 def test_wrong_token_is_refused(cluster: Any, it: Any, tmp_path: Path) -> None:
@@ -231,7 +221,7 @@ def test_wrong_token_is_refused(cluster: Any, it: Any, tmp_path: Path) -> None:
 
 
 def test_manager_unreachable(it: Any, tmp_path: Path) -> None:
-    env = dict(it.base_env(), COFRE_MANAGER=f"http://127.0.0.1:{it.free_port()}", COFRE_TOKEN="t")
+    env = dict(it.base_env(), COFRE_MANAGER=f"https://127.0.0.1:{it.free_port()}", COFRE_TOKEN="t")
     result = it.run_cli(["ls"], env=env)
     assert result.code == ExitCode.UNAVAILABLE
     assert "cannot reach" in it.one_error_line(result)
@@ -316,9 +306,16 @@ def test_hostile_names_are_only_names(cluster: Any, it: Any, tmp_path: Path) -> 
     assert not (tmp_path / "etc").exists()
     assert not list(tmp_path.parent.glob(f"*{tag}*"))
     assert before is None or hashlib.sha256(passwd.read_bytes()).hexdigest() == before
-    # The stores hold chunks named by hash only.
-    for files in cluster.chunk_files().values():
-        assert all(len(f) == 64 and all(ch in "0123456789abcdef" for ch in f) for f in files)
+    # The stores hold chunks named by hash only: chunk files, packs and their index.
+    for node in cluster.node_dirs():
+        for path in (cluster.data_dir / "nodes" / node).rglob("*"):
+            name = path.name
+            if path.is_file() and path.parent.name == "packs":
+                assert name.startswith("index.sqlite") or (
+                    name.endswith(".pack") and name[:-5].isdigit()
+                ), path
+            elif path.is_file() and "chunks" in path.parts:
+                assert len(name) == 64 and all(ch in "0123456789abcdef" for ch in name), path
     for name in names:
         assert cluster.cli("rm", name).code == 0
 

@@ -37,7 +37,7 @@ def _open_uploads(c: Any) -> float:
     request = urllib.request.Request(
         f"{c.url}/metrics", headers={"Authorization": f"Bearer {c.token}"}
     )
-    with urllib.request.urlopen(request, timeout=10) as resp:
+    with urllib.request.urlopen(request, timeout=10, context=c.ssl_context()) as resp:
         text = resp.read().decode()
     for line in text.splitlines():
         if line.startswith("cofre_manager_open_uploads "):
@@ -53,7 +53,7 @@ def test_a_put_killed_after_its_manifest_was_sent_blocks_nothing(
         nodes=3, replication_factor=2, extra_args=["--upload-session-ttl-s", str(TTL_S)]
     )
     src = it.random_file(tmp_path / "src", DEFAULT_CHUNK_SIZE + 77)
-    with FaultProxy(c.url, mode="hold") as proxy:
+    with FaultProxy(c.url, mode="hold", tls_dir=c.data_dir / "tls") as proxy:
         put = subprocess.Popen(
             [*it.cofre_argv(), "put", str(src), "--name", "first"],
             env=dict(c.env, COFRE_MANAGER=proxy.url),
@@ -102,7 +102,9 @@ def test_a_replica_killed_mid_put_is_one_line_and_its_exit_code(
         os.kill(pids[victim], signal.SIGKILL)
         killed.append(victim)
 
-    with FaultProxy(c.url, mode="pass", on_create=kill_a_replica) as proxy:
+    with FaultProxy(
+        c.url, mode="pass", on_create=kill_a_replica, tls_dir=c.data_dir / "tls"
+    ) as proxy:
         result = c.cli("put", str(src), "--name", "big", env=dict(c.env, COFRE_MANAGER=proxy.url))
 
     assert killed
@@ -117,7 +119,7 @@ def test_a_commit_whose_answer_is_lost_says_the_outcome_is_unknown(
 ) -> None:
     src = it.random_file(tmp_path / "src", 4000)
     name = f"lost-answer/{os.getpid()}"
-    with FaultProxy(cluster.url, mode="drop") as proxy:
+    with FaultProxy(cluster.url, mode="drop", tls_dir=cluster.data_dir / "tls") as proxy:
         result = cluster.cli(
             "put", str(src), "--name", name, env=dict(cluster.env, COFRE_MANAGER=proxy.url)
         )

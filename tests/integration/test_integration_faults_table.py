@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -60,6 +61,15 @@ def test_fault_scenario_loses_nothing(
     assert row.versions_checked >= 1, row
     if scenario in ("bit-flip", "store-wipe"):
         assert row.full_copies != "-", row
+    if scenario == "manager-kill":
+        # Every run is counted as cut by the kill or ended before it.
+        said = re.search(
+            r"(\d+) of (\d+) puts cut mid-transfer by the kill, (\d+) ended before it",
+            "; ".join(row.notes),
+        )
+        assert said, row
+        cut, of, before = map(int, said.groups())
+        assert of == runs and cut + before == runs, row
 
 
 def test_table_has_a_row_per_scenario_with_its_figures() -> None:

@@ -10,12 +10,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from cofre.chunks import DEFAULT_CHUNK_SIZE
 from cofre.cli.exitcodes import ExitCode
-from cofre.protocol.client import ManagerClient
+from cofre.protocol.client import ManagerClient, open_session
 from cofre.protocol.manager_api import TreeEntry
 
 MiB = 1024 * 1024
@@ -236,9 +235,11 @@ def test_forget_by_rules_with_dry_run_and_by_id(cluster: Any, it: Any, tmp_path:
     assert gone.code == ExitCode.NOT_FOUND
 
 
-async def _hostile_snapshot(url: str, token: str, host: str, outside: Path) -> str:
+async def _hostile_snapshot(
+    url: str, token: str, host: str, outside: Path, *, ca: str | None
+) -> str:
     """A snapshot whose entries try to write through symlinks it holds itself."""
-    async with aiohttp.ClientSession() as session:
+    async with open_session(ca_file=Path(ca) if ca else None) as session:
         m = ManagerClient(session, url, token)
         opened = await m.open_snapshot(time=1.0, host=host, paths=["/hostile"])
         sid = opened.snapshot_id
@@ -260,7 +261,7 @@ def test_hostile_entries_are_refused(cluster: Any, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     host = _host("hostile")
-    sid = asyncio.run(_hostile_snapshot(cluster.url, cluster.token, host, outside))
+    sid = asyncio.run(_hostile_snapshot(cluster.url, cluster.token, host, outside, ca=cluster.ca))
     target = tmp_path / "t" / "target"
     got = cluster.cli("restore", sid, "--target", str(target))
     assert got.code == ExitCode.LOCAL_FILE
@@ -300,7 +301,7 @@ def test_files_keep_versions_beside_a_snapshot_and_get_makes_parents(
 @pytest.mark.parametrize("bad", ["/etc/passwd", "a/../b"])
 def test_hostile_paths_cannot_be_stored(cluster: Any, bad: str) -> None:
     async def attempt() -> str:
-        async with aiohttp.ClientSession() as session:
+        async with open_session(ca_file=Path(cluster.ca) if cluster.ca else None) as session:
             m = ManagerClient(session, cluster.url, cluster.token)
             opened = await m.open_snapshot(time=1.0, host=_host("bad"), paths=["/x"])
             body = {"entries": [{"path": bad, "kind": "dir", "mode": 0o755, "mtime_ns": 0}]}

@@ -34,6 +34,7 @@ WIDTH = 1360
 # (a dead node turns unready after two failed probes).
 PAGE_TIMEOUT_S = 45.0
 SCORE = re.compile(r"^\d\.\d{3}$")
+SCRUB_CYCLE_S = 4
 # Chromium flags: headless as root in a container, and none of its own traffic (updates, sync,
 # safe browsing), so what the page loads is all there is.
 CHROMIUM_ARGS = (
@@ -52,6 +53,9 @@ CHROMIUM_ARGS = (
     "--force-device-scale-factor=1",
     "--lang=en-US",
     f"--window-size={WIDTH},1000",
+    # The local cluster's certificate is from its own CA, which this browser profile does not
+    # know; the CLI tests check that trust, these check the page.
+    "--ignore-certificate-errors",
 )
 
 
@@ -81,8 +85,13 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 
 @pytest.fixture(scope="module")
 def local(it: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A cluster of its own: a test here kills one of its nodes."""
-    c = it.start_cluster(tmp_path_factory.mktemp("status-page") / "local", nodes=4)
+    """A cluster of its own: a test here kills one of its nodes. Its nodes scrub every few
+    seconds (a pass runs every 10 s), so the page shows whole cycles and what they found."""
+    c = it.start_cluster(
+        tmp_path_factory.mktemp("status-page") / "local",
+        nodes=4,
+        extra_args=["--node-scrub-cycle-s", str(SCRUB_CYCLE_S)],
+    )
     try:
         yield c
     finally:
@@ -106,6 +115,15 @@ def node_rows(driver: WebDriver) -> dict[str, list[str]]:
         ".map(tr => [tr.dataset.node, ...Array.from(tr.cells).map(td => td.innerText.trim())])"
     )
     return {row[0]: row[1:] for row in rows} if text(driver, "nodes") else {}
+
+
+def scrub_rows(driver: WebDriver) -> dict[str, list[str]]:
+    """node id -> the visible text of each cell of its row in the scrub table."""
+    rows: list[list[str]] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#scrub tbody tr'))"
+        ".map(tr => [tr.dataset.node, ...Array.from(tr.cells).map(td => td.innerText.trim())])"
+    )
+    return {row[0]: row[1:] for row in rows} if text(driver, "scrub") else {}
 
 
 def backup_rows(driver: WebDriver) -> list[list[str]]:
@@ -257,7 +275,7 @@ def test_the_page_follows_the_cluster_live(
     urls = requested_urls(browser)
     assert any(u.endswith("/v1/overview") for u in urls), urls
     assert all(u.startswith(local.url + "/") for u in urls), urls
-    assert local.url.startswith("http://127.0.0.1:")
+    assert local.url.startswith("https://127.0.0.1:")
     screenshot(browser, tmp_path, "status-page.png")
     assert not script_errors(browser)
 
@@ -305,19 +323,77 @@ def test_a_killed_node_turns_not_ready_then_ready_again(
     assert not script_errors(browser)
 
 
+def test_the_page_shows_each_nodes_scrub_and_the_rot_it_finds(
+    browser: WebDriver, local: Any, it: Any, tmp_path: Path
+) -> None:
+    """Every node's scrub cycle on the page: how far it is, when it last read everything, and
+    a flipped byte in one stored copy showing up as that node's finding, nobody asking."""
+    log_in(browser, local.url, local.token)
+    put = local.cli("put", str(it.random_file(tmp_path / "rot", 300 * 1024)), "--name", "rot")
+    assert put.code == 0, put.err
+    node_ids = {n["node_id"] for n in local.state()["nodes"]}
+
+    def every_node_scrubbed(driver: WebDriver) -> dict[str, list[str]]:
+        rows = scrub_rows(driver)
+        done = set(rows) == node_ids and all(r[4] != "not yet" for r in rows.values())
+        return rows if done else {}
+
+    rows = until_page(browser, every_node_scrubbed, what="a full scrub pass on every node")
+    for row in rows.values():
+        # Node, this cycle, what it read, when it began, the last full pass, cycle, found.
+        assert re.fullmatch(r"\d{1,3}%", row[1]), row
+        assert re.fullmatch(r"\d+ chunks, \d+(\.\d+)? (B|KiB|MiB)", row[2]), row
+        assert row[3] != "not yet" and (row[4] == "just now" or row[4].endswith(" ago")), row
+        assert row[5] == f"{SCRUB_CYCLE_S} s", row
+    found_before = {n: int(r[6]) for n, r in rows.items()}
+
+    # One byte flipped in one copy the cluster holds, on disk, behind the node's back.
+    stored = sorted(
+        p
+        for p in (local.data_dir / "nodes").glob("*/chunks/*/*/*")
+        if p.is_file() and p.stat().st_size > 0
+    )
+    victim = stored[len(stored) // 2]
+    node = victim.relative_to(local.data_dir / "nodes").parts[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    victim.write_bytes(bytes(data))
+
+    def found(driver: WebDriver) -> dict[str, list[str]]:
+        rows = scrub_rows(driver)
+        return rows if node in rows and int(rows[node][6]) > found_before[node] else {}
+
+    rows = until_page(browser, found, what=f"the scrub's finding on {node}")
+    assert int(rows[node][6]) == found_before[node] + 1
+    assert {n: int(r[6]) for n, r in rows.items() if n != node} == {
+        n: c for n, c in found_before.items() if n != node
+    }
+    finding = browser.find_element(By.CSS_SELECTOR, f'#scrub tr[data-node="{node}"] .found .bad')
+    assert finding.text == rows[node][6]
+    # ... and the manager put a good copy back, unasked.
+    eventually_sync(
+        lambda: local.cli("fsck", "--verify").code == 0,
+        what="fsck --verify clean after the repair",
+        timeout_s=PAGE_TIMEOUT_S,
+        poll_s=1.0,
+    )
+    assert not script_errors(browser)
+
+
 def test_the_page_is_public_and_holds_no_data(local: Any, it: Any) -> None:
     """Without the token: the page and its files load; the data does not."""
     import urllib.error
     import urllib.request
 
-    with urllib.request.urlopen(local.url + "/") as resp:
+    tls = local.ssl_context()
+    with urllib.request.urlopen(local.url + "/", context=tls) as resp:
         page = resp.read().decode()
         assert resp.headers["Content-Type"].startswith("text/html")
         assert "connect-src 'self'" in resp.headers["Content-Security-Policy"]
     assert 'src="/ui/status.js"' in page and local.token not in page
     for path in ("/ui/status.js", "/ui/status.css"):
-        with urllib.request.urlopen(local.url + path) as resp:
+        with urllib.request.urlopen(local.url + path, context=tls) as resp:
             assert resp.status == 200
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(local.url + "/v1/overview")
+        urllib.request.urlopen(local.url + "/v1/overview", context=tls)
     assert refused.value.code == 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from cofre.config import (
     GCConfig,
     ManagerConfig,
     NodeConfig,
+    PackConfig,
     PlacementConfig,
     ProbeConfig,
     RepairConfig,
@@ -29,6 +31,8 @@ from cofre.models import ChunkHash, ChunkRef, Manifest, UploadId
 from cofre.protocol.client import ManagerClient, NodeClient
 from cofre.protocol.manager_api import Committed, NodeList, UploadCreated
 from cofre.storage_node import create_app as create_node_app
+from cofre.storage_node import keys
+from cofre.storage_node.store import stored_chunks
 
 from ..helpers import eventually
 
@@ -59,9 +63,32 @@ class Cluster:
         return next(n for n in self.nodes if self.url(n) == url.rstrip("/"))
 
     def chunk_file(self, node_id: str, chunk_hash: str) -> Path:
+        """The file of a chunk on a node that keeps chunks as files (``files_only`` nodes)."""
         found = list((self.root / node_id).rglob(chunk_hash))
         assert len(found) == 1, found
         return found[0]
+
+    def holds(self, node_id: str, chunk_hash: str) -> bool:
+        return ChunkHash(chunk_hash) in stored_chunks(self.root / node_id)
+
+    def rot(self, node_id: str, chunk_hash: str, *, at: int = 0) -> None:
+        """One byte of a node's stored copy flipped in place (packed or a file)."""
+        where = stored_chunks(self.root / node_id)[ChunkHash(chunk_hash)]
+        with open(where.path, "r+b") as fh:
+            fh.seek(where.offset + at)
+            byte = fh.read(1)
+            fh.seek(where.offset + at)
+            fh.write(bytes([byte[0] ^ 0x40]))
+
+    async def lose(self, node_id: str, chunk_hash: str) -> None:
+        """A node's copy gone, as its store removes it (packed or a file)."""
+        assert await self.nodes[node_id].app[keys.STORE].delete(ChunkHash(chunk_hash)) > 0
+
+    def age(self, node_id: str, chunk_hash: str, at: float) -> None:
+        """A copy's last use set back to ``at`` (what GC's grace compares)."""
+        store = self.nodes[node_id].app[keys.STORE]
+        if not store.packs.touch([ChunkHash(chunk_hash)], at=at):
+            os.utime(store.path_of(ChunkHash(chunk_hash)), (at, at))
 
     def node(self, node_id: str) -> NodeClient:
         return NodeClient(self.http, self.url(node_id), TOKEN)
@@ -157,12 +184,20 @@ def make_cluster(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> Cl
         repair_interval_s: float = 3600.0,
         min_free_bytes: int = 0,
         repair: dict[str, Any] | None = None,
+        files_only: bool = False,
     ) -> Cluster:
         servers = dict(node_servers or {})
+        # files_only: every chunk a file, as stores written before packs (and chunks above the
+        # pack limit) are.
+        pack = PackConfig(max_chunk_bytes=0) if files_only else PackConfig()
         for i in range(len(servers), nodes):
             node_id = f"node-{i}"
             node_config = NodeConfig(
-                token=TOKEN, node_id=node_id, data_dir=tmp_path / node_id, reserve_bytes=0
+                token=TOKEN,
+                node_id=node_id,
+                data_dir=tmp_path / node_id,
+                reserve_bytes=0,
+                pack=pack,
             )
             servers[node_id] = await aiohttp_server(create_node_app(node_config), host="127.0.0.1")
         config = ManagerConfig(

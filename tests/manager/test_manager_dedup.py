@@ -148,7 +148,7 @@ async def test_gc_spares_the_known_chunks_of_an_open_upload(make_cluster: Any) -
     old = time.time() - 7200
     for node_id in holders:
         for chunk_hash in [*again.blobs, a_manifest]:
-            os.utime(cluster.chunk_file(node_id, chunk_hash), (old, old))
+            cluster.age(node_id, chunk_hash, old)
 
     assert await again.known() == set(again.blobs)
     result = await cluster.api.gc(grace_s=0)

@@ -56,7 +56,7 @@ async def test_fsck_reports_missing_and_corrupt_copies(make_cluster: Any) -> Non
     holders = await _holders(cluster, "f")
     await cluster.node(holders[first][0]).delete_chunks([ChunkHash(first)])
     for node_id in holders[second]:
-        cluster.chunk_file(node_id, second).write_bytes(b"rot" * 100)
+        cluster.rot(node_id, second)
 
     report = await cluster.api.fsck(name="f", verify=True)
     assert report.healthy is False

@@ -163,7 +163,7 @@ async def test_fsck_counts_a_corrupt_copy_and_repair_and_drain_count_their_copie
     primary = cluster.node_id_of(up.primary_url)
     first = manifest.chunks[0].hash
     holders = sorted(n for n in cluster.nodes if n != primary)
-    cluster.chunk_file(holders[0], first).write_bytes(b"rot" * 100)
+    cluster.rot(holders[0], first)
 
     await cluster.api.fsck(verify=True)
     checked = await scrape(cluster)

@@ -27,7 +27,7 @@ async def test_a_lost_copy_and_a_rotten_copy_are_replaced(make_cluster: Any) -> 
     lost_on = sorted(_copies(where.chunks[0]))[0]
     rot_on = sorted(_copies(where.chunks[1]))[0]
     await cluster.node(lost_on).delete_chunks([ChunkHash(first)])
-    cluster.chunk_file(rot_on, second).write_bytes(b"x" * 1024)  # same size, other bytes
+    cluster.rot(rot_on, second, at=500)  # same size, other bytes
 
     # Without verify the rotten copy looks fine (its size is right): only the lost one is seen.
     plain = await cluster.api.repair()

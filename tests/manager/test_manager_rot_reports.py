@@ -16,14 +16,12 @@ from cofre.models import ChunkHash
 
 
 async def _rot_everywhere(cluster: Any, name: str, chunk: str) -> None:
-    """Every copy of ``chunk`` overwritten with other bytes of its size, then read by its node
-    (which finds it corrupt and quarantines it)."""
+    """Every copy of ``chunk`` rotten (a byte flipped), then read by its node (which finds it
+    corrupt and quarantines it)."""
     for node_id in cluster.nodes:
-        try:
-            path = cluster.chunk_file(node_id, chunk)
-        except AssertionError:
+        if not cluster.holds(node_id, chunk):
             continue
-        path.write_bytes(b"x" * path.stat().st_size)
+        cluster.rot(node_id, chunk)
         with pytest.raises(IntegrityError):
             await cluster.node(node_id).get_chunk(ChunkHash(chunk))
 

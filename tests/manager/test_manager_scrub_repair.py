@@ -51,10 +51,7 @@ async def test_a_flipped_byte_is_found_by_the_scrub_and_replaced_from_a_good_cop
     _, manifest, _ = await cluster.send("rot", os.urandom(2048))
     chunk = manifest.chunks[0].hash
     rot_on = sorted(_copies((await cluster.api.where("rot")).chunks[0]))[0]
-    path = cluster.chunk_file(rot_on, chunk)
-    flipped = bytearray(path.read_bytes())
-    flipped[100] ^= 0x40
-    path.write_bytes(bytes(flipped))
+    cluster.rot(rot_on, chunk, at=100)
 
     # Nobody reads or checks the chunk: the node's own scrub pass finds the rot...
     await servers[rot_on].app[SCRUB_LOOP].run_once()
@@ -66,6 +63,9 @@ async def test_a_flipped_byte_is_found_by_the_scrub_and_replaced_from_a_good_cop
     assert listed[rot_on].scrub_findings == 1 and listed[rot_on].scrub_enabled is True
     assert listed[rot_on].scrub_last_full_pass_at is not None
     assert listed[rot_on].scrub_cycle_chunks > 0 and listed[rot_on].scrub_cycle_bytes > 0
+    # The cycle finished (every chunk read): the node's own share, and its cycle length.
+    assert listed[rot_on].scrub_cycle_progress == 1.0
+    assert listed[rot_on].scrub_cycle_s == FAST_SCRUB.cycle_s
     copies = _copies((await cluster.api.where("rot")).chunks[0])
     good = [n for n, c in copies.items() if c.state == "ok"]
     assert len(good) == 2, copies

@@ -404,7 +404,7 @@ async def test_fsck_reports_a_snapshot_chunk_lost_on_every_node(make_cluster: An
     lost = _refs(b"lost" * 100)[0][0].hash
     for node_id in cluster.nodes:
         if lost in (await cluster.node(node_id).check([lost], verify=False, touch=False)).present:
-            cluster.chunk_file(node_id, lost).unlink()
+            await cluster.lose(node_id, lost)
     report = await cluster.api.fsck()
     assert not report.healthy
     (health,) = report.snapshots
@@ -568,6 +568,7 @@ async def test_repair_brings_a_snapshot_chunk_back_to_f_copies(make_cluster: Any
     assert (report.lost_copies, report.copies_made, report.healthy) == (1, 1, True)
     after = await cluster.api.snapshot_where(info.snapshot_id, "src/x")
     good = [c for c in after.chunks[0].copies if c.state == "ok"]
-    assert len(good) == 2 and lost_on not in {c.node_id for c in good}
+    # Repair may copy it back onto the node that lost it: that node is ready, and emptiest.
+    assert len(good) == 2
     assert any(c.why.startswith(f"repair: copies lost on {lost_on}") for c in good)
     assert (await restore(cluster, info.snapshot_id))["src/x"] == data

@@ -3,13 +3,23 @@ as versions, and GC deletes what they left, on a catalog that holds no version y
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from cofre.config import NodeConfig
 from cofre.errors import Conflict
 from cofre.models import ChunkHash, UploadId
+from cofre.storage_node import create_app as create_node_app
+
+from ..helpers import eventually
+from .conftest import TOKEN
 
 
 async def _aborted_after_manifest(cluster: Any, name: str, data: bytes) -> ChunkHash:
@@ -78,3 +88,58 @@ async def test_a_foreign_manifest_still_means_a_lost_catalog(
         await second.api.create_upload(name="new", size=3, mode=0o644, mtime=0.0)
     gc = await second.api.gc(grace_s=0)
     assert gc.deleted_chunks == 0
+
+
+class HeldListings:
+    """Holds each node's answer to the manifest listing (``GET /v1/manifests``), made
+    already, until released: a commit can then land between the listing and the catalog's
+    look at its uncommitted uploads, every time."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.listed: list[set[str]] = []
+        self.release = asyncio.Event()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if self.armed and request.method == "GET" and request.path == "/v1/manifests":
+            assert isinstance(response, web.Response) and isinstance(response.body, bytes)
+            self.listed.append({m["hash"] for m in json.loads(response.body)["manifests"]})
+            await self.release.wait()
+        return response
+
+
+async def test_a_commit_landing_while_the_nodes_are_asked_is_no_lost_catalog(
+    make_cluster: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    held = HeldListings()
+    servers = {}
+    for i in range(3):
+        node_id = f"node-{i}"
+        app = create_node_app(
+            NodeConfig(token=TOKEN, node_id=node_id, data_dir=tmp_path / node_id, reserve_bytes=0)
+        )
+        app.middlewares.append(held.middleware)
+        servers[node_id] = await aiohttp_server(app, host="127.0.0.1")
+    cluster = await make_cluster(3, node_servers=servers)
+    # The first upload of the cluster: chunks and manifest on the nodes, not committed yet.
+    up, manifest, _ = await cluster.send("first", os.urandom(3000), commit=False)
+
+    held.armed = True
+    second = asyncio.create_task(
+        cluster.api.create_upload(name="second", size=3, mode=0o644, mtime=0.0)
+    )
+    # Every node listed what it holds (the first upload's manifest among it) before the
+    # commit below, and waits to answer.
+    await eventually(lambda: len(held.listed), until=lambda n: n == 3, what="3 listings")
+    assert any(manifest.hash in listed for listed in held.listed)
+    assert await cluster.api.list_files(versions=True) == []
+    committed = await cluster.api.commit_upload(UploadId(up.upload_id), manifest)
+    assert committed.version == 1
+    held.release.set()
+
+    # The manifest is a version's now, not a sign of a lost catalog: no refusal.
+    created = await second
+    assert created.upload_id != up.upload_id
+    assert [f.name for f in await cluster.api.list_files(versions=True)] == ["first"]

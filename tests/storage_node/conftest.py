@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from cofre.config import NodeConfig
 from cofre.models import ChunkHash, NodeId, UploadId
 from cofre.storage_node import create_app
+from cofre.storage_node.store import ChunkStore, stored_chunks
 from cofre.tickets import Ticket, ticket_key
 
 TOKEN = "test-cluster-token"
@@ -51,6 +53,38 @@ class Kit:
     @staticmethod
     def files_under(root: Path) -> list[Path]:
         return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+    @staticmethod
+    def stored(data_dir: Path, chunk_hash: str) -> bytes | None:
+        """The bytes a node's data dir holds for a chunk (packed or a file), or None."""
+        where = stored_chunks(data_dir).get(ChunkHash(chunk_hash))
+        if where is None:
+            return None
+        with open(where.path, "rb") as fh:
+            fh.seek(where.offset)
+            return fh.read(where.length)
+
+    @staticmethod
+    def flip_byte(data_dir: Path, chunk_hash: str, at: int = 10) -> None:
+        """Rot: one bit of one stored byte of the chunk flipped in place, wherever it lives."""
+        where = stored_chunks(data_dir)[ChunkHash(chunk_hash)]
+        with open(where.path, "r+b") as fh:
+            fh.seek(where.offset + at)
+            byte = fh.read(1)
+            fh.seek(where.offset + at)
+            fh.write(bytes([byte[0] ^ 0x01]))
+
+    @staticmethod
+    def age(store: ChunkStore, chunk_hash: str, at: float) -> None:
+        """Set a chunk's last use (what GC's ``before`` compares), packed or a file."""
+        h = ChunkHash(chunk_hash)
+        if not store.packs.touch([h], at=at):
+            os.utime(store.path_of(h), (at, at))
+
+    @staticmethod
+    def last_used(store: ChunkStore, chunk_hash: str) -> float:
+        [entry] = [e for e in store.iter_inventory() if e.hash == chunk_hash]
+        return entry.mtime
 
 
 @pytest.fixture

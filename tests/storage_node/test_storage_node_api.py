@@ -32,7 +32,7 @@ async def test_put_get_roundtrip_and_dedup(aiohttp_client, kit, data_dir: Path) 
     h, data = kit.chunk("roundtrip")
     resp = await client.put(f"/v1/chunks/{h}", data=data, headers=kit.write_headers("node-0"))
     assert resp.status == 201 and (await resp.json()) == {"created": True}
-    assert (data_dir / "chunks" / h[:2] / h[2:4] / h).read_bytes() == data
+    assert kit.stored(data_dir, h) == data
     resp = await client.put(f"/v1/chunks/{h}", data=data, headers=kit.write_headers("node-0"))
     assert resp.status == 200 and (await resp.json()) == {"created": False}
     resp = await client.get(f"/v1/chunks/{h}", headers=kit.auth)
@@ -58,7 +58,7 @@ async def test_corrupt_on_disk_gives_422_and_check_verify_reports_it(
     client = await client_for(aiohttp_client, kit, data_dir)
     h, data = kit.chunk("decay")
     await client.put(f"/v1/chunks/{h}", data=data, headers=kit.write_headers("node-0"))
-    (data_dir / "chunks" / h[:2] / h[2:4] / h).write_bytes(b"\0" * len(data))
+    kit.flip_byte(data_dir, h)
     body = {"hashes": [h], "verify": True, "touch": False}
     resp = await client.post("/v1/chunks/check", json=body, headers=kit.auth)
     assert (await resp.json()) == {"present": [], "missing": [], "corrupt": [h]}
@@ -138,12 +138,12 @@ async def test_check_sorts_and_touches(aiohttp_client, kit, data_dir: Path) -> N
     held, data = kit.chunk("held")
     absent, _ = kit.chunk("absent")
     await client.put(f"/v1/chunks/{held}", data=data, headers=kit.write_headers("node-0"))
-    path = data_dir / "chunks" / held[:2] / held[2:4] / held
-    os.utime(path, (1_000_000, 1_000_000))
+    store = client.server.app[keys.STORE]
+    kit.age(store, held, 1_000_000)
     body = {"hashes": [held, absent], "touch": True}
     resp = await client.post("/v1/chunks/check", json=body, headers=kit.auth)
     assert (await resp.json()) == {"present": [held], "missing": [absent], "corrupt": []}
-    assert path.stat().st_mtime > 1_000_000
+    assert kit.last_used(store, held) > 1_000_000
 
 
 async def test_inventory_before_and_delete_with_stats(aiohttp_client, kit, data_dir: Path) -> None:
@@ -152,7 +152,7 @@ async def test_inventory_before_and_delete_with_stats(aiohttp_client, kit, data_
     new, new_data = kit.chunk("new", 5000)
     for h, d in ((old, old_data), (new, new_data)):
         await client.put(f"/v1/chunks/{h}", data=d, headers=kit.write_headers("node-0"))
-    os.utime(data_dir / "chunks" / old[:2] / old[2:4] / old, (1_000_000, 1_000_000))
+    kit.age(client.server.app[keys.STORE], old, 1_000_000)
     resp = await client.get("/v1/chunks", params={"before": "2000000"}, headers=kit.auth)
     assert (await resp.json())["chunks"] == [{"hash": old, "length": 3000, "mtime": 1_000_000.0}]
     resp = await client.get("/v1/chunks", headers=kit.auth)

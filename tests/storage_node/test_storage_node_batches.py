@@ -210,8 +210,7 @@ async def test_batched_read_answers_the_held_chunks_verified(start_node, kit) ->
     )
     absent, _ = kit.chunk("absent")
     # Rot one chunk on disk: it is left out (and quarantined), not sent.
-    rotten = app[keys.STORE].path_of(items[1][0])
-    rotten.write_bytes(b"rot" * 100)
+    kit.flip_byte(app[keys.STORE].root, items[1][0])
     wanted = [items[0][0], absent, items[1][0], items[2][0], items[3][0]]
     status, raw = await call("POST", node, "/v1/chunks/read", kit, json={"hashes": wanted})
     assert status == 200

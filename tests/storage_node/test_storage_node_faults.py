@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from cofre.config import PackConfig
 from cofre.errors import StoreUnavailable
 from cofre.storage_node import create_app
 from cofre.storage_node.store import ChunkStore
@@ -21,6 +22,8 @@ from cofre.storage_node.store import ChunkStore
 from .test_storage_node_relay import PRIMARY, R1, register, send
 
 STORE_LOG = "cofre.storage_node.store"
+# Every chunk a file.
+FILES = PackConfig(max_chunk_bytes=0)
 
 
 async def get(server, path: str, kit, **kw):
@@ -137,7 +140,8 @@ async def test_store_refuses_work_while_its_directory_is_gone(tmp_path: Path) ->
 
 
 async def test_check_reports_a_copy_of_the_wrong_size_corrupt(tmp_path: Path, kit) -> None:
-    store = ChunkStore(tmp_path / "d")
+    # Only a file can have the wrong size: a packed record's length is in its header.
+    store = ChunkStore(tmp_path / "d", packs=FILES)
     await store.open()
     try:
         (a, da), (b, db), (c, dc) = kit.chunk("a"), kit.chunk("b"), kit.chunk("c")
@@ -185,12 +189,13 @@ async def test_check_request_lengths_are_validated(start_node, kit) -> None:
 
 @pytest.fixture
 def small_volume(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of 4 MiB with 9 inodes: the node's layout takes 4, one chunk 3 (two fan-out
-    directories and its file), so a second chunk runs out of inodes (ENOSPC) at its file."""
+    """A tmpfs of 4 MiB with 12 inodes: the node's layout takes 8 (with the pack index and its
+    journal files), one chunk file 3 (two fan-out directories and its file), so a second chunk
+    file runs out of inodes (ENOSPC) at its file."""
     mount = tmp_path / f"vol-{uuid.uuid4().hex[:8]}"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=9", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=12", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
         check=False,
@@ -215,7 +220,7 @@ def different_prefix(kit, first: str):
 async def test_write_out_of_space_is_507_naming_the_node_and_leaves_nothing(
     aiohttp_server, kit, small_volume: Path
 ) -> None:
-    app = create_app(kit.config(small_volume, "node-full"))
+    app = create_app(kit.config(small_volume, "node-full", pack=FILES))
     server = await aiohttp_server(app, host="127.0.0.1", port=0)
     h1, d1 = kit.chunk("fits")
     assert (await put(server, h1, d1, kit, "node-full"))[0] == 201

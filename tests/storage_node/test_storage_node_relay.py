@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
 
 import aiohttp
 
+from cofre.config import PackConfig
 from cofre.models import UploadId
 from cofre.storage_node import keys, relay
 
@@ -114,7 +116,9 @@ async def test_a_short_copy_on_a_replica_counts_as_lacking_when_lengths_are_give
     """A re-put placed where a copy was cut short (not empty): with the lengths the client
     knows, the primary reports it lacking, so it is sent again."""
     primary, _, _ = await cluster(start_node, kit)
-    h, data = kit.chunk("cut short", 10_000)
+    # Above the pack limit, so a file: only a file can be cut short (a packed record's length
+    # is in its header).
+    h, data = kit.chunk("cut short", PackConfig().max_chunk_bytes + 10_000)
     assert (await send(primary, kit, h, data))[0] == 201
     (copy,) = [p for p in kit.files_under(tmp_path / R1) if p.name == h]
     copy.write_bytes(data[:4000])
@@ -170,7 +174,7 @@ async def test_session_endpoints_check_ticket_session_and_bytes(start_node, kit)
     assert (await send(primary, kit, h, data, upload="up-2"))[0] == 403
     assert (await send(primary, kit, h, data, ticket_nodes=()))[0] == 403
     assert (await missing(primary, kit, [h], ticket_nodes=()))[0] == 403
-    # Bytes that do not match the hash never reach a replica.
+    # Bytes that do not match the hash are stored on no node, and the client learns why.
     status, body = await send(primary, kit, h, b"tampered")
     assert status == 422 and body["code"] == "integrity"
     assert not await holds(r1, kit, h)
@@ -292,7 +296,7 @@ async def test_pull_skips_a_source_whose_copy_is_corrupt(start_node, kit, tmp_pa
             "PUT", server, f"/v1/chunks/{h}", kit, ticket_nodes=(node,), data=data
         )
         assert status == 201
-    (tmp_path / "node-a" / "chunks" / h[:2] / h[2:4] / h).write_bytes(data[::-1])
+    kit.flip_byte(tmp_path / "node-a", h)
     body = {"hash": h, "sources": [str(rotten.make_url("")), str(good.make_url(""))]}
     status, _ = await call(
         "POST", target, "/v1/chunks/pull", kit, ticket_nodes=("node-c",), json=body
@@ -300,3 +304,70 @@ async def test_pull_skips_a_source_whose_copy_is_corrupt(start_node, kit, tmp_pa
     assert status == 201
     status, raw = await call("GET", target, f"/v1/chunks/{h}", kit, ticket_nodes=())
     assert status == 200 and raw == data
+
+
+async def corrupting_proxy(target_port: int) -> tuple[asyncio.Server, int]:
+    """A TCP proxy on loopback that flips one bit of the first request body it forwards: bytes
+    damaged between the primary and a replica."""
+    flipped = False
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", target_port)
+
+        async def upstream() -> None:
+            nonlocal flipped
+            seen = 0
+            head = b""
+            while data := await reader.read(65536):
+                if not flipped:
+                    head += data
+                    end = head.find(b"\r\n\r\n")
+                    at = end + 4 - seen
+                    if end >= 0 and 0 <= at < len(data):
+                        data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+                        flipped = True
+                seen += len(data)
+                up_w.write(data)
+                await up_w.drain()
+            up_w.close()
+
+        async def downstream() -> None:
+            while data := await up_r.read(65536):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_good_bytes_a_replica_refuses_are_a_replica_failure_not_the_clients(
+    start_node, kit
+) -> None:
+    # The primary does not hash what it relays; when a copy refuses the bytes it checks them
+    # itself: damaged on the way to a replica is a 502 the client retries, not its 422.
+    primary, _ = await start_node(PRIMARY)
+    r1, _ = await start_node(R1)
+    proxy, port = await corrupting_proxy(r1.port)
+    async with proxy:
+        status, _ = await register(primary, kit, [(R1, f"http://127.0.0.1:{port}")])
+        assert status == 201
+        h, data = kit.chunk("damaged on the way", 100_000)
+        status, body = await send(primary, kit, h, data)
+        assert status == 502 and body["code"] != "integrity"
+        assert not await holds(r1, kit, h)
+        # The same bytes again (the proxy flips only once): stored.
+        status, _ = await send(primary, kit, h, data)
+        assert status == 201
+        assert await holds(r1, kit, h)
+
+
+async def test_tampered_bytes_are_stored_on_no_copy_even_the_primarys(start_node, kit) -> None:
+    primary, r1, r2 = await cluster(start_node, kit, keep_copy=True)
+    h, _ = kit.chunk("claimed", 1000)
+    status, body = await send(primary, kit, h, b"y" * 1000)
+    assert status == 422 and body["code"] == "integrity"
+    for server in (primary, r1, r2):
+        assert not await holds(server, kit, h)

@@ -1,4 +1,6 @@
-"""ChunkStore on a real directory: layout, durability steps, verification, accounting."""
+"""ChunkStore's file layout on a real directory (chunks above ``pack.max_chunk_bytes``, and
+stores written before packs): layout, durability steps, verification, accounting. Packed chunks:
+test_storage_node_packs.py."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cofre.config import PackConfig
 from cofre.errors import InsufficientStorage, IntegrityError, NotFound
 from cofre.models import ChunkHash
 from cofre.storage_node.store import TEMP_PREFIX, ChunkStore, StoreInUse
@@ -20,8 +23,12 @@ def chunk(seed: bytes, size: int = 4096) -> tuple[ChunkHash, bytes]:
     return ChunkHash(hashlib.sha256(data).hexdigest()), data
 
 
+# Every chunk a file.
+FILES = PackConfig(max_chunk_bytes=0)
+
+
 async def opened(root: Path, **kw: int) -> ChunkStore:
-    store = ChunkStore(root, **kw)
+    store = ChunkStore(root, packs=FILES, **kw)
     await store.open()
     return store
 

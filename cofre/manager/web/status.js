@@ -216,6 +216,45 @@
     $("nodes").tBodies[0].replaceChildren(...rows);
   }
 
+  // A node's scrub: how far its cycle is, when it last read every copy, what it found.
+  function scrubCells(n) {
+    if (n.scrub_enabled === null || n.scrub_enabled === false) {
+      const why = n.scrub_enabled === null ? "not reported" : "off";
+      return [el("td", { class: "progress", colSpan: 5 }, badge(why, "warn"))];
+    }
+    const done = n.scrub_cycle_progress ?? 0;
+    const began = n.scrub_cycle_started_at;
+    const last = n.scrub_last_full_pass_at;
+    const fill = el("div", { class: "fill" });
+    fill.style.width = `${(done * 100).toFixed(1)}%`;
+    const at = (unix) => (unix === null ? "not yet" : ago(unix));
+    const title = (unix) => (unix === null ? {} : { title: when(unix) });
+    return [
+      el("td", { class: "progress" }, el("div", { class: "bar" }, fill), `${Math.floor(done * 100)}%`),
+      el("td", { class: "num" }, `${n.scrub_cycle_chunks} chunks, ${bytes(n.scrub_cycle_bytes)}`),
+      el("td", title(began), at(began)),
+      el("td", { class: "last", ...title(last) }, at(last)),
+      el("td", { class: "num" }, n.scrub_cycle_s === null ? "—" : span(n.scrub_cycle_s)),
+    ];
+  }
+
+  function drawScrub(nodes) {
+    const rows = nodes.map((n) =>
+      el(
+        "tr",
+        { "data-node": n.node_id },
+        el("td", { class: "mono" }, n.node_id),
+        scrubCells(n),
+        el(
+          "td",
+          { class: "num found" },
+          n.scrub_findings ? badge(`${n.scrub_findings}`, "bad") : "0",
+        ),
+      ),
+    );
+    $("scrub").tBodies[0].replaceChildren(...rows);
+  }
+
   function drawBackups(files) {
     const recent = files
       .slice()
@@ -387,6 +426,7 @@
       drawTiles(nodes.nodes, ov, drain);
       drawFormula(ov);
       drawNodes(nodes.nodes, ov);
+      drawScrub(nodes.nodes);
       drawBackups(files.files);
       drawHealth(ov);
       drawDrain(drain);

@@ -22,7 +22,7 @@ def _state(tmp_path: Path, pid: int | None = None) -> Path:
     write_state(
         tmp_path,
         LocalState(
-            manager_url="http://127.0.0.1:7000",
+            manager_url="https://127.0.0.1:7000",
             token="from-state",
             pid=os.getpid() if pid is None else pid,
         ),
@@ -55,35 +55,35 @@ def test_defaults_then_env_then_flags(tmp_path: Path) -> None:
 def test_flags_win_over_env_and_state(tmp_path: Path) -> None:
     ctx = _ctx(
         "--manager",
-        "http://127.0.0.1:1",
+        "https://127.0.0.1:1",
         "--token",
         "from-flag",
-        env={"COFRE_MANAGER": "http://127.0.0.1:2", "COFRE_TOKEN": "from-env"},
+        env={"COFRE_MANAGER": "https://127.0.0.1:2", "COFRE_TOKEN": "from-env"},
         data_dir=_state(tmp_path),
     )
-    assert (ctx.manager_url, ctx.token) == ("http://127.0.0.1:1", "from-flag")
+    assert (ctx.manager_url, ctx.token) == ("https://127.0.0.1:1", "from-flag")
 
 
 def test_env_wins_over_state(tmp_path: Path) -> None:
     ctx = _ctx(
-        env={"COFRE_MANAGER": "http://127.0.0.1:2/", "COFRE_TOKEN": "from-env"},
+        env={"COFRE_MANAGER": "https://127.0.0.1:2/", "COFRE_TOKEN": "from-env"},
         data_dir=_state(tmp_path),
     )
-    assert (ctx.manager_url, ctx.token) == ("http://127.0.0.1:2", "from-env")
+    assert (ctx.manager_url, ctx.token) == ("https://127.0.0.1:2", "from-env")
 
 
 def test_both_spellings_of_the_manager_work_and_the_old_one_wins(tmp_path: Path) -> None:
-    env = {"COFRE_MANAGER_URL": "http://127.0.0.1:3", "COFRE_TOKEN": "t"}
-    assert _ctx(env=env, data_dir=tmp_path).manager_url == "http://127.0.0.1:3"
-    both = {**env, "COFRE_MANAGER": "http://127.0.0.1:2"}
-    assert _ctx(env=both, data_dir=tmp_path).manager_url == "http://127.0.0.1:2"
-    flag = _ctx("--manager-url", "http://127.0.0.1:4", env=both, data_dir=tmp_path)
-    assert flag.manager_url == "http://127.0.0.1:4"
+    env = {"COFRE_MANAGER_URL": "https://127.0.0.1:3", "COFRE_TOKEN": "t"}
+    assert _ctx(env=env, data_dir=tmp_path).manager_url == "https://127.0.0.1:3"
+    both = {**env, "COFRE_MANAGER": "https://127.0.0.1:2"}
+    assert _ctx(env=both, data_dir=tmp_path).manager_url == "https://127.0.0.1:2"
+    flag = _ctx("--manager-url", "https://127.0.0.1:4", env=both, data_dir=tmp_path)
+    assert flag.manager_url == "https://127.0.0.1:4"
 
 
 def test_state_file_of_local_up_is_the_fallback(tmp_path: Path) -> None:
     ctx = _ctx(env={}, data_dir=_state(tmp_path))
-    assert (ctx.manager_url, ctx.token) == ("http://127.0.0.1:7000", "from-state")
+    assert (ctx.manager_url, ctx.token) == ("https://127.0.0.1:7000", "from-state")
 
 
 def test_cofre_data_dir_names_the_default_state_dir(tmp_path: Path) -> None:
@@ -97,8 +97,8 @@ def test_cofre_data_dir_names_the_default_state_dir(tmp_path: Path) -> None:
 
 
 def test_each_setting_resolves_on_its_own(tmp_path: Path) -> None:
-    ctx = _ctx("--manager", "http://127.0.0.1:1", env={}, data_dir=_state(tmp_path))
-    assert (ctx.manager_url, ctx.token) == ("http://127.0.0.1:1", "from-state")
+    ctx = _ctx("--manager", "https://127.0.0.1:1", env={}, data_dir=_state(tmp_path))
+    assert (ctx.manager_url, ctx.token) == ("https://127.0.0.1:1", "from-state")
 
 
 def test_nothing_configured_is_a_usage_error(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_nothing_configured_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_manager_without_token_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no cluster token"):
-        _ctx("--manager", "http://127.0.0.1:1", env={}, data_dir=tmp_path)
+        _ctx("--manager", "https://127.0.0.1:1", env={}, data_dir=tmp_path)
 
 
 def test_manager_must_be_an_http_url(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_manager_must_be_an_http_url(tmp_path: Path) -> None:
 
 
 def test_parallelism_from_flag_env_or_default(tmp_path: Path) -> None:
-    base = ("--manager", "http://127.0.0.1:1", "--token", "t")
+    base = ("--manager", "https://127.0.0.1:1", "--token", "t")
     assert _ctx(*base, env={}, data_dir=tmp_path).parallelism == 4
     env = {"COFRE_PARALLELISM": "8"}
     assert _ctx(*base, env=env, data_dir=tmp_path).parallelism == 8
@@ -153,7 +153,7 @@ def test_stale_state_file_says_the_local_cluster_is_not_running(tmp_path: Path) 
     with pytest.raises(Unavailable, match="not running"):
         _ctx(env={}, data_dir=tmp_path)
     # An explicit manager does not depend on the local cluster at all.
-    ctx = _ctx("--manager", "http://127.0.0.1:1", env={}, data_dir=tmp_path)
+    ctx = _ctx("--manager", "https://127.0.0.1:1", env={}, data_dir=tmp_path)
     assert ctx.token == "from-state"
 
 
@@ -165,3 +165,57 @@ def test_bad_log_level_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "COFRE_LOG_LEVEL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plain_http_is_refused_without_insecure_and_warned_about_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ("--manager", "http://127.0.0.1:1", "--token", "t")
+    with pytest.raises(UsageError, match=r"plain HTTP.*--insecure"):
+        _ctx(*base, env={}, data_dir=tmp_path)
+    assert capsys.readouterr().err == ""
+    for flags, env in [(("--insecure",), {}), ((), {"COFRE_INSECURE": "1"})]:
+        ctx = _ctx(*base, *flags, env=env, data_dir=tmp_path)
+        assert ctx.insecure is True
+        err = capsys.readouterr().err
+        assert err.startswith("cofre: warning: plain HTTP to http://127.0.0.1:1")
+        assert err.count("\n") == 1
+    # https needs no flag and says nothing.
+    assert _ctx("--manager", "https://127.0.0.1:1", "--token", "t", env={}, data_dir=tmp_path)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_ca_comes_from_the_flag_the_env_or_the_local_cluster(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("pem")
+    write_state(
+        tmp_path,
+        LocalState(
+            manager_url="https://127.0.0.1:7000",
+            token="tok",
+            pid=os.getpid(),
+            ca_file=str(ca),
+        ),
+    )
+    assert _ctx(env={}, data_dir=tmp_path).ca == str(ca)
+    other = tmp_path / "other.crt"
+    other.write_text("pem")
+    assert _ctx("--ca", str(other), env={}, data_dir=tmp_path).ca == str(other)
+    assert _ctx(env={"COFRE_CA": str(other)}, data_dir=tmp_path).ca == str(other)
+    # Another manager does not get the local cluster's CA.
+    elsewhere = _ctx("--manager", "https://10.0.0.1:1", env={}, data_dir=tmp_path)
+    assert elsewhere.ca == ""
+    with pytest.raises(UsageError, match=r"CA file .*missing\.crt"):
+        _ctx("--ca", str(tmp_path / "missing.crt"), env={}, data_dir=tmp_path)
+
+
+def test_a_local_cluster_started_insecure_is_reached_over_http_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_state(
+        tmp_path,
+        LocalState(manager_url="http://127.0.0.1:7000", token="t", pid=os.getpid(), insecure=True),
+    )
+    ctx = _ctx(env={}, data_dir=tmp_path)
+    assert ctx.insecure and ctx.manager_url == "http://127.0.0.1:7000"
+    assert "warning: plain HTTP" in capsys.readouterr().err

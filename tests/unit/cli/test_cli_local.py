@@ -66,7 +66,7 @@ def test_manager_gets_the_nodes_and_placement_flags(tmp_path: Path) -> None:
     assert argv[argv.index("--placement-replication-factor") + 1] == "2"
     assert argv[argv.index("--placement-primary-keeps-copy") + 1] == "true"
     assert argv[argv.index("--port") + 1] == "18080"
-    assert manager.url == "http://127.0.0.1:18080"
+    assert manager.url == "https://127.0.0.1:18080"
     # The token travels in the environment, never in argv (visible to every user via ps).
     assert all("--token" not in c.argv for c in children)
 

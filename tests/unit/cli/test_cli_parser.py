@@ -83,7 +83,7 @@ def test_help_lists_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 def test_name_needs_exactly_one_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("COFRE_MANAGER", "http://127.0.0.1:9")
+    monkeypatch.setenv("COFRE_MANAGER", "https://127.0.0.1:9")
     monkeypatch.setenv("COFRE_TOKEN", "t")
     (tmp_path / "a").write_text("a")
     (tmp_path / "b").write_text("b")
@@ -95,7 +95,7 @@ def test_name_needs_exactly_one_path(
 def test_missing_local_file_is_a_local_file_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("COFRE_MANAGER", "http://127.0.0.1:9")
+    monkeypatch.setenv("COFRE_MANAGER", "https://127.0.0.1:9")
     monkeypatch.setenv("COFRE_TOKEN", "t")
     code = run(["put", str(tmp_path / "absent")])
     assert code == ExitCode.LOCAL_FILE
@@ -162,7 +162,7 @@ def test_bad_snapshot_flags_are_usage_errors(
 def test_forget_needs_ids_or_rules_not_both(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("COFRE_MANAGER", "http://127.0.0.1:9")
+    monkeypatch.setenv("COFRE_MANAGER", "https://127.0.0.1:9")
     monkeypatch.setenv("COFRE_TOKEN", "t")
     assert run(["forget"]) == ExitCode.USAGE
     assert "keep rules" in capsys.readouterr().err

@@ -209,3 +209,18 @@ def test_operator_help_shows_each_flags_help(capsys: pytest.CaptureFixture[str])
     text = " ".join(capsys.readouterr().out.split())
     assert "--namespaces LIST namespaces to watch, comma-separated" in text
     assert "env COFRE_NAMESPACES" in text
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"COFRE_PACK_COMPACT_GARBAGE_FRACTION": "1.5"}, "COFRE_PACK_COMPACT_GARBAGE_FRACTION"),
+        ({"COFRE_PACK_COMPACT_GARBAGE_FRACTION": "0"}, "COFRE_PACK_COMPACT_GARBAGE_FRACTION"),
+        ({"COFRE_PACK_TARGET_BYTES": "0"}, "COFRE_PACK_TARGET_BYTES"),
+        ({"COFRE_PACK_MAX_CHUNK_BYTES": "-1"}, "COFRE_PACK_MAX_CHUNK_BYTES"),
+    ],
+)
+def test_bad_pack_settings_name_the_setting(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load(NodeConfig, env={"COFRE_TOKEN": "t", **env})
+    assert load(NodeConfig, env={"COFRE_TOKEN": "t"}).pack.compact_garbage_fraction == 0.3

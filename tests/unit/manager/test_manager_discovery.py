@@ -49,3 +49,32 @@ def test_pods_become_endpoints() -> None:
         ("s-2", "http://10.0.0.3:8081", False),
         ("s-3", "", False),
     ]
+
+
+def test_pods_behind_a_headless_service_are_reached_by_name() -> None:
+    """With TLS the URL must carry a name the node certificate covers: POD.SERVICE.NS.svc."""
+    discovery = make_discovery(
+        DiscoveryConfig(
+            backend="kubernetes",
+            namespace="ns",
+            node_port=8081,
+            node_scheme="https",
+            node_service="demo-storage",
+        )
+    )
+    assert isinstance(discovery, KubernetesDiscovery)
+    eps = discovery.endpoints_of(
+        [
+            PodView(name="demo-storage-0", ip="10.0.0.1", ready=True, deleting=False),
+            PodView(name="demo-storage-1", ip=None, ready=False, deleting=False),
+        ]
+    )
+    assert [(e.node_id, e.url, e.ready) for e in eps] == [
+        ("demo-storage-0", "https://demo-storage-0.demo-storage.ns.svc:8081", True),
+        ("demo-storage-1", "", False),
+    ]
+
+
+def test_an_unknown_node_scheme_is_refused() -> None:
+    with pytest.raises(ConfigError, match="COFRE_DISCOVERY_NODE_SCHEME"):
+        make_discovery(DiscoveryConfig(backend="kubernetes", node_scheme="ftp"))

@@ -26,6 +26,10 @@ def _all_children(spec: ClusterSpec = SPEC) -> list[dict[str, Any]]:
         builders.build_manager_service(**kw),
         builders.build_manager_statefulset(spec, image=IMAGE, **kw),
         builders.build_toolbox_deployment(spec, image=IMAGE, **kw),
+        builders.build_ca_secret(cert=b"C", key=b"K", **kw),
+        builders.build_trust_secret(ca=b"C", **kw),
+        builders.build_tls_secret(component="manager", cert=b"c", key=b"k", ca=b"C", **kw),
+        builders.build_tls_secret(component="storage-node", cert=b"c", key=b"k", ca=b"C", **kw),
     ]
 
 
@@ -39,7 +43,7 @@ def test_every_child_is_labelled_namespaced_and_owner_free() -> None:
         assert labels["app.kubernetes.io/name"] == "cofre"
         assert labels["app.kubernetes.io/instance"] == NAME
         assert labels["app.kubernetes.io/managed-by"] == "cofre-operator"
-        assert labels["app.kubernetes.io/component"] in {"storage-node", "manager", "toolbox"}
+        assert labels["app.kubernetes.io/component"] in {"storage-node", "manager", "toolbox", "ca"}
         assert obj["metadata"]["namespace"] == NS
         assert obj["metadata"]["name"].startswith(f"{NAME}-")
         # The owner reference is added by reconcile (kopf.adopt), not by builders.
@@ -80,8 +84,8 @@ def test_storage_statefulset() -> None:
     (c,) = pod["containers"]
     assert c["image"] == IMAGE
     assert c["command"] == ["python", "-m", "cofre.storage_node"]
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8081}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8081}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8081, "scheme": "HTTPS"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8081, "scheme": "HTTPS"}
     env = _env(c)
     assert env["COFRE_NODE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["COFRE_TOKEN"] == {"secretKeyRef": {"name": "demo-token", "key": "token"}}
@@ -144,6 +148,9 @@ def test_manager_statefulset_env_matches_config_names() -> None:
     assert env["COFRE_DISCOVERY_NODE_PORT"] == "8081"
     assert env["COFRE_DISCOVERY_SELECTOR"] == storage_selector(NAME)
     assert env["COFRE_HOST"] == "0.0.0.0"
+    # Nodes by their pod DNS names under the headless Service: what their certificate covers.
+    assert env["COFRE_DISCOVERY_NODE_SCHEME"] == "https"
+    assert env["COFRE_DISCOVERY_NODE_SERVICE"] == "demo-storage"
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"] == {
         "storage": "1Gi"
     }
@@ -199,8 +206,18 @@ def test_secret_carries_the_token() -> None:
 def test_toolbox_has_cli_env() -> None:
     dep = builders.build_toolbox_deployment(SPEC, name=NAME, namespace=NS, image=IMAGE)
     env = _env(_pod_spec(dep)["containers"][0])
-    assert env["COFRE_MANAGER"] == "http://demo-manager.backup.svc:8080"
+    assert env["COFRE_MANAGER"] == "https://demo-manager.backup.svc:8080"
     assert env["COFRE_TOKEN"] == {"secretKeyRef": {"name": "demo-token", "key": "token"}}
+    # The CA bundle from the Secret that holds nothing else; never plain HTTP.
+    assert env["COFRE_CA"] == "/etc/cofre/tls/ca.crt"
+    assert "COFRE_INSECURE" not in env
+    pod = _pod_spec(dep)
+    assert {"name": "tls", "secret": {"secretName": "demo-cofre-trust", "defaultMode": 0o440}} in (
+        pod["volumes"]
+    )
+    assert {"name": "tls", "mountPath": "/etc/cofre/tls", "readOnly": True} in (
+        pod["containers"][0]["volumeMounts"]
+    )
 
 
 def test_public_metrics_reaches_the_manager_and_the_nodes_only_when_asked() -> None:
@@ -224,4 +241,104 @@ def test_services_name_the_port_the_service_monitor_scrapes() -> None:
         assert labels["app.kubernetes.io/name"] == "cofre"
         assert labels["app.kubernetes.io/managed-by"] == "cofre-operator"
         assert labels["app.kubernetes.io/component"] in ("manager", "storage-node")
-        assert [p["name"] for p in svc["spec"]["ports"]] == ["http"]
+        assert [p["name"] for p in svc["spec"]["ports"]] == ["https"]
+
+
+@pytest.mark.parametrize(
+    ("component", "secret"),
+    [("manager", "demo-cofre-tls-manager"), ("storage", "demo-cofre-tls-storage")],
+)
+def test_services_present_their_certificate_and_trust_the_bundle(
+    component: str, secret: str
+) -> None:
+    kw = {"name": NAME, "namespace": NS, "image": IMAGE}
+    sts = (
+        builders.build_manager_statefulset(SPEC, **kw)
+        if component == "manager"
+        else builders.build_storage_statefulset(SPEC, replicas=3, **kw)
+    )
+    pod = _pod_spec(sts)
+    (c,) = pod["containers"]
+    env = _env(c)
+    assert env["COFRE_TLS_CERT_FILE"] == "/etc/cofre/tls/tls.crt"
+    assert env["COFRE_TLS_KEY_FILE"] == "/etc/cofre/tls/tls.key"
+    assert env["COFRE_TLS_CA_FILE"] == "/etc/cofre/tls/ca.crt"
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert volume["secret"]["secretName"] == secret
+    assert {"name": "tls", "mountPath": "/etc/cofre/tls", "readOnly": True} in c["volumeMounts"]
+    # The kubelet probes over HTTPS too: the services serve nothing else.
+    assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert c["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+
+
+def test_tls_secrets_hold_what_the_pods_mount() -> None:
+    kw = {"name": NAME, "namespace": NS}
+    manager = builders.build_tls_secret(component="manager", cert=b"c", key=b"k", ca=b"C", **kw)
+    assert manager["metadata"]["name"] == "demo-cofre-tls-manager"
+    assert manager["type"] == "kubernetes.io/tls"
+    assert manager["data"] == {"tls.crt": "Yw==", "tls.key": "aw==", "ca.crt": "Qw=="}
+    storage = builders.build_tls_secret(
+        component="storage-node", cert=b"c", key=b"k", ca=b"C", **kw
+    )
+    assert storage["metadata"]["name"] == "demo-cofre-tls-storage"
+    trust = builders.build_trust_secret(ca=b"C", **kw)
+    assert (trust["metadata"]["name"], trust["data"]) == ("demo-cofre-trust", {"ca.crt": "Qw=="})
+
+
+def test_ca_secret_keeps_a_rotation_in_progress() -> None:
+    kw = {"name": NAME, "namespace": NS}
+    plain = builders.build_ca_secret(cert=b"C", key=b"K", **kw)
+    assert plain["metadata"]["name"] == "demo-cofre-ca"
+    assert set(plain["data"]) == {"ca.crt", "ca.key"}
+    assert "annotations" not in plain["metadata"]
+    rotating = builders.build_ca_secret(
+        cert=b"C",
+        key=b"K",
+        next_cert=b"N",
+        next_key=b"n",
+        next_since="2026-01-01T00:00:00+00:00",
+        previous_cert=b"P",
+        **kw,
+    )
+    assert set(rotating["data"]) == {"ca.crt", "ca.key", "next.crt", "next.key", "previous.crt"}
+    assert rotating["metadata"]["annotations"] == {
+        "cofre.dev/next-ca-since": "2026-01-01T00:00:00+00:00"
+    }
+
+
+def test_cert_manager_certificates_name_the_issuer_and_the_secrets_pods_mount() -> None:
+    spec = parse_spec(
+        {
+            "certificates": {
+                "issuer": {"name": "corp-ca", "kind": "ClusterIssuer"},
+                "duration": "720h",
+            }
+        }
+    )
+    kw = {"name": NAME, "namespace": NS}
+    manager = builders.build_certificate(spec, component="manager", **kw)
+    assert (manager["apiVersion"], manager["kind"]) == ("cert-manager.io/v1", "Certificate")
+    cert = manager["spec"]
+    assert cert["secretName"] == "demo-cofre-tls-manager"
+    assert cert["issuerRef"] == {
+        "name": "corp-ca",
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
+    assert cert["commonName"] == "demo-manager.backup.svc"
+    assert cert["dnsNames"] == [
+        "demo-manager.backup.svc",
+        "demo-manager",
+        "demo-manager.backup",
+        "demo-manager.backup.svc.cluster.local",
+        "localhost",
+    ]
+    assert (cert["duration"], cert["renewBefore"]) == ("720h0m0s", "240h0m0s")
+    assert cert["privateKey"]["rotationPolicy"] == "Always"
+    assert {"server auth", "client auth"} <= set(cert["usages"])
+    storage = builders.build_certificate(spec, component="storage-node", **kw)["spec"]
+    assert storage["secretName"] == "demo-cofre-tls-storage"
+    assert "*.demo-storage.backup.svc" in storage["dnsNames"]
+    assert "*.demo-storage.backup.svc.cluster.local" in storage["dnsNames"]
+    with pytest.raises(ValueError, match="issuer"):
+        builders.build_certificate(SPEC, component="manager", **kw)

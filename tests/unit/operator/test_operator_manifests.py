@@ -187,6 +187,22 @@ def test_crd_schema_rejects_bad_values() -> None:
     assert validate({"imagePullPolicy": "Sometimes"}, schema)
     assert validate({"monitoring": {"capacityWarningPercent": 101}}, schema)
     assert validate({"monitoring": {"publicMetrics": "yes"}}, schema)
+    assert validate({"certificates": {"duration": "90 days"}}, schema)
+    assert validate({"certificates": {"duration": ""}}, schema)
+    assert validate({"certificates": {"issuer": {"kind": "Issuer"}}}, schema)
+    assert validate({"certificates": {"issuer": {"name": "x", "kind": "Vault"}}}, schema)
+    good = {"certificates": {"duration": "1h30m", "issuer": {"name": "x", "kind": "ClusterIssuer"}}}
+    assert validate(good, schema) == []
+
+
+def test_crd_certificate_rules() -> None:
+    certificates = _spec_schema()["properties"]["certificates"]
+    rules = [r["rule"] for r in certificates["x-kubernetes-validations"]]
+    # The issuer is fixed once created; a CA outlives the certificates it signs.
+    assert any("oldSelf.issuer" in r for r in rules)
+    assert "duration(self.caDuration) > duration(self.duration)" in rules
+    (minimum,) = certificates["properties"]["duration"]["x-kubernetes-validations"]
+    assert minimum["rule"] == "duration(self) >= duration('10m')"
 
 
 def test_example_backupcluster_is_valid() -> None:
@@ -203,8 +219,14 @@ def test_example_cli_job_reaches_the_demo_manager() -> None:
     job = yaml.safe_load((ROOT / "examples/cli-job.yaml").read_text())
     (container,) = job["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
-    assert env["COFRE_MANAGER"]["value"].startswith("http://demo-manager")
+    assert env["COFRE_MANAGER"]["value"].startswith("https://demo-manager")
     assert env["COFRE_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "demo-token", "key": "token"}
+    # Trusts the CA from the Secret that holds only ca.crt.
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert env["COFRE_CA"]["value"] == mount["mountPath"] + "/ca.crt"
+    assert "COFRE_INSECURE" not in env
+    volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
+    assert volume["secret"]["secretName"] == "demo-cofre-trust"
     assert container["command"][:2] == ["cofre", "ls"]
 
 

@@ -11,8 +11,11 @@ import copy
 import json
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,10 +26,11 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 from kopf._core.engines.posting import event_queue_loop_var, event_queue_var, settings_var
 
+from cofre import tls
 from cofre.kube import KubeError, object_path
-from cofre.operator import handlers
+from cofre.operator import builders, certs, handlers
 from cofre.operator.reconcile import Context, drift
-from cofre.operator.spec import labels
+from cofre.operator.spec import Names, labels
 from cofre.protocol.api import reply
 from cofre.protocol.manager_api import ClusterStats, DrainStatus, NodeDrain
 
@@ -63,9 +67,12 @@ class FakeKube:
     at once interleave their calls.
     """
 
-    def __init__(self, log: list[str]) -> None:
+    def __init__(
+        self, log: list[str], *, on_apply: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
         self.log = log
         self.objects: dict[str, dict[str, Any]] = {}
+        self.on_apply = on_apply
 
     def put(self, obj: dict[str, Any], *, status: Mapping[str, Any] | None = None) -> None:
         meta = obj["metadata"]
@@ -97,6 +104,8 @@ class FakeKube:
         else:
             new["metadata"]["generation"] = 1
         self.objects[path] = new
+        if self.on_apply is not None:
+            self.on_apply(new)
         return copy.deepcopy(new)
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,6 +224,9 @@ class World:
     kube: FakeKube
     manager: FakeManager
     memo: kopf.Memo
+    # What the fake manager presents; load another certificate into it to change that.
+    manager_context: ssl.SSLContext
+    tmp: Path
 
     def body(self) -> kopf.Body:
         return kopf.Body(copy.deepcopy(self.kube.objects[BC_PATH]))  # type: ignore[arg-type]
@@ -240,18 +252,38 @@ def cluster(*, storage_nodes: int = 3, generation: int = 1, **spec: Any) -> dict
 
 @pytest.fixture
 async def world(
-    aiohttp_server: Callable[..., Awaitable[TestServer]], events: asyncio.Queue[Any]
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    events: asyncio.Queue[Any],
+    tmp_path: Path,
 ) -> AsyncIterator[World]:
     log: list[str] = []
     manager = FakeManager(log)
-    server = await aiohttp_server(manager.app(), host="127.0.0.1")
-    kube = FakeKube(log)
+    # HTTPS, presenting whatever the operator last wrote into the manager's TLS Secret, as the
+    # real manager does once the kubelet updated its mounted files.
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+
+    def present(obj: dict[str, Any]) -> None:
+        if obj["kind"] == "Secret" and obj["metadata"]["name"] == "demo-cofre-tls-manager":
+            load_into(served, obj, tmp_path)
+
+    server = await aiohttp_server(manager.app(), host="127.0.0.1", ssl=served)
+    kube = FakeKube(log, on_apply=present)
     kube.put(cluster())
-    connector = aiohttp.TCPConnector(resolver=ToLoopback(server.port or 0))
+    # A new connection (and handshake) per request: what the server presents now is what counts.
+    connector = aiohttp.TCPConnector(resolver=ToLoopback(server.port or 0), force_close=True)
     async with aiohttp.ClientSession(connector=connector) as http:
         memo = kopf.Memo()
         handlers.install(memo, Context(api=kube, http=http, default_image="img:1"))
-        yield World(log=log, kube=kube, manager=manager, memo=memo)
+        yield World(
+            log=log, kube=kube, manager=manager, memo=memo, manager_context=served, tmp=tmp_path
+        )
+
+
+def load_into(context: ssl.SSLContext, secret: Mapping[str, Any], tmp: Path) -> None:
+    cert, key = tmp / "tls.crt", tmp / "tls.key"
+    cert.write_bytes(base64.b64decode(secret["data"]["tls.crt"]))
+    key.write_bytes(base64.b64decode(secret["data"]["tls.key"]))
+    context.load_cert_chain(cert, key)
 
 
 @pytest.fixture
@@ -291,6 +323,14 @@ ONE_PASS_DRAINING = [
     "get backupclusters/demo",
     "get secrets/demo-token",
     "create secrets/demo-token",
+    "get secrets/demo-cofre-ca",
+    "apply secrets/demo-cofre-ca",
+    "get secrets/demo-cofre-tls-manager",
+    "apply secrets/demo-cofre-tls-manager",
+    "get secrets/demo-cofre-tls-storage",
+    "apply secrets/demo-cofre-tls-storage",
+    "get secrets/demo-cofre-trust",
+    "apply secrets/demo-cofre-trust",
     "get serviceaccounts/demo-manager",
     "apply serviceaccounts/demo-manager",
     "get roles/demo-manager",
@@ -319,6 +359,10 @@ ONE_PASS_DRAINING = [
 SECOND_PASS_DRAINING = [
     "get backupclusters/demo",
     "get secrets/demo-token",
+    "get secrets/demo-cofre-ca",
+    "get secrets/demo-cofre-tls-manager",
+    "get secrets/demo-cofre-tls-storage",
+    "get secrets/demo-cofre-trust",
     "get serviceaccounts/demo-manager",
     "get roles/demo-manager",
     "get rolebindings/demo-manager",
@@ -582,3 +626,128 @@ async def test_a_scale_up_is_posted(world: World, events: asyncio.Queue[Any]) ->
     await world.full_pass()
     assert reasons(events) == ["ScaledUp", "SpecApplied", "PhaseProgressing"]
     assert world.kube.objects[STORAGE]["spec"]["replicas"] == 5
+
+
+CA_SECRET = object_path("v1", "Secret", namespace=NS, name="demo-cofre-ca")
+MANAGER_TLS = object_path("v1", "Secret", namespace=NS, name="demo-cofre-tls-manager")
+TRUST = object_path("v1", "Secret", namespace=NS, name="demo-cofre-trust")
+
+
+def _served_serial(world: World) -> int:
+    data = world.kube.objects[MANAGER_TLS]["data"]
+    return certs.serial_of(base64.b64decode(data["tls.crt"]))
+
+
+async def test_an_overdue_certificate_is_reissued_in_place_and_trusted(world: World) -> None:
+    # A CA and a manager certificate 80 days into its 90: past its renew_at.
+    now = datetime.now(UTC)
+    ca = certs.CaState(signing=tls.new_ca(common_name="ca", valid_for=timedelta(days=3650)))
+    old = certs.issue_leaf(
+        ca,
+        dns_names=Names("demo").manager_dns_names(NS),
+        valid_for=timedelta(days=90),
+        now=now - timedelta(days=80),
+    )
+    kw = {"name": "demo", "namespace": NS}
+    world.kube.put(builders.build_ca_secret(cert=ca.signing.cert, key=ca.signing.key, **kw))
+    world.kube.put(
+        builders.build_tls_secret(component="manager", cert=old.cert, key=old.key, ca=old.ca, **kw)
+    )
+    await world.full_pass()
+    world.kube.settle(STORAGE)
+    world.kube.settle(MANAGER)
+    await world.full_pass()
+    assert _served_serial(world) != certs.serial_of(old.cert)
+    # Kept: the CA (it signed the new certificate) and the manager's pods (no restart: the
+    # service re-reads its files).
+    assert (
+        world.kube.objects[CA_SECRET]["data"]["ca.crt"]
+        == base64.b64encode(ca.signing.cert).decode()
+    )
+    new = base64.b64decode(world.kube.objects[MANAGER_TLS]["data"]["tls.crt"])
+    assert certs.issued_by(new, ca.signing.cert)
+    # The operator asked the manager over HTTPS, trusting the CA from the Secret.
+    assert "manager GET /v1/stats" in world.log
+    assert world.status()["phase"] == "Ready"
+    world.log.clear()
+    await world.full_pass()
+    assert world.writes() == []
+
+
+async def test_a_manager_presenting_another_cas_certificate_is_not_asked(
+    world: World, tmp_path: Path
+) -> None:
+    await world.full_pass()
+    world.kube.settle(STORAGE)
+    world.kube.settle(MANAGER)
+    await world.full_pass()
+    assert "manager GET /v1/stats" in world.log
+    # An impostor with a certificate for the right names, from a CA the cluster never had.
+    other = certs.CaState(signing=tls.new_ca(common_name="evil", valid_for=timedelta(days=1)))
+    fake = certs.issue_leaf(
+        other,
+        dns_names=Names("demo").manager_dns_names(NS),
+        valid_for=timedelta(hours=1),
+        now=datetime.now(UTC),
+    )
+    secret = builders.build_tls_secret(
+        component="manager", cert=fake.cert, key=fake.key, ca=fake.ca, name="demo", namespace=NS
+    )
+    load_into(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), secret, tmp_path)
+    world.log.clear()
+    # The same listener presents the impostor's certificate from now on.
+    world.manager_context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    await world.full_pass()
+    assert not any(c.startswith("manager ") for c in world.log), world.log
+
+
+async def test_a_cert_manager_issuer_gets_certificates_not_a_ca(world: World) -> None:
+    world.kube.put(cluster(certificates={"issuer": {"name": "corp", "kind": "ClusterIssuer"}}))
+    world.kube.put(_sts_object("demo-manager", "manager", 1))
+    world.kube.settle(MANAGER)
+    await world.full_pass()
+    assert "apply certificates/demo-cofre-tls-manager" in world.log
+    assert "apply certificates/demo-cofre-tls-storage" in world.log
+    assert CA_SECRET not in world.kube.objects and TRUST not in world.kube.objects
+    # Until cert-manager wrote the Secret there is no CA to trust: the manager is not asked.
+    assert not any(c.startswith("manager ") for c in world.log)
+    sts = world.kube.objects[MANAGER]["spec"]["template"]["metadata"]
+    assert "annotations" not in sts
+    # cert-manager issues (here: the test, as its CA issuer would).
+    ca = certs.CaState(signing=tls.new_ca(common_name="corp", valid_for=timedelta(days=30)))
+    leaf = certs.issue_leaf(
+        ca,
+        dns_names=Names("demo").manager_dns_names(NS),
+        valid_for=timedelta(days=1),
+        now=datetime.now(UTC),
+    )
+    secret = builders.build_tls_secret(
+        component="manager", cert=leaf.cert, key=leaf.key, ca=leaf.ca, name="demo", namespace=NS
+    )
+    world.kube.put(secret)
+    load_into(world.manager_context, secret, world.tmp)
+    world.log.clear()
+    await world.full_pass()
+    trust = world.kube.objects[TRUST]["data"]["ca.crt"]
+    assert base64.b64decode(trust) == ca.signing.cert
+    assert "manager GET /v1/stats" in world.log
+    # The pods now name the CA they trust (set once it is known: one roll).
+    annotations = world.kube.objects[MANAGER]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"cofre.dev/ca": certs.newest_ca_id(ca.signing.cert)}
+
+
+async def test_an_issuer_without_cert_manager_says_so(
+    world: World, events: asyncio.Queue[Any]
+) -> None:
+    world.kube.put(cluster(certificates={"issuer": {"name": "corp"}}))
+    plain_apply = world.kube.apply
+
+    async def no_cert_manager(obj: Mapping[str, Any]) -> Any:
+        if obj["kind"] == "Certificate":
+            raise KubeError("the server could not find the requested resource", status=404)
+        return await plain_apply(obj)
+
+    world.kube.apply = no_cert_manager  # type: ignore[method-assign]
+    with pytest.raises(kopf.TemporaryError, match="install cert-manager or remove the issuer"):
+        await world.full_pass()
+    assert "CertManagerMissing" in reasons(events)
