@@ -119,14 +119,20 @@ async def stream_chunks(
     return written
 
 
-def spread_nodes(chunk: ChunkLocation, index: int) -> ChunkLocation:
-    """The chunk with its nodes rotated by ``index``: consecutive chunks are read from different
-    copies, so every holder serves (and hashes) a share; the others stay as fallbacks."""
-    nodes = chunk.nodes
+def rotated(nodes: list[str], index: int) -> list[str]:
+    """``nodes`` rotated by ``index``: consecutive chunks are read from different copies, so
+    every holder serves (and hashes) a share; the others stay as fallbacks."""
     if len(nodes) < 2:
-        return chunk
+        return nodes
     k = index % len(nodes)
-    return chunk.model_copy(update={"nodes": nodes[k:] + nodes[:k]})
+    return nodes[k:] + nodes[:k]
+
+
+def spread_nodes(chunk: ChunkLocation, index: int) -> ChunkLocation:
+    """The chunk with its nodes ``rotated`` by ``index``."""
+    if len(chunk.nodes) < 2:
+        return chunk
+    return chunk.model_copy(update={"nodes": rotated(chunk.nodes, index)})
 
 
 def default_dest(name: str) -> Path:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cofre.cli.budget import Budget
-from cofre.cli.download import spread_nodes, stream_chunks
+from cofre.cli.download import rotated, stream_chunks
 from cofre.cli.exitcodes import LocalFileError, UsageError
 from cofre.cli.http import Clients
 from cofre.cli.packing import pack
@@ -264,7 +264,8 @@ class TreeRestore:
         missing is asked of its next holder, one framed read per node."""
         got: dict[ChunkHash, bytes] = {}
         wanted = {h: loc.length for h, loc in where.items()}
-        order = {h: spread_nodes(loc, i).nodes for i, (h, loc) in enumerate(where.items())}
+        # Rotated lists, not model copies: one per chunk of a batch.
+        order = {h: rotated(loc.nodes, i) for i, (h, loc) in enumerate(where.items())}
         for turn in range(max((len(n) for n in order.values()), default=0)):
             by_node: dict[str, list[ChunkHash]] = {}
             for h, nodes in order.items():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 
@@ -21,6 +24,8 @@ from cofre.protocol.client import NodeClient
 from cofre.protocol.manager_api import FsckRun, RepairRun
 from cofre.tickets import ticket_key
 
+_T = TypeVar("_T")
+
 
 @dataclass
 class Manager:
@@ -31,6 +36,9 @@ class Manager:
     # Commit's check+insert and GC's decide+delete must not interleave: GC could otherwise
     # delete a chunk a commit just confirmed.
     catalog_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Counts GC's delete batches, bumped under ``catalog_lock`` before a node deletes anything:
+    # a presence check made without the lock still holds under it while this has not moved.
+    chunk_deletions: int = 0
     # Set to wake the drain worker (a drain was requested).
     drain_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Seconds a node holding chunks may be unready or gone before its chunks are copied
@@ -79,3 +87,16 @@ class Manager:
         if not url:
             raise Unavailable(f"storage node {node_id} is not known to discovery", node=node_id)
         return self.client(url)
+
+    @contextlib.asynccontextmanager
+    async def checked_under_lock(self, check: Callable[[], Awaitable[_T]]) -> AsyncIterator[_T]:
+        """Run ``check`` (a presence check on nodes) without the commit lock, so that commits
+        check in parallel, then hold the lock for the body with its result. If GC deleted
+        anything meanwhile, ``check`` runs again under the lock: what the body records was
+        present at a moment no deletion has followed."""
+        seen = self.chunk_deletions
+        result = await check()
+        async with self.catalog_lock:
+            if self.chunk_deletions != seen:
+                result = await check()
+            yield result

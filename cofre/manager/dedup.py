@@ -7,9 +7,10 @@ where every catalogued chunk lives: a chunk with at least F copies on ready, non
 each confirmed present now, is "known" and stays where it is. The client still never learns
 where (it gets hashes back, no nodes), and the commit records the version over those copies.
 
-A known chunk is pinned to the upload in the catalog, under ``Manager.catalog_lock``: a GC pass
-either ran before (then the chunk was deleted and is not known) or runs after and keeps it, and
-its locations, until the upload ends. Confirmations also touch the chunk on its nodes.
+A known chunk is pinned to the upload in the catalog, under ``Manager.catalog_lock``, checked
+without it but again under it if GC deleted anything meanwhile: a GC pass either deleted before
+(then the chunk is not known) or runs after and keeps it, and its locations, until the upload
+ends. Confirmations also touch the chunk on its nodes.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ async def held_elsewhere(
 ) -> dict[ChunkHash, frozenset[NodeId]]:
     """Chunks with F confirmed copies on ready, non-draining nodes -> those nodes.
 
-    Call with ``m.catalog_lock`` held. A node that cannot be asked confirms nothing.
+    Call through ``m.checked_under_lock``. A node that cannot be asked confirms nothing.
     """
     wanted = list(dict.fromkeys(hashes))
     if not wanted:
         return {}
-    checked = await check_copies(m, wanted, verify=False, touch=True)
+    # Only the copies the catalog records count (a first backup's chunks have none, and no
+    # node is asked about them): asking every node about the rest would find nothing usable
+    # for most and cost a request per node per batch.
+    checked = await check_copies(m, wanted, verify=False, touch=True, ask_all_about_unseen=False)
     usable = {s.node_id for s in m.registry.ready_nodes()} - m.registry.draining
     good = {h: nodes for h, (nodes, _) in checked.copies.items()}
     return enough_copies(good, usable=usable, factor=m.factor)
@@ -65,8 +69,7 @@ async def known_chunks(
         raise Conflict(f"upload {upload_id} is {session.state}")
     if time.time() > session.expires:
         raise Conflict(f"upload {upload_id} expired")
-    async with m.catalog_lock:
-        held = await held_elsewhere(m, hashes)
+    async with m.checked_under_lock(lambda: held_elsewhere(m, hashes)) as held:
         known = [h for h in dict.fromkeys(hashes) if h in held]
         await m.catalog.pin(upload_id, known)
     log.debug("known chunks upload=%s asked=%d known=%d", upload_id, len(hashes), len(known))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from cofre.aio import Periodic
 from cofre.errors import CofreError
@@ -43,6 +43,20 @@ def garbage(inventory: Iterable[InventoryEntry], live: set[ChunkHash]) -> list[C
     return [c.hash for c in inventory if c.hash not in live]
 
 
+async def delete_batch(m: Manager, state: NodeState, batch: Sequence[ChunkHash]) -> tuple[int, int]:
+    """Delete those of ``batch`` the catalog keeps no more from the node; -> chunks deleted,
+    bytes freed. Call with ``m.catalog_lock`` held."""
+    kept = await m.catalog.kept_among(batch)
+    doomed = [h for h in batch if h not in kept]
+    if not doomed:
+        return 0, 0
+    # Before deleting: presence checks made without the lock until now are made again.
+    m.chunk_deletions += 1
+    result = await m.client(state.url).delete_chunks(doomed)
+    await m.catalog.remove_locations(state.node_id, doomed)
+    return result.deleted, result.freed_bytes
+
+
 async def _collect_node(
     m: Manager, state: NodeState, *, cutoff: float, live: set[ChunkHash]
 ) -> tuple[int, int]:
@@ -50,20 +64,13 @@ async def _collect_node(
     batch is checked again and deleted under the commit lock, so a commit, a `known` pin or a
     snapshot that made a chunk live meanwhile keeps it, and no commit waits longer than one
     batch."""
-    client = m.client(state.url)
-    candidates = garbage(await client.inventory(before=cutoff), live)
+    candidates = garbage(await m.client(state.url).inventory(before=cutoff), live)
     deleted = freed = 0
     for start in range(0, len(candidates), CHECK_BATCH):
         async with m.catalog_lock:
-            batch = candidates[start : start + CHECK_BATCH]
-            kept = await m.catalog.kept_among(batch)
-            doomed = [h for h in batch if h not in kept]
-            if not doomed:
-                continue
-            result = await client.delete_chunks(doomed)
-            await m.catalog.remove_locations(state.node_id, doomed)
-        deleted += result.deleted
-        freed += result.freed_bytes
+            n, b = await delete_batch(m, state, candidates[start : start + CHECK_BATCH])
+        deleted += n
+        freed += b
     if deleted:
         log.info("gc node=%s deleted=%d freed_bytes=%d", state.node_id, deleted, freed)
     return deleted, freed

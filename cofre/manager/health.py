@@ -108,11 +108,13 @@ async def check_copies(
     verify: bool,
     touch: bool = False,
     locations: Mapping[ChunkHash, Iterable[NodeId]] | None = None,
+    ask_all_about_unseen: bool = True,
 ) -> CopyCheck:
     """Ask every ready node about the chunks the catalog places on it, or ``locations`` when
     the caller read them already (``touch``: and mark them used now). A node that is not ready,
     or fails to answer, confirms nothing. Each copy's size is checked against the catalog's
-    length: a truncated copy is corrupt even without ``verify``.
+    length: a truncated copy is corrupt even without ``verify``. ``ask_all_about_unseen``:
+    chunks no recorded copy confirms are asked of every ready node (see below).
     """
     if locations is None:
         locations = await m.catalog.locations(hashes)
@@ -151,7 +153,7 @@ async def check_copies(
     # chunk whose every copy rotted is reported corrupt, not missing.
     unseen = [h for h, (good, bad) in out.items() if not good and not bad]
     others = list(ready)  # the recorded holders, asked already, said nothing of these
-    if unseen and others:
+    if unseen and others and ask_all_about_unseen:
         more = await asyncio.gather(
             *(
                 _check_node(m, ready[n], unseen, lengths=lengths, verify=verify, touch=False)

@@ -116,8 +116,9 @@ async def commit_chunks(
     for c in chunks:
         if lengths.setdefault(c.hash, c.length) != c.length:
             raise Conflict(f"chunk {c.hash} is given two lengths")
-    async with m.catalog_lock:
-        located = await uploads.confirm_copies(m, session, hashes, lengths)
+    async with m.checked_under_lock(
+        lambda: uploads.confirm_copies(m, session, hashes, lengths)
+    ) as located:
         count = await m.catalog.attach_snapshot_chunks(
             snapshot_id, session, lengths, located, now=time.time(), expires=_expiry(m)
         )

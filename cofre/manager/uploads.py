@@ -166,8 +166,9 @@ async def confirm_copies(
 ) -> Callable[[ChunkHash], set[NodeId]]:
     """Check that every chunk of ``hashes`` is on every copy node of the upload, or stored with
     F copies elsewhere (dedup.py); -> each chunk's holders. IncompleteUpload otherwise. Call
-    with ``m.catalog_lock`` held and record under it: GC then either ran before (and what it
-    deleted is missing here) or runs after and sees the chunks referenced."""
+    through ``m.checked_under_lock`` and record under it: GC then either deleted before (and
+    what it deleted is missing here, or the check runs again) or runs after and sees the
+    chunks referenced."""
     holders = session.copy_holders
     results = await asyncio.gather(*(_missing_on(m, n, hashes, lengths) for n in holders))
     missing_on = dict(zip(holders, results, strict=True))
@@ -243,8 +244,7 @@ async def commit_upload(
     lengths = {c.hash: c.length for e in entries for c in e.manifest.chunks}
     lengths.update((e.manifest_hash, e.manifest_length) for e in entries)
 
-    async with m.catalog_lock:
-        located = await confirm_copies(m, session, hashes, lengths)
+    async with m.checked_under_lock(lambda: confirm_copies(m, session, hashes, lengths)) as located:
         numbers = await m.catalog.commit_many(session, entries, holders=located)
     m.registry.release(upload_id, landed=True)
     log.info(

@@ -6,15 +6,3 @@ the OpenAPI documents; ``server`` and ``auth`` hold the middleware both services
 their handlers (``auth``: who may call what; ``access``: roles and keys); ``client`` holds
 typed async clients; ``framing`` packs several chunks in one body.
 """
-
-from cofre.protocol.client import ManagerClient, NodeClient, open_session
-from cofre.protocol.server import AUTH_HEADER, TICKET_HEADER, error_middleware
-
-__all__ = [
-    "AUTH_HEADER",
-    "TICKET_HEADER",
-    "ManagerClient",
-    "NodeClient",
-    "error_middleware",
-    "open_session",
-]

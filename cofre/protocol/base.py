@@ -23,6 +23,10 @@ from pydantic import (
 from cofre import limits
 from cofre.models import ChunkHash, NodeId, SnapshotId, UploadId, name_problem, tree_path_problem
 
+# Headers every service reads; here, not in server.py, so that a client loads no server code.
+AUTH_HEADER = "Authorization"  # "Bearer <cluster token>"
+TICKET_HEADER = "X-Cofre-Ticket"
+
 
 class Request(BaseModel):
     """A request body: exact types, unknown fields refused (a typo is an error, not a no-op)."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from cofre.errors import BadRequest, CofreError, Unavailable, error_from_problem
 from cofre.models import ChunkHash, ChunkRef, Manifest, NodeId, SnapshotId, UploadId
 from cofre.protocol.access import Role
-from cofre.protocol.base import first_error
+from cofre.protocol.base import AUTH_HEADER, TICKET_HEADER, first_error
 from cofre.protocol.framing import CONTENT_TYPE, decode_frames
 from cofre.protocol.manager_api import (
     BatchDecl,
@@ -93,7 +93,6 @@ from cofre.protocol.node_api import (
     PullRequest,
     ReadRequest,
 )
-from cofre.protocol.server import AUTH_HEADER, TICKET_HEADER
 from cofre.tls import client_context
 
 R = TypeVar("R", bound=BaseModel)

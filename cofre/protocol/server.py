@@ -17,12 +17,12 @@ from cofre.aio import cancel_all
 from cofre.config import ConfigError, TlsConfig
 from cofre.errors import BadRequest, CofreError
 from cofre.limits import MAX_REQUEST_LINE_BYTES
+from cofre.protocol.base import AUTH_HEADER, TICKET_HEADER
 from cofre.tls import CertReloader
 
 log = logging.getLogger(__name__)
 
-AUTH_HEADER = "Authorization"  # "Bearer <cluster token or key>"
-TICKET_HEADER = "X-Cofre-Ticket"
+__all__ = ["AUTH_HEADER", "TICKET_HEADER", "error_middleware"]
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -14,12 +14,13 @@ import pytest
 
 from cofre.chunks import iter_chunks
 from cofre.errors import BadRequest, ChunksNotStored, Conflict, NotFound
-from cofre.manager import uploads
+from cofre.manager import gc, uploads
 from cofre.manager.keys import MANAGER
 from cofre.models import ChunkHash, ChunkRef, SnapshotId, UploadId
 from cofre.protocol.client import NodeClient
 from cofre.protocol.manager_api import FileDecl, ForgetRequest, SnapshotInfo, TreeEntry
 
+from ..helpers import eventually
 from ..metrics_text import Scraped
 from .conftest import CHUNK_SIZE, TOKEN, Cluster
 
@@ -355,6 +356,49 @@ async def test_delete_and_gc_free_only_what_nothing_else_references(make_cluster
     assert where.size == len(only_b) and where.replication_factor == 2
     assert all(c.status == "ok" and len(c.copies) == 2 for c in where.chunks)
     assert all("upload" in copy.why for c in where.chunks for copy in c.copies)
+
+
+async def test_a_gc_delete_between_the_presence_check_and_the_record_fails_the_commit(
+    make_cluster: Any,
+) -> None:
+    """The chunk commit checks presence on the nodes without the commit lock; a GC batch that
+    deletes a checked chunk before the commit records it makes the commit check again under
+    the lock, and fail naming what is missing (never a snapshot over a deleted chunk)."""
+    cluster = await make_cluster(3)
+    m = cluster.manager.app[MANAGER]
+    data = b"re-sent before gc" * 100
+    first = await Backup(cluster, {"src/f": data}).run()
+    await cluster.api.delete_snapshot(first.snapshot_id)
+    hashes = sorted({r.hash for r in _refs(data)[0]})
+    # The nodes still hold the chunks, now garbage: a new upload of the same bytes sends only
+    # what its copy nodes lack and commits over the copies found there.
+    b = Backup(cluster, {"src/f": data}, time=T0 + 1)
+    await b.open()
+    up = await cluster.api.create_batch_upload([FileDecl(name="src/f", size=len(data))])
+    uid = UploadId(up.upload_id)
+    primary = NodeClient(cluster.http, up.primary_url, TOKEN)
+    blobs = _refs(data)[1]
+    for h in await primary.missing(uid, hashes, ticket=up.ticket):
+        await primary.upload_chunk(uid, h, blobs[h], ticket=up.ticket)
+    async with m.catalog_lock:
+        commit = asyncio.create_task(
+            cluster.api.commit_snapshot_chunks(b.snapshot_id, uid, _refs(data)[0])
+        )
+        # Its presence check passes without the lock; then it waits for the lock.
+        await eventually(
+            lambda: len(getattr(m.catalog_lock, "_waiters", None) or ()) == 1,
+            what="the chunk commit checked and waits for the commit lock",
+        )
+        deleted = 0
+        for state in m.registry.ready_nodes():
+            deleted += (await gc.delete_batch(m, state, hashes))[0]
+        assert deleted >= 2 * len(hashes)  # at least the upload's two copies
+    with pytest.raises(Conflict, match="not on every copy node"):
+        await commit
+    assert await _on_nodes(cluster, set(hashes)) == set()
+    await cluster.api.add_snapshot_entries(b.snapshot_id, [file_entry("src/f", data)])
+    with pytest.raises(ChunksNotStored):
+        await cluster.api.commit_snapshot(b.snapshot_id, entries=1)
 
 
 async def test_fsck_reports_a_snapshot_chunk_lost_on_every_node(make_cluster: Any) -> None:
