@@ -174,7 +174,7 @@ class Cluster:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=30) as resp:
+        with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()) as resp:
             assert json.loads(resp.read())["deleted"] == 1
 
     def holders(self, chunk_hash: str) -> set[str]:

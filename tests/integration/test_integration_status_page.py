@@ -22,6 +22,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
+from cofre.storage_node.store import stored_chunks
+
 from ..helpers import eventually_sync
 
 pytestmark = pytest.mark.browser
@@ -349,15 +351,13 @@ def test_the_page_shows_each_nodes_scrub_and_the_rot_it_finds(
 
     # One byte flipped in one copy the cluster holds, on disk, behind the node's back.
     stored = sorted(
-        p
-        for p in (local.data_dir / "nodes").glob("*/chunks/*/*/*")
-        if p.is_file() and p.stat().st_size > 0
+        (node_id, chunk_hash, where.length)
+        for node_id in local.node_dirs()
+        for chunk_hash, where in stored_chunks(local.data_dir / "nodes" / node_id).items()
+        if where.length > 0
     )
-    victim = stored[len(stored) // 2]
-    node = victim.relative_to(local.data_dir / "nodes").parts[0]
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0x20
-    victim.write_bytes(bytes(data))
+    node, victim, length = stored[len(stored) // 2]
+    local.flip_byte(node, victim, at=length // 2)
 
     def found(driver: WebDriver) -> dict[str, list[str]]:
         rows = scrub_rows(driver)
