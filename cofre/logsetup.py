@@ -15,5 +15,7 @@ def setup_logging(level: str, *, fmt: str = SERVICE_FORMAT) -> None:
     """Log records at ``level`` and above to stderr. ``level`` is a checked level name
     (cofre.config.LogLevel), so a bad one was already reported as a config error."""
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
-    # asyncio's own debug chatter says nothing about cofre's objects.
-    logging.getLogger("asyncio").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # asyncio's own chatter says nothing about cofre's objects: its debug lines, and the
+    # "socket.send() raised exception." WARNING it repeats for each write to a TLS connection
+    # a dead peer closed, which cofre reports itself, once, naming the peer.
+    logging.getLogger("asyncio").setLevel(max(logging.ERROR, logging.getLogger().level))

@@ -14,8 +14,10 @@ import pytest
 
 from cofre.chunks import DEFAULT_CHUNK_SIZE
 from cofre.cli.exitcodes import ExitCode
+from cofre.models import ChunkHash
 from cofre.protocol.client import ManagerClient, open_session
 from cofre.protocol.manager_api import TreeEntry
+from cofre.storage_node.store import stored_chunks
 
 MiB = 1024 * 1024
 ODD = ["sp ace", "new\nline", "ünï-ç😀", "-dash", "x" * 200]
@@ -176,8 +178,12 @@ def test_unchanged_files_are_not_read_again_and_a_touched_one_is(
     new = {n: files - stored.get(n, set()) for n, files in cluster.chunk_files().items()}
     assert any(new.values())
     for node, files in new.items():
+        held = stored_chunks(cluster.data_dir / "nodes" / node)
         for name in files:
-            head = next((cluster.data_dir / "nodes" / node / "chunks").rglob(name)).read_bytes()
+            where = held[ChunkHash(name)]
+            with open(where.path, "rb") as fh:
+                fh.seek(where.offset)
+                head = fh.read(32)
             assert head.startswith((b'{"cofre_tree":1,', b'{"cofre_snapshot":1,')), name
 
     st = os.stat(root / "f03")
