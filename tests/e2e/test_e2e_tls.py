@@ -156,7 +156,7 @@ def test_plain_http_is_refused(dev_cluster: DevCluster, ns: str) -> None:
         for url in ("http://{NAME}-manager.{ns}.svc:{MANAGER_PORT}/v1/nodes",
                     "http://{NAME}-storage-0.{NAME}-storage.{ns}.svc:{NODE_PORT}/healthz"):
             request = urllib.request.Request(
-                url, headers={{"Authorization": "Bearer " + os.environ["COFRE_TOKEN"]}}
+                url, headers={{"Authorization": "Bearer " + os.environ["COFRE_KEY"]}}
             )
             try:
                 with urllib.request.urlopen(request, timeout=10) as r:
