@@ -9,9 +9,10 @@ built on it can then miss its shutdown cancel and keep an application's cleanup 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,45 @@ async def cancel_all(tasks: Collection[asyncio.Task[Any]], timeout_s: float) -> 
         return set()
     _, pending = await asyncio.wait(tasks, timeout=timeout_s)
     return {t.get_name() for t in pending}
+
+
+class Tasks:
+    """Tasks started as work arrives, whose first failure fails the whole (a tree's backup or
+    restore): started with ``spawn``, waited for with ``wait``/``drain``, cancelled on error."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.reap()
+        self._tasks.add(asyncio.create_task(coro))
+
+    def reap(self) -> None:
+        """Forget finished tasks; the first that failed raises its error here."""
+        for task in [t for t in self._tasks if t.done()]:
+            self._tasks.discard(task)
+            task.result()
+
+    async def wait(self) -> None:
+        """Until at least one task finished (its error raised)."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        self.reap()
+
+    async def drain(self) -> None:
+        """Until every task finished; the first error is raised."""
+        while self._tasks:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+            self.reap()
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
 
 
 class Periodic:

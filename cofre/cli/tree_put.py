@@ -17,16 +17,15 @@ reported; anything else that fails (the manager, the nodes) aborts the snapshot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from cofre.aio import Tasks
 from cofre.chunks import iter_chunks
 from cofre.cli.budget import Budget
 from cofre.cli.exitcodes import LocalFileError
@@ -194,7 +193,7 @@ class TreeBackup:
         self.errors: list[tuple[str, Exception]] = []
         self._ready: list[TreeEntry] = []
         self._sent = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
         self._batches = asyncio.Semaphore(budget.parallelism)
         self._senders = asyncio.Semaphore(ENTRY_SENDS)
         self._snapshot = SnapshotId("")
@@ -230,7 +229,7 @@ class TreeBackup:
                     self._snapshot, entries=self._sent
                 )
             except BaseException:
-                await self._cancel_tasks()
+                await self._tasks.cancel()
                 await self._abort()
                 raise
         return TreeResult(snapshot, parent, self.counts, self.errors)
@@ -271,30 +270,24 @@ class TreeBackup:
                 elif e.size > SMALL_FILE_BYTES:
                     self.progress.expect(e.path, e.size)
                     await self.budget.files.acquire()
-                    self._spawn(self._large(walked))
+                    self._tasks.spawn(self._large(walked))
                 else:
                     self.progress.expect(e.path, e.size)
                     if small and (len(small) >= BATCH_FILES or small_bytes + e.size > BATCH_BYTES):
                         await self._batches.acquire()
-                        self._spawn(self._small(small))
+                        self._tasks.spawn(self._small(small))
                         small, small_bytes = [], 0
                     small.append(walked)
                     small_bytes += e.size
             await self._send_ready(full_only=True)
         if small:
             await self._batches.acquire()
-            self._spawn(self._small(small))
+            self._tasks.spawn(self._small(small))
         while self._tasks:
-            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-            self._reap()
+            await self._tasks.wait()
             await self._send_ready(full_only=True)
         await self._send_ready(full_only=False)
-        await self._wait_all()
-
-    async def _wait_all(self) -> None:
-        while self._tasks:
-            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
-            self._reap()
+        await self._tasks.drain()
 
     def _count_other(self, e: LocalEntry) -> None:
         if e.kind == "dir":
@@ -309,30 +302,13 @@ class TreeBackup:
             self.counts.files_new += 1
         self.counts.bytes += walked.entry.size
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        self._reap()
-        self._tasks.add(asyncio.create_task(coro))
-
-    def _reap(self) -> None:
-        """Forget finished tasks; the first that failed fails the backup."""
-        for task in [t for t in self._tasks if t.done()]:
-            self._tasks.discard(task)
-            task.result()
-
-    async def _cancel_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-
     async def _send_ready(self, *, full_only: bool) -> None:
         """Send the entries ready, a full batch at a time (all with ``full_only=False``); up
         to ENTRY_SENDS batches travel while the walk goes on."""
         while len(self._ready) >= MAX_ENTRY_BATCH or (self._ready and not full_only):
             batch, self._ready = self._ready[:MAX_ENTRY_BATCH], self._ready[MAX_ENTRY_BATCH:]
             await self._senders.acquire()
-            self._spawn(self._send_entries(batch))
+            self._tasks.spawn(self._send_entries(batch))
 
     async def _send_entries(self, batch: list[TreeEntry]) -> None:
         try:

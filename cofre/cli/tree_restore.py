@@ -18,15 +18,14 @@ a share, and a node that does not send a chunk intact passes it to the next hold
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from cofre.aio import Tasks
 from cofre.cli.budget import Budget
 from cofre.cli.download import rotated, stream_chunks
 from cofre.cli.exitcodes import LocalFileError, UsageError
@@ -114,7 +113,7 @@ class TreeRestore:
         self.on_error = on_error
         self.counts = RestoreCounts()
         self.errors: list[tuple[str, Exception]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
         self._batches = asyncio.Semaphore(budget.parallelism)
         self._fsync = not have_syncfs()
 
@@ -130,12 +129,9 @@ class TreeRestore:
                 found = await self._entries(snapshot_id, path)
                 if not found and path is not None:
                     raise UsageError(f"the snapshot holds no {path!r}")
-            await self._drain()
+            await self._tasks.drain()
         except BaseException:
-            for task in self._tasks:
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._tasks.cancel()
             raise
         for exc in await asyncio.to_thread(self.root.finish):
             self._failed("(directory)", exc)
@@ -155,12 +151,12 @@ class TreeRestore:
                 if e.kind == "file" and e.size > SMALL_FILE_BYTES:
                     self.progress.expect(e.path, e.size)
                     await self.budget.files.acquire()
-                    self._spawn(self._large(e))
+                    self._tasks.spawn(self._large(e))
                 elif e.kind == "file" and e.size > 0:
                     self.progress.expect(e.path, e.size)
                     if small and (len(small) >= BATCH_FILES or small_bytes + e.size > BATCH_BYTES):
                         await self._batches.acquire()
-                        self._spawn(self._small(small))
+                        self._tasks.spawn(self._small(small))
                         small, small_bytes = [], 0
                     small.append(e)
                     small_bytes += e.size
@@ -168,7 +164,7 @@ class TreeRestore:
                     await asyncio.to_thread(self._make, e)
         if small:
             await self._batches.acquire()
-            self._spawn(self._small(small))
+            self._tasks.spawn(self._small(small))
         return found
 
     def _make(self, e: EntryView) -> None:
@@ -187,20 +183,6 @@ class TreeRestore:
                 self.counts.files += 1
         except LocalFileError as exc:
             self._failed(e.path, exc)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        self._reap()
-        self._tasks.add(asyncio.create_task(coro))
-
-    def _reap(self) -> None:
-        for task in [t for t in self._tasks if t.done()]:
-            self._tasks.discard(task)
-            task.result()
-
-    async def _drain(self) -> None:
-        while self._tasks:
-            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
-            self._reap()
 
     # --- files ----------------------------------------------------------------------------
 
